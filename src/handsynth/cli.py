@@ -1,0 +1,58 @@
+"""The ``handsynth`` command.
+
+Each stage owns its sub-commands in a ``cli.py`` module exposing ``register(subparsers)``; this file
+only collects them, so stages never edit each other's command code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+from handsynth.errors import UserError
+
+# Stage modules that contribute sub-commands, in the order they appear in ``--help``.
+COMMAND_MODULES = [
+    "handsynth.hand.cli",  # mano convert, poses sample
+    "handsynth.render.cli",  # render
+    "handsynth.text.cli",  # tag, caption, prompts
+    "handsynth.methods.cli",  # train, generate
+    "handsynth.eval.cli",  # evaluate, study
+    "handsynth.recon.cli",  # recon
+    "handsynth.demo",  # demo
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="handsynth", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue  # stage not built yet
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except UserError as err:
+        print(f"handsynth: error: {err}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

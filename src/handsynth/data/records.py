@@ -1,0 +1,249 @@
+"""The one sample record every stage reads and writes (documented in docs/format.md).
+
+A record is one JSON object per line of ``metadata.jsonl``. Hand parameters are in the camera frame
+(OpenCV: x right, y down, z forward; the camera has identity extrinsics), so only ``camera.K`` is
+needed to project. Joints are metres, OpenPose-21 order. Validation names the file, line and field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from handsynth.errors import UserError
+
+SIDES = ("right", "left")
+HAND_MODELS = ("openhand", "mano")
+NUM_JOINTS = 21
+
+
+class RecordError(UserError):
+    """A record that does not follow the format; the message names where and which field."""
+
+
+def _fail(where: str, field_name: str, why: str) -> RecordError:
+    return RecordError(f"{where}: field '{field_name}' {why}")
+
+
+def _floats(value: Any, shape: tuple[int, ...], where: str, name: str) -> list:
+    """Check a nested list of finite numbers has ``shape``; returns it as nested float lists."""
+
+    def walk(v: Any, dims: tuple[int, ...], path: str) -> Any:
+        if not dims:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _fail(where, path, f"must be a number, got {type(v).__name__}")
+            if not math.isfinite(v):
+                raise _fail(where, path, f"must be finite, got {v}")
+            return float(v)
+        if not isinstance(v, (list, tuple)) or len(v) != dims[0]:
+            got = len(v) if isinstance(v, (list, tuple)) else type(v).__name__
+            raise _fail(where, path, f"must be a list of length {dims[0]}, got {got}")
+        return [walk(x, dims[1:], f"{path}[{i}]") for i, x in enumerate(v)]
+
+    return walk(value, shape, name)
+
+
+@dataclass
+class Hand:
+    """One hand: model parameters (smplx MANO semantics, axis-angle) and its exact labels."""
+
+    side: str
+    model: str
+    global_orient: list[float]
+    hand_pose: list[float]
+    betas: list[float]
+    transl: list[float]
+    joints_3d: list[list[float]]
+    joints_2d: list[list[float]]
+    bbox: list[float]  # x, y, w, h in pixels
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, prefix: str) -> Hand:
+        if not isinstance(d, dict):
+            raise _fail(where, prefix, "must be an object")
+        for key in ("side", "model", "global_orient", "hand_pose", "betas", "transl", "joints_3d", "joints_2d", "bbox"):
+            if key not in d:
+                raise _fail(where, f"{prefix}.{key}", "is missing")
+        if d["side"] not in SIDES:
+            raise _fail(where, f"{prefix}.side", f"must be one of {SIDES}, got {d['side']!r}")
+        if d["model"] not in HAND_MODELS:
+            raise _fail(where, f"{prefix}.model", f"must be one of {HAND_MODELS}, got {d['model']!r}")
+        bbox = _floats(d["bbox"], (4,), where, f"{prefix}.bbox")
+        if bbox[2] <= 0 or bbox[3] <= 0:
+            raise _fail(where, f"{prefix}.bbox", f"must have positive width and height, got {bbox}")
+        return cls(
+            side=d["side"],
+            model=d["model"],
+            global_orient=_floats(d["global_orient"], (3,), where, f"{prefix}.global_orient"),
+            hand_pose=_floats(d["hand_pose"], (45,), where, f"{prefix}.hand_pose"),
+            betas=_floats(d["betas"], (10,), where, f"{prefix}.betas"),
+            transl=_floats(d["transl"], (3,), where, f"{prefix}.transl"),
+            joints_3d=_floats(d["joints_3d"], (NUM_JOINTS, 3), where, f"{prefix}.joints_3d"),
+            joints_2d=_floats(d["joints_2d"], (NUM_JOINTS, 2), where, f"{prefix}.joints_2d"),
+            bbox=bbox,
+        )
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class LocalCrop:
+    """The square crop around the hand(s) used for local conditions.
+
+    ``box`` is [x, y, side] in global pixels (may extend past the image; outside is padded), and local
+    pixels map back by ``global = box_xy + local * side / size``.
+    """
+
+    box: list[float]
+    size: int
+    conditions: dict[str, str] = field(default_factory=dict)
+    file_name: str | None = None  # the local RGB crop, when an image exists
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> LocalCrop:
+        if not isinstance(d, dict):
+            raise _fail(where, "local", "must be an object")
+        for key in ("box", "size"):
+            if key not in d:
+                raise _fail(where, f"local.{key}", "is missing")
+        box = _floats(d["box"], (3,), where, "local.box")
+        if box[2] <= 0:
+            raise _fail(where, "local.box", f"must have a positive side, got {box[2]}")
+        size = d["size"]
+        if not isinstance(size, int) or size <= 0:
+            raise _fail(where, "local.size", f"must be a positive integer, got {size!r}")
+        conds = _str_map(d.get("conditions", {}), where, "local.conditions")
+        fn = d.get("file_name")
+        if fn is not None and not isinstance(fn, str):
+            raise _fail(where, "local.file_name", "must be a string")
+        return cls(box=box, size=size, conditions=conds, file_name=fn)
+
+    def to_local(self, xy: Any) -> Any:
+        """Global pixel coordinates (..., 2) -> local crop pixel coordinates."""
+        import numpy as np
+
+        xy = np.asarray(xy, dtype=np.float64)
+        return (xy - np.asarray(self.box[:2])) * (self.size / self.box[2])
+
+    def to_global(self, uv: Any) -> Any:
+        """Local crop pixel coordinates (..., 2) -> global pixel coordinates."""
+        import numpy as np
+
+        uv = np.asarray(uv, dtype=np.float64)
+        return uv * (self.box[2] / self.size) + np.asarray(self.box[:2])
+
+    def to_dict(self) -> dict:
+        d = {"box": self.box, "size": self.size, "conditions": self.conditions}
+        if self.file_name is not None:
+            d["file_name"] = self.file_name
+        return d
+
+
+def _str_map(d: Any, where: str, name: str) -> dict[str, str]:
+    if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in d.items()):
+        raise _fail(where, name, "must map names to relative file paths (strings)")
+    return dict(d)
+
+
+@dataclass
+class Sample:
+    """One dataset sample: camera, hands with exact labels, prompt, condition files, provenance.
+
+    ``extra`` keeps fields this version does not know (e.g. ``hand_token_indices``, ``object``),
+    so a round trip through older code never drops another stage's data.
+    """
+
+    id: str
+    width: int
+    height: int
+    K: list[list[float]]
+    hands: list[Hand]
+    prompt: str = ""
+    file_name: str | None = None
+    conditions: dict[str, str] = field(default_factory=dict)
+    local: LocalCrop | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KNOWN = ("id", "file_name", "width", "height", "camera", "hands", "prompt", "conditions", "local", "source")
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "<record>") -> Sample:
+        if not isinstance(d, dict):
+            raise RecordError(f"{where}: a record must be a JSON object")
+        for key in ("id", "width", "height", "camera", "hands"):
+            if key not in d:
+                raise _fail(where, key, "is missing")
+        if not isinstance(d["id"], str) or not d["id"] or "/" in d["id"]:
+            raise _fail(where, "id", f"must be a non-empty string without '/', got {d['id']!r}")
+        where = f"{where} (id {d['id']})"
+        for key in ("width", "height"):
+            if not isinstance(d[key], int) or isinstance(d[key], bool) or d[key] <= 0:
+                raise _fail(where, key, f"must be a positive integer, got {d[key]!r}")
+        cam = d["camera"]
+        if not isinstance(cam, dict) or "K" not in cam:
+            raise _fail(where, "camera.K", "is missing")
+        K = _floats(cam["K"], (3, 3), where, "camera.K")
+        if K[0][0] <= 0 or K[1][1] <= 0 or K[2] != [0.0, 0.0, 1.0]:
+            raise _fail(where, "camera.K", "must be an intrinsics matrix [[fx,0,cx],[0,fy,cy],[0,0,1]] with fx,fy>0")
+        if not isinstance(d["hands"], list):
+            raise _fail(where, "hands", "must be a list")
+        hands = [Hand.from_dict(h, where, f"hands[{i}]") for i, h in enumerate(d["hands"])]
+        sides = [h.side for h in hands]
+        if len(set(sides)) != len(sides):
+            raise _fail(where, "hands", f"holds the same side twice: {sides}")
+        prompt = d.get("prompt", "")
+        if not isinstance(prompt, str):
+            raise _fail(where, "prompt", "must be a string")
+        fn = d.get("file_name")
+        if fn is not None and (not isinstance(fn, str) or fn.startswith("/") or ".." in fn.split("/")):
+            raise _fail(where, "file_name", f"must be a relative path inside the dataset, got {fn!r}")
+        source = d.get("source", {})
+        if not isinstance(source, dict):
+            raise _fail(where, "source", "must be an object")
+        return cls(
+            id=d["id"],
+            width=d["width"],
+            height=d["height"],
+            K=K,
+            hands=hands,
+            prompt=prompt,
+            file_name=fn,
+            conditions=_str_map(d.get("conditions", {}), where, "conditions"),
+            local=LocalCrop.from_dict(d["local"], where) if d.get("local") is not None else None,
+            source=source,
+            extra={k: v for k, v in d.items() if k not in cls.KNOWN},
+        )
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"id": self.id}
+        if self.file_name is not None:
+            d["file_name"] = self.file_name
+        d.update(
+            width=self.width,
+            height=self.height,
+            camera={"K": self.K},
+            hands=[h.to_dict() for h in self.hands],
+            prompt=self.prompt,
+            conditions=self.conditions,
+        )
+        if self.local is not None:
+            d["local"] = self.local.to_dict()
+        d["source"] = self.source
+        d.update(self.extra)
+        return d
+
+    def hand(self, side: str) -> Hand | None:
+        return next((h for h in self.hands if h.side == side), None)
+
+    def union_bbox(self) -> list[float]:
+        """[x, y, w, h] around all hands (the AttentionHand hand box B for two-hand samples)."""
+        if not self.hands:
+            raise RecordError(f"record {self.id}: has no hands, so no hand box")
+        x0 = min(h.bbox[0] for h in self.hands)
+        y0 = min(h.bbox[1] for h in self.hands)
+        x1 = max(h.bbox[0] + h.bbox[2] for h in self.hands)
+        y1 = max(h.bbox[1] + h.bbox[3] for h in self.hands)
+        return [x0, y0, x1 - x0, y1 - y0]

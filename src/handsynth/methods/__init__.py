@@ -1,0 +1,1 @@
+"""handsynth.methods"""
