@@ -62,7 +62,17 @@ class Hand:
     def from_dict(cls, d: Any, where: str, prefix: str) -> Hand:
         if not isinstance(d, dict):
             raise _fail(where, prefix, "must be an object")
-        for key in ("side", "model", "global_orient", "hand_pose", "betas", "transl", "joints_3d", "joints_2d", "bbox"):
+        for key in (
+            "side",
+            "model",
+            "global_orient",
+            "hand_pose",
+            "betas",
+            "transl",
+            "joints_3d",
+            "joints_2d",
+            "bbox",
+        ):
             if key not in d:
                 raise _fail(where, f"{prefix}.{key}", "is missing")
         if d["side"] not in SIDES:
@@ -167,7 +177,18 @@ class Sample:
     source: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KNOWN = ("id", "file_name", "width", "height", "camera", "hands", "prompt", "conditions", "local", "source")
+    KNOWN = (
+        "id",
+        "file_name",
+        "width",
+        "height",
+        "camera",
+        "hands",
+        "prompt",
+        "conditions",
+        "local",
+        "source",
+    )
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "<record>") -> Sample:
@@ -187,7 +208,9 @@ class Sample:
             raise _fail(where, "camera.K", "is missing")
         K = _floats(cam["K"], (3, 3), where, "camera.K")
         if K[0][0] <= 0 or K[1][1] <= 0 or K[2] != [0.0, 0.0, 1.0]:
-            raise _fail(where, "camera.K", "must be an intrinsics matrix [[fx,0,cx],[0,fy,cy],[0,0,1]] with fx,fy>0")
+            raise _fail(
+                where, "camera.K", "must be an intrinsics matrix [[fx,0,cx],[0,fy,cy],[0,0,1]] with fx,fy>0"
+            )
         if not isinstance(d["hands"], list):
             raise _fail(where, "hands", "must be a list")
         hands = [Hand.from_dict(h, where, f"hands[{i}]") for i, h in enumerate(d["hands"])]
