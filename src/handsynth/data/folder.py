@@ -70,7 +70,7 @@ def read_dataset(path: str | os.PathLike) -> list[Sample]:
     return samples
 
 
-def _encode(rel: str, content: Any) -> bytes:
+def encode_file(rel: str, content: Any) -> bytes:
     """Bytes for a file: PNG/JPEG for images (uint16 arrays stay 16-bit), JSON for dicts."""
     if isinstance(content, bytes):
         return content
@@ -103,6 +103,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_file(path: str | os.PathLike, content: Any) -> None:
+    """Atomically write an image (PIL / array, format from the suffix), JSON-able object or bytes."""
+    atomic_write_bytes(path, encode_file(str(path), content))
 
 
 def write_metadata(path: str | os.PathLike, samples: Iterable[Sample]) -> None:
@@ -165,7 +170,7 @@ class DatasetWriter:
         for rel, content in (files or {}).items():
             if rel.startswith("/") or ".." in Path(rel).parts:
                 raise UserError(f"file path {rel!r} of sample {sample.id} must stay inside the dataset")
-            atomic_write_bytes(self.root / rel, _encode(rel, content))
+            atomic_write_file(self.root / rel, content)
         line = json.dumps(sample.to_dict(), ensure_ascii=False) + "\n"
         Sample.from_dict(json.loads(line), f"sample {sample.id} being written")  # never write a bad record
         with open(self.meta, "a", encoding="utf-8") as f:
