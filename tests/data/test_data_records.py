@@ -143,3 +143,25 @@ def test_hf_imagefolder_reads_written_folder(tmp_path):
     row = sorted(ds, key=lambda r: r["id"])[1]
     assert row["id"] == "000001" and row["prompt"] == "a person holding a cup"
     assert np.asarray(row["image"]).mean() == 40
+
+
+def test_webdataset_shards_hold_every_sample(tmp_path):
+    from handsynth.data.shards import write_shards
+
+    w = DatasetWriter(tmp_path / "ds")
+    for i in range(5):
+        s = make_sample(i)
+        w.write(
+            s,
+            {
+                s.file_name: np.full((4, 4, 3), i, np.uint8),
+                s.conditions["mesh"]: np.zeros((4, 4, 3), np.uint8),
+            },
+        )
+    shards = write_shards(tmp_path / "ds", tmp_path / "shards", samples_per_shard=2)
+    assert [p.name for p in shards] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    wds = pytest.importorskip("webdataset")
+    rows = list(wds.WebDataset([str(p) for p in shards], shardshuffle=False))
+    assert [r["__key__"] for r in rows] == [f"{i:06d}" for i in range(5)]
+    assert set(rows[3]) >= {"json", "image.png", "mesh.png"}
+    assert json.loads(rows[3]["json"])["id"] == "000003"
