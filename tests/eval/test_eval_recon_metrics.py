@@ -1,0 +1,175 @@
+"""Reconstruction metrics against scipy / brute force references and hand-worked cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.linalg import orthogonal_procrustes
+from scipy.spatial.transform import Rotation
+
+from handsynth.eval.recon_eval import evaluate_recon
+from handsynth.eval.recon_io import pair_hands, read_hands
+from handsynth.eval.recon_metrics import (
+    auc,
+    f_score,
+    hand_errors,
+    mrrpe,
+    nearest_distances,
+    pck_curve,
+    right_relative_error,
+    similarity_procrustes,
+)
+
+
+def _scipy_similarity(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Reference: scipy's orthogonal Procrustes on centred sets plus the closed-form scale."""
+    mp, mg = pred.mean(0), gt.mean(0)
+    x, y = pred - mp, gt - mg
+    r, s = orthogonal_procrustes(x, y)
+    scale = s / (x**2).sum()
+    return scale * x @ r + mg
+
+
+def test_procrustes_matches_scipy_on_random_data():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(8, 21, 3))
+    rot = Rotation.random(8, random_state=1).as_matrix()
+    pred = 0.7 * np.einsum("bij,bnj->bni", rot, gt) + rng.normal(size=(8, 1, 3)) + 0.05 * rng.normal(size=gt.shape)
+    ours = similarity_procrustes(pred, gt)
+    for b in range(8):
+        np.testing.assert_allclose(ours[b], _scipy_similarity(pred[b], gt[b]), atol=1e-9)
+
+
+def test_procrustes_recovers_exact_similarity_and_rejects_reflection():
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=(1, 30, 3))
+    rot = Rotation.from_euler("xyz", [10, 40, -70], degrees=True).as_matrix()
+    pred = 2.5 * gt @ rot.T + np.array([1.0, -2.0, 3.0])
+    np.testing.assert_allclose(similarity_procrustes(pred, gt), gt, atol=1e-9)
+    # A mirrored copy cannot be aligned by a proper rotation: error stays > 0 (scipy would reflect).
+    mirrored = gt * np.array([-1.0, 1.0, 1.0])
+    assert per_err(similarity_procrustes(mirrored, gt), gt) > 0.1
+    np.testing.assert_allclose(_scipy_similarity(mirrored[0], gt[0]), gt[0], atol=1e-9)
+
+
+def per_err(a, b):
+    return float(np.linalg.norm(a - b, axis=-1).mean())
+
+
+def test_translated_copy_gives_zero_root_relative_error_and_offset_gives_known_error():
+    rng = np.random.default_rng(2)
+    gt = rng.normal(scale=0.05, size=(3, 21, 3))
+    e = hand_errors(gt + np.array([0.3, -0.1, 0.5]), gt)
+    np.testing.assert_allclose(e.mpjpe, 0, atol=1e-12)
+    np.testing.assert_allclose(e.pa_mpjpe, 0, atol=1e-12)
+    # Moving one non-root joint by 21 mm: root-relative MPJPE = 21/21 = 1 mm.
+    pred = gt.copy()
+    pred[:, 5, 0] += 0.021
+    e = hand_errors(pred, gt)
+    np.testing.assert_allclose(e.mpjpe, 0.001, atol=1e-12)
+    np.testing.assert_allclose(e.joint_err[:, 5], 0.021, atol=1e-12)
+
+
+def test_vertex_errors_are_relative_to_the_joint_root():
+    rng = np.random.default_rng(3)
+    gj = rng.normal(scale=0.05, size=(2, 21, 3))
+    gv = rng.normal(scale=0.05, size=(2, 50, 3))
+    shift = np.array([0.1, 0.2, 0.3])
+    e = hand_errors(gj + shift, gj, gv + shift, gv)
+    np.testing.assert_allclose(e.mpvpe, 0, atol=1e-12)
+    np.testing.assert_allclose(e.f_scores[0.005], 1.0)
+    # Shift vertices only: 10 mm root-relative vertex error, Procrustes removes it.
+    e = hand_errors(gj, gj, gv + np.array([0.01, 0, 0]), gv)
+    np.testing.assert_allclose(e.mpvpe, 0.01, atol=1e-12)
+    np.testing.assert_allclose(e.pa_mpvpe, 0, atol=1e-9)
+
+
+def test_nearest_neighbours_and_f_score_match_brute_force():
+    rng = np.random.default_rng(4)
+    a = rng.normal(scale=0.01, size=(3, 40, 3))
+    b = rng.normal(scale=0.01, size=(3, 55, 3))
+    brute = np.array([[min(np.linalg.norm(p - q) for q in b[k]) for p in a[k]] for k in range(3)])
+    np.testing.assert_allclose(nearest_distances(a, b), brute, atol=1e-9)
+    for t in (0.005, 0.015):
+        prec = (brute < t).mean(1)
+        rec = np.array([[min(np.linalg.norm(p - q) for q in a[k]) for p in b[k]] for k in range(3)])
+        rec = (rec < t).mean(1)
+        expect = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-30), 0)
+        np.testing.assert_allclose(f_score(a, b, t), expect)
+
+
+def test_pck_and_auc_hand_worked():
+    # Errors all 25 mm: PCK is 0 below 25 mm and 1 from there; AUC ~= 0.5.
+    t, p = pck_curve(np.full((4, 21), 0.025))
+    assert t.shape == (100,) and t[0] == 0 and t[-1] == pytest.approx(0.05)
+    assert p[t < 0.025 - 1e-12].max() == 0 and p[t >= 0.025].min() == 1
+    assert auc(t, p) == pytest.approx(0.5, abs=0.011)
+    t, p = pck_curve(np.zeros((2, 21)))
+    assert auc(t, p) == pytest.approx(1.0)
+
+
+def test_two_hand_metrics_hand_worked():
+    rng = np.random.default_rng(5)
+    gr = rng.normal(scale=0.05, size=(1, 21, 3))
+    gl = rng.normal(scale=0.05, size=(1, 21, 3)) + np.array([0.2, 0, 0])
+    # Prediction puts the left hand 30 mm too far along z, right hand exact.
+    pl = gl + np.array([0, 0, 0.03])
+    np.testing.assert_allclose(mrrpe(gr, pl, gr, gl), [0.03])
+    # RRVE over both hands' points: right exact, left off by 30 mm -> mean 15 mm.
+    both_p = np.concatenate([gr, pl], 1)
+    both_g = np.concatenate([gr, gl], 1)
+    np.testing.assert_allclose(right_relative_error(gr, gr, both_p, both_g), [0.015])
+    # Translating the whole prediction changes nothing.
+    s = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(right_relative_error(gr + s, gr, both_p + s, both_g), [0.015])
+
+
+def _record(sample_id: str, hands: list[tuple[str, np.ndarray]]) -> dict:
+    return {
+        "id": sample_id,
+        "width": 64,
+        "height": 64,
+        "camera": {"K": [[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]]},
+        "hands": [
+            {
+                "side": side,
+                "model": "openhand",
+                "global_orient": [0.0] * 3,
+                "hand_pose": [0.0] * 45,
+                "betas": [0.0] * 10,
+                "transl": [0.0] * 3,
+                "joints_3d": j.tolist(),
+                "joints_2d": [[1.0, 1.0]] * 21,
+                "bbox": [1.0, 1.0, 10.0, 10.0],
+            }
+            for side, j in hands
+        ],
+    }
+
+
+def test_end_to_end_records_and_freihand(tmp_path):
+    rng = np.random.default_rng(6)
+    g = rng.normal(scale=0.05, size=(3, 21, 3)) + np.array([0, 0, 0.5])
+    gt_recs = [_record("a", [("right", g[0]), ("left", g[1])]), _record("b", [("right", g[2])])]
+    p = g.copy()
+    p[1] += np.array([0.0, 0.0, 0.02])  # left hand translated 20 mm: root-relative zero, MRRPE 20 mm
+    pred_recs = [_record("b", [("right", p[2])]), _record("a", [("left", p[1]), ("right", p[0])])]
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt/metadata.jsonl").write_text("\n".join(json.dumps(r) for r in gt_recs) + "\n")
+    (tmp_path / "pred/metadata.jsonl").write_text("\n".join(json.dumps(r) for r in pred_recs) + "\n")
+    res = evaluate_recon(pair_hands(read_hands(tmp_path / "pred"), read_hands(tmp_path / "gt")))
+    assert res.summary["MPJPE"] == pytest.approx(0, abs=1e-9)
+    assert res.summary["MRRPE"] == pytest.approx(20.0)
+    assert res.extra["RRJE"] == pytest.approx(10.0)  # half the joints off by 20 mm
+    assert res.summary["MPVPE"] is None and res.extra["num_two_hand_samples"] == 1
+
+    verts = rng.normal(scale=0.05, size=(3, 778, 3))
+    (tmp_path / "pred.json").write_text(json.dumps([g.tolist(), verts.tolist()]))
+    (tmp_path / "gt.json").write_text(json.dumps([g.tolist(), (verts + 0.001).tolist()]))
+    res = evaluate_recon(pair_hands(read_hands(tmp_path / "pred.json"), read_hands(tmp_path / "gt.json")))
+    assert res.summary["MPVPE"] == pytest.approx(np.sqrt(3), rel=1e-6)
+    assert res.summary["PA-MPVPE"] == pytest.approx(0, abs=1e-6)
+    assert res.summary["F@5"] == pytest.approx(1.0) and res.summary["AUC_V"] == pytest.approx(1.0, abs=0.006)
