@@ -1,0 +1,95 @@
+"""What the renderer draws: meshes in the camera frame with a label and colours.
+
+A scene is a plain list of :class:`SceneMesh`; the renderer never owns geometry, so the hand model, an
+object loader or a test can hand it whatever they posed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from handsynth.errors import UserError
+
+# Segmentation labels (the `seg` map): 0 is background.
+LABELS = {"right": 1, "left": 2, "object": 3}
+
+# Default albedos of the `texture` map (linear [0, 1] RGB): a medium-light skin tone and a neutral
+# blue-grey for objects, so hands and objects stay distinguishable when no colours are given.
+DEFAULT_SKIN = (0.87, 0.67, 0.55)
+DEFAULT_OBJECT = (0.55, 0.62, 0.72)
+
+
+@dataclass
+class SceneMesh:
+    """One triangle mesh in the camera frame (OpenCV: x right, y down, z forward; metres).
+
+    ``label`` picks the seg value and whether it shows in the `mesh` map (hands only). The `texture`
+    colour is ``vertex_colors`` if given, else ``color``, else the default skin / object colour.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    label: str
+    vertex_colors: np.ndarray | None = None
+    color: tuple[float, float, float] | np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise UserError(f"SceneMesh label {self.label!r} is unknown; use one of {tuple(LABELS)}")
+        v = np.asarray(self.vertices, dtype=np.float32)
+        f = np.asarray(self.faces)
+        if v.ndim != 2 or v.shape[1] != 3 or not np.isfinite(v).all():
+            raise UserError(f"SceneMesh ({self.label}) vertices must be a finite (V, 3) array, got {v.shape}")
+        if f.ndim != 2 or f.shape[1] != 3 or (f.size and not np.issubdtype(f.dtype, np.integer)):
+            raise UserError(f"SceneMesh ({self.label}) faces must be an integer (F, 3) array, got {f.shape}")
+        if f.size and (f.min() < 0 or f.max() >= len(v)):
+            raise UserError(
+                f"SceneMesh ({self.label}) faces index vertices 0..{len(v) - 1} but hold {f.min()}..{f.max()}"
+            )
+        self.vertices = v
+        self.faces = f.astype(np.uint32)
+        if self.vertex_colors is not None:
+            c = np.asarray(self.vertex_colors, dtype=np.float32)
+            if c.shape != v.shape:
+                raise UserError(
+                    f"SceneMesh ({self.label}) vertex_colors must be (V, 3) = {v.shape}, got {c.shape}"
+                )
+            self.vertex_colors = np.clip(c, 0.0, 1.0)
+        if self.color is not None:
+            c = np.asarray(self.color, dtype=np.float32).reshape(-1)
+            if c.shape != (3,):
+                raise UserError(f"SceneMesh ({self.label}) color must be 3 numbers in [0, 1], got {c}")
+            self.color = np.clip(c, 0.0, 1.0)
+
+    @property
+    def label_id(self) -> int:
+        return LABELS[self.label]
+
+    def albedo(self) -> np.ndarray:
+        """Per-vertex (V, 3) colours for the `texture` map."""
+        if self.vertex_colors is not None:
+            return self.vertex_colors
+        default = DEFAULT_OBJECT if self.label == "object" else DEFAULT_SKIN
+        c = self.color if self.color is not None else np.asarray(default, dtype=np.float32)
+        return np.broadcast_to(np.asarray(c, dtype=np.float32), self.vertices.shape)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Smooth unit normals: the area-weighted mean of the adjacent faces' normals (winding decides sign).
+
+    Vertices without a face (or only degenerate ones) get a zero normal; the shader then falls back to
+    the face's own normal.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    n = np.zeros_like(v)
+    if len(f):
+        # The cross product's length is twice the triangle area, so summing it area-weights.
+        fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        idx = f.reshape(-1)
+        for axis in range(3):
+            n[:, axis] = np.bincount(idx, weights=np.repeat(fn[:, axis], 3), minlength=len(v))
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.divide(n, length, out=np.zeros_like(n), where=length > 1e-20).astype(np.float32)
