@@ -1,0 +1,92 @@
+"""``handsynth recon train|predict|eval``: the downstream reconstruction model's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from handsynth.recon.config import config_from_args, load_config
+    from handsynth.recon.train import train
+
+    cfg = config_from_args(args, load_config(args.config) if args.config else None)
+    summary = train(cfg, overwrite=args.overwrite)
+    print(json.dumps({"step": summary["step"], "checkpoint": summary["checkpoint"], **summary["last"]}))
+    return 0
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    from handsynth.data.folder import metadata_path
+    from handsynth.errors import UserError
+    from handsynth.recon.checkpoint import resolve_checkpoint
+
+    resolve_checkpoint(args.checkpoint)
+    if not metadata_path(args.data).exists():
+        raise UserError(f"--data {args.data}: no metadata.jsonl there; pass a handsynth dataset folder")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from handsynth.errors import UserError
+    from handsynth.recon.predict import ReconEstimator, predict_dataset, write_freihand_pred
+
+    _check_inputs(args)
+    if Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a folder; pass a file name such as pred.json")
+    est = ReconEstimator.from_checkpoint(
+        args.checkpoint, device=_device(args.device), batch_size=args.batch_size
+    )
+    keys, pred = predict_dataset(est, args.data)
+    write_freihand_pred(args.out, pred["joints"], pred["verts"])
+    print(f"wrote {len(keys)} hands to {args.out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from handsynth.recon.evaluate import evaluate_checkpoint
+    from handsynth.recon.predict import ReconEstimator
+
+    _check_inputs(args)
+    est = ReconEstimator.from_checkpoint(
+        args.checkpoint, device=_device(args.device), batch_size=args.batch_size
+    )
+    metrics = evaluate_checkpoint(est, args.data, args.out)
+    print(json.dumps(metrics["summary"], indent=2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from handsynth.recon.config import add_config_arguments
+
+    recon = subparsers.add_parser("recon", help="train / predict / evaluate the 3D hand reconstruction model")
+    sub = recon.add_subparsers(dest="recon_command", metavar="ACTION", required=True)
+
+    t = sub.add_parser(
+        "train",
+        help="train on record datasets mixed by ratio",
+        description="Train the reconstruction model; every config field is a flag (see --config for YAML). "
+        "A --out folder with checkpoints is resumed.",
+    )
+    t.add_argument("--config", help="YAML file of TrainConfig fields (flags override it)")
+    t.add_argument("--overwrite", action="store_true", help="discard checkpoints in --out and start again")
+    add_config_arguments(t)
+    t.set_defaults(func=_cmd_train)
+
+    for name, func, helptext, out_help in [
+        ("predict", _cmd_predict, "write FreiHAND-layout pred.json for a dataset", "output pred.json"),
+        ("eval", _cmd_eval, "predict a dataset and write metrics.json / report.md", "output folder"),
+    ]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--checkpoint", required=True, help="checkpoint folder or training run folder")
+        p.add_argument("--data", required=True, help="dataset folder (metadata.jsonl + images)")
+        p.add_argument("--out", required=True, help=out_help)
+        p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+        p.add_argument("--batch-size", type=int, default=32)
+        p.set_defaults(func=func)
