@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "builtin", "nltk", "spacy")
 
 
+def _words(text: str) -> set[str]:
+    return set(text.split())
+
+
 class PosTagger(Protocol):
     name: str
 
@@ -59,29 +63,29 @@ _CLOSED = {
 CLOSED: dict[str, str] = {w: tag for tag, words in _CLOSED.items() for w in words.split()}
 
 # Third-person verbs common in hand captions ("she holds"), tagged VBZ after a subject.
-VERBS_S = set(
+VERBS_S = _words(
     """holds grips grasps uses takes picks lifts raises carries shows points waves touches presses pours
     cuts opens closes types plays writes draws paints rubs claps makes gives puts pulls pushes reaches
-    squeezes turns twists ties folds peels wipes washes""".split()
+    squeezes turns twists ties folds peels wipes washes"""
 )
 # "-ing" words that are nouns (or prepositions) in captions; never verb forms.
-ING_NOUNS = set(
+ING_NOUNS = _words(
     """thing something anything nothing everything ring earring string spring ceiling building morning
     evening king wing clothing sibling pudding wedding sling awning icing stuffing dumpling duckling
     seedling offspring herring shilling viking lightning railing siding bedding housing stocking
     legging lasagna sapling darling sterling inkling pudding ping ding ling bling thong tong during
     ceiling shirting roofing flooring tubing piping fencing plumbing wiring padding lining sibling
-    handwriting footing landing ceiling fitting""".split()
+    handwriting footing landing ceiling fitting"""
 )
 # Nouns when after a determiner/possessive/adjective ("a painting"), verbs otherwise ("painting a wall").
-ING_AMBIGUOUS = set(
+ING_AMBIGUOUS = _words(
     """painting drawing reading writing recording meeting opening setting cutting serving frosting filling
     wrapping carving sketching sewing knitting bowling swimming boxing cooking baking dining living
-    sitting waiting shopping parking changing dressing crossing""".split()
+    sitting waiting shopping parking changing dressing crossing"""
 )
 # Compound modifiers: "-ing" + noun that PTB tags NN ("cutting board", "dining table").
-ING_COMPOUND_HEADS = set(
-    "board table room area machine needle pool gloves glove bag paper kit pin pins pan gown ring rink".split()
+ING_COMPOUND_HEADS = _words(
+    "board table room area machine needle pool gloves glove bag paper kit pin pins pan gown ring rink"
 )
 _VOWELS = set("aeiouy")
 _ADJ_SUFFIXES = ("ful", "ous", "ive", "able", "ible", "ish", "less", "ic", "ical", "ary", "y")

@@ -13,17 +13,17 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from handsynth.text.pos import BuiltinTagger, PosTagger
+from handsynth.text.pos import BuiltinTagger, PosTagger, _words
 from handsynth.text.tagging import _WORD_RE
 from handsynth.text.tokenizer import fix_text
 
 HAND_VALUES = ("left", "right", "both", "one", "unspecified", "none")
-PERSON_NOUNS = set(
+PERSON_NOUNS = _words(
     """man men woman women person people boy boys girl girls child children kid kids baby lady guy guys
     chef cook worker mechanic doctor nurse student musician artist carpenter gardener barista teacher
     scientist player pianist guitarist individual someone somebody adult teenager toddler customer
     user craftsman craftswoman athlete father mother grandmother grandfather he she they surgeon
-    farmer painter potter baker waiter waitress driver engineer technician""".split()
+    farmer painter potter baker waiter waitress driver engineer technician"""
 )
 HAND_NOUNS = {
     "hand",
@@ -38,7 +38,7 @@ HAND_NOUNS = {
     "fists",
     "fingertips",
 }
-SCENE_NOUNS = set(
+SCENE_NOUNS = _words(
     """kitchen room background foreground backdrop scene setting environment surroundings office park
     street road sidewalk garden yard field forest beach sea ocean lake river mountain sky window wall
     floor ground ceiling table desk counter countertop bench workbench shelf sofa couch chair stool bed
@@ -46,7 +46,7 @@ SCENE_NOUNS = set(
     laboratory lab hospital clinic garage car train bus station airport house home building city town
     outdoors indoors outside inside sunlight daylight sunset sunrise night day light lighting
     surface tablecloth carpet rug grass sand snow rain area space corner hallway bathroom bedroom
-    livingroom stage gym plants plant curtains door""".split()
+    livingroom stage gym plants plant curtains door"""
 )
 LOC_PREPS = {
     "in",
@@ -70,9 +70,9 @@ LOC_PREPS = {
     "throughout",
     "during",
 }
-POSTURE_VERBS = set(
+POSTURE_VERBS = _words(
     """sitting standing kneeling leaning lying crouching squatting bending seated perched lounging reclining
-    sits stands kneels leans lies crouches squats bends""".split()
+    sits stands kneels leans lies crouches squats bends"""
 )
 _AUX = {"is", "are", "was", "were", "be", "being", "been", "appears", "appear", "seems", "seem", "to"}
 _NOT_ACTION_VBZ = {"is", "are", "has", "have", "does", "appears", "seems", "shows", "depicts", "features"}
@@ -223,8 +223,6 @@ class _Sentence:
                     break
                 j += 1
             elif self.lw[j] == "of" and j + 1 < n and self.t[j + 1] in _NP_TAGS and j > i:
-                j += 1
-            elif self.t[j] == "NN" and j > i:
                 j += 1
             else:
                 break

@@ -81,7 +81,8 @@ def build_clip_tokenizer(bpe_path: str | os.PathLike | None = None) -> Any:
     from transformers import CLIPTokenizer
 
     path = Path(bpe_path) if bpe_path is not None else openclip_bpe_path()
-    lines = gzip.open(path).read().decode("utf-8").split("\n")
+    with gzip.open(path) as f:
+        lines = f.read().decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : NUM_MERGES + 1]]
     if len(merges) != NUM_MERGES or any(len(m) != 2 for m in merges):
         raise UserError(f"{path} is not a CLIP BPE file ({len(merges)} merges read, {NUM_MERGES} expected)")
