@@ -36,7 +36,11 @@ def test_procrustes_matches_scipy_on_random_data():
     rng = np.random.default_rng(0)
     gt = rng.normal(size=(8, 21, 3))
     rot = Rotation.random(8, random_state=1).as_matrix()
-    pred = 0.7 * np.einsum("bij,bnj->bni", rot, gt) + rng.normal(size=(8, 1, 3)) + 0.05 * rng.normal(size=gt.shape)
+    pred = (
+        0.7 * np.einsum("bij,bnj->bni", rot, gt)
+        + rng.normal(size=(8, 1, 3))
+        + 0.05 * rng.normal(size=gt.shape)
+    )
     ours = similarity_procrustes(pred, gt)
     for b in range(8):
         np.testing.assert_allclose(ours[b], _scipy_similarity(pred[b], gt[b]), atol=1e-9)

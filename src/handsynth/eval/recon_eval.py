@@ -43,7 +43,9 @@ def _stack(pairs: list[tuple[HandEntry, HandEntry]]) -> tuple:
     if have_v and pv.shape != gv.shape:
         from handsynth.errors import UserError
 
-        raise UserError(f"predicted vertices {pv.shape[1:]} and ground-truth vertices {gv.shape[1:]} differ in count")
+        raise UserError(
+            f"predicted vertices {pv.shape[1:]} and ground-truth vertices {gv.shape[1:]} differ in count"
+        )
     return pj, gj, pv, gv
 
 
@@ -77,9 +79,13 @@ def evaluate_recon(pairs: list[tuple[HandEntry, HandEntry]]) -> ReconResult:
         r = np.array([d["right"] for d in two])
         l = np.array([d["left"] for d in two])
         mrrpe_v = mrrpe(pj[r], pj[l], gj[r], gj[l])
-        rrje_v = right_relative_error(pj[r], gj[r], np.concatenate([pj[r], pj[l]], 1), np.concatenate([gj[r], gj[l]], 1))
+        rrje_v = right_relative_error(
+            pj[r], gj[r], np.concatenate([pj[r], pj[l]], 1), np.concatenate([gj[r], gj[l]], 1)
+        )
         if pv is not None:
-            rrve_v = right_relative_error(pj[r], gj[r], np.concatenate([pv[r], pv[l]], 1), np.concatenate([gv[r], gv[l]], 1))
+            rrve_v = right_relative_error(
+                pj[r], gj[r], np.concatenate([pv[r], pv[l]], 1), np.concatenate([gv[r], gv[l]], 1)
+            )
 
     f = {t: float(np.mean(v)) for t, v in err.f_scores.items()}
     summary = {
@@ -103,7 +109,7 @@ def evaluate_recon(pairs: list[tuple[HandEntry, HandEntry]]) -> ReconResult:
         "has_vertices": pv is not None,
     }
     per_hand = []
-    for i, (p, g) in enumerate(pairs):
+    for i, (_, g) in enumerate(pairs):
         row = {
             "id": g.sample_id,
             "side": g.side,

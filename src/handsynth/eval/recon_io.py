@@ -43,9 +43,13 @@ def _read_freihand(path: Path) -> list[HandEntry]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: cannot be read as JSON ({err}); pass a FreiHAND pred.json or a dataset folder") from err
+        raise UserError(
+            f"{path}: cannot be read as JSON ({err}); pass a FreiHAND pred.json or a dataset folder"
+        ) from err
     if not isinstance(data, list) or not data:
-        raise UserError(f"{path}: expected FreiHAND's [xyz_list, verts_list] or an xyz list; got an empty or non-list value")
+        raise UserError(
+            f"{path}: expected FreiHAND's [xyz_list, verts_list] or an xyz list; got an empty or non-list value"
+        )
     try:
         if _is_number(data[0][0][0]):  # bare xyz list
             xyz, verts = np.asarray(data, np.float64), None
@@ -89,7 +93,9 @@ def read_hands(path: str | Path) -> list[HandEntry]:
     """Load every hand from a FreiHAND JSON file or a handsynth dataset."""
     p = Path(path)
     if not p.exists():
-        raise UserError(f"{p}: does not exist; pass a FreiHAND pred.json or a dataset folder / metadata.jsonl")
+        raise UserError(
+            f"{p}: does not exist; pass a FreiHAND pred.json or a dataset folder / metadata.jsonl"
+        )
     if p.is_file() and p.suffix == ".json":
         return _read_freihand(p)
     return _read_records(p)

@@ -56,7 +56,9 @@ def per_point_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
 
 
-def pck_curve(errors: np.ndarray, max_m: float = PCK_MAX_M, steps: int = PCK_STEPS) -> tuple[np.ndarray, np.ndarray]:
+def pck_curve(
+    errors: np.ndarray, max_m: float = PCK_MAX_M, steps: int = PCK_STEPS
+) -> tuple[np.ndarray, np.ndarray]:
     """Thresholds (steps,) in metres over [0, max_m] and the fraction of points within each."""
     thresholds = np.linspace(0.0, max_m, steps)
     flat = np.asarray(errors).reshape(-1)
@@ -80,7 +82,11 @@ def nearest_distances(a: np.ndarray, b: np.ndarray, chunk: int = 64) -> np.ndarr
     b2 = (b**2).sum(-1)  # (B, M)
     for i in range(0, a.shape[0], chunk):
         aa, bb = a[i : i + chunk], b[i : i + chunk]
-        d2 = (aa**2).sum(-1)[:, :, None] + b2[i : i + chunk][:, None, :] - 2 * np.einsum("bnk,bmk->bnm", aa, bb)
+        d2 = (
+            (aa**2).sum(-1)[:, :, None]
+            + b2[i : i + chunk][:, None, :]
+            - 2 * np.einsum("bnk,bmk->bnm", aa, bb)
+        )
         out[i : i + chunk] = np.sqrt(np.maximum(d2.min(axis=2), 0.0))
     return out
 
@@ -135,7 +141,9 @@ def hand_errors(
     return out
 
 
-def mrrpe(pred_right: np.ndarray, pred_left: np.ndarray, gt_right: np.ndarray, gt_left: np.ndarray) -> np.ndarray:
+def mrrpe(
+    pred_right: np.ndarray, pred_left: np.ndarray, gt_right: np.ndarray, gt_left: np.ndarray
+) -> np.ndarray:
     """Mean relative-root position error per two-hand sample (metres): ‖(pL−pR) − (gL−gR)‖ on the roots.
 
     Inputs are absolute (camera-frame) joints (B, 21, 3) of each side.

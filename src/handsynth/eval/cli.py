@@ -1,0 +1,206 @@
+"""``handsynth evaluate images|recon`` and ``handsynth study serve|report``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from handsynth.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ev = subparsers.add_parser(
+        "evaluate", help="image metrics (Table 1) and reconstruction metrics (Table 2)"
+    )
+    evs = ev.add_subparsers(dest="evaluate_command", metavar="WHAT", required=True)
+
+    im = evs.add_parser("images", help="FID/KID (+hand crops), Hand Conf., MSE-2D, MSE-3D, CLIP score")
+    im.add_argument("--real", required=True, help="real dataset folder (metadata.jsonl + images)")
+    im.add_argument(
+        "--fake", required=True, nargs="+", help="generated dataset folder(s), one Table 1 row each"
+    )
+    im.add_argument("--names", nargs="+", help="row names for --fake (default: folder names)")
+    im.add_argument("--out", required=True, help="report folder (metrics.json, report.md, PNGs)")
+    im.add_argument(
+        "--inception-weights", help="pytorch-fid/torch-fidelity pt_inception .pth or clean-fid .pt"
+    )
+    im.add_argument("--extractor", help="'inception' (default) or import:package.module:factory")
+    im.add_argument("--no-fid", action="store_true", help="skip FID/KID/FID-H/KID-H")
+    im.add_argument(
+        "--detector",
+        default="auto",
+        help="2D hand detector: auto (MediaPipe if installed), mediapipe, none, import:mod:fn",
+    )
+    im.add_argument("--estimator", help="3D estimator: a handsynth recon checkpoint or import:mod:fn")
+    im.add_argument("--clip", help="local transformers CLIP folder for the CLIP score")
+    im.add_argument("--crop-scale", type=float, default=1.5, help="hand crop side = scale x max(bbox w, h)")
+    im.add_argument("--batch-size", type=int, default=16)
+    im.add_argument("--kid-subsets", type=int, default=100)
+    im.add_argument("--kid-subset-size", type=int, default=1000)
+    im.add_argument("--limit", type=int, help="use the first N records of each folder")
+    im.add_argument(
+        "--score-real", action="store_true", help="also run detector/estimator/CLIP on the real set"
+    )
+    im.add_argument("--device", default="cpu")
+    im.set_defaults(func=cmd_images)
+
+    rc = evs.add_parser("recon", help="MPJPE, PA-MPJPE, MPVPE, PA-MPVPE, AUC, F@5/15, MRRPE, RRVE")
+    rc.add_argument(
+        "--pred", required=True, help="FreiHAND pred.json ([xyz, verts]) or a dataset folder / .jsonl"
+    )
+    rc.add_argument("--gt", required=True, help="same layouts as --pred")
+    rc.add_argument("--out", required=True, help="report folder")
+    rc.add_argument("--name", default="pred", help="row name in the report")
+    rc.set_defaults(func=cmd_recon)
+
+    st = subparsers.add_parser("study", help="user-preference study: local web page + SQLite answers")
+    sts = st.add_subparsers(dest="study_command", metavar="WHAT", required=True)
+    sv = sts.add_parser("serve", help="serve the study page")
+    sv.add_argument("--dirs", required=True, nargs="+", help="method folders holding the same record ids")
+    sv.add_argument("--names", nargs="+", help="method names (default: folder names)")
+    sv.add_argument("--db", default="study.sqlite", help="SQLite file for answers")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--seed", type=int, default=0, help="seed of the per-participant candidate order")
+    sv.add_argument("--limit", type=int, help="at most N trials (the paper used 24)")
+    sv.add_argument("--title", default="Hand image study")
+    sv.set_defaults(func=cmd_study_serve)
+    sr = sts.add_parser("report", help="preference percentages per method and question")
+    sr.add_argument("--db", default="study.sqlite")
+    sr.add_argument("--out", help="folder for study_report.json / study_report.md")
+    sr.set_defaults(func=cmd_study_report)
+
+
+def _command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["handsynth", *sys.argv[1:]])
+
+
+def _factory(spec: str, flag: str):
+    mod_name, _, attr = spec[len("import:") :].partition(":")
+    if not mod_name or not attr:
+        raise UserError(f"{flag} {spec}: write it as import:package.module:factory")
+    try:
+        return getattr(importlib.import_module(mod_name), attr)()
+    except (ImportError, AttributeError) as err:
+        raise UserError(f"{flag} {spec}: cannot import it ({err})") from err
+
+
+def _detector(spec: str):
+    if spec == "none":
+        return None
+    if spec.startswith("import:"):
+        det = _factory(spec, "--detector")
+        if not hasattr(det, "detect"):
+            raise UserError(f"--detector {spec}: the object has no detect(image) method")
+        return det
+    if spec == "auto" and importlib.util.find_spec("mediapipe") is None:
+        return None
+    if spec in ("auto", "mediapipe"):
+        from handsynth.eval.mediapipe_detector import MediaPipeHandDetector
+
+        return MediaPipeHandDetector()
+    raise UserError(f"--detector {spec}: use auto, mediapipe, none or import:package.module:factory")
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from handsynth.eval.features import load_extractor
+    from handsynth.eval.image_eval import ImageTools, evaluate_images
+    from handsynth.eval.report import write_image_report
+
+    if args.crop_scale < 1.0:
+        raise UserError(
+            f"--crop-scale {args.crop_scale}: must be at least 1.0 so the crop holds the whole bbox"
+        )
+    tools = ImageTools(
+        crop_scale=args.crop_scale,
+        batch_size=args.batch_size,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+    )
+    if not args.no_fid:
+        tools.extractor = load_extractor(args.extractor, args.inception_weights, args.device)
+    tools.detector = _detector(args.detector)
+    if args.estimator:
+        from handsynth.eval.estimator3d import load_estimator
+
+        tools.estimator = load_estimator(args.estimator, args.device)
+    if args.clip:
+        from handsynth.eval.clip_score import ClipScorer
+
+        tools.clip = ClipScorer(args.clip, args.device)
+    result = evaluate_images(args.real, args.fake, tools, args.names, args.limit, args.score_real)
+    out = Path(args.out)
+    write_image_report(result, out, _command_line())
+    for name, row in result.rows.items():
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float))
+        print(f"{name}: {shown}")
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def cmd_recon(args: argparse.Namespace) -> int:
+    from handsynth.eval.recon_eval import TABLE2_COLUMNS, evaluate_recon
+    from handsynth.eval.recon_io import pair_hands, read_hands
+    from handsynth.eval.report import fmt, write_recon_report
+
+    pairs = pair_hands(read_hands(args.pred), read_hands(args.gt))
+    result = evaluate_recon(pairs)
+    out = Path(args.out)
+    write_recon_report(result, pairs, out, _command_line(), args.name)
+    print("  ".join(f"{c}={fmt(c, result.summary[c])}" for c in TABLE2_COLUMNS))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def cmd_study_serve(args: argparse.Namespace) -> int:
+    from handsynth.eval.study.server import StudyApp, make_server
+    from handsynth.eval.study.trials import build_trials
+
+    trials = build_trials(args.dirs, args.names, args.limit)
+    app = StudyApp(trials, args.db, seed=args.seed, title=args.title)
+    try:
+        server = make_server(app, args.host, args.port)
+    except OSError as err:
+        raise UserError(
+            f"--port {args.port}: cannot listen on {args.host}:{args.port} ({err}); pick another port"
+        ) from err
+    print(
+        f"{len(trials)} trials, answers in {args.db}; open http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops)"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_study_report(args: argparse.Namespace) -> int:
+    from handsynth.eval.report import atomic_write, md_table, write_json
+    from handsynth.eval.study.store import preference
+
+    if not Path(args.db).is_file():
+        raise UserError(f"--db {args.db}: no such file; pass the SQLite file that 'study serve' wrote")
+    rep = preference(args.db)
+    questions = list(rep["percent"])
+    methods = list(rep["average"])
+    header = ["Method", *questions, "average"]
+    rows = [
+        [m, *(f"{rep['percent'][q][m]:.1f}" for q in questions), f"{rep['average'][m]:.1f}"] for m in methods
+    ]
+    table = md_table(header, rows)
+    text = f"# User preference (%)\n\nParticipants: {rep['participants']}\n\n{table}\n"
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        write_json(out / "study_report.json", rep)
+        atomic_write(out / "study_report.md", text.encode())
+    return 0
