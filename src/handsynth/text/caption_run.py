@@ -1,0 +1,136 @@
+"""Caption, tag and prompt a dataset folder in place (``metadata.jsonl`` rewritten atomically).
+
+Why: captions and prompts are record fields, so these commands edit records rather than write new
+datasets. Progress is checkpointed (atomic rewrite every ``save_interval`` seconds) and records that
+are already captioned are skipped, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from handsynth.data.folder import dataset_root, read_dataset, write_metadata
+from handsynth.errors import UserError
+from handsynth.text.captioner import DEFAULT_QUESTION
+from handsynth.text.cot import run_chain
+from handsynth.text.prompts import prompt_for_sample
+from handsynth.text.tagging import TagResult, TagRules, tag_prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaptionReport:
+    total: int = 0
+    skipped: int = 0
+    captioned: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def _is_done(sample: Any, cot: bool) -> bool:
+    return ("caption_chain" if cot else "caption") in sample.source
+
+
+def _load_image(root: Path, sample: Any) -> Any:
+    from PIL import Image
+
+    with Image.open(root / sample.file_name) as im:
+        return im.convert("RGB")
+
+
+def caption_dataset(
+    path: str | Path,
+    backend: Any,
+    question: str = DEFAULT_QUESTION,
+    cot: bool = False,
+    semantics: str = "auto",
+    overwrite: bool = False,
+    batch_size: int = 8,
+    save_interval: float = 30.0,
+    max_json_retries: int = 2,
+) -> CaptionReport:
+    """Caption every record not yet captioned; the caption (or the CoT prompt) becomes ``prompt``."""
+    samples = read_dataset(path)
+    root = dataset_root(path)
+    todo = [s for s in samples if overwrite or not _is_done(s, cot)]
+    rep = CaptionReport(total=len(samples), skipped=len(samples) - len(todo))
+    needs_image = backend.name != "template"
+    if needs_image:
+        missing = [s.id for s in todo if not s.file_name or not (root / s.file_name).exists()]
+        if missing:
+            raise UserError(
+                f"{len(missing)} record(s) in {root} have no image file to caption (first: {missing[0]}); "
+                "use --backend template for condition-only records"
+            )
+    last_save = time.monotonic()
+    dirty = False
+    for b in tqdm(range(0, len(todo), batch_size), desc="caption", unit="batch", disable=not todo):
+        batch = todo[b : b + batch_size]
+        images = [_load_image(root, s) for s in batch] if needs_image else [None] * len(batch)
+        if cot:
+            results = run_chain(backend, batch, images, question, semantics, max_json_retries)
+            texts = [r.prompt if r else None for r in results]
+        else:
+            results = [None] * len(batch)
+            texts = backend.caption(batch, images, question)
+        for s, text, res in zip(batch, texts, results):
+            if not text:
+                rep.failed.append(s.id)
+                continue
+            caption = res.description if res is not None else text
+            s.source["caption"] = {
+                "backend": backend.name,
+                "model": backend.model,
+                "question": question,
+                "text": caption,
+            }
+            if res is not None:
+                s.source["caption_chain"] = res.chain
+            if s.prompt != text and "hand_token_indices" in s.extra:
+                del s.extra["hand_token_indices"]  # stale: positions belong to the old prompt
+            s.prompt = text
+            rep.captioned += 1
+            dirty = True
+        if dirty and time.monotonic() - last_save >= save_interval:
+            write_metadata(path, samples)
+            last_save, dirty = time.monotonic(), False
+    if dirty:
+        write_metadata(path, samples)
+    return rep
+
+
+def tag_dataset(
+    path: str | Path, tokenizer: Any, rules: TagRules, tagger: Any
+) -> list[tuple[Any, TagResult]]:
+    """Add ``hand_token_indices`` to every record; returns (sample, result) pairs for the table."""
+    samples = read_dataset(path)
+    out = []
+    for s in tqdm(samples, desc="tag", unit="record", disable=len(samples) < 200):
+        res = tag_prompt(s.prompt, tokenizer, rules, tagger)
+        s.extra["hand_token_indices"] = res.positions
+        out.append((s, res))
+    write_metadata(path, samples)
+    return out
+
+
+def fill_prompts(path: str | Path, seed: int = 0, overwrite: bool = False) -> int:
+    """Give a generated prompt to every record without one (all records with ``overwrite``)."""
+    samples = read_dataset(path)
+    n = 0
+    for s in samples:
+        if overwrite or not s.prompt.strip():
+            new = prompt_for_sample(s, seed)
+            if new != s.prompt and "hand_token_indices" in s.extra:
+                del s.extra["hand_token_indices"]
+            s.prompt = new
+            s.source["prompt_generator"] = {"seed": seed}
+            n += 1
+    if n:
+        write_metadata(path, samples)
+    return n

@@ -1,0 +1,101 @@
+"""Captioner back-ends: one interface over template (offline), transformers and OpenAI-compatible VLMs.
+
+Why: AttentionHand captions its training photos with a VLM (Qwen-VL) and SesaHand chains VLM/LLM
+calls; users run these locally (transformers) or behind a server (vLLM, Ollama, llama.cpp). The
+chain and the dataset loop talk to :class:`Backend` only, so each back-end is a small module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from handsynth.errors import UserError
+from handsynth.text.prompts import object_phrase
+
+DEFAULT_QUESTION = "Describe what a person is doing with his or her hands in the image."
+BACKENDS = ("template", "transformers", "openai")
+
+
+@dataclass
+class ChatRequest:
+    """One single-turn question, with an optional image (a PIL image)."""
+
+    text: str
+    image: Any | None = None
+
+
+class Backend(Protocol):
+    name: str
+    model: str
+    can_chat: bool  # False: only :meth:`caption` from metadata (template)
+
+    def chat(self, requests: list[ChatRequest]) -> list[str | None]:
+        """Answers in order; None for a request that failed (logged), so a rerun retries it."""
+        ...
+
+    def caption(self, samples: list[Any], images: list[Any | None], question: str) -> list[str | None]: ...
+
+
+class ChatBackend:
+    """Base for model back-ends: a caption is the answer to ``question`` about the image."""
+
+    name = "chat"
+    model = ""
+    can_chat = True
+
+    def chat(self, requests: list[ChatRequest]) -> list[str | None]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def caption(self, samples: list[Any], images: list[Any | None], question: str) -> list[str | None]:
+        return self.chat([ChatRequest(question, img) for img in images])
+
+
+class TemplateCaptioner:
+    """Offline captions from record metadata: which hand(s), and the object when the record names one."""
+
+    name = "template"
+    model = "template"
+    can_chat = False
+
+    def chat(self, requests: list[ChatRequest]) -> list[str | None]:
+        raise UserError("the template back-end cannot answer questions; use --backend transformers or openai")
+
+    def caption(self, samples: list[Any], images: list[Any | None], question: str = "") -> list[str | None]:
+        return [template_caption(s) for s in samples]
+
+
+def template_caption(sample: Any) -> str:
+    """E.g. "A person is holding a mustard bottle in their right hand." (deterministic)."""
+    sides = sorted(h.side for h in sample.hands)
+    obj = sample.extra.get("object")
+    name = obj.get("name") if isinstance(obj, dict) else None
+    if not sides:
+        return "A photo of a person." if not name else f"A photo of {object_phrase(name)}."
+    if len(sides) == 2:
+        hands = "both hands"
+        where = "with both hands"
+    else:
+        hands = f"their {sides[0]} hand"
+        where = f"in their {sides[0]} hand"
+    if name:
+        return f"A person is holding {object_phrase(name)} {where}."
+    return (
+        f"A close-up photo of a person's {'left and right hands' if len(sides) == 2 else sides[0] + ' hand'}, "
+        + ("both hands visible." if hands == "both hands" else "with the fingers clearly visible.")
+    )
+
+
+def make_backend(name: str, **options: Any) -> Any:
+    """The back-end called ``name`` with its command-line options (unknown ones are ignored)."""
+    if name == "template":
+        return TemplateCaptioner()
+    if name == "transformers":
+        from handsynth.text.caption_hf import TransformersCaptioner
+
+        return TransformersCaptioner.from_options(**options)
+    if name == "openai":
+        from handsynth.text.caption_openai import OpenAICaptioner
+
+        return OpenAICaptioner.from_options(**options)
+    raise UserError(f"unknown captioner back-end {name!r}; choose one of {', '.join(BACKENDS)}")
