@@ -111,7 +111,11 @@ def test_kid_reference_and_same_distribution():
     k = lambda x, y: (x @ y.T / d + 1) ** 3  # noqa: E731
     m = 50
     kxx, kyy, kxy = k(a[:50], a[:50]), k(b, b), k(a[:50], b)
-    ref = (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+    ref = (
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        - 2 * kxy.mean()
+    )
     assert mean == pytest.approx(ref, rel=1e-6)
     # Two samples of one distribution: ~0; shifted distribution: clearly positive.
     c = rng.normal(size=(60, 5))

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -27,7 +26,13 @@ def hand_dict(side: str, joints_3d: np.ndarray, joints_2d: np.ndarray, bbox: lis
 
 
 def make_dataset(
-    root: Path, n: int, seed: int, size: int = 48, shift: float = 0.0, prompt: str = "a hand waving", mesh: bool = False
+    root: Path,
+    n: int,
+    seed: int,
+    size: int = 48,
+    shift: float = 0.0,
+    prompt: str = "a hand waving",
+    mesh: bool = False,
 ) -> Path:
     """``n`` records with noise images (mean brightness shifted by ``shift``) and one or two hands."""
     rng = np.random.default_rng(seed)
@@ -43,7 +48,11 @@ def make_dataset(
             j2 = rng.uniform(8 + 16 * k, 20 + 16 * k, size=(21, 2))
             j3 = rng.normal(scale=0.03, size=(21, 3)) + np.array([0.05 * k, 0, 0.5])
             lo, hi = j2.min(0), j2.max(0)
-            hands.append(hand_dict(side, j3, j2, [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]))
+            hands.append(
+                hand_dict(
+                    side, j3, j2, [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
+                )
+            )
         rec = {
             "id": f"s{i:04d}",
             "file_name": f"images/{i:04d}.png",
@@ -82,8 +91,8 @@ def make_extractor() -> nn.Module:
     return MeanStdFeatures()
 
 
-@pytest.fixture
-def datasets(tmp_path: Path) -> dict[str, Path]:
+def three_datasets(tmp_path: Path) -> dict[str, Path]:
+    """A real set and two generated sets, one close to it and one far (brighter)."""
     return {
         "real": make_dataset(tmp_path / "real", 8, seed=0),
         "fake_a": make_dataset(tmp_path / "fake_a", 8, seed=1, shift=5.0),
