@@ -1,0 +1,237 @@
+"""The Stable Diffusion base model every method builds on: a local folder, a hub id, or ``tiny``.
+
+``tiny`` is the same architecture family as SD-1.5 (4 UNet levels, cross-attention in the first three
+down blocks and last three up blocks, 8x VAE, CLIP text encoder with SD's real 49,408-token tokenizer),
+built from small configs with random weights. It is saved once, in diffusers format, to a cache folder
+and then loaded exactly like a real base, so tests, CPU runs and the micro benchmark exercise the same
+loading code that users run with real SD weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from handsynth.errors import UserError
+
+log = logging.getLogger(__name__)
+
+TINY = "tiny"
+TINY_VERSION = "v1"
+# What a diffusers-format SD folder must hold: subfolder -> (config file, accepted weight/data files).
+REQUIRED_PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "unet": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+    "vae": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+    "text_encoder": ("config.json", ("model.safetensors", "pytorch_model.bin")),
+    "tokenizer": ("tokenizer_config.json", ("vocab.json", "tokenizer.json")),
+    "scheduler": ("scheduler_config.json", ()),
+}
+
+
+@dataclass
+class BaseModel:
+    """The frozen parts of an SD-1.x base, plus what training needs to know about it."""
+
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    text_encoder: torch.nn.Module
+    tokenizer: object
+    scheduler_config: dict
+    source: str  # 'tiny', a folder path or a hub id
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_scale(self) -> float:
+        return float(getattr(self.vae.config, "scaling_factor", 0.18215))
+
+    @property
+    def prediction_type(self) -> str:
+        return self.scheduler_config.get("prediction_type", "epsilon")
+
+    def freeze(self) -> BaseModel:
+        """φ_d, the VAE and the text encoder are never trained."""
+        for m in (self.unet, self.vae, self.text_encoder):
+            m.requires_grad_(False)
+            m.eval()
+        return self
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> BaseModel:
+        for m in (self.unet, self.vae, self.text_encoder):
+            m.to(device=device, dtype=dtype)
+        return self
+
+
+def cache_dir() -> Path:
+    """Where built-in models are saved once (``HANDSYNTH_CACHE`` or ~/.cache/handsynth)."""
+    root = os.environ.get("HANDSYNTH_CACHE") or Path.home() / ".cache" / "handsynth"
+    return Path(root)
+
+
+def tiny_components(seed: int = 0) -> dict:
+    """Build the tiny SD-like parts from configs with seeded random weights (no download)."""
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from handsynth.text.tokenizer import clip_tokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+        sample_size=256,
+        scaling_factor=0.18215,
+    )
+    tokenizer = clip_tokenizer()
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    # SD-1.5's own scheduler config (scaled-linear betas 0.00085 -> 0.012, 1000 steps).
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        steps_offset=1,
+        set_alpha_to_one=False,
+    )
+    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+
+def save_base_folder(components: dict, folder: str | Path) -> Path:
+    """Save parts as a standard diffusers SD folder (loadable by ``StableDiffusionPipeline``)."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        **components, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def tiny_base_path() -> Path:
+    """The cached tiny base folder, built and saved on first use (atomic rename, safe with parallel runs)."""
+    target = cache_dir() / f"tiny-sd-{TINY_VERSION}"
+    if not missing_parts(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tiny-sd-"))
+    try:
+        save_base_folder(tiny_components(), tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race, or a partial folder is in the way
+            if missing_parts(target):
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def missing_parts(folder: str | Path) -> list[str]:
+    """Relative paths a diffusers SD folder lacks (empty list: complete)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ["the folder itself"]
+    missing = []
+    if not (folder / "model_index.json").exists():
+        missing.append("model_index.json")
+    for sub, (config, weights) in REQUIRED_PARTS.items():
+        if not (folder / sub / config).exists():
+            missing.append(f"{sub}/{config}")
+        if weights and not any((folder / sub / w).exists() for w in weights):
+            missing.append(f"{sub}/{' or '.join(weights)}")
+    return missing
+
+
+def resolve_base(spec: str) -> str:
+    """``tiny`` -> cached tiny folder; an existing folder -> itself (checked); else a hub id."""
+    if spec == TINY:
+        return str(tiny_base_path())
+    p = Path(spec).expanduser()
+    # A hub id is exactly "org/name"; anything else (or anything that exists) is a folder.
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/")
+    if p.exists() or looks_like_path:
+        missing = missing_parts(p)
+        if missing:
+            raise UserError(
+                f"base model folder {p} is not a complete diffusers Stable Diffusion folder: missing "
+                f"{', '.join(missing)}; download it with `huggingface-cli download "
+                "stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir PATH` or pass --base-model tiny"
+            )
+        return str(p)
+    return spec  # a hub id, e.g. stable-diffusion-v1-5/stable-diffusion-v1-5
+
+
+def load_base(spec: str = TINY, dtype: torch.dtype = torch.float32) -> BaseModel:
+    """Load the frozen SD parts from ``tiny``, a local diffusers folder or a hub id (online)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    where = resolve_base(spec)
+    try:
+        unet = UNet2DConditionModel.from_pretrained(where, subfolder="unet", torch_dtype=dtype)
+        vae = AutoencoderKL.from_pretrained(where, subfolder="vae", torch_dtype=dtype)
+        text_encoder = CLIPTextModel.from_pretrained(where, subfolder="text_encoder", dtype=dtype)
+        tokenizer = CLIPTokenizer.from_pretrained(where, subfolder="tokenizer")
+        from diffusers import DDPMScheduler
+
+        scheduler_config = dict(DDPMScheduler.load_config(where, subfolder="scheduler"))
+    except (OSError, ValueError) as err:
+        if Path(where).exists():
+            raise
+        raise UserError(
+            f"could not load base model {spec!r} from the Hugging Face hub ({type(err).__name__}); "
+            "pass a local diffusers folder with --base-model PATH, or --base-model tiny"
+        ) from None
+    if len(tokenizer) != text_encoder.config.vocab_size:
+        raise UserError(
+            f"base model {spec!r}: tokenizer has {len(tokenizer)} tokens but the text encoder expects "
+            f"{text_encoder.config.vocab_size}; the folder mixes parts of different models"
+        )
+    return BaseModel(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler_config=scheduler_config,
+        source=spec,
+    ).freeze()

@@ -1,0 +1,124 @@
+"""``handsynth train``: train a method's guidance module on a record dataset folder.
+
+    handsynth train --method attentionhand --config configs/attentionhand_tiny.yaml \\
+        --data DATASET --out RUN [--base-model PATH] [--set tas.iterations=3 ...] [--resume auto|PATH|never]
+
+Runs in one process; ``accelerate launch --num_processes N -m handsynth.cli train ...`` (or
+``accelerate launch $(which handsynth) train ...``) runs it on several GPUs or nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from handsynth.errors import UserError
+
+# method name -> (config class path, task factory path); a new trainable method adds one line.
+METHODS = {
+    "attentionhand": (
+        "handsynth.methods.attentionhand:AttentionHandConfig",
+        "handsynth.methods.attentionhand:AttentionHandTask",
+    ),
+}
+
+
+def _load(ref: str):
+    import importlib
+
+    mod, name = ref.split(":")
+    return getattr(importlib.import_module(mod), name)
+
+
+def build_training(
+    method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
+):
+    """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
+    from handsynth.diffusion.config import load_config
+
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; trainable methods: {', '.join(METHODS)}")
+    cfg_cls, task_cls = (_load(r) for r in METHODS[method])
+    overrides = list(overrides)
+    if base_model:
+        overrides.append(f"model.base_model={base_model}")
+    cfg = load_config(cfg_cls, config, overrides)
+    if getattr(cfg, "method", method) != method:
+        raise UserError(f"config {config} is for method {cfg.method!r}, not {method!r}")
+    return cfg, task_cls(cfg, data)
+
+
+def _check_run_folder(out: Path, cfg, resume: str) -> None:
+    """A run folder is only continued with the same settings (the step budget may grow)."""
+    from handsynth.diffusion.config import to_dict
+    from handsynth.methods.attentionhand import CONFIG_NAME
+
+    saved = out / CONFIG_NAME
+    if not saved.exists() or resume == "never":
+        return
+    old = yaml.safe_load(saved.read_text()) or {}
+    new = to_dict(cfg)
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    a, b = dict(flat(old)), dict(flat(new))
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "train.max_steps")
+    if diff:
+        raise UserError(
+            f"{out} holds a run with different settings ({', '.join(diff)}); use a new --out folder "
+            "or --resume never to start over there"
+        )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from handsynth.diffusion.config import save_config
+    from handsynth.diffusion.training import run_training
+    from handsynth.methods.attentionhand import CONFIG_NAME
+
+    cfg, task = build_training(args.method, args.config, args.data, args.set or [], args.base_model)
+    if args.max_steps is not None:
+        cfg.train.max_steps = args.max_steps
+    out = Path(args.out)
+    _check_run_folder(out, cfg, args.resume)
+    resume = None if args.resume == "never" else args.resume
+    if args.resume == "never" and (out / "checkpoints").exists():
+        raise UserError(
+            f"{out} already holds checkpoints; pass a new --out folder or --resume auto to continue"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / CONFIG_NAME)
+    summary = run_training(task, cfg.train, out, resume=resume)
+    print(f"trained {summary['step']} steps; guidance module saved in {out / 'controlnet'}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a method (AttentionHand guidance module) on a dataset folder"
+    )
+    p.add_argument("--method", default="attentionhand", choices=sorted(METHODS))
+    p.add_argument(
+        "--config", help="YAML config (e.g. configs/attentionhand_sd15.yaml); defaults when omitted"
+    )
+    p.add_argument("--data", required=True, help="dataset folder holding metadata.jsonl (or a .jsonl file)")
+    p.add_argument("--out", required=True, help="run folder: weights, checkpoints, logs, validation images")
+    p.add_argument(
+        "--base-model", help="'tiny', a local diffusers SD folder, or a hub id (overrides the config)"
+    )
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. tas.iterations=3"
+    )
+    p.add_argument("--max-steps", type=int, help="shortcut for --set train.max_steps=N")
+    p.add_argument(
+        "--resume",
+        default="auto",
+        help="'auto' (latest checkpoint of --out, if any), a checkpoint folder, or 'never'",
+    )
+    p.set_defaults(func=cmd_train)
