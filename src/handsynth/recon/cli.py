@@ -57,7 +57,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     est = ReconEstimator.from_checkpoint(
         args.checkpoint, device=_device(args.device), batch_size=args.batch_size
     )
-    metrics = evaluate_checkpoint(est, args.data, args.out)
+    import sys
+
+    command = "handsynth " + " ".join(sys.argv[1:])
+    metrics = evaluate_checkpoint(est, args.data, args.out, command=command)
     print(json.dumps(metrics["summary"], indent=2))
     return 0
 

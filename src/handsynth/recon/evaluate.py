@@ -1,4 +1,4 @@
-"""``recon eval``: predict a record dataset with a checkpoint and score it with ``handsynth.eval``'s metrics.
+"""``recon eval``: predict a record dataset with a checkpoint; score and report it with ``handsynth.eval``.
 
 Ground-truth joints are the records' ``joints_3d``; ground-truth vertices come from the records' hand
 parameters through the hand model (per side), when every record uses the network's hand model —
@@ -7,7 +7,6 @@ otherwise vertex metrics are left out rather than compared across different mesh
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from handsynth.data.folder import atomic_write_bytes
 from handsynth.recon.predict import ReconEstimator, predict_dataset, write_freihand_pred
 
 
@@ -53,20 +51,31 @@ def evaluate_checkpoint(
     out_dir: str | os.PathLike,
     hand_models: dict[str, nn.Module] | None = None,
     progress: bool = True,
+    command: str = "",
 ) -> dict[str, Any]:
-    """Write ``pred.json`` (FreiHAND layout), ``metrics.json`` and ``report.md`` to ``out_dir``."""
-    from handsynth.data.folder import read_dataset
+    """Write ``pred.json`` (FreiHAND layout) and the evaluation stage's report (``metrics.json``,
+    ``report.md``, PCK plots, best/worst grid) to ``out_dir``; returns the metrics dict."""
+    from handsynth.data.folder import dataset_root, read_dataset
     from handsynth.eval.recon_eval import evaluate_recon
     from handsynth.eval.recon_io import HandEntry, pair_hands
+    from handsynth.eval.report import write_recon_report
     from handsynth.recon.model import load_hand_model_for
 
     samples = read_dataset(data)
+    root = dataset_root(data)
     keys, pred = predict_dataset(estimator, data, progress=progress)
     if hand_models is None:
         hand_models = {side: load_hand_model_for(estimator.cfg, side) for side in ("right", "left")}
     gverts = gt_vertices(samples, hand_models, estimator.cfg.hand_model)
     gt = [
-        HandEntry(s.id, h.side, np.asarray(h.joints_3d), None if gverts is None else gverts[(s.id, h.side)])
+        HandEntry(
+            s.id,
+            h.side,
+            np.asarray(h.joints_3d, np.float64),
+            None if gverts is None else gverts[(s.id, h.side)],
+            image=root / s.file_name if s.file_name else None,
+            K=np.asarray(s.K, np.float64),
+        )
         for s in samples
         for h in s.hands
     ]
@@ -74,25 +83,9 @@ def evaluate_checkpoint(
         HandEntry(sid, side, pred["joints"][i].astype(np.float64), pred["verts"][i].astype(np.float64))
         for i, (sid, side) in enumerate(keys)
     ]
-    result = evaluate_recon(pair_hands(pred_entries, gt))
-
+    pairs = pair_hands(pred_entries, gt)
+    result = evaluate_recon(pairs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_freihand_pred(out / "pred.json", pred["joints"], pred["verts"])
-    metrics = {"summary": result.summary, "extra": result.extra, "data": str(data)}
-    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
-    rows = "".join(f"\n{json.dumps(r)}" for r in result.per_hand).lstrip("\n") + "\n"
-    atomic_write_bytes(out / "per_hand.jsonl", rows.encode())
-    lines = [
-        "# Reconstruction evaluation",
-        "",
-        f"data: `{data}`, hands: {len(keys)}",
-        "",
-        "| metric | value |",
-        "|---|---|",
-    ]
-    for k, v in {**result.summary, **result.extra}.items():
-        lines.append(f"| {k} | {'n/a' if v is None else (f'{v:.3f}' if isinstance(v, float) else v)} |")
-    lines += ["", "Distances in mm (root-relative; PA = Procrustes-aligned); AUC over 0-50 mm; F@5/15 mm."]
-    atomic_write_bytes(out / "report.md", ("\n".join(lines) + "\n").encode())
-    return metrics
+    return write_recon_report(result, pairs, out, command, method="recon")
