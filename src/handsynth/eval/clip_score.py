@@ -61,7 +61,7 @@ class ClipScorer:
         im = Image.fromarray(image[..., :3])
         w, h = im.size
         scale = self.size / min(w, h)
-        im = im.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))), Image.BICUBIC)
+        im = im.resize((max(self.size, int(w * scale)), max(self.size, int(h * scale))), Image.BICUBIC)
         w, h = im.size
         left, top = (w - self.size) // 2, (h - self.size) // 2
         im = im.crop((left, top, left + self.size, top + self.size))
