@@ -14,15 +14,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
 from torch import nn
 
-from handsynth.data.folder import DatasetWriter
-from handsynth.data.records import Hand, Sample
 from handsynth.recon.rotation import axis_angle_to_matrix, mirror_axis_angle
+from handsynth.recon.toy import PARENTS, make_toy_dataset
 
-# OpenPose-21: wrist, then 4 joints per finger (thumb, index, middle, ring, little)
-PARENTS = [-1] + [p for f in range(5) for p in (0, 1 + 4 * f, 2 + 4 * f, 3 + 4 * f)]
 BASE_X = [-0.035, -0.02, 0.0, 0.018, 0.034]
 BASE_Y = [-0.02, -0.085, -0.09, -0.085, -0.075]
 SEG = [0.035, 0.028, 0.024]
@@ -66,65 +62,11 @@ class StandInHand(nn.Module):
         return SimpleNamespace(joints=joints + t, vertices=verts.reshape(b, -1, 3) + t)
 
 
-COLORS = [(255, 60, 60), (60, 255, 60), (60, 60, 255), (255, 255, 60), (255, 60, 255)]
-
-
-def make_hand(model: nn.Module, side: str, rng: np.random.Generator, K: np.ndarray) -> Hand:
-    """A random hand of ``side`` whose labels come from the stand-in (left = mirrored right model)."""
-    go = rng.normal(0, 0.5, 3)
-    pose = rng.normal(0, 0.3, 45)
-    betas = rng.normal(0, 0.5, 10)
-    transl = np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), rng.uniform(0.45, 0.6)])
-    g, p = torch.tensor(go)[None], torch.tensor(pose)[None]
-    if side == "left":
-        g, p = mirror_axis_angle(g), mirror_axis_angle(p)
-    with torch.no_grad():
-        out = model.double()(g, p, torch.tensor(betas)[None], torch.zeros(1, 3, dtype=torch.float64))
-    j = out.joints[0].numpy()
-    if side == "left":
-        j = j * [-1.0, 1.0, 1.0]
-    j = j + transl
-    uv = (j @ K.T)[:, :2] / j[:, 2:3]
-    lo, hi = uv.min(0) - 4, uv.max(0) + 4
-    return Hand(
-        side=side,
-        model="openhand",
-        global_orient=go.tolist(),
-        hand_pose=pose.tolist(),
-        betas=betas.tolist(),
-        transl=transl.tolist(),
-        joints_3d=j.tolist(),
-        joints_2d=uv.tolist(),
-        bbox=[*lo.tolist(), *(hi - lo).tolist()],
-    )
-
-
-def draw_skeleton(size: tuple[int, int], hands: list[Hand]) -> Image.Image:
-    """An image the network can learn from: each finger's bones drawn in its own colour."""
-    img = Image.new("RGB", size, (30, 30, 30))
-    d = ImageDraw.Draw(img)
-    for h in hands:
-        uv = np.asarray(h.joints_2d)
-        for j in range(1, 21):
-            d.line([tuple(uv[PARENTS[j]]), tuple(uv[j])], fill=COLORS[(j - 1) // 4], width=2)
-    return img
-
-
 def make_dataset(
     folder: Path, n: int, seed: int = 0, sides: tuple[str, ...] = ("right", "left"), size: int = 96
 ) -> Path:
-    """Write ``n`` one-hand records with skeleton images to ``folder``; returns the folder."""
-    rng = np.random.default_rng(seed)
-    model = StandInHand()
-    K = np.array([[160.0, 0, size / 2], [0, 160.0, size / 2], [0, 0, 1]])
-    w = DatasetWriter(folder)
-    for i in range(n):
-        hand = make_hand(model, sides[i % len(sides)], rng, K)
-        s = Sample(
-            id=f"s{i:04d}", width=size, height=size, K=K.tolist(), hands=[hand], file_name=f"img/{i:04d}.png"
-        )
-        w.write(s, {s.file_name: draw_skeleton((size, size), [hand])})
-    return folder
+    """``n`` one-hand skeleton-image records of the stand-in hand (see handsynth.recon.toy)."""
+    return make_toy_dataset(folder, n, StandInHand(), "openhand", seed=seed, size=size, sides=sides)
 
 
 @pytest.fixture

@@ -65,6 +65,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_toy(args: argparse.Namespace) -> int:
+    from handsynth.recon.model import ModelConfig, load_hand_model_for
+    from handsynth.recon.toy import make_toy_dataset
+
+    cfg = ModelConfig(hand_model=args.hand_model, hand_model_path=args.hand_model_path)
+    folder = make_toy_dataset(
+        args.out, args.n, load_hand_model_for(cfg), args.hand_model, args.seed, args.size, progress=True
+    )
+    print(f"wrote {args.n} toy samples to {folder}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from handsynth.recon.config import add_config_arguments
 
@@ -93,3 +105,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
         p.add_argument("--batch-size", type=int, default=32)
         p.set_defaults(func=func)
+
+    toy = sub.add_parser(
+        "toy-data",
+        help="write a synthetic skeleton-image dataset to smoke-test train/predict/eval",
+        description="Random hands of the chosen hand model, drawn as coloured 2D skeletons, with exact labels.",
+    )
+    toy.add_argument("--out", required=True, help="dataset folder to write (resumed if it exists)")
+    toy.add_argument("--n", type=int, default=200, help="number of samples")
+    toy.add_argument("--size", type=int, default=96, help="image side in pixels")
+    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--hand-model", default="openhand", help="openhand | mano")
+    toy.add_argument("--hand-model-path", default=None, help="MANO folder for --hand-model mano")
+    toy.set_defaults(func=_cmd_toy)
