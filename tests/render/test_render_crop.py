@@ -100,18 +100,22 @@ def test_render_local_agrees_with_cropped_global(renderer, scene, joints, render
 
 
 def test_render_local_box_past_the_border(renderer):
-    # A hand at the image corner: the crop reaches past the border and still shows the whole sphere.
-    center = np.array([0.0, 0.0, 0.5])
+    # A hand at the image corner: the crop reaches past the border. By default the part outside the
+    # image is zero (like a padded crop of a photo); clip_to_image=False shows the whole sphere.
     corner_K = np.array([[300.0, 0, 0.0], [0, 310.0, 0.0], [0, 0, 1]])  # principal point at (0, 0)
-    s = sphere(center, "right")
-    uv = project(s.vertices, corner_K)
-    box = crop_box(bbox_from_points(uv))
+    s = sphere([0.0, 0.0, 0.5], "right")
+    box = crop_box(bbox_from_points(project(s.vertices, corner_K)))
     assert box[0] < 0 and box[1] < 0
-    local = renderer.render_local([s], corner_K, box, 64, maps=("seg",))["seg"]
-    glob = renderer.render([s], corner_K, maps=("seg",))["seg"]
-    # The global image shows a quarter of the disc; the crop shows all of it, about 1/1.25 of its width.
-    disc_area = np.pi * (64 / 1.25 / 2) ** 2
-    assert 0.8 < (local > 0).sum() / disc_area < 1.2
-    assert 0.8 < (glob > 0).sum() / (disc_area / 4 * (box[2] / 64) ** 2) < 1.2
-    # and the padded corner region of the crop (outside the image) is where 3/4 of the disc lies
-    assert (local[:32, :32] > 0).sum() > 0.2 * disc_area
+    size = 64
+    full = renderer.render_local([s], corner_K, box, size, maps=("seg", "depth"), clip_to_image=False)
+    clipped = renderer.render_local([s], corner_K, box, size, maps=("seg", "depth"))
+    ref = crop_image(renderer.render([s], corner_K, maps=("seg",))["seg"], box, size)
+    disc_area = np.pi * (size / 1.25 / 2) ** 2  # the disc fills 1/1.25 of the crop's width
+    assert 0.8 < (full["seg"] > 0).sum() / disc_area < 1.2
+    assert 0.8 < (clipped["seg"] > 0).sum() / (disc_area / 4) < 1.2  # only the quarter inside the image
+    a, b = clipped["seg"] > 0, ref > 0
+    assert (a & b).sum() / (a | b).sum() > 0.95
+    assert not clipped["depth"][: size // 2 - 1].any() and not clipped["depth"][:, : size // 2 - 1].any()
+    # image_size says where the global image ends when rendering with a renderer of another size
+    other = renderer.render_local([s], corner_K, box, size, maps=("seg",), image_size=(W // 2, H // 2))
+    assert np.array_equal(other["seg"], clipped["seg"])

@@ -209,15 +209,30 @@ class Renderer:
         size: int,
         maps: Sequence[str] = MAP_NAMES,
         joints_2d: Sequence[np.ndarray] | None = None,
+        image_size: tuple[int, int] | None = None,
+        clip_to_image: bool = True,
     ) -> dict[str, np.ndarray]:
         """Render the crop ``box`` = [x, y, side] directly at ``size`` x ``size`` (sharp, no resampling).
 
         Equals ``crop_image(render(...)[name], box, size)`` up to resampling; ``joints_2d`` are global
-        pixels and are mapped into the crop.
+        pixels and are mapped into the crop. Where the box reaches past the global image (``image_size``
+        = (W, H), default this renderer's size) the crop is zero, like a padded crop of a real photo;
+        ``clip_to_image=False`` shows the geometry there instead.
         """
         K_local = crop_intrinsics(check_K(K), box, size)
         local_joints = None if joints_2d is None else [to_local(j, box, size) for j in joints_2d]
-        return self._render(meshes, K_local, int(size), int(size), maps, local_joints)
+        out = self._render(meshes, K_local, int(size), int(size), maps, local_joints)
+        if clip_to_image:
+            width, height = image_size if image_size is not None else (self.width, self.height)
+            # A local pixel shows the image when its centre maps inside it (what nearest sampling reads).
+            centres = (np.arange(size) + 0.5) * (float(box[2]) / size)
+            col_ok = (centres + box[0] >= 0) & (centres + box[0] < width)
+            row_ok = (centres + box[1] >= 0) & (centres + box[1] < height)
+            if not (col_ok.all() and row_ok.all()):
+                for arr in out.values():
+                    arr[~row_ok] = 0
+                    arr[:, ~col_ok] = 0
+        return out
 
     def release(self) -> None:
         """Free the GL objects and the context."""
