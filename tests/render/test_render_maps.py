@@ -191,6 +191,6 @@ def test_vertex_normals_formula():
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     n = vertex_normals(v, f)
     assert np.abs(n - ref).max() < 1e-6
-    assert np.abs(n - v / np.linalg.norm(v, axis=1, keepdims=True)).max() < 0.01  # a sphere's are radial
+    assert np.abs(n - v / np.linalg.norm(v, axis=1, keepdims=True)).max() < 0.02  # a sphere's are radial
     lone = vertex_normals(np.vstack([v, [[1.0, 1.0, 1.0]]]), f)
     assert not lone[-1].any()  # a vertex without faces gets no normal
