@@ -18,7 +18,9 @@ def _text_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     mp.undo()
 
 
-def make_record(i: int, sides=("right",), prompt: str = "", obj: str | None = None, image: bool = True) -> Sample:
+def make_record(
+    i: int, sides=("right",), prompt: str = "", obj: str | None = None, image: bool = True
+) -> Sample:
     hands = [
         {
             "side": side,
@@ -69,3 +71,14 @@ def dataset(tmp_path):
     folder = tmp_path / "ds"
     write_dataset(folder, recs)
     return folder
+
+
+@pytest.fixture
+def record():
+    """The record factory: ``record(i, sides=("right",), prompt="", obj=None, image=True)``."""
+    return make_record
+
+
+@pytest.fixture
+def write_records():
+    return write_dataset

@@ -84,7 +84,9 @@ def test_cache_written_and_reused(tmp_path, monkeypatch):
     assert (folder / "tokenizer.json").exists()
     # second process-level load must come from the cache, not a rebuild
     monkeypatch.setattr(T, "_memo", {})
-    monkeypatch.setattr(T, "build_clip_tokenizer", lambda *a: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    monkeypatch.setattr(
+        T, "build_clip_tokenizer", lambda *a: (_ for _ in ()).throw(AssertionError("rebuilt"))
+    )
     again = T.clip_tokenizer()
     assert again("two hands").input_ids == tok("two hands").input_ids
 
@@ -108,7 +110,9 @@ def test_model_folder_tokenizer_wins(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "_memo", {})
     tk = Tokenizer(models.WordLevel({"[UNK]": 0, "hand": 1, "a": 2}, unk_token="[UNK]"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]").save_pretrained(tmp_path / "model" / "tokenizer")
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]").save_pretrained(
+        tmp_path / "model" / "tokenizer"
+    )
     tok = T.clip_tokenizer(tmp_path / "model")
     assert len(tok) == 3 and tok("a hand").input_ids == [2, 1]
     # a folder without a tokenizer falls back to the built CLIP tokenizer

@@ -72,18 +72,12 @@ def template_caption(sample: Any) -> str:
     name = obj.get("name") if isinstance(obj, dict) else None
     if not sides:
         return "A photo of a person." if not name else f"A photo of {object_phrase(name)}."
-    if len(sides) == 2:
-        hands = "both hands"
-        where = "with both hands"
-    else:
-        hands = f"their {sides[0]} hand"
-        where = f"in their {sides[0]} hand"
+    where = "with both hands" if len(sides) == 2 else f"in their {sides[0]} hand"
     if name:
         return f"A person is holding {object_phrase(name)} {where}."
-    return (
-        f"A close-up photo of a person's {'left and right hands' if len(sides) == 2 else sides[0] + ' hand'}, "
-        + ("both hands visible." if hands == "both hands" else "with the fingers clearly visible.")
-    )
+    if len(sides) == 2:
+        return "A close-up photo of a person's left and right hands."
+    return f"A close-up photo of a person's {sides[0]} hand with the fingers clearly visible."
 
 
 def make_backend(name: str, **options: Any) -> Any:

@@ -87,8 +87,16 @@ ING_AMBIGUOUS = _words(
 ING_COMPOUND_HEADS = _words(
     "board table room area machine needle pool gloves glove bag paper kit pin pins pan gown ring rink"
 )
+# Nouns that suffix rules would mistag ("mechanic" is not an adjective, "glass" not a verb).
+NOUNS = _words(
+    """man woman person boy girl child kid baby lady guy chef cook worker mechanic doctor nurse student
+    musician artist carpenter gardener barista teacher scientist player pianist guitarist individual
+    adult teenager toddler customer user craftsman athlete father mother surgeon farmer painter potter
+    baker waiter waitress driver engineer technician hand finger thumb palm fist wrist arm glass cup
+    mug bottle phone smartphone laptop keyboard pen pencil knife fork spoon bowl plate ball toy book"""
+)
 _VOWELS = set("aeiouy")
-_ADJ_SUFFIXES = ("ful", "ous", "ive", "able", "ible", "ish", "less", "ic", "ical", "ary", "y")
+_ADJ_SUFFIXES = ("ful", "ous", "ive", "able", "ible", "ish", "less", "ical", "ary", "y")
 _SUBJECT_TAGS = {"NN", "NNS", "NNP", "PRP", "WP"}
 
 
@@ -119,6 +127,12 @@ class BuiltinTagger:
             if tag == "VB" and prev in _SUBJECT_TAGS | {"DT", "JJ", "PRP$"} and lw not in ("be",):
                 return "NN" if prev in ("DT", "JJ", "PRP$") else "VBP"
             return tag
+        if lw in NOUNS:
+            return "NN"
+        if lw.endswith("s") and lw[:-1] in NOUNS or lw.endswith("es") and lw[:-2] in NOUNS:
+            return "NNS"
+        if lw in ("men", "women", "children", "people"):
+            return "NNS"
         if lw.endswith("ing") and len(lw) > 4:
             return self._ing(lw, prev, nxt)
         if lw.endswith("ings") and lw[:-1] in ING_NOUNS | ING_AMBIGUOUS:
@@ -132,7 +146,13 @@ class BuiltinTagger:
         if lw.endswith("s") and not lw.endswith(("ss", "us", "is")) and len(lw) > 3:
             verb_like = lw in VERBS_S or CLOSED.get(nxt) in ("DT", "PRP$", "CD", "IN", "RB", "TO", "PRP")
             return "VBZ" if prev in ("NN", "NNP", "PRP") and verb_like else "NNS"
-        if lw.endswith(_ADJ_SUFFIXES) and len(lw) > 5 and prev in ("DT", "PRP$", "RB", "VBZ", "VBP", "CC"):
+        if (
+            lw.endswith(_ADJ_SUFFIXES)
+            and len(lw) > 5
+            and prev in ("DT", "PRP$", "RB", "VBZ", "VBP", "CC")
+            and nxt
+            and nxt not in CLOSED
+        ):
             return "JJ"
         return "NN"
 

@@ -74,6 +74,7 @@ POSTURE_VERBS = _words(
     """sitting standing kneeling leaning lying crouching squatting bending seated perched lounging reclining
     sits stands kneels leans lies crouches squats bends"""
 )
+_DIRECTIONAL = {"into", "onto", "to", "from", "through", "with", "toward", "towards", "across"}
 _AUX = {"is", "are", "was", "were", "be", "being", "been", "appears", "appear", "seems", "seem", "to"}
 _NOT_ACTION_VBZ = {"is", "are", "has", "have", "does", "appears", "seems", "shows", "depicts", "features"}
 _NP_TAGS = {"DT", "PRP$", "JJ", "NN", "NNS", "NNP", "CD", "POS", "VBN", "PRP"}
@@ -81,7 +82,8 @@ _LEAD_INS = [
     r"^(?:the|this)\s+(?:image|photo|photograph|picture|scene|shot|frame)\s+(?:shows|depicts|features|captures|"
     r"contains|presents|is of)\s+",
     r"^in\s+(?:the|this)\s+(?:image|photo|photograph|picture|scene),?\s+",
-    r"^(?:a|an)\s+(?:close-up|closeup|photo|photograph|picture|image|shot)\s+of\s+",
+    r"^(?:a|an)\s+(?:(?:close-up|closeup|realistic|detailed|high-resolution)\s+)?"
+    r"(?:close-up|closeup|photo|photograph|picture|image|shot)\s+of\s+",
     r"^there\s+(?:is|are)\s+",
 ]
 
@@ -177,7 +179,7 @@ def compose_prompt(sem: Semantics) -> str:
     ing = action.split(" ")[0].endswith("ing")
     posture = sem.posture if sem.posture and sem.posture.lower() not in action.lower() else None
     if posture and ing:
-        parts.append(posture + " and")
+        parts.append(posture + (" and" if posture.split(" ")[0].endswith("ing") else ","))
     if action:
         parts.append(action)
     hp = sem.hand_phrase
@@ -222,17 +224,27 @@ class _Sentence:
                 if self.t[j] == "PRP" and j > i:
                     break
                 j += 1
-            elif self.lw[j] == "of" and j + 1 < n and self.t[j + 1] in _NP_TAGS and j > i:
+            elif self._of_or_ing_modifier(i, j):
                 j += 1
             else:
                 break
-        while (
-            j > i
-            and self.t[j - 1] in ("DT", "PRP$", "JJ", "POS")
-            and self.lw[j - 1] not in ("left", "right", "both")
-        ):
-            j -= 1  # a noun phrase ends on a noun
+        has_noun = any(self.t[k] in ("NN", "NNS", "NNP", "PRP", "CD") for k in range(i, j))
+        trim = ("DT", "PRP$", "POS", "JJ") if has_noun else ("DT", "PRP$", "POS")
+        while j > i and self.t[j - 1] in trim and self.lw[j - 1] not in ("left", "right", "both"):
+            j -= 1  # a noun phrase ends on a noun (or on an adjective used as one: "an orange")
         return j
+
+    def _of_or_ing_modifier(self, i: int, j: int) -> bool:
+        """An "of" continuing a noun phrase, or an "-ing" modifier ("pruning shears", "a spinning wheel")."""
+        n = len(self.w)
+        if self.lw[j] == "of":
+            return j > i and j + 1 < n and self.t[j + 1] in _NP_TAGS
+        return (
+            self.t[j] == "VBG"
+            and j + 1 < n
+            and self.t[j + 1] in ("NN", "NNS")
+            and (j == i or self.t[j - 1] in ("DT", "JJ", "PRP$"))
+        )
 
     def head(self, i: int, j: int) -> str:
         nouns = [self.lw[k] for k in range(i, j) if self.t[k] in ("NN", "NNS", "NNP", "PRP", "CD")]
@@ -307,6 +319,27 @@ def _is_env_sentence(s: _Sentence) -> bool:
     return bool(words & SCENE_NOUNS) or not any(t in ("VBG",) for t in s.t)
 
 
+def _hand_phrase(s: _Sentence, hand_k: int, start: int, in_env: list[bool]) -> str | None:
+    """The phrase around a hand word, e.g. "in his right hand" or "with a brush held in her right hand"."""
+    a = hand_k
+    while a - 1 >= start and s.t[a - 1] in ("DT", "PRP$", "JJ", "CD", "POS", "NN") and not in_env[a - 1]:
+        a -= 1
+    if a - 1 >= start and s.lw[a - 1] in ("with", "in", "using", "between", "by", "into", "on"):
+        a -= 1
+        if a - 1 >= start and s.t[a - 1] == "VBN":  # "a brush held in her right hand"
+            b = a - 1
+            k = b
+            while k - 1 >= start and s.t[k - 1] in _NP_TAGS:
+                k -= 1
+            if k < b and k - 1 >= start and s.lw[k - 1] == "with":
+                a = k - 1
+    return (
+        s.span(a, hand_k + 1)
+        if a >= start and s.lw[a] in ("with", "in", "using", "between", "by", "into", "on")
+        else None
+    )
+
+
 def rule_semantics(caption: str, tagger: PosTagger | None = None) -> Semantics:
     """Semantics from a plain caption with rules only (deterministic, offline)."""
     tagger = tagger or BuiltinTagger()
@@ -350,13 +383,22 @@ def rule_semantics(caption: str, tagger: PosTagger | None = None) -> Semantics:
         action, sem.posture = posture, None
 
     # subject: what precedes the first verb, minus scene phrases and auxiliaries
+    if first_verb == len(s.w):  # no verb: the subject is the first clause
+        first_verb = next((k for k, w in enumerate(s.w) if w in (",", ";", ".", ":")), len(s.w))
     subj_idx = [k for k in range(first_verb) if not in_env[k] and s.w[k] not in (",", ";")]
     while subj_idx and (s.lw[subj_idx[-1]] in _AUX or s.t[subj_idx[-1]] in ("RB", "CC", "WP", "WDT")):
         subj_idx.pop()
     if subj_idx and set(s.lw[k] for k in subj_idx) & (PERSON_NOUNS | HAND_NOUNS):
         sem.subject = s.span(subj_idx[0], subj_idx[-1] + 1)
         if subj_idx[-1] - subj_idx[0] + 1 != len(subj_idx):  # an env phrase sat inside: rebuild from words
-            sem.subject = " ".join(s.w[k] for k in subj_idx).replace(" 's", "'s")
+            runs, run = [], [subj_idx[0]]
+            for k in subj_idx[1:]:
+                if k == run[-1] + 1:
+                    run.append(k)
+                else:
+                    runs.append(run)
+                    run = [k]
+            sem.subject = " ".join(s.span(r[0], r[-1] + 1) for r in [*runs, run])
         sem.subject = sem.subject[:1].lower() + sem.subject[1:]
 
     # hand phrase anywhere in the main sentence (outside scene phrases)
@@ -406,8 +448,18 @@ def rule_semantics(caption: str, tagger: PosTagger | None = None) -> Semantics:
                 j = k
                 if j < n and s.lw[j] in ("together", "apart", "up", "out"):
                     j += 1
+        # a directional or tool phrase after the object: "pouring milk into a cup", "cutting roses with shears"
+        if obj is not None and j < n and s.lw[j] in _DIRECTIONAL and not in_env[j]:
+            k = s.np_end(j + 1)
+            if k > j + 1 and not set(s.lw[j + 1 : k]) & HAND_NOUNS and not any(in_env[j:k]):
+                j = k
         sem.object = obj
         sem.action_phrase = s.span(action, j)
+        action_end = j
+        if sem.hand_phrase and hand_k is not None and hand_k < action_end:
+            sem.hand_phrase = None  # already part of the action phrase
+        elif hand_k is not None and hand_k >= action_end:
+            sem.hand_phrase = _hand_phrase(s, hand_k, action_end, in_env)
     return sem
 
 
