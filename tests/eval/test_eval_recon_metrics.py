@@ -10,7 +10,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 from handsynth.eval.recon_eval import evaluate_recon
-from handsynth.eval.recon_io import pair_hands, read_hands
+from handsynth.eval.recon_io import HandEntry, pair_hands, read_hands
 from handsynth.eval.recon_metrics import (
     auc,
     f_score,
@@ -177,3 +177,48 @@ def test_end_to_end_records_and_freihand(tmp_path):
     assert res.summary["MPVPE"] == pytest.approx(np.sqrt(3), rel=1e-6)
     assert res.summary["PA-MPVPE"] == pytest.approx(0, abs=1e-6)
     assert res.summary["F@5"] == pytest.approx(1.0) and res.summary["AUC_V"] == pytest.approx(1.0, abs=0.006)
+
+
+def test_record_vertices_from_the_hand_model(tmp_path):
+    import torch
+
+    from handsynth.hand.model import load_hand_model
+
+    rng = np.random.default_rng(7)
+    params = {}
+    for side, shift in (("right", 0.0), ("left", 0.12)):
+        model = load_hand_model("openhand", side)
+        go = rng.normal(scale=0.3, size=(1, 3))
+        pose = rng.normal(scale=0.2, size=(1, 45))
+        transl = np.array([[shift, 0.0, 0.6]])
+        out = model(global_orient=torch.tensor(go, dtype=torch.float32), hand_pose=torch.tensor(pose, dtype=torch.float32),
+                    betas=torch.zeros(1, 10), transl=torch.tensor(transl, dtype=torch.float32))  # fmt: skip
+        params[side] = (go[0], pose[0], transl[0], out.joints[0].double().numpy())
+    hands = []
+    for side, (go, pose, transl, joints) in params.items():
+        h = _record("a", [(side, joints)])["hands"][0]
+        h.update(global_orient=go.tolist(), hand_pose=pose.tolist(), transl=transl.tolist())
+        hands.append(h)
+    rec = _record("a", [])
+    rec["hands"] = hands
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt/metadata.jsonl").write_text(json.dumps(rec) + "\n")
+    notes: list[str] = []
+    gt = read_hands(tmp_path / "gt", notes=notes)
+    assert all(e.verts is not None and e.verts.shape == (15098, 3) for e in gt) and not notes
+    # Predicting the left hand 10 mm off along x: root-relative metrics stay 0, MRRPE = 10 mm, RRVE = 5 mm.
+    pred = [HandEntry(e.sample_id, e.side, e.joints.copy(), e.verts.copy()) for e in gt]
+    for e in pred:
+        if e.side == "left":
+            e.joints[:, 0] += 0.01
+            e.verts[:, 0] += 0.01
+    res = evaluate_recon(pair_hands(pred, gt))
+    assert res.summary["MPVPE"] == pytest.approx(0, abs=1e-9) and res.summary["F@5"] == pytest.approx(1.0)
+    assert res.summary["MRRPE"] == pytest.approx(10.0)
+    assert res.summary["RRVE"] == pytest.approx(5.0)
+    # Labels that the parameters do not reproduce get no vertices, with a note.
+    rec["hands"][0]["joints_3d"] = (np.asarray(rec["hands"][0]["joints_3d"]) + 0.01).tolist()
+    (tmp_path / "gt/metadata.jsonl").write_text(json.dumps(rec) + "\n")
+    notes = []
+    gt = read_hands(tmp_path / "gt", notes=notes)
+    assert gt[0].verts is None and gt[1].verts is not None and "do not reproduce" in notes[0]

@@ -58,6 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rc.add_argument("--gt", required=True, help="same layouts as --pred")
     rc.add_argument("--out", required=True, help="report folder")
     rc.add_argument("--name", default="pred", help="row name in the report")
+    rc.add_argument("--mano-dir", help="folder with MANO_RIGHT/LEFT.pkl, for vertices of MANO records")
+    rc.add_argument(
+        "--no-record-vertices", action="store_true", help="do not compute vertices of record hands"
+    )
     rc.set_defaults(func=cmd_recon)
 
     st = subparsers.add_parser("study", help="user-preference study: local web page + SQLite answers")
@@ -150,8 +154,13 @@ def cmd_recon(args: argparse.Namespace) -> int:
     from handsynth.eval.recon_io import pair_hands, read_hands
     from handsynth.eval.report import fmt, write_recon_report
 
-    pairs = pair_hands(read_hands(args.pred), read_hands(args.gt))
+    notes: list[str] = []
+    verts = not args.no_record_vertices
+    pairs = pair_hands(
+        read_hands(args.pred, verts, args.mano_dir, notes), read_hands(args.gt, verts, args.mano_dir, notes)
+    )
     result = evaluate_recon(pairs)
+    result.extra["notes"] = list(dict.fromkeys(notes + result.extra["notes"]))
     out = Path(args.out)
     write_recon_report(result, pairs, out, _command_line(), args.name)
     print("  ".join(f"{c}={fmt(c, result.summary[c])}" for c in TABLE2_COLUMNS))

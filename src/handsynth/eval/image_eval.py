@@ -7,6 +7,7 @@ hand-crop features (:mod:`handsynth.eval.crops`), the 2D detector, the 3D estima
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,8 +130,17 @@ def scan_dataset(
     whole = _Batcher(run_ext(feats), tools.batch_size) if ext is not None else None
     crops = _Batcher(run_ext(crop_feats), tools.batch_size) if ext is not None else None
 
+    takes_sides = (
+        tools.estimator is not None and "sides" in inspect.signature(tools.estimator.predict).parameters
+    )
+
     def run_est(items):
-        preds = np.asarray(tools.estimator.predict([i[1] for i in items], np.array([i[2] for i in items])))
+        imgs, boxes = [i[1] for i in items], np.array([i[2] for i in items])
+        if takes_sides:  # e.g. handsynth.recon mirrors left hands; the bare protocol has no side
+            preds = tools.estimator.predict(imgs, boxes, sides=[i[0][1] for i in items])
+        else:
+            preds = tools.estimator.predict(imgs, boxes)
+        preds = np.asarray(preds)
         gts = np.array([i[3] for i in items])
         sq, mp = squared_root_relative_error(preds, gts), root_relative_mpjpe(preds, gts)
         for (key, *_), a, b in zip(items, sq, mp):

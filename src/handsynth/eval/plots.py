@@ -95,8 +95,10 @@ def grid(rows: list[list[Image.Image]], labels: list[str], cell: int = 192, titl
         for k, line in enumerate(_wrap(label, 26)[:8]):
             d.text((6, y + 6 + 13 * k), line, fill="black", font=font)
         for j, tile in enumerate(row):
-            t = tile.copy()
-            t.thumbnail((cell, cell))
+            scale = cell / max(tile.size)
+            t = tile.resize(
+                (max(1, round(tile.width * scale)), max(1, round(tile.height * scale))), Image.BICUBIC
+            )
             out.paste(t, (label_w + j * (cell + 4), y))
     return out
 

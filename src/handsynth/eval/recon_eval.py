@@ -25,7 +25,7 @@ class ReconResult:
     """Aggregates (``summary``: Table 2 keys, mm / fractions), curves and per-hand rows."""
 
     summary: dict[str, float | None]
-    extra: dict[str, float | int | None]
+    extra: dict
     curves: dict[str, tuple[list[float], list[float]]]  # name -> (thresholds mm, pck)
     per_hand: list[dict] = field(default_factory=list)
 
@@ -38,20 +38,21 @@ def _stack(pairs: list[tuple[HandEntry, HandEntry]]) -> tuple:
     pj = np.stack([p.joints for p, _ in pairs])
     gj = np.stack([g.joints for _, g in pairs])
     have_v = all(p.verts is not None and g.verts is not None for p, g in pairs)
+    have_v = have_v and len({p.verts.shape for p, _ in pairs} | {g.verts.shape for _, g in pairs}) == 1
     pv = np.stack([p.verts for p, _ in pairs]) if have_v else None
     gv = np.stack([g.verts for _, g in pairs]) if have_v else None
-    if have_v and pv.shape != gv.shape:
-        from handsynth.errors import UserError
-
-        raise UserError(
-            f"predicted vertices {pv.shape[1:]} and ground-truth vertices {gv.shape[1:]} differ in count"
-        )
     return pj, gj, pv, gv
 
 
 def evaluate_recon(pairs: list[tuple[HandEntry, HandEntry]]) -> ReconResult:
     """All Table 2 metrics for matched (pred, gt) hands; two-hand metrics over samples with both sides."""
     pj, gj, pv, gv = _stack(pairs)
+    notes = []
+    if pv is None:
+        if not all(p.verts is not None for p, _ in pairs) or not all(g.verts is not None for _, g in pairs):
+            notes.append("vertex metrics skipped: vertices are missing on one side (pred or gt)")
+        else:
+            notes.append("vertex metrics skipped: predicted and ground-truth meshes differ in vertex count")
     err: HandErrors = hand_errors(pj, gj, pv, gv)
     curves: dict[str, tuple[list[float], list[float]]] = {}
     aucs: dict[str, float | None] = {}
@@ -107,6 +108,7 @@ def evaluate_recon(pairs: list[tuple[HandEntry, HandEntry]]) -> ReconResult:
         "num_hands": len(pairs),
         "num_two_hand_samples": len(two),
         "has_vertices": pv is not None,
+        "notes": notes,
     }
     per_hand = []
     for i, (_, g) in enumerate(pairs):

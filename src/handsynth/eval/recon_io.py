@@ -6,7 +6,8 @@ Two layouts are accepted for either side:
   bare ``xyz_list`` (like FreiHAND's ``training_xyz.json``). Hands have no ids: they are right hands
   keyed by their position.
 * A handsynth dataset (folder with ``metadata.jsonl`` or the ``.jsonl`` file): one entry per hand,
-  keyed by (record id, side), joints from ``joints_3d``; no vertices.
+  keyed by (record id, side), joints from ``joints_3d``, vertices from the hand model the record names
+  (OpenHand built in; MANO from the user's files) when they reproduce ``joints_3d``.
 
 When both sides carry record ids, hands are paired by (id, side); otherwise by position.
 """
@@ -70,27 +71,89 @@ def _read_freihand(path: Path) -> list[HandEntry]:
     ]
 
 
-def _read_records(path: Path) -> list[HandEntry]:
-    from handsynth.data.folder import dataset_root, read_dataset
+def record_vertices(hands: list, mano_dir: str | Path | None, notes: list[str]) -> list[np.ndarray | None]:
+    """Vertices of record hands from their parameters through the hand model they name.
 
-    root = dataset_root(path)
-    out = []
-    for s in read_dataset(path):
-        for h in s.hands:
-            out.append(
-                HandEntry(
-                    s.id,
-                    h.side,
-                    np.asarray(h.joints_3d, np.float64),
-                    image=(root / s.file_name) if s.file_name else None,
-                    K=np.asarray(s.K, np.float64),
+    A hand keeps its vertices only if the model's joints reproduce its ``joints_3d`` within 2 mm, so
+    vertices are never paired with labels made under another convention; the rest get None (+ a note).
+    """
+    import torch
+
+    from handsynth.hand.model import load_hand_model
+
+    out: list[np.ndarray | None] = [None] * len(hands)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, h in enumerate(hands):
+        groups.setdefault((h.model, h.side), []).append(i)
+    bad = 0
+    for (kind, side), idx in groups.items():
+        try:
+            model = load_hand_model(kind, side, model_dir=mano_dir)
+        except UserError as err:
+            notes.append(f"no vertices for {kind} {side} hands: {err}")
+            continue
+        for start in range(0, len(idx), 64):
+            chunk = idx[start : start + 64]
+
+            def arr(name: str, chunk: list[int] = chunk) -> torch.Tensor:
+                return torch.tensor([getattr(hands[i], name) for i in chunk], dtype=torch.float32)
+
+            with torch.no_grad():
+                res = model(
+                    global_orient=arr("global_orient"),
+                    hand_pose=arr("hand_pose"),
+                    betas=arr("betas"),
+                    transl=arr("transl"),
                 )
-            )
+            joints = res.joints.double().numpy()
+            verts = res.vertices.double().numpy()
+            for k, i in enumerate(chunk):
+                if np.abs(joints[k] - np.asarray(hands[i].joints_3d)).max() <= 0.002:
+                    out[i] = verts[k]
+                else:
+                    bad += 1
+    if bad:
+        notes.append(
+            f"{bad} hands have no vertices: their parameters do not reproduce their joints_3d within 2 mm"
+        )
     return out
 
 
-def read_hands(path: str | Path) -> list[HandEntry]:
-    """Load every hand from a FreiHAND JSON file or a handsynth dataset."""
+def _read_records(
+    path: Path, vertices: bool, mano_dir: str | Path | None, notes: list[str]
+) -> list[HandEntry]:
+    from handsynth.data.folder import dataset_root, read_dataset
+
+    root = dataset_root(path)
+    samples = read_dataset(path)
+    flat = [(s, h) for s in samples for h in s.hands]
+    verts = (
+        record_vertices([h for _, h in flat], mano_dir, notes) if vertices and flat else [None] * len(flat)
+    )
+    return [
+        HandEntry(
+            s.id,
+            h.side,
+            np.asarray(h.joints_3d, np.float64),
+            verts=v,
+            image=(root / s.file_name) if s.file_name else None,
+            K=np.asarray(s.K, np.float64),
+        )
+        for (s, h), v in zip(flat, verts)
+    ]
+
+
+def read_hands(
+    path: str | Path,
+    vertices: bool = True,
+    mano_dir: str | Path | None = None,
+    notes: list[str] | None = None,
+) -> list[HandEntry]:
+    """Load every hand from a FreiHAND JSON file or a handsynth dataset.
+
+    For datasets, ``vertices`` computes each hand's mesh from its parameters (see
+    :func:`record_vertices`; MANO hands need ``mano_dir``); messages go to ``notes``.
+    """
     p = Path(path)
     if not p.exists():
         raise UserError(
@@ -98,7 +161,7 @@ def read_hands(path: str | Path) -> list[HandEntry]:
         )
     if p.is_file() and p.suffix == ".json":
         return _read_freihand(p)
-    return _read_records(p)
+    return _read_records(p, vertices, mano_dir, notes if notes is not None else [])
 
 
 def pair_hands(pred: list[HandEntry], gt: list[HandEntry]) -> list[tuple[HandEntry, HandEntry]]:

@@ -65,7 +65,9 @@ def fmt(key: str, v) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return format(v, FORMATS.get(key, ".2f"))
+        out = format(v, FORMATS.get(key, ".2f"))
+        # Keep small non-zero values readable instead of printing 0.00.
+        return format(v, ".3g") if v != 0 and float(out) == 0 else out
     return str(v)
 
 
@@ -115,7 +117,9 @@ def image_grid(result: ImageEvalResult, method: str, k: int = 4) -> tuple[Image.
             tiles.insert(0, Image.fromarray(load_rgb(result.real.root / rs.file_name)))
         group = "best" if rank < min(k, len(ordered)) else "worst"
         v = r.get(key) if key else None
-        labels.append(f"{group}: {s.id} {key}={fmt('x', v) if v is not None else 'none'} | {s.prompt[:80]}")
+        labels.append(
+            f"{group}: {s.id} {key}={format(v, '.4g') if v is not None else 'none'} | {s.prompt[:80]}"
+        )
         rows.append(tiles)
     title = f"{method}: best/worst by {key} (left: real, right: generated; green = label, red = detection)"
     return grid(rows, labels, title=title), key
@@ -255,6 +259,8 @@ def write_recon_report(
         f"vertices: {'yes' if result.extra['has_vertices'] else 'no (joint metrics only)'}.",
         f"Root-relative AUC_J: {fmt('AUC_J', result.extra['AUC_J_root_relative'])}; "
         f"RRJE (RRVE on joints): {fmt('x', result.extra['RRJE'])} mm.",
+        "",
+        *[f"- Note: {n}" for n in result.extra.get("notes", [])],
         "",
         *[f"![{f}]({f})" for f in figs],
         "",
