@@ -175,13 +175,14 @@ class DiffusersBaseline(GenerationMethod):
         self.device = device
         if self.base is None:
             self.base = load_base(self.base_model, dtype=dtype)
-        self.base.to(device, dtype)
+        self.base.to(device, dtype if dtype != self.base.unet.dtype else None)
         if self.module_class and self.module is None:
             import diffusers
 
             self.module = getattr(diffusers, self.module_class).from_pretrained(str(self.checkpoint))
         if self.module is not None:
-            self.module.to(device=device, dtype=dtype).eval().requires_grad_(False)
+            same = next(self.module.parameters()).dtype == dtype
+            self.module.to(device=device, dtype=None if same else dtype).eval().requires_grad_(False)
         self.scheduler = make_scheduler(self.sampling.scheduler, self.base.scheduler_config)
 
     def initial_latents(self, requests: list[GenRequest]) -> torch.Tensor:

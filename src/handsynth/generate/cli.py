@@ -1,0 +1,105 @@
+"""``handsynth generate``: poses or a rendered dataset -> a labelled image dataset, with any method.
+
+Runs on one process, or on several under ``accelerate launch`` (samples split by index, no overlap,
+no gap); rerunning the same command resumes a killed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from handsynth.generate.inputs import PROMPT_SOURCES
+
+
+def _run(args: argparse.Namespace) -> int:
+    from handsynth.generate.job import Dist, JobConfig, run_job
+    from handsynth.generate.registry import build_method
+
+    method = build_method(args)  # an unknown method or bad option fails here, before anything else
+    job = JobConfig(
+        inp=args.inp,
+        out=args.out,
+        prompts_per_pose=args.prompts_per_pose,
+        prompts=args.prompts,
+        prompt_file=args.prompt_file,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        size=args.size,
+        limit=args.limit,
+        shards=args.shards,
+        sheet_rows=args.sheet_rows,
+        overwrite=args.overwrite,
+        hand_model=args.hand_model,
+        mano_dir=args.mano_dir,
+    )
+    dist = Dist.from_accelerate(cpu=args.cpu)
+    result = run_job(method, job, dist)
+    if dist.rank == 0:
+        print(
+            f"wrote {result.out}: {result.total} of {result.planned} planned images "
+            f"({result.generated} new on this process)"
+            + (f"; contact sheet {result.sheet}" if result.sheet else "")
+            + (f"; {len(result.shards)} shards" if result.shards else "")
+        )
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from handsynth.generate.method import SCHEDULERS
+    from handsynth.generate.registry import METHOD_NAMES
+    from handsynth.generate.sampler import MODES
+
+    g = p.add_argument_group("method")
+    g.add_argument("--method", required=True, help=f"one of {', '.join(METHOD_NAMES)}")
+    g.add_argument(
+        "--checkpoint",
+        help="attentionhand: the `handsynth train` run folder; controlnet / t2i-adapter: a diffusers "
+        "ControlNetModel / T2IAdapter folder or hub id; sd: an SD folder (optional)",
+    )
+    g.add_argument(
+        "--base-model",
+        default=None,
+        help="tiny, a diffusers SD-1.x folder or a hub id (attentionhand: default from the checkpoint; "
+        "others: stable-diffusion-v1-5/stable-diffusion-v1-5)",
+    )
+    g.add_argument("--condition", default=None, help="condition map the control module reads (default mesh)")
+    g.add_argument("--conditioning-scale", type=float, default=1.0)
+    g.add_argument("--mode", default="global", choices=MODES, help="attentionhand inference mode")
+    g.add_argument("--local-blend", type=float, default=0.5, help="global+local: weight of the local branch")
+    g.add_argument("--tas", action="store_true", help="attentionhand: TAS at inference (off by default)")
+    g.add_argument("--tas-steps", type=int, default=25, help="TAS runs in the first N denoising steps")
+    g.add_argument("--tas-thresholds", default="0:0.05,10:0.5,20:0.8", help="A&E step:threshold pairs")
+    g.add_argument("--tas-iterations", type=int, default=20, help="max refinement iterations (<= 20)")
+
+    s = p.add_argument_group("sampling")
+    s.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
+    s.add_argument("--steps", type=int, default=20)
+    s.add_argument("--guidance", type=float, default=9.0, help="classifier-free guidance scale")
+    s.add_argument("--negative-prompt", default="")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    s.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="fp16/bf16: GPU")
+    s.add_argument("--seed", type=int, default=0, help="global seed; each image's seed derives from it")
+    s.add_argument("--batch-size", type=int, default=1)
+    s.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+
+    d = p.add_argument_group("data")
+    d.add_argument("--in", dest="inp", required=True, help="poses (.jsonl) or a dataset folder with maps")
+    d.add_argument("--out", required=True, help="output dataset folder (resumed when it exists)")
+    d.add_argument("--size", type=int, default=None, help="square output size (default: each record's)")
+    d.add_argument("--prompts", default="auto", choices=PROMPT_SOURCES, help="where prompts come from")
+    d.add_argument("--prompt-file", default=None, help="one prompt per line (line j mod n for image j)")
+    d.add_argument("--prompts-per-pose", type=int, default=1, help="K images per pose")
+    d.add_argument("--limit", type=int, default=None, help="only the first N images of the plan")
+    d.add_argument("--shards", type=int, default=None, metavar="N", help="also write WebDataset shards of N")
+    d.add_argument("--sheet-rows", type=int, default=8, help="samples on the contact / attention sheets")
+    d.add_argument("--overwrite", action="store_true", help="start the --out folder again")
+    d.add_argument("--hand-model", choices=["openhand", "mano"], default=None, help="for bare poses")
+    d.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate", help="generate a labelled hand image dataset (attentionhand, sd, controlnet, t2i-adapter)"
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run)

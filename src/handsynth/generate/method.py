@@ -1,0 +1,154 @@
+"""What the generation job needs from a method, and the sampling settings every method shares.
+
+The job (``handsynth.generate.job``) is method-agnostic: it validates inputs, orders and splits the
+work, resumes and writes records. A method only turns a batch of :class:`GenRequest` into images.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from handsynth.errors import UserError
+from handsynth.generate.plan import WorkItem
+
+
+def _schedulers() -> tuple[str, ...]:
+    from handsynth.diffusion.schedulers import SAMPLERS
+
+    return tuple(SAMPLERS)
+
+
+SCHEDULERS = _schedulers()  # ddim (default), dpm++ (DPM-Solver++), unipc, and the rest of the one setup
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class SamplingConfig:
+    """Settings shared by every diffusion method (released AttentionHand code: DDIM 20 steps, CFG 9.0)."""
+
+    scheduler: str = "ddim"
+    steps: int = 20
+    guidance: float = 9.0
+    negative_prompt: str = ""
+    eta: float = 0.0  # DDIM only; 0 = deterministic given the initial noise
+    dtype: str = "fp32"
+
+    def check(self) -> SamplingConfig:
+        if self.scheduler not in SCHEDULERS:
+            raise UserError(f"--scheduler {self.scheduler!r} is unknown; choose from {', '.join(SCHEDULERS)}")
+        if self.steps < 1:
+            raise UserError(f"--steps must be at least 1, got {self.steps}")
+        if self.guidance < 0:
+            raise UserError(f"--guidance must be non-negative, got {self.guidance}")
+        if self.dtype not in DTYPES:
+            raise UserError(f"--dtype {self.dtype!r} is unknown; choose from {', '.join(DTYPES)}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GenRequest:
+    """One image to make: its work item, output size, the condition maps (RGB PIL, output size) and,
+    for methods with a local branch, the local maps and the crop box in output pixels."""
+
+    item: WorkItem
+    width: int
+    height: int
+    conditions: dict[str, Image.Image] = field(default_factory=dict)
+    local_conditions: dict[str, Image.Image] = field(default_factory=dict)
+    box: list[float] | None = None
+
+    @property
+    def prompt(self) -> str:
+        return self.item.prompt
+
+    @property
+    def seed(self) -> int:
+        return self.item.seed
+
+
+@dataclass
+class GenResult:
+    """A generated image, plus the local crop image and hand-token attention maps when a method has them."""
+
+    image: Image.Image
+    local_image: Image.Image | None = None
+    attention: dict[int, np.ndarray] | None = None  # CLIP token index -> (h, w) map, for overlays
+
+
+class GenerationMethod(abc.ABC):
+    """A method as the job sees it. Subclasses load their weights in :meth:`load` (after validation)."""
+
+    name: str = ""
+    maps: tuple[str, ...] = ()  # global condition maps the method reads
+    needs_local: bool = False  # reads the local (hand crop) maps too
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Validate checkpoint/base compatibility from configs only: no weights, no GPU."""
+
+    @abc.abstractmethod
+    def tokenizer(self) -> Any:
+        """The tokenizer prompts are checked and tagged with (the base's own)."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> dict:
+        """Everything that changes the images (stored in handsynth_run.json; a resume must match)."""
+
+    def provenance(self) -> dict:
+        """What each record's ``source`` carries about the method (default: the fingerprint)."""
+        return self.fingerprint()
+
+    def check_size(self, width: int, height: int, where: str) -> None:
+        """Refuse an output size the model cannot produce (latents must survive every downsampling)."""
+        mult = self.size_multiple()
+        if width % mult or height % mult:
+            raise UserError(
+                f"{where}: size {width}x{height} is not a multiple of {mult} (what this base needs); "
+                f"pass --size with a multiple of {mult}"
+            )
+
+    def size_multiple(self) -> int:
+        return 8
+
+    @abc.abstractmethod
+    def load(self, device: torch.device) -> None:
+        """Load the weights onto ``device`` (called once, after every input was validated)."""
+
+    @abc.abstractmethod
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """Images for a batch of requests (all the same size), each from its own seed."""
+
+
+def make_scheduler(name: str, base_config: dict):
+    """A diffusers sampler from the base's own scheduler config (the project's one scheduler setup)."""
+    from handsynth.diffusion.schedulers import sampling_scheduler
+
+    return sampling_scheduler(base_config, name)
+
+
+def generators(requests: list[GenRequest], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per request, seeded by the request's own seed (CPU: same noise on every machine)."""
+    return [torch.Generator(device).manual_seed(r.seed) for r in requests]
+
+
+@torch.no_grad()
+def encode_prompts(base: Any, prompts: list[str], device: torch.device | str) -> torch.Tensor:
+    """CLIP hidden states (B, 77, D) for prompts, cleaned like OpenAI's tokenizer (exact SD ids)."""
+    from handsynth.text.tokenizer import encode_prompts as token_ids
+
+    ids = token_ids(list(prompts), base.tokenizer).to(device)
+    return base.text_encoder(ids)[0]
+
+
+def latent_shape(base: Any, batch: int, width: int, height: int) -> tuple[int, int, int, int]:
+    f = base.vae_scale_factor
+    return (batch, base.unet.config.in_channels, height // f, width // f)
