@@ -1,0 +1,105 @@
+"""Captions for world images, worded like a VLM describing a photo of someone's hand.
+
+A caption is built only from the scene's own attributes (side, gesture read off the joints, object
+and its colour, background phrase, light, sleeve), so it is always true of the image, and it carries
+hand-related words (``hand``, ``holding``, ``pointing``...) for AttentionHand's TAS to attend to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# OpenPose-21: each finger's joints from its base (thumb CMC / finger MCP) to the tip.
+FINGERS = {
+    "thumb": (1, 2, 3, 4),
+    "index": (5, 6, 7, 8),
+    "middle": (9, 10, 11, 12),
+    "ring": (13, 14, 15, 16),
+    "little": (17, 18, 19, 20),
+}
+
+
+def extended_fingers(joints: np.ndarray, threshold: float = 0.9) -> dict[str, bool]:
+    """Which fingers are straight: base-to-tip distance over the summed bone lengths > threshold."""
+    j = np.asarray(joints, np.float64)
+    out = {}
+    for name, idx in FINGERS.items():
+        chain = j[list(idx)]
+        bones = np.linalg.norm(np.diff(chain, axis=0), axis=1).sum()
+        out[name] = bool(np.linalg.norm(chain[-1] - chain[0]) / max(bones, 1e-9) > threshold)
+    return out
+
+
+# (set of extended fingers, excluding the thumb unless it matters) -> (verb phrase, noun phrase)
+_NUMBERS = ("no", "one", "two", "three", "four", "five")
+
+
+def gesture(joints: np.ndarray) -> tuple[str, str]:
+    """A (present-participle phrase, short name) for the hand's pose, e.g. ('pointing', 'pointing')."""
+    ext = extended_fingers(joints)
+    fingers = {k for k, v in ext.items() if v and k != "thumb"}
+    thumb = ext["thumb"]
+    if fingers == {"index"}:
+        return "pointing with the index finger", "pointing"
+    if fingers == {"index", "middle"}:
+        return "making a peace sign", "peace sign"
+    if not fingers and thumb:
+        return "giving a thumbs up", "thumbs up"
+    if fingers == {"little"} and thumb:
+        return "making a hang loose sign", "hang loose"
+    if not fingers:
+        return "making a fist", "fist"
+    if len(fingers) == 4:
+        return ("waving with the fingers spread", "open hand") if thumb else ("showing four fingers", "four")
+    n = len(fingers) + int(thumb)
+    return f"showing {_NUMBERS[n]} fingers", f"{_NUMBERS[n]} fingers"
+
+
+@dataclass
+class CaptionFacts:
+    """Everything a caption may mention; all of it true of the image."""
+
+    side: str
+    gesture: str  # present-participle phrase, e.g. "making a fist"
+    background: str  # e.g. "in front of a brick wall"
+    object_name: str | None = None
+    object_color: str | None = None
+    light: str = ""  # e.g. "in warm light"
+    sleeve_color: str | None = None
+    tone_word: str | None = None
+    domain: str = "wild"
+
+
+def caption(facts: CaptionFacts, rng: np.random.Generator) -> str:
+    """One caption; the template is drawn at random so the wording varies like VLM output."""
+    side, bg = facts.side, facts.background
+    who = ("a person", "someone", "a man", "a woman", "a person")[rng.integers(5)]
+    tone = f"{facts.tone_word}-skinned " if facts.tone_word and rng.random() < 0.25 else ""
+    sleeve = f" wearing a {facts.sleeve_color} sleeve" if facts.sleeve_color and rng.random() < 0.35 else ""
+    if facts.object_name:
+        thing = (
+            f"a {facts.object_color} {facts.object_name}" if facts.object_color else f"a {facts.object_name}"
+        )
+        verb = ("holding", "holding", "gripping", "grasping")[rng.integers(4)]
+        options = [
+            f"{who}{sleeve} {verb} {thing} in the {side} hand {bg}",
+            f"a {tone}{side} hand {verb} {thing} {bg}",
+            f"close-up of {who}'s {side} hand {verb} {thing} {bg}",
+            f"{who} is {verb} {thing} with their {side} hand {bg}",
+        ]
+    else:
+        g = facts.gesture
+        options = [
+            f"{who}{sleeve} {g} with the {side} hand {bg}",
+            f"a {tone}{side} hand {g} {bg}",
+            f"close-up of {who}'s {side} hand {g} {bg}",
+            f"{who} is {g} with their {side} hand {bg}",
+        ]
+        if facts.domain == "lab":
+            options.append(f"a {tone}{side} hand {g} against a black background in a studio")
+    text = options[rng.integers(len(options))]
+    if facts.light and rng.random() < 0.5:
+        text = f"{text}, {facts.light}"
+    return " ".join(text.split())

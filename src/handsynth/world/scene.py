@@ -1,0 +1,396 @@
+"""One world photograph: pose, arm, object, skin, lights, camera, background, degradations, caption.
+
+:class:`WorldGenerator` turns ``(config, index)`` into one dataset record with exact labels and its
+files. Everything random is drawn from a generator seeded by ``(seed, domain, index)``, so sample ``i``
+is the same whatever else was generated before it (resuming and sharding give identical files).
+
+Labels are the hand's alone: joints, bbox and the condition maps (rendered by
+:class:`handsynth.render.conditions.ConditionRenderer`, the same code every stage uses) come from the
+posed hand mesh. The forearm and the held object appear in the photograph (they may occlude the hand,
+as in real photos) but never in the hand's seg or mesh maps.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from handsynth.data.records import Hand, Sample
+from handsynth.errors import UserError
+from handsynth.render.conditions import ConditionRenderer
+from handsynth.world import backgrounds, captions, degrade, forearm, lighting, objects, skin
+from handsynth.world.camera import (
+    axis_rotation,
+    place_hand,
+    rotation_between,
+    sample_arm_direction,
+    sample_framing,
+)
+from handsynth.world.grasp import grasp_pose
+
+DOMAINS = ("lab", "wild")
+_DOMAIN_CODE = {"lab": 1, "wild": 2}
+DEFAULT_OBJECT_PROBABILITY = {"lab": 0.0, "wild": 0.6}
+SLEEVE_COLORS = {"lab": ("black", "grey", "blue"), "wild": tuple(backgrounds.COLORS)}
+
+
+@dataclass
+class WorldConfig:
+    """Settings of one world dataset (stored in the folder's ``handsynth_run.json``)."""
+
+    domain: str = "wild"
+    size: int = 128
+    seed: int = 0
+    maps: tuple[str, ...] = ("mesh", "seg")  # condition maps rendered per sample (global and local)
+    local: bool = True  # render local (hand crop) maps and store the local RGB crop
+    local_size: int | None = None  # default: size
+    hand_model: str = "openhand"
+    model_dir: str | None = None  # MANO folder when hand_model == "mano"
+    object_probability: float | None = None  # default: 0 (lab), 0.6 (wild)
+    supersample: int = 2  # photo rendered at this factor and box-filtered: anti-aliased edges
+    expand: float = 1.25  # local crop side = expand * longest side of the hand box
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise UserError(f"world domain {self.domain!r} is unknown; use one of {DOMAINS}")
+        if not isinstance(self.size, int) or self.size < 32:
+            raise UserError(f"world image size must be an integer >= 32, got {self.size!r}")
+        if self.object_probability is None:
+            self.object_probability = DEFAULT_OBJECT_PROBABILITY[self.domain]
+        if not 0.0 <= self.object_probability <= 1.0:
+            raise UserError(f"object probability must be in [0, 1], got {self.object_probability}")
+        if self.supersample not in (1, 2, 3, 4):
+            raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
+        self.maps = tuple(self.maps)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["maps"] = list(self.maps)
+        d["stage"] = "world"
+        return d
+
+
+class _PosedConditionRenderer(ConditionRenderer):
+    """The shared condition renderer, handed the meshes the world already posed (saves a forward pass).
+
+    Only used for the record whose id matches; the meshes come from the same hand model and the same
+    parameters that the record stores, so they are exactly what the parent class would compute.
+    """
+
+    posed: tuple[str, list] | None = None
+
+    def hand_meshes(self, sample: Sample) -> list:
+        if self.posed is not None and self.posed[0] == sample.id:
+            return self.posed[1]
+        return super().hand_meshes(sample)
+
+
+def _rotvec(R: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(R).as_rotvec()
+
+
+def _box_down(a: np.ndarray, k: int) -> np.ndarray:
+    """Average k x k pixel blocks (the supersampling filter)."""
+    if k == 1:
+        return a
+    h, w = a.shape[0] // k, a.shape[1] // k
+    return a.reshape(h, k, w, k, *a.shape[2:]).mean(axis=(1, 3))
+
+
+@dataclass
+class _HandAssets:
+    v_template: np.ndarray
+    shapedirs: np.ndarray
+    J_regressor: np.ndarray
+    hand_mean: np.ndarray
+    faces: np.ndarray
+    layout: skin.SkinLayout
+
+
+class WorldGenerator:
+    """Generates world samples of one configuration; holds the hand models and GL contexts."""
+
+    def __init__(self, config: WorldConfig):
+        from handsynth.render import Lighting, Renderer
+
+        self.cfg = config
+        self._models: dict[str, torch.nn.Module] = {}
+        self._assets: dict[str, _HandAssets] = {}
+        k = config.supersample
+        # The world shades vertices itself, so the photo renderer's own light is neutral.
+        self.photo = Renderer(config.size * k, config.size * k, lighting=Lighting(ambient=1.0, diffuse=0.0))
+        self.conditions = _PosedConditionRenderer(
+            hand_model=config.hand_model, model_dir=config.model_dir, expand=config.expand
+        )
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def model(self, side: str) -> torch.nn.Module:
+        if side not in self._models:
+            from handsynth.hand import load_hand_model
+
+            self._models[side] = load_hand_model(
+                self.cfg.hand_model, side=side, model_dir=self.cfg.model_dir
+            ).eval()
+        return self._models[side]
+
+    def assets(self, side: str) -> _HandAssets:
+        """Numpy copies of the model's rest arrays and its skin layout (computed once per side)."""
+        if side not in self._assets:
+            m = self.model(side)
+            with torch.no_grad():
+                rest = m(hand_pose=-m.hand_mean[None].clone())  # full pose 0: the flat rest hand
+            faces = np.asarray(m.faces, dtype=np.int64)
+            self._assets[side] = _HandAssets(
+                v_template=m.v_template.double().numpy(),
+                shapedirs=m.shapedirs.double().numpy(),
+                J_regressor=m.J_regressor.double().numpy(),
+                hand_mean=m.hand_mean.double().numpy(),
+                faces=faces,
+                layout=skin.skin_layout(rest.vertices[0].numpy(), faces, rest.joints[0].numpy(), side),
+            )
+        return self._assets[side]
+
+    def sample_id(self, index: int) -> str:
+        return f"{self.cfg.domain}_{index:06d}"
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.cfg.seed, _DOMAIN_CODE[self.cfg.domain], index])
+
+    def _articulation(self, side: str, rng: np.random.Generator, obj: objects.WorldObject | None) -> tuple:
+        """(hand_pose (45,), betas (10,)): a grasp around ``obj``, else a free pose from the prior."""
+        mean = self.assets(side).hand_mean
+        if obj is not None:
+            pose = grasp_pose(side, obj.grip_radius, rng, mean=mean)
+        else:
+            pose = free_pose(side, rng, mean)
+        betas = np.clip(rng.normal(0, 0.8, 10), -2.5, 2.5)
+        return pose, betas
+
+    def _orientation(
+        self, side: str, betas: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """global_orient (3,) putting the forearm along a domain-typical direction, random roll about it.
+
+        The wrist -> middle-knuckle vector only depends on global_orient (the knuckle's parent is the
+        wrist), so the rest skeleton tells which rotation points the arm where we want.
+        """
+        a = self.assets(side)
+        # Only the wrist (0) and middle knuckle (4) rows of the regressor are needed (MANO order).
+        J = a.J_regressor[[0, 4]] @ (a.v_template + a.shapedirs @ betas)
+        d_rest = (J[0] - J[1]) / np.linalg.norm(J[0] - J[1])
+        d = sample_arm_direction(self.cfg.domain, rng)
+        R = axis_rotation(d, rng.uniform(0, 2 * np.pi)) @ rotation_between(d_rest, d)
+        return _rotvec(R), d
+
+    # -- one sample ---------------------------------------------------------------------------------
+
+    def generate(self, index: int) -> tuple[Sample, dict]:
+        """The record and files (relative path -> content) of sample ``index``."""
+        from handsynth.render import SceneMesh, bbox_from_points, crop_image, project, vertex_normals
+
+        cfg, size = self.cfg, self.cfg.size
+        rng = self.rng(index)
+        sid = self.sample_id(index)
+        side = ("right", "left")[int(rng.integers(2))]
+        tone = int(rng.integers(1, 11))
+        obj = objects.sample_object(rng) if rng.random() < cfg.object_probability else None
+
+        # Pose and place the hand (one forward pass, transl added afterwards exactly as the model does).
+        hand_pose, betas = self._articulation(side, rng, obj)
+        global_orient, arm_dir = self._orientation(side, betas, rng)
+        model = self.model(side)
+        with torch.no_grad():
+            out = model(
+                torch.tensor(global_orient[None], dtype=torch.float32),
+                torch.tensor(hand_pose[None], dtype=torch.float32),
+                torch.tensor(betas[None], dtype=torch.float32),
+            )
+        framing = sample_framing(cfg.domain, rng, size)
+        transl = place_hand(out.vertices[0].double().numpy(), framing, size)
+        t32 = torch.tensor(transl[None, None], dtype=torch.float32)
+        verts = (out.vertices + t32)[0].numpy()
+        joints = (out.joints + t32)[0].numpy()
+        faces = self.assets(side).faces
+        K = framing.K
+
+        # Everything in the photo: background, lights, shaded hand, forearm (+ sleeve), object.
+        bg = backgrounds.sample_background(cfg.domain, rng, size)
+        env = skin.srgb_to_linear(bg.image.reshape(-1, 3).mean(axis=0) / 255.0)
+        light = lighting.sample_lighting(cfg.domain, rng, env)
+        normals = vertex_normals(verts, faces)
+        albedo = skin.skin_albedo(self.assets(side).layout, tone, rng)
+        meshes = [
+            SceneMesh(
+                verts,
+                faces,
+                label=side,
+                vertex_colors=lighting.shade(albedo, verts, normals, light, lighting.SKIN_WRAP),
+            )
+        ]
+
+        sleeve_color = None
+        if rng.random() < 0.7:
+            names = SLEEVE_COLORS[cfg.domain]
+            sleeve_color = names[int(rng.integers(len(names)))]
+        arm = forearm.make_forearm(
+            verts, joints, sleeve_start=float(rng.uniform(0.08, 0.22)) if sleeve_color else None
+        )
+        arm_rgb = skin.arm_albedo(arm.vertices, tone, rng)
+        if sleeve_color:
+            cloth = backgrounds._jitter_color(backgrounds.COLORS[sleeve_color], rng, 0.08) / 255.0
+            arm_rgb[arm.sleeve] = cloth * (1 + rng.normal(0, 0.03, (int(arm.sleeve.sum()), 1)))
+        arm_n = vertex_normals(arm.vertices, arm.faces)
+        meshes.append(
+            SceneMesh(
+                arm.vertices,
+                arm.faces,
+                label="object",
+                vertex_colors=lighting.shade(arm_rgb, arm.vertices, arm_n, light, lighting.SKIN_WRAP),
+            )
+        )
+        if obj is not None:
+            ov = objects.place_in_hand(obj, joints, side, rng)
+            on = vertex_normals(ov, obj.faces)
+            meshes.append(
+                SceneMesh(
+                    ov, obj.faces, label="object", vertex_colors=lighting.shade(obj.colors, ov, on, light)
+                )
+            )
+
+        deg = degrade.sample_degradation(cfg.domain, rng, size)
+        photo = self._composite(meshes, K, bg.image, deg, light, rng)
+        photo = degrade.apply_degradation(photo, deg, rng)
+        jpeg = degrade.encode_jpeg(photo, deg.jpeg_quality)
+
+        # Labels.
+        joints_2d = project(joints.astype(np.float64), K)
+        bbox = bbox_from_points(project(verts.astype(np.float64), K), joints_2d)
+        hand = Hand(
+            side=side,
+            model=cfg.hand_model,
+            global_orient=[float(x) for x in global_orient],
+            hand_pose=[float(x) for x in hand_pose],
+            betas=[float(x) for x in betas],
+            transl=[float(x) for x in transl],
+            joints_3d=joints.astype(np.float64).tolist(),
+            joints_2d=joints_2d.tolist(),
+            bbox=bbox,
+        )
+        gesture_phrase, gesture_name = captions.gesture(joints)
+        facts = captions.CaptionFacts(
+            side=side,
+            gesture=gesture_phrase,
+            background=bg.phrase,
+            object_name=obj.name if obj else None,
+            object_color=obj.color_name if obj else None,
+            light=light.words,
+            sleeve_color=sleeve_color,
+            tone_word=skin.TONE_WORDS[tone - 1],
+            domain=cfg.domain,
+        )
+        attributes = {
+            "skin_tone_mst": tone,
+            "gesture": "grasp" if obj else gesture_name,
+            "background": {"name": bg.name, "kind": bg.kind, "phrase": bg.phrase},
+            "sleeve": sleeve_color,
+            "fov_deg": round(framing.fov_deg, 3),
+            "hand_fraction": round(framing.hand_fraction, 4),
+            "arm_direction": [round(float(x), 4) for x in arm_dir],
+            "lighting": light.to_dict(),
+            "degradation": deg.to_dict(),
+        }
+        sample = Sample(
+            id=sid,
+            width=size,
+            height=size,
+            K=K.tolist(),
+            hands=[hand],
+            prompt=captions.caption(facts, rng),
+            file_name=f"images/{sid}.jpg",
+            source={
+                "generator": "handsynth world",
+                "domain": cfg.domain,
+                "seed": cfg.seed,
+                "index": index,
+                "flat_hand_mean": False,
+                "attributes": attributes,
+            },
+        )
+        if obj is not None:
+            sample.extra["object"] = {"name": obj.name, "color": obj.color_name}
+
+        files: dict = {sample.file_name: jpeg}
+        if cfg.maps:
+            self.conditions.posed = (sid, [SceneMesh(verts, faces, label=side)])
+            try:
+                sample, cond_files = self.conditions.render_into(
+                    sample, cfg.maps, local=cfg.local, local_size=cfg.local_size or size
+                )
+            finally:
+                self.conditions.posed = None
+            files.update(cond_files)
+        if cfg.local and sample.local is not None:
+            decoded = np.asarray(_decode(jpeg))
+            rel = f"local/image/{sid}.png"
+            files[rel] = crop_image(decoded, sample.local.box, sample.local.size)
+            sample.local.file_name = rel
+        return sample, files
+
+    def _composite(
+        self,
+        meshes: list,
+        K: np.ndarray,
+        background: np.ndarray,
+        deg: degrade.Degradation,
+        light: lighting.Lighting,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Render the meshes (supersampled) and lay them over the (defocused, shadowed) background."""
+        k = self.cfg.supersample
+        Kk = np.diag([k, k, 1.0]) @ K  # pixel (c, r) of the big image covers [c, c+1)/k of the small one
+        out = self.photo.render(meshes, Kk, maps=("texture", "seg"))
+        mask = (out["seg"] > 0).astype(np.float32)
+        alpha = _box_down(mask, k)[..., None]
+        color = _box_down(out["texture"].astype(np.float32) * mask[..., None], k)  # premultiplied
+        bg = degrade.gaussian_blur(background, deg.background_blur).astype(np.float32)
+        if self.cfg.domain == "wild" and rng.random() < 0.5:
+            bg = bg * (1.0 - _shadow(alpha[..., 0], light, rng))[..., None]
+        return np.clip(bg * (1.0 - alpha) + color, 0, 255).astype(np.uint8)
+
+    def release(self) -> None:
+        self.photo.release()
+
+
+def _shadow(alpha: np.ndarray, light: lighting.Lighting, rng: np.random.Generator) -> np.ndarray:
+    """A soft drop shadow of the foreground on the background, offset away from the key light."""
+    from PIL import Image, ImageFilter
+
+    size = alpha.shape[0]
+    d = light.lights[0].direction
+    shift = np.round(np.asarray(d[:2]) / max(float(d[2]), 0.3) * size * rng.uniform(0.03, 0.08)).astype(int)
+    moved = np.roll(alpha, (int(shift[1]), int(shift[0])), axis=(0, 1))
+    img = Image.fromarray((moved * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(size * 0.025))
+    return np.asarray(img, np.float32) / 255.0 * rng.uniform(0.25, 0.5)
+
+
+def _decode(data: bytes):
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def free_pose(side: str, rng: np.random.Generator, mean: np.ndarray) -> np.ndarray:
+    """``hand_pose`` (45,) of a hand not holding anything."""
+    from handsynth.hand.poses import CANONICAL_POSES, canonical_pose
+
+    names = [n for n in CANONICAL_POSES if n != "grasp"] + ["relaxed", "relaxed"]
+    name = names[int(rng.integers(len(names)))]
+    if name == "relaxed":
+        return rng.normal(0, 0.15, 45)
+    return canonical_pose(name, side=side, mean=mean) + rng.normal(0, 0.08, 45)
