@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handsynth.hand.joints import MANO_PARENTS, MANO_TIP_ORDER
+from handsynth.hand.joints import MANO_PARENTS
 from handsynth.hand.model import HandArrays
 
 # MANO right-hand mean-template joints, metres, MANO order (public figures, see module docstring).
@@ -444,6 +444,3 @@ def openhand_arrays(side: str = "right") -> HandArrays:
         tip_vertices=m.tip_vertices,
         side="left",
     )
-
-
-assert MANO_TIP_ORDER == tuple(n for n, (_c, _t) in sorted(CHAINS.items(), key=lambda kv: kv[1][1]))
