@@ -75,6 +75,7 @@ class _FakeScripted(nn.Module):
         return v.repeat(1, 2048) if return_features else v
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_loader(tmp_path):
     path = tmp_path / "inception-2015-12-05.pt"
     torch.jit.save(torch.jit.script(_FakeScripted()), str(path))
