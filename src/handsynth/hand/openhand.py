@@ -12,8 +12,8 @@ built procedurally, here, from public numbers only:
   thenar and hypothenar pads and one tapered, slightly flattened capsule per phalanx, is polygonised
   with marching cubes (2 mm grid) and Taubin-smoothed: one closed, watertight surface.
 - **Skinning.** Each vertex is weighted to the joints whose primitives it lies near (Gaussian of the
-  primitive's distance, limited to the dominant bone and its tree neighbours), so knuckles blend
-  smoothly and fingers never pull each other. No pose correctives (``posedirs`` is ``None``).
+  primitive's distance, limited to the dominant bone and its tree neighbours, then diffused a few
+  steps along mesh edges), so knuckles blend smoothly and fingers never pull each other. No pose correctives (``posedirs`` is ``None``).
 - **Joint regressor.** For each joint, minimum-norm affine weights over the surrounding vertices that
   reproduce the rest joint exactly, so joints follow the surface when shape changes (as MANO's do).
 - **Shape.** Ten blend shapes with fixed meanings (:data:`SHAPE_PARAMS`), one unit being roughly one
@@ -110,6 +110,7 @@ PALM_Y = 0.0016  # palm mid-plane
 PALM_HALF = 0.0122  # palm half thickness
 GRID = 0.002  # marching-cubes step, metres
 SKIN_TAU = 0.0028  # skinning falloff, metres
+SKIN_SMOOTH = 10  # iterations of weight diffusion along the mesh
 VERSION = 1
 
 
@@ -150,10 +151,10 @@ PALM_POLY = np.array(
     [
         [0.0870, 0.0190],  # radial wrist
         [0.0450, 0.0255],  # radial palm edge (under the thenar)
-        [0.0095, 0.0240],  # index knuckle
-        [0.0025, 0.0030],  # middle knuckle
-        [0.0150, -0.0195],  # ring knuckle
-        [0.0280, -0.0330],  # little knuckle
+        [0.0040, 0.0235],  # index knuckle
+        [-0.0030, 0.0030],  # middle knuckle
+        [0.0100, -0.0195],  # ring knuckle
+        [0.0240, -0.0325],  # little knuckle
         [0.0600, -0.0310],  # ulnar palm edge
         [0.0870, -0.0180],  # ulnar wrist
     ]
@@ -197,7 +198,7 @@ def _primitives() -> list[_Prim]:
             "cone",
             0,
             a=w + [-0.010, -0.0008, -0.0005],
-            b=w + [0.024, -0.0012, -0.0005],
+            b=w + [0.018, -0.0012, -0.0005],
             ra=0.0270,
             rb=0.0255,
             stretch=(1.0, 0.62, 1.0),
@@ -307,6 +308,21 @@ def _skin_weights(verts: np.ndarray, prims: list[_Prim]) -> np.ndarray:
     return w / w.sum(1, keepdims=True)
 
 
+def _smooth_weights(W: np.ndarray, faces: np.ndarray, iterations: int = SKIN_SMOOTH) -> np.ndarray:
+    """Diffuse skinning weights along mesh edges, softening seams where two bones meet (thumb base)."""
+    import scipy.sparse as sp
+
+    V = len(W)
+    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
+    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
+    A = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(V, V))
+    A.data[:] = 1.0
+    A = sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A
+    for _ in range(iterations):
+        W = 0.5 * W + 0.5 * (A @ W)
+    return W / W.sum(1, keepdims=True)
+
+
 def _joint_regressor(verts: np.ndarray, joints: np.ndarray) -> np.ndarray:
     """(16, V) minimum-norm affine weights over nearby vertices that reproduce each rest joint exactly."""
     R = np.zeros((len(joints), len(verts)))
@@ -407,7 +423,7 @@ def build_right() -> OpenHandMesh:
     prims = _primitives()
     verts, faces = _marching_cubes(prims)
     verts, faces = _smooth(verts, faces)
-    W = _skin_weights(verts, prims)
+    W = _smooth_weights(_skin_weights(verts, prims), faces)
     # Fingertip vertices: the surface point nearest to each public fingertip position.
     tips = tuple(int(np.argmin(np.linalg.norm(verts - t, axis=1))) for t in REST_TIPS)
     Jr = _joint_regressor(verts, REST_JOINTS)

@@ -112,8 +112,25 @@ def view_rotation(name: str) -> np.ndarray:
     return extra.as_matrix() @ base
 
 
-def openhand_contact_sheet(cell: int = 256, side: str = "right"):
-    """One row per canonical pose, columns: back, palm, side and three-quarter views (a PIL image)."""
+def _gl_renderer(cell: int):
+    """handsynth.render's OpenGL renderer when a context can be made, else None (numpy fallback)."""
+    import os
+
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    try:
+        from handsynth.render import Renderer
+
+        return Renderer(cell, cell)
+    except Exception:  # no EGL/OpenGL here: the numpy rasteriser still works
+        return None
+
+
+def openhand_contact_sheet(cell: int = 256, side: str = "right", use_gl: bool = True):
+    """One row per canonical pose, columns: back, palm, side and three-quarter views (a PIL image).
+
+    Uses handsynth.render's mesh map (what the methods are conditioned on) when OpenGL is available,
+    otherwise :func:`rasterize`.
+    """
     import torch
 
     from handsynth.hand.model import load_hand_model
@@ -122,6 +139,7 @@ def openhand_contact_sheet(cell: int = 256, side: str = "right"):
 
     model = load_hand_model("openhand", side=side, flat_hand_mean=True)
     views = ("back", "palm", "side", "three_quarter")
+    gl = _gl_renderer(cell) if use_gl else None
     rows, captions = [], []
     for name in CANONICAL_POSES:
         pose = torch.as_tensor(canonical_pose(name, side=side), dtype=torch.float32)[None]
@@ -132,7 +150,13 @@ def openhand_contact_sheet(cell: int = 256, side: str = "right"):
         for view in views:
             rot = view_rotation(view)
             cam, K = look_at_hand(verts, cell, rot)
-            row.append(rasterize(cam, model.faces, K, cell, cell))
+            if gl is not None:
+                from handsynth.render import SceneMesh
+
+                mesh = SceneMesh(cam.astype(np.float32), model.faces.astype(np.int32), label=side)
+                row.append(gl.render(meshes=[mesh], K=K, maps=("mesh",))["mesh"])
+            else:
+                row.append(rasterize(cam, model.faces, K, cell, cell))
         rows.append(row)
         captions.append(f"{name}")
     return contact_sheet(rows, column_titles=views, row_captions=captions, cell=cell, caption_lines=1)
@@ -143,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/openhand_poses.png")
     parser.add_argument("--cell", type=int, default=256)
     parser.add_argument("--side", default="right", choices=("right", "left"))
+    parser.add_argument("--numpy", action="store_true", help="use the numpy rasteriser, not OpenGL")
     args = parser.parse_args(argv)
-    openhand_contact_sheet(args.cell, args.side).save(args.out)
+    openhand_contact_sheet(args.cell, args.side, use_gl=not args.numpy).save(args.out)
     print(args.out)
     return 0
 
