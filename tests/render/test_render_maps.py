@@ -194,3 +194,41 @@ def test_vertex_normals_formula():
     assert np.abs(n - v / np.linalg.norm(v, axis=1, keepdims=True)).max() < 0.02  # a sphere's are radial
     lone = vertex_normals(np.vstack([v, [[1.0, 1.0, 1.0]]]), f)
     assert not lone[-1].any()  # a vertex without faces gets no normal
+
+
+def _textured_quad():
+    """A 10 cm square facing the camera; its texture's quadrants are red, green / blue, white."""
+    tex = np.zeros((64, 64, 3), np.uint8)
+    tex[:32, :32] = (255, 0, 0)
+    tex[:32, 32:] = (0, 255, 0)
+    tex[32:, :32] = (0, 0, 255)
+    tex[32:, 32:] = (255, 255, 255)
+    v = np.array([[-0.05, -0.05, 0.5], [0.05, -0.05, 0.5], [0.05, 0.05, 0.5], [-0.05, 0.05, 0.5]])
+    uv = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])  # OBJ: v = 1 is the image's top
+    return v, np.array([[0, 2, 1], [0, 3, 2]]), uv, tex  # wound to face the camera (pyrender culls)
+
+
+QUADRANTS = {(-0.025, -0.025): (1, 0, 0), (0.025, -0.025): (0, 1, 0), (-0.025, 0.025): (0, 0, 1)}
+
+
+def test_uv_texture_orientation(renderer):
+    v, f, uv, tex = _textured_quad()
+    out = renderer.render([SceneMesh(v, f, "object", uv=uv, texture=tex)], K, maps=("texture",))["texture"]
+    for (x, y), rgb in QUADRANTS.items():  # image top-left (x<0, y<0 in OpenCV) shows the texture's top-left
+        px = out[_px(project([x, y, 0.5], K))]
+        assert ((px > 100) == np.array(rgb, bool)).all(), (x, y, px)
+    px = out[_px(project([0.025, 0.025, 0.5], K))]
+    assert (px > 100).all()
+    # the same through trimesh's TextureVisuals, and mixed with untextured meshes in one scene
+    import trimesh
+    from PIL import Image
+
+    tm = trimesh.Trimesh(
+        v, f, visual=trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(tex)), process=False
+    )
+    scene = [sphere([0.12, 0.0, 0.7], "right"), SceneMesh.from_trimesh(tm, "object")]
+    mixed = renderer.render(scene, K, maps=("texture", "seg"))
+    assert np.array_equal(mixed["texture"][mixed["seg"] == 3], out[mixed["seg"] == 3])
+    assert (mixed["seg"] == 1).sum() > 500  # an untextured mesh beside it, same frame
+    with pytest.raises(UserError, match="both uv and texture"):
+        SceneMesh(v, f, "object", uv=uv)

@@ -50,3 +50,41 @@ def test_normals_agree_with_pyrender(reference, rendered):
 
 def test_skeleton_is_shared(reference, rendered):
     assert np.array_equal(reference["skeleton"], rendered["skeleton"])
+
+
+def test_uv_texture_agrees_with_pyrender(renderer):
+    from test_render_maps import QUADRANTS, _px, _textured_quad
+
+    from handsynth.render import SceneMesh, project
+    from handsynth.render.pyrender_ref import PyrenderSceneRenderer
+
+    v, f, uv, tex = _textured_quad()
+    quad = SceneMesh(v, f, "object", uv=uv, texture=tex)
+    ref = PyrenderSceneRenderer(W, H)
+    b = ref.render([quad], K, maps=("texture",))["texture"]
+    ref.release()
+    a = renderer.render([quad], K, maps=("texture",))["texture"]
+    for (x, y), rgb in QUADRANTS.items():
+        p = _px(project([x, y, 0.5], K))
+        assert ((a[p] > 100) == np.array(rgb, bool)).all(), a[p]
+        assert ((b[p] > 100) == np.array(rgb, bool)).all(), b[p]
+
+
+def test_pyrender_cleanup_leaves_our_context_working(renderer, scene, rendered):
+    # pyrender's own cleanup calls eglTerminate, which breaks every EGL context in the process;
+    # PyrenderSceneRenderer's release (also run on garbage collection) must not.
+    import gc
+
+    from handsynth.render.pyrender_ref import PyrenderSceneRenderer
+
+    for explicit in (True, False):
+        ref = PyrenderSceneRenderer(W, H)
+        ref.render(scene, K, maps=("seg",))
+        if explicit:
+            ref.release()
+        del ref
+        gc.collect()
+        again = renderer.render(scene, K, maps=("seg", "depth"))
+        assert np.array_equal(again["seg"], rendered["seg"]) and np.array_equal(
+            again["depth"], rendered["depth"]
+        )

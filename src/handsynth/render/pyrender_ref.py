@@ -12,7 +12,7 @@ re-uploads the geometry) and calls ``OffscreenRenderer.render`` once:
   a directional light along the view axis plus ambient light;
 - normal: per-vertex camera-space normals (flipped per vertex to face the camera) encoded as vertex
   colours, rendered with ``RenderFlags.FLAT`` (unlit, interpolated colours);
-- texture: vertex colours (skin / object colour), lit like the mesh map;
+- texture: vertex colours (skin / object colour) or the uv texture image, lit like the mesh map;
 - seg: ``RenderFlags.SEG`` with a colour per mesh node;
 - depth: ``RenderFlags.DEPTH_ONLY``, metres -> millimetres;
 - skeleton: the same 2-D drawing as the fast renderer (no GL involved).
@@ -63,11 +63,21 @@ class PyrenderSceneRenderer:
         scene.add(pr.DirectionalLight(color=np.ones(3), intensity=2.0), pose=CV_TO_GL)
         return scene
 
-    def _mesh(self, m: SceneMesh, colors: np.ndarray | None = None, rgba: tuple | None = None):
+    def _mesh(
+        self,
+        m: SceneMesh,
+        colors: np.ndarray | None = None,
+        rgba: tuple | None = None,
+        textured: bool = False,
+    ):
         import trimesh
 
         pr = self._pr
         tm = trimesh.Trimesh(m.vertices, m.faces, vertex_colors=colors, process=False)
+        if textured:
+            from PIL import Image
+
+            tm.visual = trimesh.visual.TextureVisuals(uv=m.uv, image=Image.fromarray(m.texture[..., :3]))
         material = None
         if rgba is not None:
             material = pr.MetallicRoughnessMaterial(
@@ -102,6 +112,8 @@ class PyrenderSceneRenderer:
                     n = vertex_normals(m.vertices, m.faces)
                     n[(n * m.vertices).sum(axis=1) > 0] *= -1  # face the camera
                     mesh = self._mesh(m, colors=np.round((n * 0.5 + 0.5) * 255).astype(np.uint8))
+                elif name == "texture" and m.texture is not None:
+                    mesh = self._mesh(m, textured=True)
                 elif name == "texture":
                     mesh = self._mesh(m, colors=np.round(np.asarray(m.albedo()) * 255).astype(np.uint8))
                 else:
@@ -123,4 +135,34 @@ class PyrenderSceneRenderer:
         return out
 
     def release(self) -> None:
-        self.renderer.delete()
+        """Free pyrender's GL objects and context WITHOUT ``eglTerminate``.
+
+        pyrender's ``OffscreenRenderer.delete()`` (also run from its and its platform's ``__del__``)
+        terminates the process-wide EGL display, which silently breaks every other EGL context in the
+        process: a handsynth Renderer then draws garbage. So we destroy only our own context, and
+        leave the platform with no display, so that its ``__del__`` has nothing left to terminate.
+        """
+        r = getattr(self, "renderer", None)
+        platform = getattr(r, "_platform", None)
+        if r is None or platform is None:
+            return
+        if not hasattr(platform, "_egl_display"):  # not EGL (OSMesa, pyglet): pyrender's own cleanup
+            r.delete()
+            return
+        from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+        if platform._egl_display is not None and platform._egl_context is not None:
+            platform.make_current()
+            r._renderer.delete()
+            eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+            eglDestroyContext(platform._egl_display, platform._egl_context)
+        platform._egl_context = None
+        platform._egl_display = None
+        r._renderer = r._platform = None
+        self.renderer = None
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:
+            pass

@@ -16,6 +16,7 @@ Geometry follows :mod:`handsynth.render.camera`: OpenCV camera at the origin, in
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from handsynth.render.maps import MAP_NAMES, check_maps
 from handsynth.render.scene import SceneMesh, vertex_normals
 from handsynth.render.skeleton import draw_skeleton
 
+_FLOATS_PER_VERTEX = 12  # position 3, normal 3, colour 3, uv 2, label 1
+TEXTURE_CACHE_SIZE = 16
 NORMAL_FRAMES = {"opencv": (1.0, 1.0, 1.0), "opengl": (1.0, -1.0, -1.0)}
 
 _VERTEX_SHADER = """
@@ -39,10 +42,12 @@ uniform vec2 depth_ab;  // z_ndc = (a z + b) / z maps [znear, zfar] to [-1, 1]
 in vec3 in_pos;
 in vec3 in_nrm;
 in vec3 in_col;
+in vec2 in_uv;
 in float in_label;
 out vec3 v_pos;
 out vec3 v_nrm;
 out vec3 v_col;
+out vec2 v_uv;
 flat out float v_label;
 void main() {
     vec3 uvw = K * in_pos;  // (u z, v z, z): continuous pixel coordinates times depth
@@ -52,6 +57,7 @@ void main() {
     v_pos = in_pos;
     v_nrm = in_nrm;
     v_col = in_col;
+    v_uv = vec2(in_uv.x, 1.0 - in_uv.y);  // OBJ uv (origin bottom-left) -> rows stored top first
     v_label = in_label;
 }
 """
@@ -60,9 +66,12 @@ _FRAGMENT_SHADER = """
 #version 330
 uniform vec3 normal_sign;  // (1,1,1): OpenCV camera frame; (1,-1,-1): OpenGL camera frame
 uniform vec3 shading;      // mesh grey, ambient, diffuse
+uniform sampler2D albedo_tex;
+uniform bool use_tex;
 in vec3 v_pos;
 in vec3 v_nrm;
 in vec3 v_col;
+in vec2 v_uv;
 flat in float v_label;
 layout(location = 0) out vec4 out_mesh;
 layout(location = 1) out vec4 out_normal;
@@ -85,7 +94,8 @@ void main() {
     float grey = v_label < 2.5 ? shading.x * light : 0.0;  // objects are black occluders in `mesh`
     out_mesh = vec4(grey, grey, grey, 1.0);
     out_normal = vec4((n * normal_sign) * 0.5 + 0.5, 1.0);
-    out_texture = vec4(v_col * light, 1.0);
+    vec3 albedo = use_tex ? texture(albedo_tex, v_uv).rgb : v_col;
+    out_texture = vec4(albedo * light, 1.0);
     out_seg = v_label / 255.0;
     out_depth = clamp(v_pos.z * 1000.0, 0.0, 65535.0) / 65535.0;
 }
@@ -170,15 +180,16 @@ class Renderer:
             self.prog["shading"].value = (lighting.mesh_grey, lighting.ambient, lighting.diffuse)
             a, b = (zfar + znear) / (zfar - znear), -2.0 * zfar * znear / (zfar - znear)
             self.prog["depth_ab"].value = (a, b)
-            self._vbo = self.ctx.buffer(reserve=10 * 4 * 4096)
+            self._vbo = self.ctx.buffer(reserve=_FLOATS_PER_VERTEX * 4 * 4096)
             self._ibo = self.ctx.buffer(reserve=3 * 4 * 8192)
             self._vao = self.ctx.vertex_array(
                 self.prog,
-                [(self._vbo, "3f 3f 3f 1f", "in_pos", "in_nrm", "in_col", "in_label")],
+                [(self._vbo, "3f 3f 3f 2f 1f", "in_pos", "in_nrm", "in_col", "in_uv", "in_label")],
                 index_buffer=self._ibo,
                 index_element_size=4,
             )
         self._targets: dict[tuple[int, int], _Target] = {}
+        self._textures: OrderedDict[int, tuple[np.ndarray, object]] = OrderedDict()
 
     @property
     def gl_renderer(self) -> str:
@@ -241,6 +252,9 @@ class Renderer:
         with self.ctx:
             for t in self._targets.values():
                 t.release()
+            for _, tex in self._textures.values():
+                tex.release()
+            self._textures.clear()
             self._vao.release()
             self._vbo.release()
             self._ibo.release()
@@ -263,6 +277,22 @@ class Renderer:
             self._targets[key] = _Target(self.ctx, width, height)
         return self._targets[key]
 
+    def _texture(self, image: np.ndarray):
+        """The GL texture of an image array, cached by identity (the cache holds the array)."""
+        key = id(image)
+        if key in self._textures and self._textures[key][0] is image:
+            self._textures.move_to_end(key)
+            return self._textures[key][1]
+        h, w, c = image.shape
+        tex = self.ctx.texture((w, h), c, np.ascontiguousarray(image).tobytes(), alignment=1)
+        tex.build_mipmaps()
+        tex.filter = (self._mgl.LINEAR_MIPMAP_LINEAR, self._mgl.LINEAR)
+        tex.repeat_x = tex.repeat_y = True
+        self._textures[key] = (image, tex)
+        while len(self._textures) > TEXTURE_CACHE_SIZE:
+            self._textures.popitem(last=False)[1][1].release()
+        return tex
+
     def _upload(self, meshes: Sequence[SceneMesh]) -> int:
         """Pack every mesh into the shared vertex/index buffers; returns the number of indices."""
         for i, m in enumerate(meshes):
@@ -272,7 +302,7 @@ class Renderer:
         n_idx = sum(m.faces.size for m in meshes)
         if n_idx == 0:
             return 0
-        data = np.empty((n_vert, 10), np.float32)
+        data = np.zeros((n_vert, _FLOATS_PER_VERTEX), np.float32)
         index = np.empty(n_idx, np.uint32)
         v0 = i0 = 0
         for m in meshes:
@@ -280,7 +310,9 @@ class Renderer:
             data[v0:v1, 0:3] = m.vertices
             data[v0:v1, 3:6] = vertex_normals(m.vertices, m.faces)
             data[v0:v1, 6:9] = m.albedo()
-            data[v0:v1, 9] = m.label_id
+            if m.uv is not None:
+                data[v0:v1, 9:11] = m.uv
+            data[v0:v1, 11] = m.label_id
             index[i0:i1] = m.faces.reshape(-1) + v0
             v0, i0 = v1, i1
         for buf, arr in ((self._vbo, data), (self._ibo, index)):
@@ -322,7 +354,19 @@ class Renderer:
             if n_idx:
                 self.prog["K"].write(np.ascontiguousarray(K.T, dtype=np.float32).tobytes())
                 self.prog["size"].value = (float(width), float(height))
-                self._vao.render(mgl.TRIANGLES, vertices=n_idx)
+                if all(m.texture is None for m in meshes):
+                    self.prog["use_tex"].value = False
+                    self._vao.render(mgl.TRIANGLES, vertices=n_idx)  # the whole scene in one draw
+                else:  # one draw per mesh, each with its own texture
+                    first = 0
+                    for m in meshes:
+                        self.prog["use_tex"].value = m.texture is not None
+                        if m.texture is not None:
+                            self._texture(m.texture).use(location=0)
+                            self.prog["albedo_tex"].value = 0
+                        if m.faces.size:
+                            self._vao.render(mgl.TRIANGLES, vertices=m.faces.size, first=first)
+                        first += m.faces.size
             for name in maps:
                 if name in _TARGETS:
                     attachment, components, read_dtype, dtype = _TARGETS[name]

@@ -6,6 +6,7 @@ object loader or a test can hand it whatever they posed.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,10 @@ class SceneMesh:
     """One triangle mesh in the camera frame (OpenCV: x right, y down, z forward; metres).
 
     ``label`` picks the seg value and whether it shows in the `mesh` map (hands only). The `texture`
-    colour is ``vertex_colors`` if given, else ``color``, else the default skin / object colour.
+    map's albedo is the ``texture`` image sampled at ``uv`` if given (OBJ/trimesh convention: uv (0, 0)
+    is the image's bottom-left corner), else ``vertex_colors``, else ``color``, else the default skin /
+    object colour. A texture image is uploaded once and cached by identity: pass the same array
+    every frame and do not modify it in place.
     """
 
     vertices: np.ndarray
@@ -34,6 +38,8 @@ class SceneMesh:
     label: str
     vertex_colors: np.ndarray | None = None
     color: tuple[float, float, float] | np.ndarray | None = None
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -62,6 +68,38 @@ class SceneMesh:
             if c.shape != (3,):
                 raise UserError(f"SceneMesh ({self.label}) color must be 3 numbers in [0, 1], got {c}")
             self.color = np.clip(c, 0.0, 1.0)
+        if (self.uv is None) != (self.texture is None):
+            raise UserError(f"SceneMesh ({self.label}) needs both uv and texture, or neither")
+        if self.uv is not None:
+            uv = np.asarray(self.uv, dtype=np.float32)
+            if uv.shape != (len(v), 2) or not np.isfinite(uv).all():
+                raise UserError(f"SceneMesh ({self.label}) uv must be a finite (V, 2) array, got {uv.shape}")
+            tex = self.texture
+            if (
+                not isinstance(tex, np.ndarray)
+                or tex.ndim != 3
+                or tex.shape[2] not in (3, 4)
+                or tex.dtype != np.uint8
+            ):
+                raise UserError(
+                    f"SceneMesh ({self.label}) texture must be a uint8 numpy (h, w, 3|4) image, got {np.shape(tex)}"
+                )
+            self.uv = uv
+
+    @classmethod
+    def from_trimesh(cls, mesh, label: str) -> SceneMesh:
+        """Take a trimesh mesh with its colours: a texture image + uv, or vertex colours, if it has them."""
+        visual = getattr(mesh, "visual", None)
+        kind = getattr(visual, "kind", None)
+        if kind == "texture" and visual.uv is not None:
+            image = getattr(visual.material, "image", None)
+            if image is None and hasattr(visual.material, "baseColorTexture"):
+                image = visual.material.baseColorTexture
+            if image is not None:
+                return cls(mesh.vertices, mesh.faces, label, uv=visual.uv, texture=_image_array(image))
+        if kind == "vertex":
+            return cls(mesh.vertices, mesh.faces, label, vertex_colors=visual.vertex_colors[:, :3] / 255.0)
+        return cls(mesh.vertices, mesh.faces, label)
 
     @property
     def label_id(self) -> int:
@@ -74,6 +112,22 @@ class SceneMesh:
         default = DEFAULT_OBJECT if self.label == "object" else DEFAULT_SKIN
         c = self.color if self.color is not None else np.asarray(default, dtype=np.float32)
         return np.broadcast_to(np.asarray(c, dtype=np.float32), self.vertices.shape)
+
+
+_IMAGES: OrderedDict[int, tuple[object, np.ndarray]] = OrderedDict()
+
+
+def _image_array(image) -> np.ndarray:
+    """The RGB array of a PIL image, converted once per image object (so the GL texture cache hits)."""
+    key = id(image)
+    if key in _IMAGES and _IMAGES[key][0] is image:
+        _IMAGES.move_to_end(key)
+        return _IMAGES[key][1]
+    arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    _IMAGES[key] = (image, arr)  # holding the image keeps its id from being reused
+    while len(_IMAGES) > 32:
+        _IMAGES.popitem(last=False)
+    return arr
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
