@@ -24,6 +24,7 @@ blended (one reason label maps should not be made this way).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -162,7 +163,5 @@ class PyrenderSceneRenderer:
         self.renderer = None
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown: EGL may already be gone
             self.release()
-        except Exception:
-            pass
