@@ -65,7 +65,10 @@ def evaluate_checkpoint(
     root = dataset_root(data)
     keys, pred = predict_dataset(estimator, data, progress=progress)
     if hand_models is None:
-        hand_models = {side: load_hand_model_for(estimator.cfg, side) for side in ("right", "left")}
+        hand_models = {
+            "right": estimator.model.hand_model,
+            "left": load_hand_model_for(estimator.cfg, "left"),
+        }
     gverts = gt_vertices(samples, hand_models, estimator.cfg.hand_model)
     gt = [
         HandEntry(

@@ -82,19 +82,21 @@ def train(
     from accelerate import Accelerator
 
     out = Path(cfg.out)
-    if overwrite and out.exists():
-        for name in ("checkpoints", "train_log.jsonl", "train_config.json"):
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    _check_resume(out, cfg)
+    if not overwrite:
+        _check_resume(out, cfg)
     dataset, ratios, paths = build_datasets(cfg)  # validates inputs before anything is written
+    if hand_model is None:
+        hand_model = load_hand_model_for(cfg.model)
 
     acc = Accelerator(
         mixed_precision=cfg.mixed_precision, log_with=cfg.log_with, project_dir=str(out / "logs")
     )
+    if overwrite and acc.is_main_process and out.exists():
+        for name in ("checkpoints", "train_log.jsonl", "train_config.json"):
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    acc.wait_for_everyone()
     torch.manual_seed(cfg.seed)
-    if hand_model is None:
-        hand_model = load_hand_model_for(cfg.model)
     model = ReconModel(cfg.model, hand_model)
     optimizer = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
