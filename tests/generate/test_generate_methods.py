@@ -29,7 +29,12 @@ def requests(n: int = 2, seed0: int = 0, box: list[float] | None = None) -> list
         item.hand_token_indices = hand_token_indices(prompt, clip_tokenizer())
         out.append(
             GenRequest(
-                item, SIZE, SIZE, {"mesh": cond}, {"mesh": cond.transpose(Image.Transpose.FLIP_LEFT_RIGHT)}, box
+                item,
+                SIZE,
+                SIZE,
+                {"mesh": cond},
+                {"mesh": cond.transpose(Image.Transpose.FLIP_LEFT_RIGHT)},
+                box,
             )
         )
     return out
@@ -53,7 +58,9 @@ def test_our_loop_equals_diffusers_controlnet_pipeline(tiny_base, controlnet):
 
     sampling = SamplingConfig(steps=2, guidance=5.0)
     reqs = requests(2)
-    ours = ControlNetSampler(tiny_base, controlnet, make_scheduler("ddim", tiny_base.scheduler_config), sampling)
+    ours = ControlNetSampler(
+        tiny_base, controlnet, make_scheduler("ddim", tiny_base.scheduler_config), sampling
+    )
     got = arr(r.image for r in ours(reqs))
     pipe = StableDiffusionControlNetPipeline(
         vae=tiny_base.vae,
@@ -67,7 +74,9 @@ def test_our_loop_equals_diffusers_controlnet_pipeline(tiny_base, controlnet):
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    noise = torch.cat([torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(r.seed)) for r in reqs])
+    noise = torch.cat(
+        [torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(r.seed)) for r in reqs]
+    )
     ref = pipe(
         prompt_embeds=encode_prompts(tiny_base, PROMPTS, "cpu"),
         negative_prompt_embeds=encode_prompts(tiny_base, ["", ""], "cpu"),
@@ -134,7 +143,9 @@ def test_checkpoint_for_another_base_is_refused(tmp_path, tiny_base):
         norm_num_groups=8,
     )
     net.save_pretrained(tmp_path / "cn")
-    with pytest.raises(UserError, match="another base model: its cross_attention_dim is 64 but base tiny has 32"):
+    with pytest.raises(
+        UserError, match="another base model: its cross_attention_dim is 64 but base tiny has 32"
+    ):
         ControlNetBaseline(str(tmp_path / "cn"), "tiny").check()
     T2IAdapter(channels=[320, 640, 1280, 1280]).save_pretrained(tmp_path / "ad")
     with pytest.raises(UserError, match="its channels is \\[320, 640, 1280, 1280\\]"):
@@ -155,21 +166,27 @@ def test_global_local_and_tas(tiny_base, controlnet):
     glob = ControlNetSampler(tiny_base, controlnet, sched, sampling)
     base_img = arr(r.image for r in glob(requests(1, box=box)))
     # Weight 0: the branches never meet, so the global image is the global mode's.
-    apart = ControlNetSampler(tiny_base, controlnet, sched, sampling, mode="global+local", local_blend=LocalBlend(0.0))
+    apart = ControlNetSampler(
+        tiny_base, controlnet, sched, sampling, mode="global+local", local_blend=LocalBlend(0.0)
+    )
     res = apart(requests(1, box=box))
     assert res[0].local_image is not None
     assert np.abs(arr([res[0].image]) - base_img).max() <= 1
-    joined = ControlNetSampler(tiny_base, controlnet, sched, sampling, mode="global+local", local_blend=LocalBlend(1.0))
+    joined = ControlNetSampler(
+        tiny_base, controlnet, sched, sampling, mode="global+local", local_blend=LocalBlend(1.0)
+    )
     diff = np.abs(arr([joined(requests(1, box=box))[0].image]) - base_img).mean(-1)[0]
     assert diff.mean() > 0.5
     # TAS at inference updates the latents and hands back one map per hand token.
-    tas = TASOptions(TASConfig(resolution=4), TASInferenceConfig(enabled=True, max_steps=1, max_refinement_iterations=2))
+    tas = TASOptions(
+        TASConfig(resolution=4), TASInferenceConfig(enabled=True, max_steps=1, max_refinement_iterations=2)
+    )
     with_tas = ControlNetSampler(tiny_base, controlnet, sched, sampling, tas=tas)
     reqs = requests(1)
     out = with_tas(reqs)[0]
     assert set(out.attention) == set(reqs[0].item.hand_token_indices) and out.attention
     for m in out.attention.values():
-        assert m.shape == (4, 4) and np.isfinite(m).all() and 0 <= m.min() and m.max() <= 1
+        assert m.shape == (4, 4) and np.isfinite(m).all() and m.min() >= 0 and m.max() <= 1
     assert np.abs(arr([out.image]) - arr([glob(requests(1))[0].image])).mean() > 0.1
     from handsynth.diffusion.attention import remove_attention_store
 

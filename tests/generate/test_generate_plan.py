@@ -96,7 +96,9 @@ def test_bad_inputs_name_the_record(poses_dir, tmp_path):
     rec["conditions"]["mesh"] = "conditions/mesh/nowhere.png"
     missing.write_text("\n".join([lines[0], json.dumps(rec)]) + "\n")
     try:
-        with pytest.raises(UserError, match=f"record {rec['id']}: condition file .*nowhere.png does not exist"):
+        with pytest.raises(
+            UserError, match=f"record {rec['id']}: condition file .*nowhere.png does not exist"
+        ):
             load_inputs(missing, ("mesh",), False)
     finally:
         missing.unlink()

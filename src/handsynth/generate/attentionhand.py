@@ -130,11 +130,12 @@ class AttentionHandGenerator(ControlNetBaseline):
             )
 
     def checkpoint_sha256(self) -> str | None:
-        if self.module is not None or self.checkpoint is None:
+        """sha256 of φ_g's folder (``global+local`` hashes when the local branch has its own net)."""
+        if not isinstance(self.checkpoint, (str, Path)):
             return super().checkpoint_sha256()
-        folder = Path(str(self.checkpoint))
-        parts = [tree_sha256(p) for p in self._net_folders().values()]
-        return parts[0] if len(parts) == 1 else tree_sha256(folder / "controlnet") + "+" + parts[1]
+        if self._sha is None:
+            self._sha = "+".join(tree_sha256(p) for p in self._net_folders().values())
+        return self._sha
 
     def fingerprint(self) -> dict:
         fp = super().fingerprint()

@@ -34,6 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     dist = Dist.from_accelerate(cpu=args.cpu)
     result = run_job(method, job, dist)
+    if dist.world_size > 1:
+        print(f"process {dist.rank}/{dist.world_size}: generated {result.generated} images", flush=True)
     if dist.rank == 0:
         print(
             f"wrote {result.out}: {result.total} of {result.planned} planned images "
@@ -103,3 +105,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_arguments(p)
     p.set_defaults(func=_run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m handsynth.generate.cli ...`` (what ``accelerate launch -m`` runs): the same command
+    as ``handsynth generate``, usable before the top-level CLI lists it."""
+    import logging
+    import sys
+
+    from handsynth.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="handsynth generate", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.set_defaults(func=_run)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"handsynth: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -183,6 +183,9 @@ class SampleSource:
 
     def _render(self, sample: Sample) -> tuple[Sample, dict[str, np.ndarray]]:
         if self._renderer is None:
+            import os
+
+            os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless; must precede any OpenGL import
             from handsynth.render.conditions import ConditionRenderer
 
             self._renderer = ConditionRenderer(hand_model=self.job.hand_model, model_dir=self.job.mano_dir)
@@ -401,6 +404,8 @@ def _finish(
     merged = sorted(records.values(), key=lambda s: order[s.id])
     write_metadata(out, merged)
     shutil.rmtree(out / PARTS, ignore_errors=True)
+    for tmp in out.rglob(".*.tmp"):  # temp files of writes a kill interrupted (never a finished file)
+        tmp.unlink(missing_ok=True)
     result.total = len(merged)
     missing = [it.out_id for it in planned if it.out_id not in records]
     if missing:

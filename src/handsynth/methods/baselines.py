@@ -44,6 +44,16 @@ def _load_config(cls: Any, path: str, what: str, subfolder: str | None = None) -
         ) from None
 
 
+def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Move only what differs (diffusers warns on every ``.to(dtype=...)``, even a no-op one)."""
+    p = next(module.parameters())
+    if p.device != device:
+        module.to(device)
+    if p.dtype != dtype:
+        module.to(dtype)
+    return module
+
+
 class DiffusersBaseline(GenerationMethod):
     """Shared parts of the baselines: base loading, the tokenizer, fingerprints, noise and prompts.
 
@@ -72,6 +82,7 @@ class DiffusersBaseline(GenerationMethod):
         self._base_path: str | None = None
         self._unet_config: dict | None = None
         self._tokenizer = None
+        self._sha: str | None = None
         self.device = torch.device("cpu")
 
     # -- validation (configs only) -----------------------------------------------------------------
@@ -143,12 +154,14 @@ class DiffusersBaseline(GenerationMethod):
 
     # -- provenance --------------------------------------------------------------------------------
     def checkpoint_sha256(self) -> str | None:
-        if self.module is not None:
-            return module_sha256(self.module)
-        if self.checkpoint is None:
-            return None
-        p = Path(str(self.checkpoint)).expanduser()
-        return tree_sha256(p) if p.exists() else f"hub:{self.checkpoint}"
+        """The checkpoint's content hash (files on disk; a module built in code: its state dict)."""
+        if self._sha is None:
+            if isinstance(self.checkpoint, (str, Path)):
+                p = Path(str(self.checkpoint)).expanduser()
+                self._sha = tree_sha256(p) if p.exists() else f"hub:{self.checkpoint}"
+            elif self.module is not None:
+                self._sha = module_sha256(self.module)
+        return self._sha
 
     def fingerprint(self) -> dict:
         base_id = self.base.source if self.base is not None else base_fingerprint(self.base_path())
@@ -175,14 +188,14 @@ class DiffusersBaseline(GenerationMethod):
         self.device = device
         if self.base is None:
             self.base = load_base(self.base_model, dtype=dtype)
-        self.base.to(device, dtype if dtype != self.base.unet.dtype else None)
+        for m in (self.base.unet, self.base.vae, self.base.text_encoder):
+            _move(m, device, dtype)
         if self.module_class and self.module is None:
             import diffusers
 
             self.module = getattr(diffusers, self.module_class).from_pretrained(str(self.checkpoint))
         if self.module is not None:
-            same = next(self.module.parameters()).dtype == dtype
-            self.module.to(device=device, dtype=None if same else dtype).eval().requires_grad_(False)
+            _move(self.module, device, dtype).eval().requires_grad_(False)
         self.scheduler = make_scheduler(self.sampling.scheduler, self.base.scheduler_config)
 
     def initial_latents(self, requests: list[GenRequest]) -> torch.Tensor:
