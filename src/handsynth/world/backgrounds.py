@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image
@@ -210,7 +210,7 @@ NATURAL: dict[str, str] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def natural_image(name: str) -> np.ndarray | None:
     """A scikit-image sample photo as (H, W, 3) uint8, or None if this install lacks it."""
     import skimage.data

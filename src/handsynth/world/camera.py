@@ -94,7 +94,8 @@ def place_hand(
     through the wanted centre sets the position; a few fixed-point steps correct for perspective and
     then slide the box inside the image (with ``margin`` pixels to spare).
     """
-    v = np.asarray(vertices, np.float64)
+    v_all = np.asarray(vertices, np.float64)
+    v = v_all[:: max(1, len(v_all) // 2000)]  # iterate on a subset; the final check uses every vertex
     K = framing.K
     f = K[0, 0]
     c3 = 0.5 * (v.min(axis=0) + v.max(axis=0))
@@ -112,9 +113,9 @@ def place_hand(
         aim = aim + target - 0.5 * (lo + hi)  # the box centre is not the projection of c3: correct for it
         z *= float(np.max(hi - lo)) / want  # perspective: re-scale the depth to the size obtained
     transl = (Kinv @ np.array([aim[0], aim[1], 1.0])) * z - c3
-    uv = project(v + transl, K)
+    uv = project(v_all + transl, K)
     lo, hi = uv.min(axis=0), uv.max(axis=0)
     fix = np.clip(lo, margin, None) - lo + np.clip(hi, None, size - margin) - hi
     if np.any(fix != 0):  # last nudge, sideways at this depth
-        transl[:2] += fix * (v + transl)[:, 2].mean() / f
+        transl[:2] += fix * (v_all + transl)[:, 2].max() / f  # far points move least: use them
     return transl

@@ -32,7 +32,7 @@ def extended_fingers(joints: np.ndarray, threshold: float = 0.9) -> dict[str, bo
     return out
 
 
-# (set of extended fingers, excluding the thumb unless it matters) -> (verb phrase, noun phrase)
+# Number words for "showing N fingers".
 _NUMBERS = ("no", "one", "two", "three", "four", "five")
 
 
@@ -54,7 +54,8 @@ def gesture(joints: np.ndarray) -> tuple[str, str]:
     if len(fingers) == 4:
         return ("waving with the fingers spread", "open hand") if thumb else ("showing four fingers", "four")
     n = len(fingers) + int(thumb)
-    return f"showing {_NUMBERS[n]} fingers", f"{_NUMBERS[n]} fingers"
+    noun = "finger" if n == 1 else "fingers"
+    return f"showing {_NUMBERS[n]} {noun}", f"{_NUMBERS[n]} {noun}"
 
 
 @dataclass

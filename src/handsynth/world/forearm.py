@@ -77,11 +77,11 @@ def make_forearm(
         for k in range(sections):
             a, b = i * sections + k, i * sections + (k + 1) % sections
             c, e = a + sections, b + sections
-            faces += [[a, c, b], [b, c, e]]
+            faces += [[a, b, c], [b, e, c]]  # counter-clockwise seen from outside
     # Close the elbow end with a fan around a centre vertex.
     end = len(verts)
     verts = np.vstack([verts, start + length * d])
     last = (len(ts) - 1) * sections
-    faces += [[last + k, end, last + (k + 1) % sections] for k in range(sections)]
+    faces += [[last + k, last + (k + 1) % sections, end] for k in range(sections)]
     sleeve = np.append(np.repeat(is_sleeve, sections), is_sleeve[-1])
     return Forearm(verts, np.asarray(faces, np.int64), sleeve)

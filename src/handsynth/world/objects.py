@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class WorldObject:
     grip_radius: float  # how far the fingers must open to hold it (the grasp's tightness)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _unit(kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Cached unit primitives (trimesh creation is the slow part)."""
     import trimesh

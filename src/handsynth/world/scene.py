@@ -73,6 +73,11 @@ class WorldConfig:
         return d
 
 
+def sample_id(domain: str, index: int) -> str:
+    """The record id of sample ``index`` of ``domain`` (e.g. ``wild_000042``)."""
+    return f"{domain}_{index:06d}"
+
+
 class _PosedConditionRenderer(ConditionRenderer):
     """The shared condition renderer, handed the meshes the world already posed (saves a forward pass).
 
@@ -157,18 +162,20 @@ class WorldGenerator:
         return self._assets[side]
 
     def sample_id(self, index: int) -> str:
-        return f"{self.cfg.domain}_{index:06d}"
+        return sample_id(self.cfg.domain, index)
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, _DOMAIN_CODE[self.cfg.domain], index])
 
     def _articulation(self, side: str, rng: np.random.Generator, obj: objects.WorldObject | None) -> tuple:
-        """(hand_pose (45,), betas (10,)): a grasp around ``obj``, else a free pose from the prior."""
+        """(hand_pose (45,), betas (10,)): a grasp around ``obj``, else a pose from the hand prior."""
         mean = self.assets(side).hand_mean
         if obj is not None:
             pose = grasp_pose(side, obj.grip_radius, rng, mean=mean)
         else:
-            pose = free_pose(side, rng, mean)
+            from handsynth.hand.priors import sample_hand_pose
+
+            pose = sample_hand_pose(rng, self.model(side), side) - mean
         betas = np.clip(rng.normal(0, 0.8, 10), -2.5, 2.5)
         return pose, betas
 
@@ -191,7 +198,19 @@ class WorldGenerator:
     # -- one sample ---------------------------------------------------------------------------------
 
     def generate(self, index: int) -> tuple[Sample, dict]:
-        """The record and files (relative path -> content) of sample ``index``."""
+        """The record and files (relative path -> content) of sample ``index``.
+
+        Torch runs single-threaded meanwhile: one small hand (batch 1) is many times faster on one
+        thread than on two contended ones, and parallel workers use the other cores.
+        """
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._generate(index)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _generate(self, index: int) -> tuple[Sample, dict]:
         from handsynth.render import SceneMesh, bbox_from_points, crop_image, project, vertex_normals
 
         cfg, size = self.cfg, self.cfg.size
@@ -383,14 +402,3 @@ def _decode(data: bytes):
     from PIL import Image
 
     return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-def free_pose(side: str, rng: np.random.Generator, mean: np.ndarray) -> np.ndarray:
-    """``hand_pose`` (45,) of a hand not holding anything."""
-    from handsynth.hand.poses import CANONICAL_POSES, canonical_pose
-
-    names = [n for n in CANONICAL_POSES if n != "grasp"] + ["relaxed", "relaxed"]
-    name = names[int(rng.integers(len(names)))]
-    if name == "relaxed":
-        return rng.normal(0, 0.15, 45)
-    return canonical_pose(name, side=side, mean=mean) + rng.normal(0, 0.08, 45)

@@ -80,7 +80,8 @@ def smooth_field(
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     k = 2 * np.pi / rng.uniform(*wavelength, size=waves)
     phase = rng.uniform(0, 2 * np.pi, size=waves)
-    return np.sin(points @ (dirs * k[:, None]).T + phase).sum(axis=1) / np.sqrt(waves / 2)
+    arg = np.asarray(points, np.float32) @ (dirs * k[:, None]).T.astype(np.float32) + phase.astype(np.float32)
+    return np.sin(arg).sum(axis=1).astype(np.float64) / np.sqrt(waves / 2)
 
 
 def palm_normal(joints: np.ndarray, side: str) -> np.ndarray:
