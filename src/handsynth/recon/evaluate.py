@@ -19,29 +19,31 @@ from handsynth.recon.predict import ReconEstimator, predict_dataset, write_freih
 
 
 def gt_vertices(
-    samples: list, hand_models: dict[str, nn.Module], model_name: str
+    samples: list, hand_models: dict[str, nn.Module], model_name: str, batch_size: int = 64
 ) -> dict[tuple[str, str], np.ndarray] | None:
     """Camera-frame vertices of every hand from its parameters, or None if a record uses another model."""
     if any(h.model != model_name for s in samples for h in s.hands):
         return None
     out = {}
-    with torch.no_grad():
-        for s in samples:
-            for h in s.hands:
-                m = hand_models[h.side]
-                p = next(iter(m.buffers()), None)
-                dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    for side, m in hand_models.items():
+        hands = [(s.id, h) for s in samples for h in s.hands if h.side == side]
+        buf = next(iter(m.buffers()), None)
+        device = buf.device if buf is not None else torch.device("cpu")
+        for i in range(0, len(hands), batch_size):
+            chunk = hands[i : i + batch_size]
 
-                def t(x: list, dtype: torch.dtype = dtype) -> torch.Tensor:
-                    return torch.tensor([x], dtype=dtype)
+            def t(name: str, chunk: list = chunk, device: torch.device = device) -> torch.Tensor:
+                return torch.tensor([getattr(h, name) for _, h in chunk], dtype=torch.float32, device=device)
 
+            with torch.no_grad():
                 res = m(
-                    global_orient=t(h.global_orient),
-                    hand_pose=t(h.hand_pose),
-                    betas=t(h.betas),
-                    transl=t(h.transl),
+                    global_orient=t("global_orient"),
+                    hand_pose=t("hand_pose"),
+                    betas=t("betas"),
+                    transl=t("transl"),
                 )
-                out[(s.id, h.side)] = res.vertices[0].double().numpy()
+            for (sid, _), v in zip(chunk, res.vertices.double().cpu().numpy()):
+                out[(sid, side)] = v
     return out
 
 
