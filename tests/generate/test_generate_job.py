@@ -171,3 +171,30 @@ def test_shards_and_rendered_poses(cli, controlnet_dir, poses_dir, tmp_path):
     with tarfile.open(shards[0]) as tar:
         names = set(tar.getnames())
     assert {f"{got[0].id}.json", f"{got[0].id}.image.png", f"{got[0].id}.mesh.png"} <= names
+
+
+def test_attentionhand_global_local_tas_overlays(cli, controlnet_dir, poses_dir, tmp_path):
+    from diffusers import ControlNetModel
+
+    from handsynth.diffusion.config import save_config
+    from handsynth.diffusion.controlnet import GuidanceModule
+    from handsynth.methods.attentionhand import CONFIG_NAME, AttentionHandConfig
+
+    run = tmp_path / "run"  # what `handsynth train --method attentionhand` leaves
+    GuidanceModule({"shared": ControlNetModel.from_pretrained(controlnet_dir)}).save(run)
+    cfg = AttentionHandConfig()
+    cfg.tas.resolution = 4
+    save_config(cfg, run / CONFIG_NAME)
+    out = tmp_path / "out"
+    argv = ["--method", "attentionhand", "--checkpoint", str(run), "--in", str(poses_dir), "--out", str(out)]
+    argv += ["--steps", "2", "--mode", "global+local", "--tas", "--tas-steps", "1", "--tas-iterations", "1"]
+    assert cli([*argv, "--limit", "2", "--sheet-rows", "1"]) == 0
+    recs = read_dataset(out)
+    assert len(recs) == 2
+    for r in recs:
+        assert r.source["method"] == "attentionhand" and r.source["mode"] == "global+local"
+        assert r.source["tas"]["max_steps"] == 1 and r.source["base_model"] == "tiny"
+        assert pixels(out / r.local.file_name).shape == (64, 64, 3)  # the local branch's own crop
+    assert (out / "attention" / f"{recs[0].id}.png").exists()  # overlays for the first samples only
+    assert not (out / "attention" / f"{recs[1].id}.png").exists()
+    assert (out / "attention_sheet.png").exists() and (out / "contact_sheet.png").exists()

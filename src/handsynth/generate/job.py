@@ -75,9 +75,13 @@ class Dist:
 
     @classmethod
     def from_accelerate(cls, cpu: bool = False) -> Dist:
+        import torch
         from accelerate import PartialState
 
-        state = PartialState(cpu=cpu)
+        # cpu=True on a machine without an accelerator lets a multi-process launch (accelerate launch
+        # --multi_gpu / torchrun) form a gloo process group instead of N independent single runs.
+        no_gpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+        state = PartialState(cpu=cpu or no_gpu)
         return cls(state.process_index, state.num_processes, state.wait_for_everyone, state.device)
 
 

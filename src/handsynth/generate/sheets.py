@@ -23,9 +23,10 @@ def heat(values: np.ndarray) -> np.ndarray:
 
 
 def overlay(image: Image.Image, attention: np.ndarray, alpha: float = 0.55) -> Image.Image:
-    """A token's attention map (h, w), upsampled to the image and normalised by its max, over the image."""
+    """A token's attention map (h, w), upsampled to the image and min-max normalised, over the image."""
     a = np.asarray(attention, dtype=np.float32)
-    a = a / a.max() if a.max() > 0 else a
+    span = float(a.max() - a.min())
+    a = (a - a.min()) / span if span > 0 else np.zeros_like(a)
     up = Image.fromarray((a * 255).astype(np.uint8)).resize(image.size, Image.Resampling.BILINEAR)
     colour = heat(np.asarray(up, dtype=np.float32) / 255)
     base = np.asarray(image.convert("RGB"), dtype=np.float32)
@@ -68,6 +69,16 @@ def _load(path: Path) -> Image.Image:
         return im.convert("RGB")
 
 
+def _local_map(root: Path, s: Sample, name: str) -> Image.Image:
+    """The stored local map, or the global map cropped by the record's box (what the method saw)."""
+    if name in s.local.conditions:
+        return _load(root / s.local.conditions[name])
+    from handsynth.render import crop_image
+
+    glob = _load(root / s.conditions[name])
+    return Image.fromarray(crop_image(np.asarray(glob), s.local.box, s.local.size))
+
+
 def generation_sheet(root: Path, samples: list[Sample], maps: tuple[str, ...]) -> Image.Image:
     """Rows of condition map(s) | generated image (| local condition | local generated), with the prompt."""
     rows, captions = [], []
@@ -76,7 +87,7 @@ def generation_sheet(root: Path, samples: list[Sample], maps: tuple[str, ...]) -
         row = [_load(root / s.conditions[m]) for m in maps if m in s.conditions]
         row.append(_load(root / s.file_name))
         if has_local and s.local is not None and s.local.file_name:
-            row += [_load(root / s.local.conditions[m]) for m in maps if m in s.local.conditions]
+            row += [_local_map(root, s, m) for m in maps]
             row.append(_load(root / s.local.file_name))
         rows.append(row)
         captions.append(f"{s.id}: {s.prompt}")
