@@ -175,6 +175,7 @@ def test_grasp_curls_more_around_thin_objects():
 
 def test_extended_fingers_and_gesture_words():
     j = np.zeros((21, 3))
+    j[0] = [0.04, -0.2, 0.0]  # wrist well below the knuckles: the palm continues into each finger
     for f in range(5):
         for k in range(4):
             j[1 + 4 * f + k] = [0.02 * f, 0.03 + 0.02 * k, 0.0]  # all straight
@@ -193,6 +194,10 @@ def test_extended_fingers_and_gesture_words():
     assert captions.gesture(fold(j, (0, 1, 2, 3, 4)))[1] == "fist"
     assert captions.gesture(fold(j, (0, 1, 4))) == ("showing two fingers", "two fingers")
     assert captions.gesture(fold(j, (0, 1, 2, 4))) == ("showing one finger", "one finger")
+    # Folded at the knuckle but straight beyond it: not extended.
+    knuckle = j.copy()
+    knuckle[6:9] = knuckle[5] + np.array([0.0, 0.0, -1.0]) * (0.02 * np.arange(1, 4))[:, None]
+    assert not captions.extended_fingers(knuckle)["index"] and captions.extended_fingers(knuckle)["middle"]
 
 
 def test_captions_name_the_side_and_the_object():

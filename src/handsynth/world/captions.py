@@ -21,14 +21,29 @@ FINGERS = {
 }
 
 
-def extended_fingers(joints: np.ndarray, threshold: float = 0.9) -> dict[str, bool]:
-    """Which fingers are straight: base-to-tip distance over the summed bone lengths > threshold."""
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    c = a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def extended_fingers(
+    joints: np.ndarray, straightness: float = 0.85, max_bend_deg: float = 45.0
+) -> dict[str, bool]:
+    """Which digits are held out straight, read off the 21 joints (OpenPose order).
+
+    A digit is extended when its chain beyond the base joint is nearly straight (base-to-tip distance
+    over summed bone lengths > ``straightness``) and it continues the bone before it (bent by less than
+    ``max_bend_deg`` at the base: a finger folded at the knuckle is not "out"). For the four fingers the
+    bone before is the palm (wrist -> knuckle); the thumb's chain is taken from its MCP joint.
+    """
     j = np.asarray(joints, np.float64)
     out = {}
     for name, idx in FINGERS.items():
-        chain = j[list(idx)]
+        chain = j[list(idx)] if name != "thumb" else j[list(idx[1:])]
+        before = chain[0] - (j[0] if name != "thumb" else j[idx[0]])
         bones = np.linalg.norm(np.diff(chain, axis=0), axis=1).sum()
-        out[name] = bool(np.linalg.norm(chain[-1] - chain[0]) / max(bones, 1e-9) > threshold)
+        straight = np.linalg.norm(chain[-1] - chain[0]) / max(bones, 1e-9) > straightness
+        out[name] = bool(straight and _angle_deg(chain[-1] - chain[0], before) < max_bend_deg)
     return out
 
 

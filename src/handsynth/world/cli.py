@@ -18,6 +18,10 @@ _worker_generator = None
 
 def _init_worker(config: WorldConfig) -> None:
     global _worker_generator
+    import os
+
+    # Parallel workers already fill the cores: one rasteriser thread each (Mesa llvmpipe), unless set.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     from handsynth.world.scene import WorldGenerator
 
     _worker_generator = WorldGenerator(config)
@@ -72,7 +76,7 @@ def render_world(
     return write_contact_sheet(out, rows=sheet_rows)
 
 
-def write_contact_sheet(folder: str | Path, rows: int = SHEET_ROWS) -> Path:
+def write_contact_sheet(folder: str | Path, rows: int = SHEET_ROWS, cell: int = 160) -> Path:
     """A sheet of the folder's first samples: photo, local crop, mesh and local mesh, caption below."""
     import numpy as np
     from PIL import Image
@@ -95,7 +99,9 @@ def write_contact_sheet(folder: str | Path, rows: int = SHEET_ROWS) -> Path:
             row.append(load_map("mesh", root / s.local.conditions["mesh"]))
         grid.append(row)
         captions.append(s.prompt)
-    sheet = contact_sheet(grid, column_titles=titles[: max(len(r) for r in grid)], row_captions=captions)
+    sheet = contact_sheet(
+        grid, column_titles=titles[: max(len(r) for r in grid)], row_captions=captions, cell=cell
+    )
     path = root / "contact_sheet.png"
     atomic_write_file(path, sheet)
     return path

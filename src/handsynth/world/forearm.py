@@ -64,9 +64,11 @@ def make_forearm(
     if sleeve_start is not None:
         ts += [sleeve_start - 1e-4, sleeve_start]
     ts = np.array(sorted(set(ts)))
-    widen = 1.0 + 0.45 * np.clip(ts / 0.25, 0.0, 1.0)  # wrist -> muscular forearm
+    widen = (
+        1.0 + 0.6 * np.clip(ts / 0.22, 0.0, 1.0) + 0.25 * np.clip((ts - 0.3) / 0.2, 0.0, 1.0)
+    )  # forearm, upper arm
     is_sleeve = np.zeros(len(ts), bool) if sleeve_start is None else ts >= sleeve_start
-    widen = widen * np.where(is_sleeve, 1.2, 0.97)
+    widen = widen * np.where(is_sleeve, 1.25, 0.97)
 
     theta = np.linspace(0.0, 2 * np.pi, sections, endpoint=False)
     circle = np.cos(theta)[:, None] * across[None] * r_across + np.sin(theta)[:, None] * thick[None] * r_thick
