@@ -51,7 +51,7 @@ def render_dataset(
     }
     writer = DatasetWriter(out, config=config)
     renderer = ConditionRenderer(hand_model=hand_model, model_dir=mano_dir, expand=expand)
-    sheet_rows, captions = [], []
+    rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
     for sample in tqdm(todo, desc="render", unit="pose", disable=None):
         if size is not None:
@@ -69,12 +69,12 @@ def render_dataset(
             row += [
                 load_map(m, root / s.local.conditions[m]) for m in maps if m in ("mesh", "normal", "texture")
             ]
-        sheet_rows.append(row)
+        rows.append(row)
         captions.append(
             f"{s.id}  " + ", ".join(f"{h.side}" for h in s.hands) + (f"  {s.prompt}" if s.prompt else "")
         )
     titles = list(maps) + [f"local {m}" for m in maps if local and m in ("mesh", "normal", "texture")]
-    sheet = contact_sheet(sheet_rows, column_titles=titles, row_captions=captions, caption_lines=1)
+    sheet = contact_sheet(rows, column_titles=titles, row_captions=captions, caption_lines=1)
     sheet_path = root / "contact_sheet.png"
     atomic_write_file(sheet_path, sheet)
     return sheet_path

@@ -1,0 +1,96 @@
+"""`handsynth poses sample` -> `handsynth render`: a dataset folder whose maps agree with its labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handsynth.cli import main
+from handsynth.data import read_dataset
+from handsynth.render import load_map
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("render_cmd")
+    assert (
+        main(
+            [
+                "poses",
+                "sample",
+                "--n",
+                "3",
+                "--seed",
+                "3",
+                "--two-hands",
+                "--size",
+                "128",
+                "--out",
+                str(tmp / "poses.jsonl"),
+            ]
+        )
+        == 0
+    )
+    assert main(["render", "--in", str(tmp / "poses.jsonl"), "--out", str(tmp / "ds"), "--size", "96"]) == 0
+    return tmp
+
+
+def test_render_writes_every_map_and_consistent_labels(rendered):
+    root = rendered / "ds"
+    samples = read_dataset(root)
+    assert len(samples) == 3 and (root / "contact_sheet.png").exists()
+    for s in samples:
+        assert s.width == 96 and set(s.conditions) == {
+            "mesh",
+            "normal",
+            "texture",
+            "seg",
+            "depth",
+            "skeleton",
+        }
+        seg = load_map("seg", root / s.conditions["seg"])
+        depth = load_map("depth", root / s.conditions["depth"])
+        assert seg.shape == (96, 96) and np.array_equal(seg > 0, depth > 0)
+        for h in s.hands:
+            label = 1 if h.side == "right" else 2
+            ys, xs = np.nonzero(seg == label)
+            assert len(xs) > 0
+            x, y, w, hgt = h.bbox
+            # the tight mesh bbox (scaled to 96 px) encloses the hand's silhouette to within a pixel
+            assert (
+                xs.min() >= x - 1.5
+                and xs.max() <= x + w + 1.5
+                and ys.min() >= y - 1.5
+                and ys.max() <= y + hgt + 1.5
+            )
+        # local crop: joints mapped into the crop land on that hand's local silhouette
+        local_seg = load_map("seg", root / s.local.conditions["seg"])
+        for h in s.hands:
+            uv = np.round(s.local.to_local(np.asarray(h.joints_2d)[[0]])).astype(int)[0]
+            if 0 <= uv[0] < s.local.size and 0 <= uv[1] < s.local.size:
+                patch = local_seg[max(uv[1] - 4, 0) : uv[1] + 5, max(uv[0] - 4, 0) : uv[0] + 5]
+                assert (patch == (1 if h.side == "right" else 2)).any()
+
+
+def test_render_resumes_and_refuses_other_settings(rendered, capsys):
+    before = (rendered / "ds" / "metadata.jsonl").read_text()
+    assert (
+        main(["render", "--in", str(rendered / "poses.jsonl"), "--out", str(rendered / "ds"), "--size", "96"])
+        == 0
+    )
+    assert (rendered / "ds" / "metadata.jsonl").read_text() == before
+    assert (
+        main(["render", "--in", str(rendered / "poses.jsonl"), "--out", str(rendered / "ds"), "--size", "64"])
+        == 2
+    )
+    assert "size" in capsys.readouterr().err
+
+
+def test_render_rejects_unknown_map(tmp_path, capsys):
+    assert (
+        main(
+            ["render", "--in", str(tmp_path / "x.jsonl"), "--out", str(tmp_path / "o"), "--maps", "mesh,foo"]
+        )
+        == 2
+    )
+    assert "foo" in capsys.readouterr().err and not (tmp_path / "o").exists()
