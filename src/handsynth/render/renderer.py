@@ -1,7 +1,7 @@
 """One offscreen renderer for every condition map: one draw, one framebuffer, one read-back per map.
 
 All meshes of a scene (two hands and an object) are packed into one vertex buffer and drawn with a
-single call into one framebuffer with a render target per map (mesh, normal, texture: RGBA8; seg: R8
+single call (one per mesh when a mesh has a uv texture to bind) into one framebuffer with a render target per map (mesh, normal, texture: RGBA8; seg: R8
 holding label / 255; depth: R16 unorm holding millimetres / 65535, so integers come back exactly).
 Each requested map is read straight into its output array, with no CPU-side repacking.
 
