@@ -19,7 +19,9 @@ COMMAND_MODULES = [
     "handsynth.hand.cli",  # mano convert, poses sample
     "handsynth.render.cli",  # render
     "handsynth.text.cli",  # tag, caption, prompts
-    "handsynth.methods.cli",  # train, generate
+    "handsynth.world.cli",  # world render
+    "handsynth.methods.cli",  # train
+    "handsynth.generate.cli",  # generate
     "handsynth.eval.cli",  # evaluate, study
     "handsynth.recon.cli",  # recon
     "handsynth.demo",  # demo
@@ -27,7 +29,10 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="handsynth", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="handsynth",
+        description="Photo-realistic hand images with exact 3D labels (AttentionHand, HandBooster, SesaHand).",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
