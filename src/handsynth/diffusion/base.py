@@ -23,7 +23,8 @@ from handsynth.errors import UserError
 log = logging.getLogger(__name__)
 
 TINY = "tiny"
-TINY_VERSION = "v1"
+TINY_VERSION = "v2"
+TINY_ATTENTION_GAIN = 4.0
 # What a diffusers-format SD folder must hold: subfolder -> (config file, accepted weight/data files).
 REQUIRED_PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unet": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
@@ -96,6 +97,13 @@ def tiny_components(seed: int = 0) -> dict:
         attention_head_dim=8,
         norm_num_groups=8,
     )
+    # Random q/k projections give near-uniform cross-attention (every token ~1/77), where TAS has no
+    # gradient to follow; scaling them makes the random maps peaked like a trained model's.
+    with torch.no_grad():
+        for name, module in unet.named_modules():
+            if name.endswith("attn2"):
+                module.to_q.weight.mul_(TINY_ATTENTION_GAIN)
+                module.to_k.weight.mul_(TINY_ATTENTION_GAIN)
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,

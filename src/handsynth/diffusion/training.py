@@ -176,7 +176,11 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
                 f"checkpoint {resume_from} does not exist; pass a checkpoints/step_N folder of a run"
             )
 
+    # cpu=True on a machine without an accelerator lets a multi-process launch (accelerate launch
+    # --multi_gpu / torchrun) form a gloo process group instead of N independent runs.
+    no_gpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     accelerator = Accelerator(
+        cpu=no_gpu,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=cfg.mixed_precision,
         log_with="tensorboard",
@@ -299,6 +303,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
         "params_sha256": digest,
         "last": last_logs,
         "num_processes": n_proc,
+        "is_main_process": main,
     }
 
 

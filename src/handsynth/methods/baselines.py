@@ -74,7 +74,9 @@ class DiffusersBaseline(GenerationMethod):
         self.checkpoint = checkpoint
         self.base_model = base_model
         self.sampling = (sampling or SamplingConfig()).check()
-        self.condition = condition
+        from handsynth.render.maps import check_maps
+
+        self.condition = check_maps(condition)[0]
         self.maps = (condition,) if self.module_class else ()
         self.conditioning_scale = conditioning_scale
         self.base = base_model if not isinstance(base_model, str) else None
@@ -164,19 +166,22 @@ class DiffusersBaseline(GenerationMethod):
         return self._sha
 
     def fingerprint(self) -> dict:
+        """Content, not paths: a checkpoint moved or named by another relative path is the same."""
         base_id = self.base.source if self.base is not None else base_fingerprint(self.base_path())
         return {
             "method": self.name,
-            "checkpoint": None
-            if self.checkpoint is None or self.module is not None
-            else str(self.checkpoint),
             "checkpoint_sha256": self.checkpoint_sha256(),
-            "base_model": self.base_model if isinstance(self.base_model, str) else self.base.source,
             "base_fingerprint": base_id,
             "condition": self.condition if self.module_class else None,
             "conditioning_scale": self.conditioning_scale if self.module_class else None,
             **self.sampling.to_dict(),
         }
+
+    def provenance(self) -> dict:
+        """The fingerprint plus where the weights were read from (for each record's ``source``)."""
+        ckpt = None if self.checkpoint is None or self.module is not None else str(self.checkpoint)
+        base = self.base_model if isinstance(self.base_model, str) else self.base.source
+        return {"checkpoint": ckpt, "base_model": base, **self.fingerprint()}
 
     # -- running -----------------------------------------------------------------------------------
     def load(self, device: torch.device) -> None:

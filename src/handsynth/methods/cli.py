@@ -95,7 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / CONFIG_NAME)
     summary = run_training(task, cfg.train, out, resume=resume)
-    print(f"trained {summary['step']} steps; guidance module saved in {out / 'controlnet'}")
+    if summary["is_main_process"]:
+        print(f"trained {summary['step']} steps; guidance module saved in {out / 'controlnet'}")
     return 0
 
 
