@@ -94,3 +94,30 @@ def test_render_rejects_unknown_map(tmp_path, capsys):
         == 2
     )
     assert "foo" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_local_crop_is_padded_by_the_record_size_not_the_crop_size():
+    """A 64 px record with local maps at 128 px: pixels of the crop outside the 64 px image are zero."""
+    from handsynth.data import Sample
+    from handsynth.hand import load_hand_model
+    from handsynth.hand.priors import SceneConfig, sample_records
+    from handsynth.render.conditions import ConditionRenderer
+
+    models = {s: load_hand_model("openhand", side=s).eval() for s in ("right", "left")}
+    sample: Sample = sample_records(1, 5, models, SceneConfig(size=64), progress=False)[0]
+    # shift the principal point so the hand straddles the right border of the 64 px image
+    sample.K[0][2] += 40.0
+    for h in sample.hands:
+        h.bbox[0] += 40.0
+        h.joints_2d = [[u + 40.0, v] for u, v in h.joints_2d]
+    rendered = ConditionRenderer(expand=1.25).render(sample, ("seg",), local=True, local_size=128)
+    x, y, side = rendered.box
+    outside = (np.arange(128) + 0.5) * side / 128 + x >= 64
+    assert rendered.local_maps["seg"].shape == (128, 128)
+    outside_rows = (np.arange(128) + 0.5) * side / 128 + y >= 64
+    outside_cols_left = (np.arange(128) + 0.5) * side / 128 + x < 0
+    outside |= outside_cols_left
+    assert outside.any() or outside_rows.any()
+    seg = rendered.local_maps["seg"]
+    assert seg[:, outside].max(initial=0) == 0 and seg[outside_rows].max(initial=0) == 0
+    assert seg.max() > 0

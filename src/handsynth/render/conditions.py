@@ -106,10 +106,8 @@ class ConditionRenderer:
 
             size = local_size or max(sample.width, sample.height)
             box = [float(v) for v in crop_box(sample.union_bbox(), expand=self.expand)]
-            local_renderer = self._renderer(size, size)
-            result.local_maps = local_renderer.render_local(
-                meshes, K, box, size, maps=maps, joints_2d=joints_2d
-            )
+            # The global renderer draws the crop at any size; padding follows the record's image size.
+            result.local_maps = renderer.render_local(meshes, K, box, size, maps=maps, joints_2d=joints_2d)
             result.box = box
         return result
 
