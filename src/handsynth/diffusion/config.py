@@ -69,6 +69,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise UserError(f"config field '{where}' must be a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -55,6 +55,9 @@ class TASConfig:
     released_schedule_len: int = 50  # released code: 20*sqrt(linspace(1, 0.5, 50))[k], k = iteration
     unet: Literal["bare", "controlled"] = "bare"  # bare: phi_d alone (paper / released code)
     stop_early: bool = True  # end the UNet forward after the last block whose attention TAS reads
+    # TAS leaves samples with t below this alone: eps_hat - eps = dX / sqrt(1 - abar_t) grows ~30x as
+    # t -> 0 (0 = the paper: every t; A&E only alters the early, high-t sampling steps).
+    min_timestep: int = 0
 
 
 @dataclass
@@ -238,6 +241,7 @@ def tas_refine(
     iterations = cfg.iterations if iterations is None else iterations
     query_hw = query_resolution(cfg, tuple(latents.shape[-2:]))
     has_tokens = torch.tensor([len(i) > 0 for i in indices], device=latents.device)
+    has_tokens &= t.reshape(-1).to(latents.device) >= cfg.min_timestep
     x = latents.detach()
     loss_before = loss_last = latents.new_zeros(latents.shape[0])
     first_maps = None

@@ -72,8 +72,10 @@ class TrainTask(Protocol):
 
     def collate(self, items: list) -> Any: ...
 
-    def loss(self, model: torch.nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training loss of one (micro-)batch, and scalars to log."""
+    def loss(
+        self, model: torch.nn.Module, batch: Any, step: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of one (micro-)batch (random draws from ``generator``), and scalars to log."""
 
     def validate(self, model: torch.nn.Module, step: int) -> dict[str, np.ndarray]:
         """Images to save and log (name -> HxWx3 uint8)."""
@@ -120,6 +122,10 @@ class LoopState:
             int(d["epoch"]),
             int(d["batches_in_epoch"]),
         )
+
+
+def _batch_seed(seed: int, rank: int, epoch: int, batch: int) -> int:
+    return (seed * 1_000_003 + rank * 100_003 + epoch * 10_007 + batch) % (2**63 - 1)
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -227,7 +233,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
     if main:
         out.mkdir(parents=True, exist_ok=True)
         accelerator.init_trackers("train")
-    rank_log = (out / "logs" / f"process_{accelerator.process_index}.jsonl") if n_proc > 1 else None
+    rank_log = out / "logs" / f"process_{accelerator.process_index}.jsonl"
     if rank_log is not None:
         rank_log.parent.mkdir(parents=True, exist_ok=True)
 
@@ -236,16 +242,25 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
     last_logs: dict[str, float] = {}
     model.train()
     while state.step < cfg.max_steps:
-        sampler.set_epoch(state.epoch)
+        # The prepared loader re-applies its own epoch counter to the sampler when iterated: set both.
         epoch_loader = (
             accelerator.skip_first_batches(loader, state.batches_in_epoch)
             if state.batches_in_epoch
             else loader
         )
+        for dl in (loader, epoch_loader):
+            if hasattr(dl, "set_epoch"):
+                dl.set_epoch(state.epoch)
+        sampler.set_epoch(state.epoch)
         finished_epoch = True
         for batch in epoch_loader:
+            # Every random draw of a step comes from a generator seeded by the data position, so a
+            # resumed run draws exactly what the uninterrupted run drew (whatever else used the RNG).
+            gen = torch.Generator().manual_seed(
+                _batch_seed(cfg.seed, accelerator.process_index, state.epoch, state.batches_in_epoch)
+            )
             with accelerator.accumulate(model):
-                loss, logs = task.loss(model, batch, state.step)
+                loss, logs = task.loss(model, batch, state.step, gen)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -297,6 +312,10 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
             ema.restore(unwrapped.parameters())
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    if n_proc == 1:  # let a later run in this process pick other settings (mixed precision, cpu)
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     return {
         "step": state.step,
         "steps_per_epoch": steps_per_epoch,
