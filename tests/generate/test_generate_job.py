@@ -56,6 +56,7 @@ def test_writes_labelled_records_with_provenance(cli, controlnet_dir, poses_dir,
         assert r.K == src.K and (r.width, r.height) == (src.width, src.height)
         assert r.prompt == src.prompt and r.local.box == src.local.box
         assert r.source["method"] == "controlnet" and r.source["checkpoint_sha256"] == sha
+        assert r.source["checkpoint"] == str(controlnet_dir) and r.source["base_model"] == "tiny"
         assert r.source["scheduler"] == "ddim" and r.source["steps"] == 2 and r.source["guidance"] == 9.0
         assert r.source["seed"] == item_seed(0, src.id, r.source["prompt_index"])
         assert r.extra["hand_token_indices"]  # every synthetic prompt names a hand or a finger
@@ -73,7 +74,9 @@ def test_resume_skips_done_work_and_refuses_other_settings(cli, controlnet_dir, 
     assert cli(controlnet_args(controlnet_dir, poses_dir, out, "--limit", "2")) == 0
     first = {r.id: (out / r.file_name).stat().st_mtime_ns for r in read_dataset(out)}
     assert len(first) == 2
-    assert cli(controlnet_args(controlnet_dir, poses_dir, out, "--batch-size", "2")) == 0
+    link = tmp_path / "same_weights"  # the checkpoint is identified by content, not by its path
+    link.symlink_to(controlnet_dir)
+    assert cli(controlnet_args(link, poses_dir, out, "--batch-size", "2")) == 0
     recs = read_dataset(out)
     assert len(recs) == 4 and all((out / f"images/{i}.png").stat().st_mtime_ns == t for i, t in first.items())
     before = (out / "metadata.jsonl").read_bytes()

@@ -43,7 +43,12 @@ def check_complete(out: Path, expected: list[str]) -> None:
 
 def test_killed_runs_resume_without_loss_or_duplicates(controlnet_dir, poses_dir, tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "handsynth.generate.cli", *args(controlnet_dir, poses_dir, out, "--prompts-per-pose", "3")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "handsynth.generate.cli",
+        *args(controlnet_dir, poses_dir, out, "--prompts-per-pose", "3"),
+    ]
     ids = [f"{s}_{k}" for s in sorted(r.id for r in read_dataset(poses_dir)) for k in range(3)]
     for kill_after in (1, 5):  # SIGKILL once a few samples are on disk, mid-run
         proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -107,6 +107,13 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
     for s in inputs.samples:
         w, h = (job.size, job.size) if job.size else (s.width, s.height)
         method.check_size(w, h, f"record {s.id}")
+    if inputs.render and not job.mano_dir:
+        mano = [s.id for s in inputs.samples if (job.hand_model or s.hands[0].model) == "mano"]
+        if mano:
+            raise UserError(
+                f"record {mano[0]} needs the MANO hand model to render its maps: pass --mano-dir PATH "
+                "(the folder holding MANO_RIGHT.pkl / MANO_LEFT.pkl) or --hand-model openhand"
+            )
     items = build_plan(inputs.samples, job.prompts_per_pose, job.seed)
     source = assign_prompts(items, job.prompts, job.seed, job.prompt_file)
     check_prompts(items, method.tokenizer())
@@ -279,7 +286,10 @@ def make_record(item: WorkItem, sample: Sample, result: GenResult, provenance: d
     files: dict[str, Any] = {rec.file_name: result.image}
     if result.local_image is not None and rec.local is not None:
         rec.local.file_name = f"local/image/{item.out_id}.png"
-        files[rec.local.file_name] = result.local_image
+        local = result.local_image
+        if local.size != (rec.local.size, rec.local.size):  # local pixels map back through local.size
+            local = local.resize((rec.local.size, rec.local.size), Image.Resampling.BICUBIC)
+        files[rec.local.file_name] = local
     rec.source = {
         "generator": "handsynth generate",
         **provenance,

@@ -179,7 +179,7 @@ class DiffusersBaseline(GenerationMethod):
 
     def provenance(self) -> dict:
         """The fingerprint plus where the weights were read from (for each record's ``source``)."""
-        ckpt = None if self.checkpoint is None or self.module is not None else str(self.checkpoint)
+        ckpt = str(self.checkpoint) if isinstance(self.checkpoint, (str, Path)) else None
         base = self.base_model if isinstance(self.base_model, str) else self.base.source
         return {"checkpoint": ckpt, "base_model": base, **self.fingerprint()}
 

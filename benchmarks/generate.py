@@ -1,0 +1,283 @@
+"""Generation speed: `controlnet` through handsynth's pipeline vs. diffusers' ControlNet pipeline.
+
+Side by side in one process, on the same components (the tiny base, or SD-1.5-sized parts with random
+weights: `--config sd15`, meant for a GPU), the same images, prompts, steps and batches:
+
+- ``diffusers``: ``StableDiffusionControlNetPipeline(...)(prompt=..., image=...)``, PIL out;
+- ``sampler``: our ControlNet loop (``handsynth.generate.sampler``) on the same batches;
+- ``job``: the whole ``handsynth generate`` job (``run_job``: input checks, prompt tagging, condition
+  loading, PNG + record writes, merge, contact sheet) into a fresh folder, models already in memory;
+- ``global+local``: AttentionHand's local branch in the same loop, vs. ``global``;
+- ``tas``: TAS at inference in the first steps (A&E schedule, up to 20 refinement iterations).
+
+Each round runs every case once, in an order rotated from round to round, so background load and
+position effects hit all alike; the median round is reported, and ratios are taken within a round.
+
+    python benchmarks/generate.py                      # tiny, CPU: writes benchmarks/results/generate.{md,json}
+    python benchmarks/generate.py --config sd15 --device cuda --dtype fp16 --size 512 --steps 20 --images 16 --batch 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sd15_base(dtype: torch.dtype):
+    """SD-1.5-sized parts (UNet 860M, VAE, CLIP ViT-L/14 text encoder) with random weights."""
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from handsynth.diffusion.base import BaseModel
+    from handsynth.text.tokenizer import clip_tokenizer
+
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+    )
+    tok = clip_tokenizer()
+    te = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+        )
+    )
+    sched = PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1
+    )
+    base = BaseModel(unet, vae, te, tok, dict(sched.config), "sd15-config-random").freeze()
+    return base.to("cpu", dtype)
+
+
+def build(args):
+    from diffusers import ControlNetModel
+
+    from handsynth.diffusion.base import load_base
+
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    torch.manual_seed(0)
+    base = load_base("tiny", dtype=torch.float32) if args.config == "tiny" else sd15_base(torch.float32)
+    cn = ControlNetModel.from_unet(base.unet)
+    with torch.no_grad():  # non-zero "zero convolutions", as after training
+        for name, p in cn.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
+                p.normal_(0, 0.02)
+    dev = torch.device(args.device)
+    base.to(dev, dtype)
+    cn.to(dev, dtype).eval().requires_grad_(False)
+    return base, cn
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", choices=("tiny", "sd15"), default="tiny")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--tas-steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--out", default=str(RESULTS / "generate"), help="results path without suffix")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from diffusers import StableDiffusionControlNetPipeline
+
+    from handsynth.data import read_dataset
+    from handsynth.diffusion.tas import TASConfig, TASInferenceConfig
+    from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts
+    from handsynth.generate.job import JobConfig, SampleSource, run_job
+    from handsynth.generate.method import GenRequest, SamplingConfig, make_scheduler
+    from handsynth.generate.plan import build_plan
+    from handsynth.generate.sampler import ControlNetSampler, LocalBlend, TASOptions
+    from handsynth.methods.baselines import ControlNetBaseline
+    from handsynth.methods.synthetic import write_synthetic_dataset
+
+    base, cn = build(args)
+    work = Path(tempfile.mkdtemp(prefix="handsynth-bench-"))
+    inp = write_synthetic_dataset(work / "in", n=args.images, size=args.size)
+    samples = read_dataset(inp)
+    sampling = SamplingConfig(steps=args.steps, guidance=9.0, dtype=args.dtype)
+    method = ControlNetBaseline(cn, base, sampling)
+    method.load(torch.device(args.device))
+
+    # The same requests for the loop and the pipeline.
+    items = build_plan(samples, 1, 0)
+    assign_prompts(items, "records", 0)
+    check_prompts(items, base.tokenizer)
+    source = SampleSource(Inputs(samples, Path(inp), False, ""), method, JobConfig(str(inp), ""))
+    reqs = []
+    for it in items:
+        s, glob, _, _ = source.get(it)
+        reqs.append(GenRequest(it, s.width, s.height, glob, {}, s.local.box))
+    batches = [reqs[i : i + args.batch] for i in range(0, len(reqs), args.batch)]
+    local_reqs = []
+    for r in reqs:  # the local maps: the global map cropped by the hand box (as the job does)
+        from PIL import Image
+
+        from handsynth.render import crop_image
+
+        crop = Image.fromarray(crop_image(r.conditions["mesh"], r.box, r.width))
+        local_reqs.append(GenRequest(r.item, r.width, r.height, r.conditions, {"mesh": crop}, r.box))
+    local_batches = [local_reqs[i : i + args.batch] for i in range(0, len(reqs), args.batch)]
+
+    pipe = StableDiffusionControlNetPipeline(
+        vae=base.vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        unet=base.unet,
+        controlnet=cn,
+        scheduler=make_scheduler("ddim", base.scheduler_config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    sched = lambda: make_scheduler("ddim", base.scheduler_config)  # noqa: E731
+    glob_loop = ControlNetSampler(base, cn, sched(), sampling)
+    local_loop = ControlNetSampler(
+        base, cn, sched(), sampling, mode="global+local", local_blend=LocalBlend(0.5)
+    )
+    tas_cfg = TASConfig()
+    tas_loop = ControlNetSampler(
+        base, cn, sched(), sampling,
+        tas=TASOptions(tas_cfg, TASInferenceConfig(enabled=True, max_steps=args.tas_steps), capture_maps=False),
+    )  # fmt: skip
+
+    def sync():
+        if torch.device(args.device).type == "cuda":
+            torch.cuda.synchronize()
+
+    def run_pipeline():
+        for b in batches:
+            gens = [torch.Generator().manual_seed(r.seed) for r in b]
+            pipe(
+                prompt=[r.prompt for r in b],
+                image=[r.conditions["mesh"] for r in b],
+                height=args.size,
+                width=args.size,
+                num_inference_steps=args.steps,
+                guidance_scale=9.0,
+                generator=gens,
+            )
+
+    def run_loop(loop, bs):
+        def go():
+            for b in bs:
+                loop(b)
+
+        return go
+
+    def run_whole_job():
+        out = work / "job"
+        shutil.rmtree(out, ignore_errors=True)
+        run_job(method, JobConfig(str(inp), str(out), batch_size=args.batch, prompts="records"))
+
+    cases = {
+        "diffusers": run_pipeline,
+        "sampler": run_loop(glob_loop, batches),
+        "job": run_whole_job,
+        "global+local": run_loop(local_loop, local_batches),
+        "tas": run_loop(tas_loop, batches),
+    }
+    with torch.no_grad():  # warm-up: first calls allocate, JIT-select kernels, fill caches
+        pipe(prompt=["warm"], image=[reqs[0].conditions["mesh"]], height=args.size, width=args.size,
+             num_inference_steps=1)  # fmt: skip
+    glob_loop(batches[0][:1])
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    names = list(cases)
+    for r in range(args.rounds):  # rotate the order: no case always runs first, or after the slowest
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = cases[name]
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ips = {k: args.images / v for k, v in med.items()}
+    # Ratios per round (same load), then the median.
+    ratio = {
+        "sampler_vs_diffusers": statistics.median(
+            s / d for s, d in zip(times["sampler"], times["diffusers"])
+        ),
+        "job_vs_diffusers": statistics.median(j / d for j, d in zip(times["job"], times["diffusers"])),
+        "global_local_vs_global": statistics.median(
+            g / s for g, s in zip(times["global+local"], times["sampler"])
+        ),
+        "tas_vs_global": statistics.median(t / s for t, s in zip(times["tas"], times["sampler"])),
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    cmd = "python benchmarks/generate.py " + " ".join(sys.argv[1:])
+    device = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
+    )
+    result = {
+        "command": cmd.strip(),
+        "config": vars(args),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_end": list(os.getloadavg()),
+        "platform": platform.platform(),
+        "seconds_per_round": times,
+        "images_per_s": ips,
+        "ratios": ratio,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".json").write_text(json.dumps(result, indent=2))
+    lines = [
+        "# Generation speed",
+        "",
+        f"`{result['command']}` — base `{args.config}` (random weights), {args.size}x{args.size}, DDIM "
+        f"{args.steps} steps, CFG 9.0, {args.images} images in batches of {args.batch}, {args.dtype}, "
+        f"{device}, {torch.get_num_threads()} torch threads; median of {args.rounds} alternating rounds "
+        f"in rotated order (load average at the end {[round(x, 2) for x in result['load_average_end']]}).",
+        "",
+        "| case | images/s | s per round (median) | vs. diffusers pipeline |",
+        "|---|---:|---:|---:|",
+    ]
+    for k in ("diffusers", "sampler", "job"):
+        rel = "1.00x" if k == "diffusers" else f"{ratio[k + '_vs_diffusers']:.3f}x"
+        lines.append(f"| {k} | {ips[k]:.3f} | {med[k]:.2f} | {rel} |")
+    lines += [
+        "",
+        "| AttentionHand mode | images/s | time vs. `global` |",
+        "|---|---:|---:|",
+        f"| global | {ips['sampler']:.3f} | 1.00x |",
+        f"| global+local | {ips['global+local']:.3f} | {ratio['global_local_vs_global']:.2f}x |",
+        f"| global + TAS (first {args.tas_steps} steps) | {ips['tas']:.3f} | {ratio['tas_vs_global']:.2f}x |",
+        "",
+    ]
+    Path(args.out + ".md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
