@@ -103,3 +103,12 @@ def tiny_config(data: list[str], out: Path, **kw):
     return TrainConfig(
         data=data, out=str(out), model=ModelConfig(width=0.125, img_size=64, hidden=64), **base
     )
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These tiny models run faster on one thread, and far faster when the CPU is shared (no spin-waits)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -19,6 +20,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, load_config(args.config) if args.config else None)
     summary = train(cfg, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`, one summary line
+        return 0
     print(json.dumps({"step": summary["step"], "checkpoint": summary["checkpoint"], **summary["last"]}))
     return 0
 
