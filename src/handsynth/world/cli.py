@@ -27,8 +27,16 @@ def _init_worker(config: WorldConfig) -> None:
     _worker_generator = WorldGenerator(config)
 
 
+def _encoded(generator, index: int):
+    """Generate sample ``index`` and encode its files to bytes here, in the worker (PNG is CPU work)."""
+    from handsynth.data import encode_file
+
+    sample, files = generator.generate(index)
+    return sample, {rel: encode_file(rel, content) for rel, content in files.items()}
+
+
 def _work(index: int):
-    return _worker_generator.generate(index)
+    return _encoded(_worker_generator, index)
 
 
 def render_world(
@@ -61,7 +69,7 @@ def render_world(
         gen = WorldGenerator(config)
         try:
             for i in todo:
-                writer.write(*gen.generate(i))
+                writer.write(*_encoded(gen, i))
                 bar.update()
         finally:
             gen.release()

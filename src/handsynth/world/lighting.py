@@ -113,31 +113,40 @@ SKIN_WRAP = (0.45, 0.25, 0.2)
 
 
 def shade(
-    albedo_srgb: np.ndarray,
+    albedo_linear: np.ndarray,
     vertices: np.ndarray,
     normals: np.ndarray,
     lighting: Lighting,
     wrap: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> np.ndarray:
-    """Shaded sRGB vertex colours (V, 3) in [0, 1]: albedo * (ambient + Σ Lambert) + sheen, in linear light.
+    """Shaded sRGB vertex colours (V, 3) in [0, 1]: albedo * (ambient + Σ Lambert) + sheen.
 
-    ``wrap`` > 0 per channel lets light wrap past the terminator ((n.l + w) / (1 + w)), for skin.
+    ``albedo_linear`` is linear RGB (see :func:`handsynth.world.skin.srgb_to_linear`); shading happens
+    in linear light. ``wrap`` > 0 per channel lets light wrap past the terminator
+    ((n.l + w) / (1 + w)), for skin.
     """
-    albedo = srgb_to_linear(albedo_srgb)
-    n = np.asarray(normals, dtype=np.float64)
-    v = np.asarray(vertices, dtype=np.float64)
-    view = -v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-12)  # surface -> camera
-    irradiance = np.repeat(np.asarray(lighting.ambient, dtype=np.float64)[None], len(n), axis=0)
-    highlight = np.zeros_like(irradiance)
+    f32 = np.float32
+    albedo = np.asarray(albedo_linear, dtype=f32)
+    n = np.asarray(normals, dtype=f32)
+    v = np.asarray(vertices, dtype=f32)
+    irradiance = np.empty((len(n), 3), f32)
+    irradiance[:] = np.asarray(lighting.ambient, dtype=f32)
+    highlight = np.zeros_like(irradiance) if lighting.specular > 0 else None
+    if highlight is not None:
+        view = -v / (np.linalg.norm(v, axis=1, keepdims=True) + f32(1e-12))  # surface -> camera
+    w = np.asarray(wrap, dtype=f32)[None]
     for light in lighting.lights:
-        to_light = -np.asarray(light.direction, dtype=np.float64)
-        cos = np.clip(n @ to_light, 0.0, None)
-        w = np.asarray(wrap, dtype=np.float64)[None]
-        wrapped = np.clip(((n @ to_light)[:, None] + w) / (1.0 + w), 0.0, None)
-        irradiance += light.intensity * wrapped * light.color[None]
-        if lighting.specular > 0:
+        to_light = -np.asarray(light.direction, dtype=f32)
+        cos = n @ to_light
+        wrapped = np.clip((cos[:, None] + w) / (1.0 + w), 0.0, None)
+        irradiance += wrapped * (light.intensity * np.asarray(light.color, dtype=f32))[None]
+        if highlight is not None:
             h = view + to_light[None]
-            h /= np.linalg.norm(h, axis=1, keepdims=True) + 1e-12
-            spec = np.clip(np.sum(n * h, axis=1), 0.0, None) ** lighting.shininess * (cos > 0)
-            highlight += lighting.specular * light.intensity * spec[:, None] * light.color[None]
-    return linear_to_srgb(albedo * irradiance + highlight)
+            h /= np.linalg.norm(h, axis=1, keepdims=True) + f32(1e-12)
+            spec = np.clip(np.sum(n * h, axis=1), 0.0, None) ** f32(lighting.shininess) * (cos > 0)
+            highlight += (
+                spec[:, None]
+                * (lighting.specular * light.intensity * np.asarray(light.color, dtype=f32))[None]
+            )
+    lin = albedo * irradiance if highlight is None else albedo * irradiance + highlight
+    return linear_to_srgb(lin)

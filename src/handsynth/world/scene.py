@@ -263,7 +263,9 @@ class WorldGenerator:
         arm_rgb = skin.arm_albedo(arm.vertices, tone, rng)
         if sleeve_color:
             cloth = backgrounds._jitter_color(backgrounds.COLORS[sleeve_color], rng, 0.08) / 255.0
-            arm_rgb[arm.sleeve] = cloth * (1 + rng.normal(0, 0.03, (int(arm.sleeve.sum()), 1)))
+            arm_rgb[arm.sleeve] = skin.srgb_to_linear(cloth) * (
+                1 + rng.normal(0, 0.03, (int(arm.sleeve.sum()), 1))
+            )
         arm_n = vertex_normals(arm.vertices, arm.faces)
         meshes.append(
             SceneMesh(
@@ -278,7 +280,10 @@ class WorldGenerator:
             on = vertex_normals(ov, obj.faces)
             meshes.append(
                 SceneMesh(
-                    ov, obj.faces, label="object", vertex_colors=lighting.shade(obj.colors, ov, on, light)
+                    ov,
+                    obj.faces,
+                    label="object",
+                    vertex_colors=lighting.shade(skin.srgb_to_linear(obj.colors), ov, on, light),
                 )
             )
 

@@ -60,8 +60,9 @@ def srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 
 def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB encoding, clipped to [0, 1]."""
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    """IEC 61966-2-1 sRGB encoding, clipped to [0, 1] (keeps float32 input float32)."""
+    c = np.asarray(c)
+    c = np.clip(c if c.dtype == np.float32 else c.astype(np.float64), 0.0, 1.0)
     return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
@@ -128,7 +129,7 @@ def skin_layout(
 
 
 def skin_albedo(layout: SkinLayout, tone: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-vertex sRGB albedo (V, 3) in [0, 1] of a hand of MST ``tone`` (any pose of that mesh)."""
+    """Per-vertex *linear* RGB albedo (V, 3) of a hand of MST ``tone`` (any pose of that mesh)."""
     v = layout.rest_vertices
     base = srgb_to_linear(tone_rgb(tone))
     # Small per-person hue shift (warmer / cooler undertone).
@@ -147,13 +148,13 @@ def skin_albedo(layout: SkinLayout, tone: int, rng: np.random.Generator) -> np.n
     redness = 0.04 * smooth_field(v, rng)
     lin = lin * bright[:, None] * (1 + redness[:, None] * np.array([1.0, -0.6, -0.6]))
     lin = lin * (1.0 + rng.normal(0, 0.02, size=(len(v), 1)))
-    return linear_to_srgb(lin)
+    return np.clip(lin, 0.0, 1.0)
 
 
 def arm_albedo(vertices: np.ndarray, tone: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-vertex sRGB albedo (V, 3) of forearm skin: the base tone with the same kind of blotches."""
+    """Per-vertex linear RGB albedo (V, 3) of forearm skin: the base tone with the same kind of blotches."""
     v = np.asarray(vertices, dtype=np.float64)
     lin = np.repeat(srgb_to_linear(tone_rgb(tone))[None], len(v), axis=0)
     lin = lin * (1.0 + 0.06 * smooth_field(v, rng, wavelength=(0.04, 0.12)))[:, None]
     lin = lin * (1.0 + rng.normal(0, 0.02, size=(len(v), 1)))
-    return linear_to_srgb(lin)
+    return np.clip(lin, 0.0, 1.0)
