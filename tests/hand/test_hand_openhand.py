@@ -4,9 +4,18 @@ import numpy as np
 import pytest
 import torch
 
+from handsynth.errors import UserError
 from handsynth.hand import CANONICAL_POSES, canonical_pose, load_hand_model
 from handsynth.hand.joints import MANO_TIP_ORDER
-from handsynth.hand.openhand import CHAINS, HANDS_MEAN, REST_JOINTS, REST_TIPS, build_right
+from handsynth.hand.openhand import (
+    CHAINS,
+    HANDS_MEAN,
+    REST_JOINTS,
+    REST_TIPS,
+    build_right,
+    load_openhand,
+    openhand_arrays,
+)
 from handsynth.hand.poses import anatomical_to_pose, pose_to_anatomical
 
 
@@ -20,15 +29,18 @@ def left():
     return load_hand_model("openhand", "left", flat_hand_mean=True)
 
 
-def test_mesh_is_closed_and_outward():
+@pytest.mark.parametrize("detail", ["light", "high"])
+def test_mesh_is_closed_and_outward(detail):
     import trimesh
 
-    m = build_right()
+    m = build_right(detail)
     mesh = trimesh.Trimesh(m.vertices, m.faces, process=False)
     assert mesh.is_watertight and mesh.is_winding_consistent
     assert mesh.euler_number == 2  # one closed surface, no handles
     assert 2e-4 < mesh.volume < 6e-4  # an adult hand + wrist stump: 200-600 cm^3
     assert np.allclose(m.weights.sum(1), 1) and (m.weights >= 0).all()
+    assert (m.weights.max(1) > 0.2).all()  # every vertex follows some bone
+    assert np.allclose(m.J_regressor @ m.vertices, REST_JOINTS, atol=1e-9)
     assert tuple(n for n, (_c, t) in sorted(CHAINS.items(), key=lambda kv: kv[1][1])) == MANO_TIP_ORDER
 
 
@@ -132,3 +144,50 @@ def test_anatomical_angles_round_trip():
     one[0, 0] = 30
     aa = anatomical_to_pose(one).reshape(15, 3)[0]
     assert aa[2] > 0.4 and abs(aa[0]) < 0.1
+
+
+def test_light_mesh_is_the_dense_hand_at_mano_size(right):
+    """The default mesh is light (MANO has 778 vertices) and the same hand as the dense build."""
+    from scipy.spatial import cKDTree
+
+    lo, hi = build_right("light"), build_right("high")
+    assert 1000 <= len(lo.vertices) <= 2500 and len(lo.faces) == 2 * len(lo.vertices) - 4
+    assert len(hi.vertices) > 5 * len(lo.vertices)
+    assert right.num_vertices == len(lo.vertices)
+    # Its vertices lie on the dense surface (dense vertex spacing ~1.5 mm) and it spans the same hand.
+    assert cKDTree(hi.vertices).query(lo.vertices)[0].max() < 0.003
+    assert np.allclose(lo.vertices.min(0), hi.vertices.min(0), atol=0.002)
+    assert np.allclose(lo.vertices.max(0), hi.vertices.max(0), atol=0.002)
+    # Same rig: posed and shaped joints agree to well under a millimetre, mirrored left included.
+    rng = np.random.default_rng(2)
+    args = [
+        torch.tensor(rng.normal(0, s, (4, n)), dtype=torch.float32) for s, n in ((1, 3), (0.5, 45), (1, 10))
+    ]
+    for side in ("right", "left"):
+        a = load_openhand(side, detail="light")(*args)
+        b = load_openhand(side, detail="high")(*args)
+        assert (a.joints - b.joints).abs().max() < 5e-4
+    # Skinning was carried over: a bent finger moves the same stretch of surface on both meshes.
+    pose = torch.zeros(1, 45)
+    pose[0, 5] = 1.2  # index PIP flexion
+    extent = []
+    for m in (
+        load_openhand(detail="light", flat_hand_mean=True),
+        load_openhand(detail="high", flat_hand_mean=True),
+    ):
+        moved = (m(hand_pose=pose).vertices - m().vertices).norm(dim=-1)[0] > 1e-3
+        extent.append(m.v_template[moved].min(0).values.numpy())
+        extent.append(m.v_template[moved].max(0).values.numpy())
+    lo_box, hi_box = np.stack(extent[:2]), np.stack(extent[2:])
+    assert np.abs(lo_box - hi_box).max() < 0.0025  # same region, within a light-mesh edge
+    assert lo_box[1, 0] < REST_JOINTS[1, 0] and lo_box[0, 2] > REST_JOINTS[4, 2]  # only the index finger
+
+
+def test_detail_choice(monkeypatch):
+    assert openhand_arrays("right", "high").v_template.shape[0] == len(build_right("high").vertices)
+    monkeypatch.setenv("HANDSYNTH_OPENHAND_DETAIL", "high")
+    assert load_hand_model("openhand").num_vertices == len(build_right("high").vertices)
+    monkeypatch.delenv("HANDSYNTH_OPENHAND_DETAIL")
+    assert load_hand_model("openhand").num_vertices == len(build_right("light").vertices)
+    with pytest.raises(UserError, match="detail"):
+        openhand_arrays("right", "medium")

@@ -10,10 +10,15 @@ built procedurally, here, from public numbers only:
   pose ``hand_mean`` is MANO's public ``hands_mean`` (reproduced e.g. in FrankMocap).
 - **Surface.** A signed distance field, the smooth union of a rounded palm slab, a closed wrist stump,
   thenar and hypothenar pads and one tapered, slightly flattened capsule per phalanx, is polygonised
-  with marching cubes (2 mm grid) and Taubin-smoothed: one closed, watertight surface.
+  with marching cubes (2 mm grid) and Taubin-smoothed: one closed, watertight surface (~14.8k vertices,
+  ``detail="high"``). The default ``detail="light"`` mesh is that surface reduced by quadric-error edge
+  collapse (fast-simplification) to 3,000 faces / ~1.5k vertices, about MANO's size (778 vertices): 10x
+  less work in skinning, rendering and storage for a hand that looks the same at 256-512 px.
 - **Skinning.** Each vertex is weighted to the joints whose primitives it lies near (Gaussian of the
   primitive's distance, limited to the dominant bone and its tree neighbours, then diffused a few
-  steps along mesh edges), so knuckles blend smoothly and fingers never pull each other. No pose correctives (``posedirs`` is ``None``).
+  steps along mesh edges), so knuckles blend smoothly and fingers never pull each other. The light mesh
+  takes each vertex's weights from its nearest dense vertices. No pose correctives (``posedirs`` is
+  ``None``).
 - **Joint regressor.** For each joint, minimum-norm affine weights over the surrounding vertices that
   reproduce the rest joint exactly, so joints follow the surface when shape changes (as MANO's do).
 - **Shape.** Ten blend shapes with fixed meanings (:data:`SHAPE_PARAMS`), one unit being roughly one
@@ -25,12 +30,13 @@ built procedurally, here, from public numbers only:
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from handsynth.hand.joints import MANO_PARENTS
-from handsynth.hand.model import HandArrays
+from handsynth.hand.model import HandArrays, HandModel
 
 # MANO right-hand mean-template joints, metres, MANO order (public figures, see module docstring).
 REST_JOINTS = np.array(
@@ -111,7 +117,11 @@ PALM_HALF = 0.0122  # palm half thickness
 GRID = 0.002  # marching-cubes step, metres
 SKIN_TAU = 0.0028  # skinning falloff, metres
 SKIN_SMOOTH = 10  # iterations of weight diffusion along the mesh
-VERSION = 1
+# Mesh detail levels: faces after quadric decimation of the dense mesh (None = the dense mesh itself).
+DETAILS = {"light": 3000, "high": None}
+DEFAULT_DETAIL = "light"
+DECIMATE_AGG = 2.0  # fast-simplification aggressiveness: lower = better-shaped triangles (default 7)
+VERSION = 2
 
 
 @dataclass
@@ -418,12 +428,53 @@ class OpenHandMesh:
 
 
 @functools.lru_cache(maxsize=1)
-def build_right() -> OpenHandMesh:
-    """Build the right OpenHand (about a second; cached for the process)."""
+def _dense_right() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dense right-hand surface (marching cubes + smoothing) and its skinning weights."""
     prims = _primitives()
     verts, faces = _marching_cubes(prims)
     verts, faces = _smooth(verts, faces)
     W = _smooth_weights(_skin_weights(verts, prims), faces)
+    return verts, faces, W
+
+
+def _decimate(verts: np.ndarray, faces: np.ndarray, n_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadric-error edge collapse (fast-simplification) down to ``n_faces``; keeps the surface closed."""
+    import fast_simplification
+
+    v, f = fast_simplification.simplify(verts, faces.astype(np.int32), target_count=n_faces, agg=DECIMATE_AGG)
+    used = np.unique(f)  # drop vertices no face uses (none in practice), keeping order
+    remap = np.full(len(v), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return np.asarray(v, dtype=np.float64)[used], remap[np.asarray(f, dtype=np.int64)]
+
+
+def _transfer_weights(src_v: np.ndarray, src_w: np.ndarray, dst_v: np.ndarray, k: int = 6) -> np.ndarray:
+    """Skinning weights of ``dst_v`` from the nearest dense vertices (inverse-distance, k nearest)."""
+    from scipy.spatial import cKDTree
+
+    d, idx = cKDTree(src_v).query(dst_v, k=k)
+    inv = 1.0 / np.maximum(d, 1e-6)
+    W = np.einsum("vk,vkj->vj", inv, src_w[idx])
+    return W / W.sum(1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=2)
+def build_right(detail: str = DEFAULT_DETAIL) -> OpenHandMesh:
+    """Build the right OpenHand at ``detail`` (see :data:`DETAILS`; ~2 s on first use, cached)."""
+    if detail not in DETAILS:
+        from handsynth.errors import UserError
+
+        raise UserError(f"OpenHand detail must be one of {tuple(DETAILS)}, got {detail!r}")
+    verts, faces, W = _dense_right()
+    if DETAILS[detail] is not None:
+        dense_v = verts
+        verts, faces = _decimate(verts, faces, DETAILS[detail])
+        W = _transfer_weights(dense_v, W, verts)
+        # Fingertips: the coarse vertex nearest each public fingertip moves onto the dense surface point
+        # nearest to it, so the 5 tip joints stay as close to MANO's as on the dense mesh.
+        for t in REST_TIPS:
+            i = int(np.argmin(np.linalg.norm(verts - t, axis=1)))
+            verts[i] = dense_v[np.argmin(np.linalg.norm(dense_v - t, axis=1))]
     # Fingertip vertices: the surface point nearest to each public fingertip position.
     tips = tuple(int(np.argmin(np.linalg.norm(verts - t, axis=1))) for t in REST_TIPS)
     Jr = _joint_regressor(verts, REST_JOINTS)
@@ -431,10 +482,24 @@ def build_right() -> OpenHandMesh:
     return OpenHandMesh(verts, faces, W, Jr, S, tips)
 
 
-@functools.lru_cache(maxsize=2)
-def openhand_arrays(side: str = "right") -> HandArrays:
+def resolve_detail(detail: str | None = None) -> str:
+    """``detail``, else ``$HANDSYNTH_OPENHAND_DETAIL``, else :data:`DEFAULT_DETAIL`."""
+    return detail or os.environ.get("HANDSYNTH_OPENHAND_DETAIL") or DEFAULT_DETAIL
+
+
+def openhand_arrays(side: str = "right", detail: str | None = None) -> HandArrays:
     """OpenHand's arrays in the MANO schema; the left hand is the mirror image of the right."""
-    m = build_right()
+    return _openhand_arrays(side, resolve_detail(detail))
+
+
+def load_openhand(side: str = "right", flat_hand_mean: bool = False, detail: str | None = None) -> HandModel:
+    """``load_hand_model("openhand", side, flat_hand_mean=...)`` with a choice of mesh ``detail``."""
+    return HandModel(openhand_arrays(side, detail), "openhand", flat_hand_mean)
+
+
+@functools.lru_cache(maxsize=4)
+def _openhand_arrays(side: str, detail: str) -> HandArrays:
+    m = build_right(detail)
     mean = HANDS_MEAN.copy()
     if side == "right":
         return HandArrays(
