@@ -8,8 +8,8 @@ from itertools import islice
 import numpy as np
 import pytest
 import torch
-from conftest import StandInHand, make_dataset
 from PIL import Image
+from recon_helpers import StandInHand, make_dataset
 
 from handsynth.data.folder import read_dataset
 from handsynth.errors import UserError

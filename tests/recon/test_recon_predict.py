@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import StandInHand, StandInLeft, make_dataset, tiny_config
+from recon_helpers import StandInHand, StandInLeft, make_dataset, tiny_config
 from torch import nn
 
 from handsynth.cli import main

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import StandInHand, make_dataset, tiny_config
+from recon_helpers import StandInHand, make_dataset, tiny_config
 from safetensors.torch import load_file
 
 from handsynth.cli import main

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import H, K, W, sphere
+from render_helpers import H, K, W, sphere
 
 from handsynth.data.records import LocalCrop
 from handsynth.errors import UserError

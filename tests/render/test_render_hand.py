@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import decode_normals, rays
+from render_helpers import decode_normals, rays
 from scipy.ndimage import binary_dilation
 from scipy.spatial.transform import Rotation
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BOX_C, LEFT_C, RADIUS, RIGHT_C, H, K, W, decode_normals, ray_sphere, rays, sphere
+from render_helpers import BOX_C, LEFT_C, RADIUS, RIGHT_C, H, K, W, decode_normals, ray_sphere, rays, sphere
 
 from handsynth.errors import UserError
 from handsynth.render import MAP_NAMES, Lighting, Renderer, SceneMesh, project
