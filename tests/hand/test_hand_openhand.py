@@ -13,7 +13,6 @@ from handsynth.hand.openhand import (
     REST_JOINTS,
     REST_TIPS,
     build_right,
-    load_openhand,
     openhand_arrays,
 )
 from handsynth.hand.poses import anatomical_to_pose, pose_to_anatomical
@@ -164,16 +163,16 @@ def test_light_mesh_is_the_dense_hand_at_mano_size(right):
         torch.tensor(rng.normal(0, s, (4, n)), dtype=torch.float32) for s, n in ((1, 3), (0.5, 45), (1, 10))
     ]
     for side in ("right", "left"):
-        a = load_openhand(side, detail="light")(*args)
-        b = load_openhand(side, detail="high")(*args)
+        a = load_hand_model("openhand", side, detail="light")(*args)
+        b = load_hand_model("openhand", side, detail="high")(*args)
         assert (a.joints - b.joints).abs().max() < 5e-4
     # Skinning was carried over: a bent finger moves the same stretch of surface on both meshes.
     pose = torch.zeros(1, 45)
     pose[0, 5] = 1.2  # index PIP flexion
     extent = []
     for m in (
-        load_openhand(detail="light", flat_hand_mean=True),
-        load_openhand(detail="high", flat_hand_mean=True),
+        load_hand_model("openhand", detail="light", flat_hand_mean=True),
+        load_hand_model("openhand", detail="high", flat_hand_mean=True),
     ):
         moved = (m(hand_pose=pose).vertices - m().vertices).norm(dim=-1)[0] > 1e-3
         extent.append(m.v_template[moved].min(0).values.numpy())

@@ -143,13 +143,15 @@ def load_hand_model(
     flat_hand_mean: bool = False,
     model_path: str | os.PathLike | None = None,
     fix_left_shapedirs: bool = True,
+    detail: str | None = None,
 ) -> HandModel:
     """A hand model: ``"openhand"`` (license-free, built in) or ``"mano"`` (the user's MANO files).
 
     ``model_dir`` is the folder holding ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` (or the ``.npz`` written
     by ``handsynth mano convert``); ``model_path`` is accepted as an alias (a folder or one file).
     ``fix_left_shapedirs`` applies InterHand2.6M's fix for the left MANO model (smplx issue #48); turn
-    it off only to reproduce annotations fitted without it (e.g. DexYCB).
+    it off only to reproduce annotations fitted without it (e.g. DexYCB). ``detail`` picks OpenHand's
+    mesh: ``"light"`` (default, ~1.5k vertices) or ``"high"`` (~15k); see docs/hand.md.
     """
     from handsynth.errors import UserError
 
@@ -158,7 +160,7 @@ def load_hand_model(
     if kind == "openhand":
         from handsynth.hand.openhand import openhand_arrays
 
-        return HandModel(openhand_arrays(side), kind, flat_hand_mean)
+        return HandModel(openhand_arrays(side, detail), kind, flat_hand_mean)
     if kind == "mano":
         from handsynth.hand.mano import load_mano_arrays
 

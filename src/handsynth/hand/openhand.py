@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handsynth.hand.joints import MANO_PARENTS
-from handsynth.hand.model import HandArrays, HandModel
+from handsynth.hand.model import HandArrays
 
 # MANO right-hand mean-template joints, metres, MANO order (public figures, see module docstring).
 REST_JOINTS = np.array(
@@ -490,11 +490,6 @@ def resolve_detail(detail: str | None = None) -> str:
 def openhand_arrays(side: str = "right", detail: str | None = None) -> HandArrays:
     """OpenHand's arrays in the MANO schema; the left hand is the mirror image of the right."""
     return _openhand_arrays(side, resolve_detail(detail))
-
-
-def load_openhand(side: str = "right", flat_hand_mean: bool = False, detail: str | None = None) -> HandModel:
-    """``load_hand_model("openhand", side, flat_hand_mean=...)`` with a choice of mesh ``detail``."""
-    return HandModel(openhand_arrays(side, detail), "openhand", flat_hand_mean)
 
 
 @functools.lru_cache(maxsize=4)
