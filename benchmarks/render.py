@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "--hand",
         choices=["both", "openhand", "proxy"],
         default="both",
-        help="openhand (14.8k vertices/hand), proxy (~800 vertices/hand, MANO-sized), or both",
+        help="openhand (default light mesh, ~1.5k vertices/hand), proxy (~800 vertices/hand, MANO-sized), or both",
     )
     ap.add_argument(
         "--out", type=Path, default=RESULTS / "render.md", help="markdown table (+ .json beside it)"
@@ -299,9 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         "A frame includes uploading that frame's new geometry and computing smooth normals; the skeleton map "
         "is the same CPU drawing in both. The baseline (`handsynth.render.pyrender_ref`) builds one "
         "pyrender.Scene per map and renders it (mesh: grey PBR material; normal: normals as vertex colours, "
-        "FLAT; texture: vertex colours, lit; seg: RenderFlags.SEG; depth: DEPTH_ONLY). OpenHand meshes "
-        "have 14.8k vertices per hand (MANO has 778), so that scene is vertex-bound on llvmpipe; the proxy "
-        "scene shows MANO-sized hands.",
+        "FLAT; texture: vertex colours, lit; seg: RenderFlags.SEG; depth: DEPTH_ONLY). Vertex counts per "
+        "mesh are listed above (MANO has 778); the proxy scene shows MANO-sized hands.",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
