@@ -23,6 +23,7 @@ from handsynth.errors import UserError
 log = logging.getLogger(__name__)
 
 TINY = "tiny"
+SD15_RANDOM = "sd15-random"  # SD-1.5's architecture with random weights (timing only)
 TINY_VERSION = "v2"
 TINY_ATTENTION_GAIN = 4.0
 # What a diffusers-format SD folder must hold: subfolder -> (config file, accepted weight/data files).
@@ -143,6 +144,60 @@ def tiny_components(seed: int = 0) -> dict:
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 
 
+def sd15_components(seed: int = 0) -> dict:
+    """SD-1.5's architecture (UNet 320-640-1280-1280, VAE, CLIP ViT-L/14 text) with random weights:
+    for timing real-size configs (e.g. ``benchmarks/tas_cost.py`` on a GPU) without the weights."""
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from handsynth.text.tokenizer import clip_tokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=2,
+        sample_size=512,
+    )
+    tokenizer = clip_tokenizer()
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            projection_dim=768,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        steps_offset=1,
+        set_alpha_to_one=False,
+    )
+    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+
 def save_base_folder(components: dict, folder: str | Path) -> Path:
     """Save parts as a standard diffusers SD folder (loadable by ``StableDiffusionPipeline``)."""
     from diffusers import StableDiffusionPipeline
@@ -194,6 +249,8 @@ def resolve_base(spec: str) -> str:
     """``tiny`` -> cached tiny folder; an existing folder -> itself (checked); else a hub id."""
     if spec == TINY:
         return str(tiny_base_path())
+    if spec == SD15_RANDOM:
+        return spec
     p = Path(spec).expanduser()
     # A hub id is exactly "org/name"; anything else (or anything that exists) is a folder.
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/")
@@ -210,10 +267,21 @@ def resolve_base(spec: str) -> str:
 
 
 def load_base(spec: str = TINY, dtype: torch.dtype = torch.float32) -> BaseModel:
-    """Load the frozen SD parts from ``tiny``, a local diffusers folder or a hub id (online)."""
+    """Load the frozen SD parts from ``tiny``, ``sd15-random``, a local diffusers folder or a hub id."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    if spec == SD15_RANDOM:  # in memory only: ~1 GB of random weights is not worth caching
+        parts = sd15_components()
+        base = BaseModel(
+            unet=parts["unet"],
+            vae=parts["vae"],
+            text_encoder=parts["text_encoder"],
+            tokenizer=parts["tokenizer"],
+            scheduler_config=dict(parts["scheduler"].config),
+            source=spec,
+        )
+        return base.to("cpu", dtype).freeze()
     where = resolve_base(spec)
     try:
         unet = UNet2DConditionModel.from_pretrained(where, subfolder="unet", torch_dtype=dtype)

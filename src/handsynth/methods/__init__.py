@@ -1,1 +1,1 @@
-"""handsynth.methods"""
+"""Methods as thin compositions of the shared parts in :mod:`handsynth.diffusion`."""
