@@ -107,6 +107,12 @@ def test_controlnet_method_is_batch_and_seed_deterministic(tiny_base, controlnet
     assert np.abs(together - alone).max() <= 1  # a seed's image does not depend on its batch
     reseeded = arr(r.image for r in m.generate(requests(2, seed0=10)))
     assert np.abs(reseeded - together).mean() > 1
+    # DDIM with eta > 0 draws step noise too: per sample, from its seed.
+    noisy = ControlNetBaseline(controlnet, tiny_base, SamplingConfig(steps=2, eta=1.0))
+    noisy.load(torch.device("cpu"))
+    together = arr(r.image for r in noisy.generate(reqs))
+    alone = arr([noisy.generate([reqs[0]])[0].image, noisy.generate([reqs[1]])[0].image])
+    assert np.abs(together - alone).max() <= 1
 
 
 def test_sd_and_t2i_adapter_run_diffusers_pipelines(tiny_base, adapter_dir):

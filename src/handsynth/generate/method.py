@@ -18,13 +18,10 @@ from handsynth.errors import UserError
 from handsynth.generate.plan import WorkItem
 
 
-def _schedulers() -> tuple[str, ...]:
-    from handsynth.diffusion.schedulers import SAMPLERS
-
-    return tuple(SAMPLERS)
-
-
-SCHEDULERS = _schedulers()  # ddim (default), dpm++ (DPM-Solver++), unipc, and the rest of the one setup
+# The deterministic samplers of the shared scheduler setup (handsynth.diffusion.schedulers): an image
+# must depend on its seed only, so ancestral samplers (ddpm, euler_a), whose steps draw fresh noise from
+# a global generator, are not offered. DDIM's eta > 0 noise is drawn per sample from its seed.
+SCHEDULERS = ("ddim", "dpm++", "unipc", "pndm", "euler")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

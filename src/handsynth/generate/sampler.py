@@ -239,6 +239,10 @@ class ControlNetSampler:
         shape = (n, base.unet.config.in_channels, height // f, width // f)
         latents = torch.cat(self._initial_noise(requests, shape))
         step_kwargs = {"eta": sampling.eta} if "eta" in self._step_kwargs else {}
+        gens = generators(requests) if sampling.eta > 0 and "variance_noise" in self._step_kwargs else None
+        if gens is not None:  # DDIM eta > 0: per-sample step noise, seeded apart from the initial noise
+            for g, r in zip(gens, requests):
+                g.manual_seed((r.seed + 1) % (1 << 63))
         boxes = [r.box for r in requests] if local else None
         if self.tas is not None:
             from handsynth.diffusion.encoding import prompt_lengths
@@ -264,6 +268,11 @@ class ControlNetSampler:
             if guided:
                 uncond, text = noise.chunk(2)
                 noise = uncond + sampling.guidance * (text - uncond)
+            if gens is not None:
+                one = (1, *latents.shape[1:])
+                step_kwargs["variance_noise"] = torch.cat(
+                    [torch.randn(one, generator=g) for g in gens * (2 if local else 1)]
+                ).to(latents)
             latents = self.scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
             if local:
                 glob, loc = latents.chunk(2)
