@@ -35,50 +35,14 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def sd15_base(dtype: torch.dtype):
-    """SD-1.5-sized parts (UNet 860M, VAE, CLIP ViT-L/14 text encoder) with random weights."""
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from handsynth.diffusion.base import BaseModel
-    from handsynth.text.tokenizer import clip_tokenizer
-
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-    )
-    tok = clip_tokenizer()
-    te = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-        )
-    )
-    sched = PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1
-    )
-    base = BaseModel(unet, vae, te, tok, dict(sched.config), "sd15-config-random").freeze()
-    return base.to("cpu", dtype)
-
-
 def build(args):
     from diffusers import ControlNetModel
 
-    from handsynth.diffusion.base import load_base
+    from handsynth.diffusion.base import SD15_RANDOM, load_base
 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     torch.manual_seed(0)
-    base = load_base("tiny", dtype=torch.float32) if args.config == "tiny" else sd15_base(torch.float32)
+    base = load_base("tiny" if args.config == "tiny" else SD15_RANDOM, dtype=torch.float32)
     cn = ControlNetModel.from_unet(base.unet)
     with torch.no_grad():  # non-zero "zero convolutions", as after training
         for name, p in cn.named_parameters():
