@@ -1,0 +1,484 @@
+"""The micro benchmark: AttentionHand's Table 1 / 2 / 4 claims tested in the micro world, end to end.
+
+    python benchmarks/micro/run.py --profile quick      # smoke run, one seed, <= 15 min on 2 CPU cores
+    python benchmarks/micro/run.py --profile full       # the benchmark (3 seeds)
+    python benchmarks/micro/run.py --profile full --install-default   # + embed the default model
+
+A resumable pipeline of stages, each skipping when its output exists (kill it and run it again):
+
+    world data -> micro base pretrain -> evaluation tools -> guidance trainings (5 methods x seeds)
+      -> generation (6 methods x seeds) -> Table 1/4 metrics -> downstream (Table 2) -> report
+
+Every stage goes through the project's own commands/APIs (``handsynth world render``, ``handsynth
+train``, ``handsynth generate``, ``handsynth recon train|eval``, ``handsynth.eval.evaluate_images``);
+only the micro base and the world's evaluation tools (feature extractor, 2D detector) are trained by
+``handsynth.micro``. Budgets are in ``benchmarks/micro/config.yaml``. Outputs go to
+``outputs/micro/<profile>/``; the report to ``benchmarks/results/micro[_<profile>].md`` + ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CONFIG = HERE / "config.yaml"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+# -- configuration -----------------------------------------------------------------------------------------
+def _merge(base: dict, new: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in new.items():
+        if k == "methods":  # a profile's method list replaces the full one
+            out[k] = copy.deepcopy(v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_profile(name: str, config: Path = CONFIG) -> dict:
+    data = yaml.safe_load(config.read_text())
+    if name not in data["profiles"]:
+        raise SystemExit(f"unknown profile {name!r}; choose from {', '.join(data['profiles'])}")
+    cfg = _merge(data["common"], data["profiles"][name] or {})
+    cfg["profile"] = name
+    return cfg
+
+
+# -- running commands --------------------------------------------------------------------------------------
+def job_env(threads: int = 1) -> dict:
+    env = dict(os.environ)
+    # One torch thread per job: on this shared 2-core machine two contending threads per process were
+    # measured ~8x slower than one (BLAS spin-waiting); parallelism comes from running jobs side by side.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env.setdefault("PYOPENGL_PLATFORM", "egl")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def handsynth_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("handsynth")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "handsynth.cli"]
+
+
+class Runner:
+    """Stages of one profile; every output under ``work``; timings appended to ``timings.json``."""
+
+    def __init__(self, cfg: dict, work: Path, verbose: bool = False) -> None:
+        self.cfg = cfg
+        self.work = work
+        self.verbose = verbose
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.log_dir = work / "logs"
+        self.log_dir.mkdir(exist_ok=True)
+        self.timings_path = work / "timings.json"
+        self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
+
+    # paths
+    def data(self, split: str) -> Path:
+        return self.work / "data" / split
+
+    @property
+    def base(self) -> Path:
+        return self.work / "base"
+
+    def tool(self, name: str) -> Path:
+        return self.work / "tools" / name
+
+    def run_dir(self, method: str, seed: int) -> Path:
+        return self.work / "runs" / method / f"seed{seed}"
+
+    def gen_dir(self, method: str, seed: int) -> Path:
+        return self.work / "gen" / method / f"seed{seed}"
+
+    def down_dir(self, name: str, seed: int) -> Path:
+        return self.work / "downstream" / name / f"seed{seed}"
+
+    @property
+    def prompt_file(self) -> Path:
+        return self.work / "prompts" / "lab_gen_wild.txt"
+
+    # execution
+    def sh(self, name: str, cmd: list[str]) -> None:
+        """Run one command (its output to logs/<name>.log); raise with the log tail if it fails."""
+        log = self.log_dir / f"{name}.log"
+        t0 = time.time()
+        with open(log, "a") as f:
+            f.write(f"$ {' '.join(map(str, cmd))}\n")
+            f.flush()
+            proc = subprocess.run([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT, env=job_env(), cwd=REPO)
+        if proc.returncode != 0:
+            tail = log.read_text()[-3000:]
+            raise RuntimeError(f"job {name} failed (exit {proc.returncode}); log {log}:\n{tail}")
+        self._record_job(name, time.time() - t0)
+        print(f"  done {name} ({time.time() - t0:.0f} s)", flush=True)
+
+    def _record_job(self, name: str, seconds: float) -> None:
+        jobs = self.timings.setdefault("jobs", {})
+        jobs[name] = round(jobs.get(name, 0.0) + seconds, 1)
+        self._save_timings()
+
+    def _save_timings(self) -> None:
+        tmp = self.timings_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.timings, indent=2))
+        tmp.replace(self.timings_path)
+
+    def parallel(self, jobs: list[tuple[str, list[str]]]) -> None:
+        if not jobs:
+            return
+        n = max(1, int(self.cfg.get("jobs", 1)))
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(self.sh, name, cmd) for name, cmd in jobs]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+
+    def self_job(self, job: str, *args: str) -> list[str]:
+        """A job this script runs in a child process (tool training, evaluation)."""
+        return [sys.executable, __file__, "--profile", self.cfg["profile"], "--work", str(self.work), "--job", job, *args]
+
+    def stage(self, name: str, fn) -> None:
+        t0 = time.time()
+        print(f"[micro] stage {name}", flush=True)
+        fn()
+        stages = self.timings.setdefault("stages", {})
+        # A stage that only skipped keeps the time it took when it did the work.
+        dt = round(time.time() - t0, 1)
+        if dt > 1.0 or name not in stages:
+            stages[name] = dt
+        self._save_timings()
+
+    # -- stages ------------------------------------------------------------------------------------------
+    def stage_world(self) -> None:
+        jobs = []
+        for split, spec in self.cfg["world"].items():
+            out = self.data(split)
+            if (out / ".done").exists():
+                continue
+            jobs.append(
+                (
+                    f"world_{split}",
+                    [*handsynth_cmd(), "world", "render", "--domain", spec["domain"], "--n", spec["n"],
+                     "--out", out, "--size", self.cfg["size"], "--seed", spec["seed"], "--maps", "mesh"],
+                )
+            )
+        self.parallel(jobs)
+        for split in self.cfg["world"]:
+            (self.data(split) / ".done").touch()
+
+    def stage_base(self) -> None:
+        from handsynth.diffusion.base import missing_parts
+
+        if missing_parts(self.base):
+            self.sh("base_pretrain", self.self_job("base"))
+
+    def stage_tools(self) -> None:
+        jobs = []
+        if not (self.tool("features") / "model.safetensors").exists():
+            jobs.append(("tool_features", self.self_job("features")))
+        if not (self.tool("detector") / "model.safetensors").exists():
+            jobs.append(("tool_detector", self.self_job("detector")))
+        if not (self.tool("recon") / ".done").exists():
+            t = self.cfg["tools"]["recon"]
+            jobs.append(("tool_recon", self.recon_train_cmd([self.data("wild_train")], self.tool("recon"), t["steps"], t["batch_size"], 0)))
+        self.parallel(jobs)
+        (self.tool("recon") / ".done").touch()
+
+    def recon_train_cmd(self, data: list, out: Path, steps: int, batch: int, seed: int) -> list[str]:
+        r = self.cfg["recon"]
+        cmd = [*handsynth_cmd(), "recon", "train", "--out", out, "--steps", steps, "--batch-size", batch,
+               "--width", r["width"], "--hidden", r["hidden"], "--img-size", r["img_size"], "--lr", r["lr"],
+               "--warmup", r["warmup"], "--num-workers", 0, "--seed", seed, "--save-every", steps,
+               "--log-every", max(1, steps // 20), "--keep-last", 1]
+        for d in data:
+            cmd += ["--data", str(d)]
+        return cmd
+
+    @property
+    def gen_poses(self) -> Path:
+        return self.data("lab_gen") / "gen_poses.jsonl"
+
+    def stage_prompts(self) -> None:
+        from handsynth.data import read_dataset, write_metadata
+        from handsynth.micro.prompts import wild_prompts
+
+        if not self.gen_poses.exists():
+            # The generators' input: the held-out lab poses with their condition maps, without the real
+            # photo and its local crop (a generated record must not point at the real lab crop).
+            poses = read_dataset(self.data("lab_gen"))
+            for s in poses:
+                if s.local is not None:
+                    s.local.file_name = None
+            write_metadata(self.gen_poses, poses)
+        if self.prompt_file.exists():
+            return
+        prompts = wild_prompts(read_dataset(self.data("lab_gen")), read_dataset(self.data("wild_train")), seed=0)
+        self.prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.prompt_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(prompts) + "\n")
+        tmp.replace(self.prompt_file)
+
+    def guidance_config(self, method: str, seed: int) -> Path:
+        g = self.cfg["guidance"]
+        cfg = {
+            "method": "attentionhand",
+            "model": {"base_model": str(self.base), "resolution": self.cfg["size"],
+                      "conditioning_embedding_out_channels": [16, 32, 32]},
+            "tas": {"enabled": True, "iterations": g["tas_iterations"], "resolution": g["tas_resolution"]},
+            "train": {"max_steps": g["steps"], "batch_size": g["batch_size"], "learning_rate": g["learning_rate"],
+                      "checkpoint_every": max(1, g["steps"] // 4), "checkpoints_total_limit": 1,
+                      "validate_every": 0, "log_every": max(1, g["steps"] // 50), "seed": seed},
+            "validation": {"num_samples": 1, "num_inference_steps": 4},
+        }
+        for key, value in (self.cfg["methods"][method]["train"] or {}).items():
+            node = cfg
+            *parents, last = key.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[last] = value
+        path = self.work / "configs" / f"{method}_seed{seed}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return path
+
+    def stage_guidance(self) -> None:
+        jobs = []
+        for seed in self.cfg["seeds"]:
+            for method, spec in self.cfg["methods"].items():
+                if spec.get("train") is None:
+                    continue
+                run = self.run_dir(method, seed)
+                if (run / "controlnet" / "config.json").exists():
+                    continue
+                cfg = self.guidance_config(method, seed)
+                jobs.append((f"train_{method}_seed{seed}",
+                             [*handsynth_cmd(), "train", "--method", "attentionhand", "--config", cfg,
+                              "--data", self.data("wild_train"), "--out", run]))
+        self.parallel(jobs)
+
+    def generate_cmd(self, method: str, seed: int) -> list[str]:
+        spec = self.cfg["methods"][method]["generate"]
+        g = self.cfg["generate"]
+        cmd = [*handsynth_cmd(), "generate", "--method", spec["method"], "--base-model", self.base,
+               "--in", self.gen_poses, "--out", self.gen_dir(method, seed), "--prompts", "file",
+               "--prompt-file", self.prompt_file, "--steps", g["steps"], "--guidance", g["guidance"],
+               "--seed", seed, "--batch-size", g["batch_size"], "--sheet-rows", 8]
+        if spec["method"] == "controlnet":
+            cmd += ["--checkpoint", self.run_dir(method, seed) / "controlnet"]
+        elif spec["method"] == "attentionhand":
+            cmd += ["--checkpoint", self.run_dir(method, seed), "--mode", spec.get("mode", "global")]
+            if spec.get("tas"):
+                cmd += ["--tas"]
+        return cmd
+
+    def stage_generate(self) -> None:
+        jobs = []
+        n = self.cfg["world"]["lab_gen"]["n"]
+        for seed in self.cfg["seeds"]:
+            for method in self.cfg["methods"]:
+                out = self.gen_dir(method, seed)
+                if _count_records(out) >= n:
+                    continue
+                jobs.append((f"generate_{method}_seed{seed}", self.generate_cmd(method, seed)))
+        self.parallel(jobs)
+
+    def stage_metrics(self) -> None:
+        jobs = []
+        for seed in self.cfg["seeds"]:
+            if not (self.work / "eval" / f"seed{seed}" / "metrics.json").exists():
+                jobs.append((f"metrics_seed{seed}", self.self_job("metrics", "--seed", str(seed))))
+        self.parallel(jobs)
+
+    def downstream_sets(self) -> list[str]:
+        return ["real_lab", *self.cfg["methods"]]
+
+    def stage_downstream(self) -> None:
+        d = self.cfg["downstream"]
+        jobs = []
+        for seed in self.cfg["seeds"]:
+            for name in self.downstream_sets():
+                out = self.down_dir(name, seed)
+                if (out / "eval" / "metrics.json").exists():
+                    continue
+                data = [self.data("lab_train")]
+                if name != "real_lab":
+                    data.append(f"{self.gen_dir(name, seed)}:{d['synth_ratio']}")
+                train = self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed)
+                jobs.append((f"downstream_{name}_seed{seed}", [sys.executable, "-c", _CHAIN, json.dumps([
+                    [str(c) for c in train],
+                    [str(c) for c in (*handsynth_cmd(), "recon", "eval", "--checkpoint", out / "run",
+                                      "--data", self.data("wild_test"), "--out", out / "eval")],
+                ])]))
+        self.parallel(jobs)
+
+    def stage_report(self) -> Path:
+        from report import write_report  # benchmarks/micro/report.py
+
+        return write_report(self)
+
+    def install_default(self) -> None:
+        from handsynth.micro.assets import install_default
+
+        method = self.cfg["default_model"]
+        run = self.run_dir(method, self.cfg["seeds"][0])
+        info = {
+            "profile": self.cfg["profile"],
+            "command": f"python benchmarks/micro/run.py --profile {self.cfg['profile']} --install-default",
+            "seed": self.cfg["seeds"][0],
+            "method": method,
+            "base": json.loads((self.base / "handsynth_micro.json").read_text()),
+            "guidance": yaml.safe_load((run / "handsynth_config.yaml").read_text()),
+            "size": self.cfg["size"],
+            "generate": self.cfg["generate"],
+        }
+        model = install_default(self.base, run, info)
+        print(f"[micro] default model installed in {model.root}")
+
+    def run_all(self) -> Path:
+        self.stage("world", self.stage_world)
+        self.stage("base", self.stage_base)
+        self.stage("tools", self.stage_tools)
+        self.stage("prompts", self.stage_prompts)
+        self.stage("guidance", self.stage_guidance)
+        self.stage("generate", self.stage_generate)
+        self.stage("metrics", self.stage_metrics)
+        self.stage("downstream", self.stage_downstream)
+        report = self.stage_report()
+        return report
+
+
+_CHAIN = (
+    "import json, subprocess, sys\n"
+    "for cmd in json.loads(sys.argv[1]):\n"
+    "    print('$', ' '.join(cmd), flush=True)\n"
+    "    rc = subprocess.call(cmd)\n"
+    "    if rc: sys.exit(rc)\n"
+)
+
+
+def _count_records(folder: Path) -> int:
+    p = folder / "metadata.jsonl"
+    if not p.exists():
+        return 0
+    return sum(1 for line in p.read_text().splitlines() if line.strip())
+
+
+# -- child jobs ----------------------------------------------------------------------------------------------
+def job_base(r: Runner) -> None:
+    from handsynth.micro.base import MicroBaseConfig, pretrain_base
+
+    cfg = MicroBaseConfig(resolution=r.cfg["size"], **r.cfg["base"])
+    pretrain_base(r.data("wild_train"), r.base, cfg)
+
+
+def job_features(r: Runner) -> None:
+    from handsynth.micro.data import load_world
+    from handsynth.micro.features import train_feature_extractor
+
+    t = r.cfg["tools"]["features"]
+    arrays = load_world([r.data("wild_train"), r.data("lab_train")], r.cfg["size"])
+    net, stats = train_feature_extractor(arrays, steps=t["steps"], batch_size=t["batch_size"])
+    net.save(r.tool("features"), {"training": stats, "data": ["wild_train", "lab_train"]})
+
+
+def job_detector(r: Runner) -> None:
+    from handsynth.micro.data import load_world
+    from handsynth.micro.detector import train_detector
+
+    t = r.cfg["tools"]["detector"]
+    arrays = load_world([r.data("wild_train")], r.cfg["size"])
+    det, stats = train_detector(arrays, steps=t["steps"], batch_size=t["batch_size"])
+    det.save(r.tool("detector"), {"training": stats, "data": ["wild_train"]})
+
+
+def job_metrics(r: Runner, seed: int) -> None:
+    from handsynth.eval.image_eval import ImageTools, evaluate_images
+    from handsynth.eval.report import write_image_report
+    from handsynth.micro.detector import WorldHandDetector
+    from handsynth.micro.features import WorldFeatureExtractor
+    from handsynth.recon import ReconEstimator
+
+    tools = ImageTools(
+        extractor=WorldFeatureExtractor.load(r.tool("features")),
+        detector=WorldHandDetector.load(r.tool("detector")),
+        estimator=ReconEstimator.from_checkpoint(str(r.tool("recon")), device="cpu"),
+        kid_subset_size=1000,
+    )
+    methods = list(r.cfg["methods"])
+    result = evaluate_images(
+        r.data("wild_test"), [r.gen_dir(m, seed) for m in methods], tools, names=methods, score_real=True
+    )
+    out = r.work / "eval" / f"seed{seed}"
+    write_image_report(result, out, command=f"benchmarks/micro/run.py --job metrics --seed {seed}")
+    # The lab poses rendered as real lab photos: where a generator's labels come from, scored the same way.
+    lab = evaluate_images(r.data("wild_test"), [r.data("lab_gen")], tools, names=["real lab (same poses)"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["rows"]["Real lab (same poses)"] = lab.rows["real lab (same poses)"]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+
+
+JOBS = {"base": job_base, "features": job_features, "detector": job_detector}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="full", help="full | quick | tiny (config.yaml)")
+    p.add_argument("--config", default=str(CONFIG))
+    p.add_argument("--work", default=None, help="output folder (default outputs/micro/<profile>)")
+    p.add_argument("--install-default", action="store_true", help="embed the base + AttentionHand run as the default model")
+    p.add_argument("--only-install-default", action="store_true", help="install from finished stages, run nothing")
+    p.add_argument("--report-only", action="store_true", help="rewrite the report from finished stages")
+    p.add_argument("--results", default=None, help="report folder (default benchmarks/results)")
+    p.add_argument("--job", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    cfg = load_profile(args.profile, Path(args.config))
+    work = Path(args.work) if args.work else REPO / "outputs" / "micro" / args.profile
+    r = Runner(cfg, work)
+    r.results = Path(args.results) if args.results else RESULTS
+    if args.job:
+        import torch
+
+        torch.set_num_threads(1)
+        if args.job == "metrics":
+            job_metrics(r, args.seed)
+        else:
+            JOBS[args.job](r)
+        return 0
+    sys.path.insert(0, str(HERE))
+    if args.only_install_default:
+        r.install_default()
+        return 0
+    if args.report_only:
+        print(f"[micro] report: {r.stage_report()}")
+        return 0
+    t0 = time.time()
+    report = r.run_all()
+    r.timings["last_run_wall_s"] = round(time.time() - t0, 1)
+    r._save_timings()
+    if args.install_default:
+        r.install_default()
+    report = r.stage_report()
+    print(f"[micro] finished in {time.time() - t0:.0f} s; report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Where the embedded default model lives, and how the micro benchmark installs one there.
+
+The default model is the micro benchmark's micro base (a diffusers SD folder) plus its AttentionHand
+guidance module (a ``handsynth train`` run folder holding ``controlnet/`` + ``handsynth_config.yaml``),
+stored in fp16 safetensors inside the package (``handsynth/assets/default/``) so ``make demo`` runs
+from a fresh clone with no download. ``PROVENANCE.md`` there names the command and seed that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from handsynth.errors import UserError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_NAME = "default"
+MAX_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class DefaultModel:
+    """Paths of the embedded default model."""
+
+    root: Path
+    base: Path  # diffusers SD folder: --base-model
+    checkpoint: Path  # AttentionHand run folder: --checkpoint
+
+    @property
+    def info(self) -> dict:
+        p = self.root / "info.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+
+def default_model(root: str | Path | None = None) -> DefaultModel:
+    """The embedded default model (base + AttentionHand checkpoint); a clear error if it is missing."""
+    from handsynth.diffusion.base import missing_parts
+
+    root = Path(root) if root is not None else ASSETS / DEFAULT_NAME
+    base, ckpt = root / "base", root / "attentionhand"
+    missing = missing_parts(base)
+    if missing or not (ckpt / "controlnet" / "config.json").exists():
+        raise UserError(
+            f"the default model in {root} is incomplete (missing {', '.join(missing) or 'attentionhand/controlnet'}); "
+            "reinstall handsynth, rebuild it with `python benchmarks/micro/run.py --install-default`, "
+            "or pass --base-model PATH --checkpoint RUN"
+        )
+    return DefaultModel(root, base, ckpt)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def install_default(base: str | Path, checkpoint: str | Path, info: dict, root: str | Path | None = None) -> DefaultModel:
+    """Copy a micro base and an AttentionHand run into the package as fp16 safetensors (<= 20 MB)."""
+    import torch
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    root = Path(root) if root is not None else ASSETS / DEFAULT_NAME
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    base, checkpoint = Path(base), Path(checkpoint)
+    (tmp / "base").mkdir(parents=True)
+    for name in ("model_index.json",):
+        shutil.copy2(base / name, tmp / "base" / name)
+    for sub in ("scheduler", "tokenizer"):
+        shutil.copytree(base / sub, tmp / "base" / sub)
+    half = dict(dtype=torch.float16)
+    UNet2DConditionModel.from_pretrained(base, subfolder="unet").to(**half).save_pretrained(tmp / "base" / "unet")
+    AutoencoderKL.from_pretrained(base, subfolder="vae").to(**half).save_pretrained(tmp / "base" / "vae")
+    CLIPTextModel.from_pretrained(base, subfolder="text_encoder").to(**half).save_pretrained(
+        tmp / "base" / "text_encoder"
+    )
+    ah = tmp / "attentionhand"
+    ah.mkdir()
+    for sub in sorted(p.name for p in checkpoint.iterdir() if p.is_dir() and p.name.startswith("controlnet")):
+        ControlNetModel.from_pretrained(checkpoint / sub).to(**half).save_pretrained(ah / sub)
+    cfg_text = (checkpoint / "handsynth_config.yaml").read_text()
+    # The run's config names the base it was trained on; the embedded copy points at its sibling.
+    import yaml
+
+    cfg = yaml.safe_load(cfg_text)
+    cfg["model"]["base_model"] = "../base"
+    (ah / "handsynth_config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (tmp / "info.json").write_text(json.dumps(info, indent=2))
+    size = folder_bytes(tmp)
+    if size > MAX_BYTES:
+        shutil.rmtree(tmp)
+        raise UserError(f"the default model would take {size / 2**20:.1f} MB, over the 20 MB limit")
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return default_model(root)

@@ -1,0 +1,329 @@
+"""The micro "Stable Diffusion": a text-to-image base trained here, saved as a diffusers SD folder.
+
+Why: no pretrained weights reach this project, so the frozen base that AttentionHand builds on (SD-1.5
+in the paper) must itself be trained in the micro world. It keeps SD's structure at micro size:
+
+- VAE: ``AutoencoderKL``, 4x down-sampling (64^2 RGB -> 4x16x16 latents), trained first with L1 + a
+  small KL term; its ``scaling_factor`` is set to 1/std of the training latents (SD's 0.18215 plays the
+  same role).
+- UNet: ``UNet2DConditionModel`` with 3 levels (16^2, 8^2, 4^2), cross-attention at 16^2 and 8^2
+  (TAS reads the 8^2 maps, the micro analog of SD's 16^2 maps of 64^2 latents).
+- Text encoder: a 2-layer CLIP text transformer with SD's real 49,408-token tokenizer, **frozen at its
+  seeded random initialisation** (SD keeps CLIP frozen too; here it is a fixed random embedding of
+  the prompt that the UNet's cross-attention learns to read; training it would cost CPU time for no
+  benefit to the comparisons, which all share it).
+- Scheduler: SD-1.5's (scaled-linear betas 0.00085 -> 0.012, 1000 steps, epsilon prediction).
+
+Pretraining is the plain latent-diffusion noise-prediction loop on (image, caption) pairs with 10 %
+empty captions (so classifier-free guidance works). Latents and text embeddings are computed once
+(both encoders are frozen), so a step costs one UNet forward/backward.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from handsynth.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MICRO_INFO = "handsynth_micro.json"
+
+
+@dataclass
+class MicroBaseConfig:
+    """Architecture and training budget of the micro base (every field is recorded beside the weights)."""
+
+    resolution: int = 64
+    vae_channels: list[int] = field(default_factory=lambda: [32, 64, 64])  # 3 levels: 4x down
+    latent_channels: int = 4
+    unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    cross_attention_levels: int = 2  # the first N down blocks (and last N up blocks) cross-attend
+    text_hidden: int = 32
+    text_layers: int = 2
+    seed: int = 0
+    vae_steps: int = 600
+    vae_batch_size: int = 16
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    unet_steps: int = 1500
+    unet_batch_size: int = 16
+    unet_lr: float = 5e-4
+    uncond_prob: float = 0.1
+    max_images: int | None = None
+
+    @property
+    def latent_size(self) -> int:
+        return self.resolution // 2 ** (len(self.vae_channels) - 1)
+
+
+def build_components(cfg: MicroBaseConfig) -> dict:
+    """Seeded random VAE, UNet, frozen-random CLIP text encoder, SD tokenizer and SD's scheduler."""
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from handsynth.text.tokenizer import clip_tokenizer
+
+    torch.manual_seed(cfg.seed)
+    n = len(cfg.unet_channels)
+    ca = cfg.cross_attention_levels
+    if not 1 <= ca < n:
+        raise UserError(f"cross_attention_levels must be in 1..{n - 1}, got {ca}")
+    unet = UNet2DConditionModel(
+        sample_size=cfg.latent_size,
+        in_channels=cfg.latent_channels,
+        out_channels=cfg.latent_channels,
+        block_out_channels=tuple(cfg.unet_channels),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D",) * ca + ("DownBlock2D",) * (n - ca),
+        up_block_types=("UpBlock2D",) * (n - ca) + ("CrossAttnUpBlock2D",) * ca,
+        cross_attention_dim=cfg.text_hidden,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    k = len(cfg.vae_channels)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=tuple(cfg.vae_channels),
+        down_block_types=("DownEncoderBlock2D",) * k,
+        up_block_types=("UpDecoderBlock2D",) * k,
+        latent_channels=cfg.latent_channels,
+        norm_num_groups=8,
+        layers_per_block=1,
+        sample_size=cfg.resolution,
+        scaling_factor=1.0,
+    )
+    tokenizer = clip_tokenizer()
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=cfg.text_hidden,
+            intermediate_size=2 * cfg.text_hidden,
+            num_hidden_layers=cfg.text_layers,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        steps_offset=1,
+        set_alpha_to_one=False,
+    )
+    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+
+# -- data --------------------------------------------------------------------------------------------------
+def load_images_and_captions(data: str | Path, size: int, limit: int | None = None) -> tuple[torch.Tensor, list[str]]:
+    """A record folder's photos as (N, 3, size, size) in [-1, 1] and their captions."""
+    from PIL import Image
+
+    from handsynth.data import dataset_root, read_dataset
+
+    root = dataset_root(data)
+    samples = [s for s in read_dataset(data) if s.file_name and s.prompt]
+    if limit:
+        samples = samples[:limit]
+    if not samples:
+        raise UserError(f"{data}: no record has both an image and a prompt; pass a world dataset folder")
+    arr = np.empty((len(samples), size, size, 3), np.uint8)
+    for i, s in enumerate(samples):
+        with Image.open(root / s.file_name) as im:
+            im = im.convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BICUBIC)
+            arr[i] = np.asarray(im)
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return x, [s.prompt for s in samples]
+
+
+# -- training ----------------------------------------------------------------------------------------------
+def train_vae(vae, images: torch.Tensor, cfg: MicroBaseConfig, log_path: Path | None = None) -> dict:
+    """Autoencoder training: L1 reconstruction + ``vae_kl_weight`` KL; returns the final losses."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.vae_steps, max(1, cfg.vae_steps // 20)))
+    vae.train()
+    stats: dict = {}
+    bar = tqdm(range(cfg.vae_steps), desc="micro vae", unit="step")
+    for step in bar:
+        idx = torch.randint(0, len(images), (cfg.vae_batch_size,), generator=g)
+        x = images[idx]
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        rec = vae.decode(z).sample
+        l1 = (rec - x).abs().mean()
+        kl = post.kl().mean()  # summed over latent dims, averaged over the batch
+        loss = l1 + cfg.vae_kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        stats = {"step": step + 1, "l1": float(l1), "kl": float(kl)}
+        bar.set_postfix(l1=f"{float(l1):.4f}")
+        _log(log_path, {"stage": "vae", **stats}, step, 25)
+    vae.eval()
+    return stats
+
+
+@torch.no_grad()
+def encode_dataset(vae, images: torch.Tensor, batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every image (unscaled)."""
+    means, stds = [], []
+    for i in range(0, len(images), batch):
+        post = vae.encode(images[i : i + batch]).latent_dist
+        means.append(post.mean)
+        stds.append(post.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+@torch.no_grad()
+def encode_captions(text_encoder, tokenizer, captions: list[str], batch: int = 128) -> torch.Tensor:
+    from handsynth.text.tokenizer import encode_prompts
+
+    out = []
+    for i in range(0, len(captions), batch):
+        ids = encode_prompts(captions[i : i + batch], tokenizer)
+        out.append(text_encoder(ids)[0])
+    return torch.cat(out)
+
+
+def train_unet(
+    unet,
+    scheduler_config: dict,
+    latents: tuple[torch.Tensor, torch.Tensor],
+    text: torch.Tensor,
+    uncond: torch.Tensor,
+    cfg: MicroBaseConfig,
+    log_path: Path | None = None,
+) -> dict:
+    """Epsilon-prediction training of the UNet on scaled latents with caption dropout."""
+    from diffusers import DDPMScheduler
+
+    noise_sched = DDPMScheduler.from_config(scheduler_config)
+    mean, std = latents
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.unet_lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.unet_steps, max(1, cfg.unet_steps // 20)))
+    unet.train()
+    stats: dict = {}
+    ema_loss = None
+    bar = tqdm(range(cfg.unet_steps), desc="micro unet", unit="step")
+    for step in bar:
+        idx = torch.randint(0, len(mean), (cfg.unet_batch_size,), generator=g)
+        x0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)
+        cond = text[idx].clone()
+        drop = torch.rand(len(idx), generator=g) < cfg.uncond_prob
+        cond[drop] = uncond
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
+        xt = noise_sched.add_noise(x0, noise, t)
+        pred = unet(xt, t, encoder_hidden_states=cond).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        ema_loss = float(loss) if ema_loss is None else 0.98 * ema_loss + 0.02 * float(loss)
+        stats = {"step": step + 1, "loss": float(loss), "loss_ema": ema_loss}
+        bar.set_postfix(loss=f"{ema_loss:.4f}")
+        _log(log_path, {"stage": "unet", **stats}, step, 25)
+    unet.eval()
+    return stats
+
+
+def _cosine(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        p = (step - warmup) / max(1, total - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
+
+    return f
+
+
+def _log(path: Path | None, row: dict, step: int, every: int) -> None:
+    if path is not None and (step % every == 0):
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Path:
+    """Train the VAE, then the text-to-image UNet, on ``data`` (images + captions); save to ``out``.
+
+    The result is a standard diffusers SD folder (``--base-model out`` everywhere in handsynth, and
+    ``StableDiffusionPipeline.from_pretrained(out)``), plus ``handsynth_micro.json`` (config, losses,
+    timings). Resumable at stage granularity: a finished VAE (``out.vae_stage/``) is reused.
+    """
+    from diffusers import AutoencoderKL
+
+    from handsynth.diffusion.base import missing_parts, save_base_folder
+
+    out = Path(out)
+    if not missing_parts(out):
+        return out
+    torch.manual_seed(cfg.seed)
+    images, captions = load_images_and_captions(data, cfg.resolution, cfg.max_images)
+    parts = build_components(cfg)
+    work = out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    log_path = work / "train_log.jsonl"
+    info: dict = {"config": asdict(cfg), "data": str(data), "num_images": len(images)}
+    t0 = time.time()
+    vae_dir = work / "vae"
+    if (vae_dir / "config.json").exists():
+        parts["vae"] = AutoencoderKL.from_pretrained(vae_dir)
+        info["vae"] = json.loads((work / "vae_stats.json").read_text())
+    else:
+        stats = train_vae(parts["vae"], images, cfg, log_path)
+        mean, std = encode_dataset(parts["vae"], images)
+        scale = float(1.0 / mean.std())
+        parts["vae"].register_to_config(scaling_factor=scale)
+        stats.update(scaling_factor=scale, seconds=round(time.time() - t0, 1))
+        parts["vae"].save_pretrained(vae_dir)
+        (work / "vae_stats.json").write_text(json.dumps(stats))
+        info["vae"] = stats
+    vae = parts["vae"].eval()
+    vae.requires_grad_(False)
+    t1 = time.time()
+    mean, std = encode_dataset(vae, images)
+    scale = float(vae.config.scaling_factor)
+    text_encoder = parts["text_encoder"].eval()
+    text = encode_captions(text_encoder, parts["tokenizer"], captions)
+    uncond = encode_captions(text_encoder, parts["tokenizer"], [""])[0]
+    stats = train_unet(
+        parts["unet"], dict(parts["scheduler"].config), (mean * scale, std * scale), text, uncond, cfg, log_path
+    )
+    stats["seconds"] = round(time.time() - t1, 1)
+    info["unet"] = stats
+    info["parameters"] = {
+        k: int(sum(p.numel() for p in parts[k].parameters())) for k in ("unet", "vae", "text_encoder")
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_base_folder(parts, tmp)
+    (tmp / MICRO_INFO).write_text(json.dumps(info, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
