@@ -41,6 +41,10 @@ SETTINGS: dict[str, tuple[list[str], str]] = {
         ["tas.alpha=constant", "tas.alpha_max=100"],
         "default with a 5x larger step: does a bigger step buy the reduction of more iterations?",
     ),
+    "default, maps at latent/8 (mid block)": (
+        ["tas.resolution=LATENT8"],
+        "default reading the 1/8-res (mid block) maps: the forward stops after the encoder + mid block",
+    ),
     "default, full UNet forward": (["tas.stop_early=false"], "default without the forward early stop"),
     "default, G and L separately": ([], "default, but TAS runs once per branch instead of one batch"),
     "default, through phi_d+phi_g": (
@@ -95,8 +99,12 @@ def run(args: argparse.Namespace) -> dict:
     acc = _Acc(args.device)
     model = task.build(acc)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0, weight_decay=0.0)
+    latent8 = str(max(args.resolution // 64, 1))
     tas_cfgs = {
-        k: load_config(AttentionHandConfig, base_cfg, common + ov).tas for k, (ov, _) in SETTINGS.items()
+        k: load_config(
+            AttentionHandConfig, base_cfg, common + [o.replace("LATENT8", latent8) for o in ov]
+        ).tas
+        for k, (ov, _) in SETTINGS.items()
     }
 
     original_refine = tas_mod.tas_refine

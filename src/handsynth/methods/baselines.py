@@ -231,7 +231,9 @@ class DiffusersBaseline(GenerationMethod):
             guidance_scale=s.guidance,
             eta=s.eta,
             latents=self.initial_latents(requests),
-            generator=[g.manual_seed((r.seed + 1) % (1 << 63)) for g, r in zip(generators(requests), requests)],
+            generator=[
+                g.manual_seed((r.seed + 1) % (1 << 63)) for g, r in zip(generators(requests), requests)
+            ],
             output_type="pil",
         )
 
