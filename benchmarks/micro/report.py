@@ -24,14 +24,63 @@ T2 = ["MPJPE", "PA-MPJPE", "MPVPE", "PA-MPVPE", "AUC_J", "AUC_V", "F@5", "F@15"]
 
 # (id, text, better method, worse method, metrics where the paper reports "better", table)
 CLAIMS = [
-    ("T1-cn", "AttentionHand beats ControlNet on every Table 1 metric", "attentionhand", "controlnet", T1, "Table 1"),
-    ("T1-tas", "TAS helps: AttentionHand beats AttentionHand w/o TAS on every metric", "attentionhand", "ah_notas", T1, "Table 1"),
+    (
+        "T1-cn",
+        "AttentionHand beats ControlNet on every Table 1 metric",
+        "attentionhand",
+        "controlnet",
+        T1,
+        "Table 1",
+    ),
+    (
+        "T1-tas",
+        "TAS helps: AttentionHand beats AttentionHand w/o TAS on every metric",
+        "attentionhand",
+        "ah_notas",
+        T1,
+        "Table 1",
+    ),
     ("T1-sd", "AttentionHand beats text-only SD on every metric", "attentionhand", "sd", T1, "Table 1"),
-    ("T4-local", "global + local beats local only on every metric", "attentionhand", "ah_local", T1, "Table 4"),
-    ("T4-hand", "local only has better hand metrics than global only (FID-H, KID-H, Hand Conf.)", "ah_local", "controlnet", ["FID-H", "KID-H", "Hand Conf."], "Table 4"),
-    ("T4-fid", "local only has worse whole-image FID/KID than global only", "controlnet", "ah_local", ["FID", "KID"], "Table 4"),
-    ("T4-shared", "shared weights beat separate weights (FID, KID-H, Hand Conf., MSE-2D, MSE-3D)", "attentionhand", "ah_separate", ["FID", "KID-H", "Hand Conf.", "MSE-2D", "MSE-3D"], "Table 4"),
-    ("T2", "adding AttentionHand images to real lab data improves reconstruction on real wild", "attentionhand", "real_lab", T2, "Table 2"),
+    (
+        "T4-local",
+        "global + local beats local only on every metric",
+        "attentionhand",
+        "ah_local",
+        T1,
+        "Table 4",
+    ),
+    (
+        "T4-hand",
+        "local only has better hand metrics than global only (FID-H, KID-H, Hand Conf.)",
+        "ah_local",
+        "controlnet",
+        ["FID-H", "KID-H", "Hand Conf."],
+        "Table 4",
+    ),
+    (
+        "T4-fid",
+        "local only has worse whole-image FID/KID than global only",
+        "controlnet",
+        "ah_local",
+        ["FID", "KID"],
+        "Table 4",
+    ),
+    (
+        "T4-shared",
+        "shared weights beat separate weights (FID, KID-H, Hand Conf., MSE-2D, MSE-3D)",
+        "attentionhand",
+        "ah_separate",
+        ["FID", "KID-H", "Hand Conf.", "MSE-2D", "MSE-3D"],
+        "Table 4",
+    ),
+    (
+        "T2",
+        "adding AttentionHand images to real lab data improves reconstruction on real wild",
+        "attentionhand",
+        "real_lab",
+        T2,
+        "Table 2",
+    ),
 ]
 
 
@@ -111,7 +160,9 @@ def verdict(better: dict, worse: dict, metrics: list[str], n_seeds: int) -> tupl
     if all(v == "reproduced" for v in vs):
         overall = "reproduced"
     elif any(v == "reproduced" for v in vs):
-        overall = "partly reproduced (" + ", ".join(x["metric"] for x in rows if x["verdict"] == "reproduced") + ")"
+        overall = (
+            "partly reproduced (" + ", ".join(x["metric"] for x in rows if x["verdict"] == "reproduced") + ")"
+        )
     elif any(v == "contradicted" for v in vs):
         overall = "not reproduced"
     elif all(v == "not measured" for v in vs):
@@ -173,10 +224,16 @@ def write_report(r) -> Path:
     for m in methods:
         row = data["t1"].get(m, {})
         lines.append(
-            "| " + " | ".join([NAMES.get(m, m), *layout.get(m, ("", "", ""))] + [_cell(row.get(k, []), k) for k in T1]) + " |"
+            "| "
+            + " | ".join(
+                [NAMES.get(m, m), *layout.get(m, ("", "", ""))] + [_cell(row.get(k, []), k) for k in T1]
+            )
+            + " |"
         )
     for name, row in data["real"].items():
-        lines.append("| " + " | ".join([f"*{name}*", "", "", ""] + [_cell(row.get(k, []), k) for k in T1]) + " |")
+        lines.append(
+            "| " + " | ".join([f"*{name}*", "", "", ""] + [_cell(row.get(k, []), k) for k in T1]) + " |"
+        )
     lines.append("")
     lines.append(
         "*Real (reference)*: the detector/estimator on the real wild test photos (the floor a generator "
@@ -194,7 +251,9 @@ def write_report(r) -> Path:
         label = NAMES.get(name, name) if name == "real_lab" else f"real lab + {NAMES.get(name, name)}"
         lines.append("| " + " | ".join([label] + [_cell(row.get(k, []), k) for k in T2]) + " |")
     lines.append("")
-    lines.append("Errors in mm (MPJPE/MPVPE root-relative; PA = after Procrustes); AUC over 0–50 mm; F@5/15 mm.")
+    lines.append(
+        "Errors in mm (MPJPE/MPVPE root-relative; PA = after Procrustes); AUC over 0–50 mm; F@5/15 mm."
+    )
     lines.append("")
     # Claims
     lines.append("## The paper's claims")
@@ -293,8 +352,15 @@ def write_report(r) -> Path:
         main_md.write_text(text)  # until the full profile has run, micro.md shows the labelled smoke run
     (r.results / f"{stem}.json").write_text(
         json.dumps(
-            {"profile": profile, "config": cfg, "table1": data["t1"], "reference": data["real"],
-             "table2": data["t2"], "claims": claims_json, "timings": timings},
+            {
+                "profile": profile,
+                "config": cfg,
+                "table1": data["t1"],
+                "reference": data["real"],
+                "table2": data["t2"],
+                "claims": claims_json,
+                "timings": timings,
+            },
             indent=2,
             default=float,
         )

@@ -22,7 +22,6 @@ import argparse
 import copy
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -123,7 +122,9 @@ class Runner:
         with open(log, "a") as f:
             f.write(f"$ {' '.join(map(str, cmd))}\n")
             f.flush()
-            proc = subprocess.run([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT, env=job_env(), cwd=REPO)
+            proc = subprocess.run(
+                [str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT, env=job_env(), cwd=REPO
+            )
         if proc.returncode != 0:
             tail = log.read_text()[-3000:]
             raise RuntimeError(f"job {name} failed (exit {proc.returncode}); log {log}:\n{tail}")
@@ -152,7 +153,17 @@ class Runner:
 
     def self_job(self, job: str, *args: str) -> list[str]:
         """A job this script runs in a child process (tool training, evaluation)."""
-        return [sys.executable, __file__, "--profile", self.cfg["profile"], "--work", str(self.work), "--job", job, *args]
+        return [
+            sys.executable,
+            __file__,
+            "--profile",
+            self.cfg["profile"],
+            "--work",
+            str(self.work),
+            "--job",
+            job,
+            *args,
+        ]
 
     def stage(self, name: str, fn) -> None:
         t0 = time.time()
@@ -175,13 +186,29 @@ class Runner:
             jobs.append(
                 (
                     f"world_{split}",
-                    [*handsynth_cmd(), "world", "render", "--domain", spec["domain"], "--n", spec["n"],
-                     "--out", out, "--size", self.cfg["size"], "--seed", spec["seed"], "--maps", "mesh"],
+                    [
+                        *handsynth_cmd(),
+                        "world",
+                        "render",
+                        "--domain",
+                        spec["domain"],
+                        "--n",
+                        spec["n"],
+                        "--out",
+                        out,
+                        "--size",
+                        self.cfg["size"],
+                        "--seed",
+                        spec["seed"],
+                        "--maps",
+                        "mesh",
+                    ],
                 )
             )
         self.parallel(jobs)
         for split in self.cfg["world"]:
-            (self.data(split) / ".done").touch()
+            if (self.data(split) / "metadata.jsonl").exists():
+                (self.data(split) / ".done").touch()
 
     def stage_base(self) -> None:
         from handsynth.diffusion.base import missing_parts
@@ -197,16 +224,51 @@ class Runner:
             jobs.append(("tool_detector", self.self_job("detector")))
         if not (self.tool("recon") / ".done").exists():
             t = self.cfg["tools"]["recon"]
-            jobs.append(("tool_recon", self.recon_train_cmd([self.data("wild_train")], self.tool("recon"), t["steps"], t["batch_size"], 0)))
+            jobs.append(
+                (
+                    "tool_recon",
+                    self.recon_train_cmd(
+                        [self.data("wild_train")], self.tool("recon"), t["steps"], t["batch_size"], 0
+                    ),
+                )
+            )
         self.parallel(jobs)
-        (self.tool("recon") / ".done").touch()
+        if (self.tool("recon") / "checkpoints").exists():
+            (self.tool("recon") / ".done").touch()
 
     def recon_train_cmd(self, data: list, out: Path, steps: int, batch: int, seed: int) -> list[str]:
         r = self.cfg["recon"]
-        cmd = [*handsynth_cmd(), "recon", "train", "--out", out, "--steps", steps, "--batch-size", batch,
-               "--width", r["width"], "--hidden", r["hidden"], "--img-size", r["img_size"], "--lr", r["lr"],
-               "--warmup", r["warmup"], "--num-workers", 0, "--seed", seed, "--save-every", steps,
-               "--log-every", max(1, steps // 20), "--keep-last", 1]
+        cmd = [
+            *handsynth_cmd(),
+            "recon",
+            "train",
+            "--out",
+            out,
+            "--steps",
+            steps,
+            "--batch-size",
+            batch,
+            "--width",
+            r["width"],
+            "--hidden",
+            r["hidden"],
+            "--img-size",
+            r["img_size"],
+            "--lr",
+            r["lr"],
+            "--warmup",
+            r["warmup"],
+            "--num-workers",
+            0,
+            "--seed",
+            seed,
+            "--save-every",
+            steps,
+            "--log-every",
+            max(1, steps // 20),
+            "--keep-last",
+            1,
+        ]
         for d in data:
             cmd += ["--data", str(d)]
         return cmd
@@ -229,7 +291,9 @@ class Runner:
             write_metadata(self.gen_poses, poses)
         if self.prompt_file.exists():
             return
-        prompts = wild_prompts(read_dataset(self.data("lab_gen")), read_dataset(self.data("wild_train")), seed=0)
+        prompts = wild_prompts(
+            read_dataset(self.data("lab_gen")), read_dataset(self.data("wild_train")), seed=0
+        )
         self.prompt_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.prompt_file.with_suffix(".tmp")
         tmp.write_text("\n".join(prompts) + "\n")
@@ -239,12 +303,22 @@ class Runner:
         g = self.cfg["guidance"]
         cfg = {
             "method": "attentionhand",
-            "model": {"base_model": str(self.base), "resolution": self.cfg["size"],
-                      "conditioning_embedding_out_channels": [16, 32, 32]},
+            "model": {
+                "base_model": str(self.base),
+                "resolution": self.cfg["size"],
+                "conditioning_embedding_out_channels": [16, 32, 32],
+            },
             "tas": {"enabled": True, "iterations": g["tas_iterations"], "resolution": g["tas_resolution"]},
-            "train": {"max_steps": g["steps"], "batch_size": g["batch_size"], "learning_rate": g["learning_rate"],
-                      "checkpoint_every": max(1, g["steps"] // 4), "checkpoints_total_limit": 1,
-                      "validate_every": 0, "log_every": max(1, g["steps"] // 50), "seed": seed},
+            "train": {
+                "max_steps": g["steps"],
+                "batch_size": g["batch_size"],
+                "learning_rate": g["learning_rate"],
+                "checkpoint_every": max(1, g["steps"] // 4),
+                "checkpoints_total_limit": 1,
+                "validate_every": 0,
+                "log_every": max(1, g["steps"] // 50),
+                "seed": seed,
+            },
             "validation": {"num_samples": 1, "num_inference_steps": 4},
         }
         for key, value in (self.cfg["methods"][method]["train"] or {}).items():
@@ -268,18 +342,54 @@ class Runner:
                 if (run / "controlnet" / "config.json").exists():
                     continue
                 cfg = self.guidance_config(method, seed)
-                jobs.append((f"train_{method}_seed{seed}",
-                             [*handsynth_cmd(), "train", "--method", "attentionhand", "--config", cfg,
-                              "--data", self.data("wild_train"), "--out", run]))
+                jobs.append(
+                    (
+                        f"train_{method}_seed{seed}",
+                        [
+                            *handsynth_cmd(),
+                            "train",
+                            "--method",
+                            "attentionhand",
+                            "--config",
+                            cfg,
+                            "--data",
+                            self.data("wild_train"),
+                            "--out",
+                            run,
+                        ],
+                    )
+                )
         self.parallel(jobs)
 
     def generate_cmd(self, method: str, seed: int) -> list[str]:
         spec = self.cfg["methods"][method]["generate"]
         g = self.cfg["generate"]
-        cmd = [*handsynth_cmd(), "generate", "--method", spec["method"], "--base-model", self.base,
-               "--in", self.gen_poses, "--out", self.gen_dir(method, seed), "--prompts", "file",
-               "--prompt-file", self.prompt_file, "--steps", g["steps"], "--guidance", g["guidance"],
-               "--seed", seed, "--batch-size", g["batch_size"], "--sheet-rows", 8]
+        cmd = [
+            *handsynth_cmd(),
+            "generate",
+            "--method",
+            spec["method"],
+            "--base-model",
+            self.base,
+            "--in",
+            self.gen_poses,
+            "--out",
+            self.gen_dir(method, seed),
+            "--prompts",
+            "file",
+            "--prompt-file",
+            self.prompt_file,
+            "--steps",
+            g["steps"],
+            "--guidance",
+            g["guidance"],
+            "--seed",
+            seed,
+            "--batch-size",
+            g["batch_size"],
+            "--sheet-rows",
+            8,
+        ]
         if spec["method"] == "controlnet":
             cmd += ["--checkpoint", self.run_dir(method, seed) / "controlnet"]
         elif spec["method"] == "attentionhand":
@@ -321,11 +431,35 @@ class Runner:
                 if name != "real_lab":
                     data.append(f"{self.gen_dir(name, seed)}:{d['synth_ratio']}")
                 train = self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed)
-                jobs.append((f"downstream_{name}_seed{seed}", [sys.executable, "-c", _CHAIN, json.dumps([
-                    [str(c) for c in train],
-                    [str(c) for c in (*handsynth_cmd(), "recon", "eval", "--checkpoint", out / "run",
-                                      "--data", self.data("wild_test"), "--out", out / "eval")],
-                ])]))
+                jobs.append(
+                    (
+                        f"downstream_{name}_seed{seed}",
+                        [
+                            sys.executable,
+                            "-c",
+                            _CHAIN,
+                            json.dumps(
+                                [
+                                    [str(c) for c in train],
+                                    [
+                                        str(c)
+                                        for c in (
+                                            *handsynth_cmd(),
+                                            "recon",
+                                            "eval",
+                                            "--checkpoint",
+                                            out / "run",
+                                            "--data",
+                                            self.data("wild_test"),
+                                            "--out",
+                                            out / "eval",
+                                        )
+                                    ],
+                                ]
+                            ),
+                        ],
+                    )
+                )
         self.parallel(jobs)
 
     def stage_report(self) -> Path:
@@ -348,7 +482,8 @@ class Runner:
             "size": self.cfg["size"],
             "generate": self.cfg["generate"],
         }
-        model = install_default(self.base, run, info)
+        tools = {k: self.tool(k) for k in ("features", "detector")}
+        model = install_default(self.base, run, info, tools)
         print(f"[micro] default model installed in {model.root}")
 
     def run_all(self) -> Path:
@@ -442,8 +577,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="full", help="full | quick | tiny (config.yaml)")
     p.add_argument("--config", default=str(CONFIG))
     p.add_argument("--work", default=None, help="output folder (default outputs/micro/<profile>)")
-    p.add_argument("--install-default", action="store_true", help="embed the base + AttentionHand run as the default model")
-    p.add_argument("--only-install-default", action="store_true", help="install from finished stages, run nothing")
+    p.add_argument(
+        "--install-default",
+        action="store_true",
+        help="embed the base + AttentionHand run as the default model",
+    )
+    p.add_argument(
+        "--only-install-default", action="store_true", help="install from finished stages, run nothing"
+    )
     p.add_argument("--report-only", action="store_true", help="rewrite the report from finished stages")
     p.add_argument("--results", default=None, help="report folder (default benchmarks/results)")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)

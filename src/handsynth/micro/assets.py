@@ -28,6 +28,11 @@ class DefaultModel:
     base: Path  # diffusers SD folder: --base-model
     checkpoint: Path  # AttentionHand run folder: --checkpoint
 
+    def tool(self, name: str) -> Path | None:
+        """A world evaluation tool shipped with the model (``features``, ``detector``), if present."""
+        p = self.root / "tools" / name
+        return p if (p / "model.safetensors").exists() else None
+
     @property
     def info(self) -> dict:
         p = self.root / "info.json"
@@ -54,8 +59,15 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
-def install_default(base: str | Path, checkpoint: str | Path, info: dict, root: str | Path | None = None) -> DefaultModel:
-    """Copy a micro base and an AttentionHand run into the package as fp16 safetensors (<= 20 MB)."""
+def install_default(
+    base: str | Path,
+    checkpoint: str | Path,
+    info: dict,
+    tools: dict[str, Path] | None = None,
+    root: str | Path | None = None,
+) -> DefaultModel:
+    """Copy a micro base, an AttentionHand run and the world's evaluation tools into the package
+    (diffusion weights as fp16 safetensors; <= 20 MB in all)."""
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextModel
@@ -70,7 +82,9 @@ def install_default(base: str | Path, checkpoint: str | Path, info: dict, root: 
     for sub in ("scheduler", "tokenizer"):
         shutil.copytree(base / sub, tmp / "base" / sub)
     half = dict(dtype=torch.float16)
-    UNet2DConditionModel.from_pretrained(base, subfolder="unet").to(**half).save_pretrained(tmp / "base" / "unet")
+    UNet2DConditionModel.from_pretrained(base, subfolder="unet").to(**half).save_pretrained(
+        tmp / "base" / "unet"
+    )
     AutoencoderKL.from_pretrained(base, subfolder="vae").to(**half).save_pretrained(tmp / "base" / "vae")
     CLIPTextModel.from_pretrained(base, subfolder="text_encoder").to(**half).save_pretrained(
         tmp / "base" / "text_encoder"
@@ -86,6 +100,10 @@ def install_default(base: str | Path, checkpoint: str | Path, info: dict, root: 
     cfg = yaml.safe_load(cfg_text)
     cfg["model"]["base_model"] = "../base"
     (ah / "handsynth_config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for name, folder in (tools or {}).items():
+        (tmp / "tools" / name).mkdir(parents=True)
+        for f in ("model.safetensors", "config.json"):
+            shutil.copy2(Path(folder) / f, tmp / "tools" / name / f)
     (tmp / "info.json").write_text(json.dumps(info, indent=2))
     size = folder_bytes(tmp)
     if size > MAX_BYTES:

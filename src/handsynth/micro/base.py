@@ -131,7 +131,9 @@ def build_components(cfg: MicroBaseConfig) -> dict:
 
 
 # -- data --------------------------------------------------------------------------------------------------
-def load_images_and_captions(data: str | Path, size: int, limit: int | None = None) -> tuple[torch.Tensor, list[str]]:
+def load_images_and_captions(
+    data: str | Path, size: int, limit: int | None = None
+) -> tuple[torch.Tensor, list[str]]:
     """A record folder's photos as (N, 3, size, size) in [-1, 1] and their captions."""
     from PIL import Image
 
@@ -177,7 +179,7 @@ def train_vae(vae, images: torch.Tensor, cfg: MicroBaseConfig, log_path: Path | 
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         sched.step()
-        stats = {"step": step + 1, "l1": float(l1), "kl": float(kl)}
+        stats = {"step": step + 1, "l1": float(l1.detach()), "kl": float(kl.detach())}
         bar.set_postfix(l1=f"{float(l1):.4f}")
         _log(log_path, {"stage": "vae", **stats}, step, 25)
     vae.eval()
@@ -243,8 +245,9 @@ def train_unet(
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         sched.step()
-        ema_loss = float(loss) if ema_loss is None else 0.98 * ema_loss + 0.02 * float(loss)
-        stats = {"step": step + 1, "loss": float(loss), "loss_ema": ema_loss}
+        lv = float(loss.detach())
+        ema_loss = lv if ema_loss is None else 0.98 * ema_loss + 0.02 * lv
+        stats = {"step": step + 1, "loss": lv, "loss_ema": ema_loss}
         bar.set_postfix(loss=f"{ema_loss:.4f}")
         _log(log_path, {"stage": "unet", **stats}, step, 25)
     unet.eval()
@@ -311,7 +314,13 @@ def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Pa
     text = encode_captions(text_encoder, parts["tokenizer"], captions)
     uncond = encode_captions(text_encoder, parts["tokenizer"], [""])[0]
     stats = train_unet(
-        parts["unet"], dict(parts["scheduler"].config), (mean * scale, std * scale), text, uncond, cfg, log_path
+        parts["unet"],
+        dict(parts["scheduler"].config),
+        (mean * scale, std * scale),
+        text,
+        uncond,
+        cfg,
+        log_path,
     )
     stats["seconds"] = round(time.time() - t1, 1)
     info["unet"] = stats

@@ -78,7 +78,9 @@ class WorldHandDetector:
     def __init__(self, net: HeatmapNet, device: str = "cpu") -> None:
         self.net = net.eval().to(device)
         self.device = device
-        self.name = f"handsynth micro world keypoint CNN (heat maps, {net.input_size}px, trained on real wild)"
+        self.name = (
+            f"handsynth micro world keypoint CNN (heat maps, {net.input_size}px, trained on real wild)"
+        )
 
     @torch.no_grad()
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
@@ -152,7 +154,7 @@ def train_detector(
         loss.backward()
         opt.step()
         sched.step()
-        loss_v = float(loss)
+        loss_v = float(loss.detach())
         bar.set_postfix(loss=f"{loss_v:.3f}")
     net.eval()
     det = WorldHandDetector(net)
@@ -165,7 +167,9 @@ def train_detector(
     }
     if n_val:
         dets = det.detect_batch([arrays.images[i] for i in val.tolist()])
-        err = [((d[0].keypoints - arrays.keypoints[i]) ** 2).sum(-1).mean() for d, i in zip(dets, val.tolist())]
+        err = [
+            ((d[0].keypoints - arrays.keypoints[i]) ** 2).sum(-1).mean() for d, i in zip(dets, val.tolist())
+        ]
         stats.update(
             heldout_images=int(n_val),
             heldout_mse_2d_px2=float(np.mean(err)),

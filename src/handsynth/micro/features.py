@@ -128,7 +128,7 @@ def train_feature_extractor(
         loss.backward()
         opt.step()
         sched.step()
-        loss_v = float(loss)
+        loss_v = float(loss.detach())
         bar.set_postfix(loss=f"{loss_v:.3f}")
     net.eval()
     acc = {}
