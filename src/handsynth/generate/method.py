@@ -17,7 +17,6 @@ from PIL import Image
 from handsynth.errors import UserError
 from handsynth.generate.plan import WorkItem
 
-
 # The deterministic samplers of the shared scheduler setup (handsynth.diffusion.schedulers): an image
 # must depend on its seed only, so ancestral samplers (ddpm, euler_a), whose steps draw fresh noise from
 # a global generator, are not offered. DDIM's eta > 0 noise is drawn per sample from its seed.
