@@ -205,7 +205,9 @@ def test_record_vertices_from_the_hand_model(tmp_path):
     (tmp_path / "gt/metadata.jsonl").write_text(json.dumps(rec) + "\n")
     notes: list[str] = []
     gt = read_hands(tmp_path / "gt", notes=notes)
-    assert all(e.verts is not None and e.verts.shape == tuple(out.vertices.shape[1:]) for e in gt) and not notes
+    assert (
+        all(e.verts is not None and e.verts.shape == tuple(out.vertices.shape[1:]) for e in gt) and not notes
+    )
     # Predicting the left hand 10 mm off along x: root-relative metrics stay 0, MRRPE = 10 mm, RRVE = 5 mm.
     pred = [HandEntry(e.sample_id, e.side, e.joints.copy(), e.verts.copy()) for e in gt]
     for e in pred:
