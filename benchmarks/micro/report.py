@@ -347,9 +347,6 @@ def write_report(r) -> Path:
     stem = "micro" if profile == "full" else f"micro_{profile}"
     md = r.results / f"{stem}.md"
     md.write_text(text)
-    main_md = r.results / "micro.md"
-    if profile != "full" and (not main_md.exists() or "— `" in main_md.read_text().splitlines()[0]):
-        main_md.write_text(text)  # until the full profile has run, micro.md shows the labelled smoke run
     (r.results / f"{stem}.json").write_text(
         json.dumps(
             {
@@ -365,4 +362,9 @@ def write_report(r) -> Path:
             default=float,
         )
     )
+    main_md = r.results / "micro.md"
+    if profile != "full" and (not main_md.exists() or "— `" in main_md.read_text().splitlines()[0]):
+        # Until the full profile has run, micro.md shows the labelled smoke run.
+        main_md.write_text(text)
+        (r.results / "micro.json").write_text((r.results / f"{stem}.json").read_text())
     return md

@@ -210,14 +210,15 @@ class Runner:
             if (self.data(split) / "metadata.jsonl").exists():
                 (self.data(split) / ".done").touch()
 
-    def stage_base(self) -> None:
+    def stage_base_and_tools(self) -> None:
+        """The micro base and the evaluation tools are independent: they share the parallel slots."""
         from handsynth.diffusion.base import missing_parts
 
-        if missing_parts(self.base):
-            self.sh("base_pretrain", self.self_job("base"))
+        jobs = [("base_pretrain", self.self_job("base"))] if missing_parts(self.base) else []
+        self.stage_tools(jobs)
 
-    def stage_tools(self) -> None:
-        jobs = []
+    def stage_tools(self, jobs: list | None = None) -> None:
+        jobs = list(jobs or [])
         if not (self.tool("features") / "model.safetensors").exists():
             jobs.append(("tool_features", self.self_job("features")))
         if not (self.tool("detector") / "model.safetensors").exists():
@@ -488,8 +489,7 @@ class Runner:
 
     def run_all(self) -> Path:
         self.stage("world", self.stage_world)
-        self.stage("base", self.stage_base)
-        self.stage("tools", self.stage_tools)
+        self.stage("base + tools", self.stage_base_and_tools)
         self.stage("prompts", self.stage_prompts)
         self.stage("guidance", self.stage_guidance)
         self.stage("generate", self.stage_generate)

@@ -156,7 +156,7 @@ def test_profiles_merge_over_the_full_budget():
 
     full, quick = micro_run.load_profile("full"), micro_run.load_profile("quick")
     assert len(full["seeds"]) >= 3 and quick["seeds"] == [0]
-    assert quick["guidance"]["learning_rate"] == full["guidance"]["learning_rate"]  # unspecified: inherited
+    assert quick["guidance"]["tas_resolution"] == full["guidance"]["tas_resolution"]  # unspecified: inherited
     assert set(full["methods"]) == {
         "sd",
         "controlnet",

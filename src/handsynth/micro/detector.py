@@ -86,7 +86,7 @@ class WorldHandDetector:
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         out = []
         for img in images:
-            x = torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)[None].to(self.device)
+            x = torch.from_numpy(np.array(img[..., :3])).permute(2, 0, 1)[None].to(self.device)
             logits = self.net(x).float().cpu()
             cells, conf = decode_heatmaps(logits)
             h, w = img.shape[:2]
