@@ -95,6 +95,8 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
 def _fmt(v: float | None, key: str) -> str:
     if v is None:
         return "–"
+    if key == "loss":
+        return f"{v:.4f}"
     if key.startswith("KID"):
         return f"{v:.4f}"
     if key in ("Hand Conf.", "AUC_J", "AUC_V", "F@5", "F@15"):
@@ -172,6 +174,27 @@ def verdict(better: dict, worse: dict, metrics: list[str], n_seeds: int) -> tupl
     return overall, rows
 
 
+def _training_summary(r) -> dict[str, dict[str, float]]:
+    """Per trained method: the mean of each logged training scalar over the last 10 % of steps and seeds."""
+    out: dict[str, dict[str, float]] = {}
+    for m, spec in r.cfg["methods"].items():
+        if spec.get("train") is None:
+            continue
+        vals: dict[str, list[float]] = {}
+        for seed in r.cfg["seeds"]:
+            p = r.run_dir(m, seed) / "train_log.jsonl"
+            if not p.exists():
+                continue
+            rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            for row in rows[-max(1, len(rows) // 10) :]:
+                for k in ("loss", "loss_global", "loss_local", "tas_loss"):
+                    if k in row:
+                        vals.setdefault(k, []).append(float(row[k]))
+        if vals:
+            out[m] = {k: float(np.mean(v)) for k, v in vals.items()}
+    return out
+
+
 def _read_json(p: Path) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
@@ -238,7 +261,9 @@ def write_report(r) -> Path:
     lines.append(
         "*Real (reference)*: the detector/estimator on the real wild test photos (the floor a generator "
         "can reach with these tools); *Real lab (same poses)*: the real lab photos of the very poses the "
-        "generators were given (FID vs. wild shows the domain gap)."
+        "generators were given (FID vs. wild shows the domain gap). FID/KID are in the units of the world "
+        "extractor's 64-d features (KID's cubic kernel is not normalised to Inception's scale), so only "
+        "comparisons within this table mean anything; the paper's magnitudes do not carry over."
     )
     lines.append("")
     # Table 2
@@ -317,6 +342,21 @@ def write_report(r) -> Path:
             f"{base['num_images']} wild images + captions."
         )
     lines.append("")
+    train_rows = _training_summary(r)
+    if train_rows:
+        lines.append("## Guidance training (last 10 % of steps, mean over seeds)")
+        lines.append("")
+        lines.append("| Method | loss | loss global | loss local | L_TAS before update |")
+        lines.append("|---|---|---|---|---|")
+        for m, row in train_rows.items():
+            lines.append(
+                f"| {NAMES.get(m, m)} | "
+                + " | ".join(
+                    _fmt(row.get(k), "loss") for k in ("loss", "loss_global", "loss_local", "tas_loss")
+                )
+                + " |"
+            )
+        lines.append("")
     lines.append("## Budget and time")
     lines.append("")
     g, d = cfg["guidance"], cfg["downstream"]
