@@ -357,6 +357,22 @@ def write_report(r) -> Path:
                 + " |"
             )
         lines.append("")
+    probe = _read_json(r.work / "eval" / "tas_probe.json")
+    if probe:
+        lines.append(
+            f"**How much TAS moves the latents** (`benchmarks/micro/tas_probe.py`, {probe['images']} wild training "
+            f"images, random t, one update with the paper's α): L_TAS {probe['tas_loss_before']:.6f} → "
+            f"{probe['tas_loss_after']:.6f}; the noise target ε̂ changes by "
+            f"{100 * probe['relative_change_of_noise_target']:.3f} % of ‖ε‖. "
+            + (
+                "A change this small leaves AttentionHand's training target, and so the trained module, "
+                "practically equal to the one trained without TAS: at this scale the hand-token attention "
+                "is too flat for the TAS gradient to matter."
+                if probe["relative_change_of_noise_target"] < 0.01
+                else "TAS changes the training target noticeably at this scale."
+            )
+        )
+        lines.append("")
     lines.append("## Budget and time")
     lines.append("")
     g, d = cfg["guidance"], cfg["downstream"]

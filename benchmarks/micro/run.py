@@ -399,6 +399,10 @@ class Runner:
                 cmd += ["--tas"]
         return cmd
 
+    def stage_tas_probe(self) -> None:
+        if not (self.work / "eval" / "tas_probe.json").exists():
+            self.sh("tas_probe", self.self_job("tas_probe"))
+
     def stage_generate(self) -> None:
         jobs = []
         n = self.cfg["world"]["lab_gen"]["n"]
@@ -492,6 +496,7 @@ class Runner:
         self.stage("base + tools", self.stage_base_and_tools)
         self.stage("prompts", self.stage_prompts)
         self.stage("guidance", self.stage_guidance)
+        self.stage("tas probe", self.stage_tas_probe)
         self.stage("generate", self.stage_generate)
         self.stage("metrics", self.stage_metrics)
         self.stage("downstream", self.stage_downstream)
@@ -569,7 +574,17 @@ def job_metrics(r: Runner, seed: int) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
 
 
-JOBS = {"base": job_base, "features": job_features, "detector": job_detector}
+def job_tas_probe(r: Runner) -> None:
+    sys.path.insert(0, str(HERE))
+    from tas_probe import main as probe
+
+    out = probe(str(r.base), str(r.data("wild_train")), n=32, resolution=r.cfg["guidance"]["tas_resolution"])
+    path = r.work / "eval" / "tas_probe.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+
+
+JOBS = {"base": job_base, "features": job_features, "detector": job_detector, "tas_probe": job_tas_probe}
 
 
 def main(argv: list[str] | None = None) -> int:
