@@ -286,7 +286,9 @@ def write_report(r) -> Path:
     crit = (
         "A claim is *reproduced* on a metric when the paired per-seed difference favours it by more than "
         "2 standard errors, *contradicted* when it goes the other way by as much, else *inconclusive*; "
-        "with fewer than 3 seeds every verdict is inconclusive by rule (the observed direction is shown)."
+        "with fewer than 3 seeds every verdict is inconclusive by rule (the observed direction is shown). "
+        "With 3 seeds this is a lenient test (a paired t of 2 at 2 degrees of freedom is p ≈ 0.18 "
+        "two-sided): read a *reproduced* as 'consistent over seeds', not as significant."
     )
     lines.append(crit)
     lines.append("")
