@@ -83,7 +83,7 @@ def run_demo(
     poses = out / "poses.jsonl"
     if not poses.exists():
         models = {s: load_hand_model("openhand", side=s).eval() for s in ("right", "left")}
-        half = n // 4  # a quarter of the scenes show two hands
+        half = max(1, n // 4) if n > 1 else 0  # a quarter of the scenes (at least one) show two hands
         samples = sample_records(n - half, seed, models, SceneConfig(size=size))
         if half:
             samples += sample_records(

@@ -4,6 +4,7 @@ bad inputs, independence from batch size and process split, shards, rendering ba
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 
 import numpy as np
@@ -174,6 +175,25 @@ def test_shards_and_rendered_poses(cli, controlnet_dir, poses_dir, tmp_path):
     with tarfile.open(shards[0]) as tar:
         names = set(tar.getnames())
     assert {f"{got[0].id}.json", f"{got[0].id}.image.png", f"{got[0].id}.mesh.png"} <= names
+
+
+def test_input_local_photo_is_not_claimed_by_outputs(cli, controlnet_dir, poses_dir, tmp_path):
+    # Photo datasets (e.g. `handsynth world render`) store a local RGB crop; a global-only method writes
+    # no local image, so the output record must not point at the input's file.
+    photos = tmp_path / "photos"
+    shutil.copytree(poses_dir, photos)
+    recs = [json.loads(line) for line in (photos / "metadata.jsonl").read_text().splitlines()[:2]]
+    for r in recs:
+        rel = f"local/image/{r['id']}.png"
+        (photos / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (r["local"]["size"],) * 2, (200, 150, 120)).save(photos / rel)
+        r["local"]["file_name"] = rel
+    (photos / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "out"
+    assert cli(controlnet_args(controlnet_dir, photos, out)) == 0
+    got = read_dataset(out)
+    assert len(got) == 2 and all(r.local is not None and r.local.file_name is None for r in got)
+    assert (out / "contact_sheet.png").exists()
 
 
 def test_attentionhand_global_local_tas_overlays(cli, controlnet_dir, poses_dir, tmp_path):

@@ -284,6 +284,8 @@ def make_record(item: WorkItem, sample: Sample, result: GenResult, provenance: d
     rec.file_name = f"images/{item.out_id}.png"
     rec.prompt = item.prompt
     files: dict[str, Any] = {rec.file_name: result.image}
+    if rec.local is not None:
+        rec.local.file_name = None  # the input's local photo is not copied; only a generated one is written
     if result.local_image is not None and rec.local is not None:
         rec.local.file_name = f"local/image/{item.out_id}.png"
         local = result.local_image
