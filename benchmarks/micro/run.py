@@ -590,6 +590,7 @@ JOBS = {"base": job_base, "features": job_features, "detector": job_detector, "t
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="full", help="full | quick | tiny (config.yaml)")
+    p.add_argument("--quick", action="store_true", help="the same as --profile quick (smoke run)")
     p.add_argument("--config", default=str(CONFIG))
     p.add_argument("--work", default=None, help="output folder (default outputs/micro/<profile>)")
     p.add_argument(
@@ -605,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.quick:
+        args.profile = "quick"
     cfg = load_profile(args.profile, Path(args.config))
     work = Path(args.work) if args.work else REPO / "outputs" / "micro" / args.profile
     r = Runner(cfg, work)
