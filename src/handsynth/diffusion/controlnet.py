@@ -8,14 +8,20 @@ DDP wrap exactly it, and each ControlNet saves with ``save_pretrained`` as a sta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from diffusers import ControlNetModel
+
 SHARED = "shared"
 
 
-def controlnet_from_unet(unet: nn.Module, conditioning_embedding_out_channels: list[int] | None = None):
+def controlnet_from_unet(
+    unet: nn.Module, conditioning_embedding_out_channels: list[int] | None = None
+) -> ControlNetModel:
     """phi_g initialised from phi_d (``ControlNetModel.from_unet``: copied weights, zero convolutions)."""
     from diffusers import ControlNetModel
 
@@ -34,7 +40,10 @@ class GuidanceModule(nn.Module):
 
     @classmethod
     def from_unet(
-        cls, unet: nn.Module, branches: list[str] | None = None, conditioning_embedding_out_channels=None
+        cls,
+        unet: nn.Module,
+        branches: list[str] | None = None,
+        conditioning_embedding_out_channels: list[int] | None = None,
     ) -> GuidanceModule:
         """One shared net (``branches=None``) or one independent copy per branch name."""
         names = branches or [SHARED]

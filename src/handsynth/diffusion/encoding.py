@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from handsynth.diffusion.base import BaseModel
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
-def tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> torch.Tensor:
     """(B, 77) ids of the cleaned prompts (OpenAI CLIP cleaning), padded/truncated as SD does, so token
     positions agree with :func:`handsynth.text.tagging.hand_token_indices`."""
     from handsynth.text.tokenizer import encode_prompts

@@ -6,7 +6,12 @@ a v-prediction base trains with v targets and SD-1.5 keeps its scaled-linear sch
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from diffusers import DDPMScheduler, SchedulerMixin
 
 SAMPLERS = {
     "ddim": "DDIMScheduler",
@@ -19,14 +24,14 @@ SAMPLERS = {
 }
 
 
-def training_scheduler(scheduler_config: dict):
+def training_scheduler(scheduler_config: dict) -> DDPMScheduler:
     """DDPM schedule for training (q-sample, alphas_cumprod) with the base's betas and prediction type."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler.from_config(scheduler_config)
 
 
-def sampling_scheduler(scheduler_config: dict, name: str = "ddim"):
+def sampling_scheduler(scheduler_config: dict, name: str = "ddim") -> SchedulerMixin:
     """A sampler by short name (ddim, ddpm, pndm, euler, euler_a, dpm++, unipc) from the base's config."""
     import diffusers
 
@@ -37,13 +42,17 @@ def sampling_scheduler(scheduler_config: dict, name: str = "ddim"):
     return getattr(diffusers, SAMPLERS[name]).from_config(scheduler_config)
 
 
-def alphas_cumprod_at(scheduler, t: torch.Tensor) -> torch.Tensor:
+def alphas_cumprod_at(scheduler: SchedulerMixin, t: torch.Tensor) -> torch.Tensor:
     """abar_t for integer timesteps ``t`` (B,), on t's device."""
     return scheduler.alphas_cumprod.to(t.device)[t.long()].float()
 
 
 def training_target(
-    scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, noisy: torch.Tensor | None = None
+    scheduler: SchedulerMixin,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    noisy: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """What the network regresses: eps (epsilon), v (v_prediction) or x0 (sample).
 

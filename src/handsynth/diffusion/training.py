@@ -19,13 +19,16 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from handsynth.errors import UserError
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class TrainConfig:
 class TrainTask(Protocol):
     """What a method provides to :func:`run_training`."""
 
-    def build(self, accelerator) -> torch.nn.Module:
+    def build(self, accelerator: Accelerator) -> torch.nn.Module:
         """Load frozen parts onto ``accelerator.device`` and return the trainable module."""
 
     def dataset(self) -> Dataset: ...

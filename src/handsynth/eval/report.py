@@ -61,7 +61,7 @@ def write_json(path: Path, obj: dict) -> None:
     atomic_write(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
 
 
-def fmt(key: str, v) -> str:
+def fmt(key: str, v: object) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):

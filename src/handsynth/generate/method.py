@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from PIL import Image
 
 from handsynth.errors import UserError
 from handsynth.generate.plan import WorkItem
+
+if TYPE_CHECKING:
+    from diffusers import SchedulerMixin
 
 # The deterministic samplers of the shared scheduler setup (handsynth.diffusion.schedulers): an image
 # must depend on its seed only, so ancestral samplers (ddpm, euler_a), whose steps draw fresh noise from
@@ -124,7 +127,7 @@ class GenerationMethod(abc.ABC):
         """Images for a batch of requests (all the same size), each from its own seed."""
 
 
-def make_scheduler(name: str, base_config: dict):
+def make_scheduler(name: str, base_config: dict) -> SchedulerMixin:
     """A diffusers sampler from the base's own scheduler config (the project's one scheduler setup)."""
     from handsynth.diffusion.schedulers import sampling_scheduler
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _CHUNK = 1 << 22
 _memo: dict[tuple, str] = {}
@@ -60,7 +64,7 @@ def base_fingerprint(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def module_sha256(module) -> str:
+def module_sha256(module: nn.Module) -> str:
     """sha256 of an in-memory module's state dict (for methods built in code rather than loaded)."""
     h = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from handsynth.generate.method import GenRequest, GenResult, SamplingConfig, encode_prompts, generators
+
+if TYPE_CHECKING:
+    from diffusers import ControlNetModel, SchedulerMixin
+
+    from handsynth.diffusion.base import BaseModel
+    from handsynth.diffusion.controlnet import GuidanceModule
+    from handsynth.diffusion.tas import TASConfig
 
 MODES = ("global", "global+local")
 
@@ -75,7 +83,9 @@ def paste_local(
     return out
 
 
-def hand_token_maps(maps: torch.Tensor, indices: list[list[int]], lengths: list[int], stage) -> list[dict]:
+def hand_token_maps(
+    maps: torch.Tensor, indices: list[list[int]], lengths: list[int], stage: TASConfig
+) -> list[dict]:
     """Per sample, token position -> its refined (softmax over prompt tokens) map, as TAS sees it."""
     from handsynth.diffusion.tas import token_probabilities
 
@@ -97,9 +107,9 @@ class ControlNetSampler:
 
     def __init__(
         self,
-        base,
-        guidance,
-        scheduler,
+        base: BaseModel,
+        guidance: ControlNetModel | GuidanceModule,
+        scheduler: SchedulerMixin,
         sampling: SamplingConfig,
         condition: str = "mesh",
         conditioning_scale: float = 1.0,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from handsynth.data import Sample
 from handsynth.viz import contact_sheet
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 SHEET = "contact_sheet.png"
 ATTENTION_SHEET = "attention_sheet.png"
@@ -47,7 +51,7 @@ def attention_strip(
     return contact_sheet([row], column_titles=titles, row_captions=[caption], cell=cell, caption_lines=2)
 
 
-def token_names(tokenizer, prompt: str, positions: list[int]) -> dict[int, str]:
+def token_names(tokenizer: PreTrainedTokenizerBase, prompt: str, positions: list[int]) -> dict[int, str]:
     """Readable token text at each position of the 77-token sequence (``</w>`` dropped)."""
     from handsynth.text.tokenizer import clean_prompt
 

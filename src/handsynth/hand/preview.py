@@ -8,8 +8,12 @@ contact sheet in ``docs/openhand_poses.png`` is rebuilt with
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def rasterize(
@@ -79,7 +83,9 @@ def rasterize(
     return np.clip(img, 0, 255).astype(np.uint8).reshape(height, width, 3)
 
 
-def look_at_hand(vertices: np.ndarray, size: int, rot: np.ndarray | None = None, fill: float = 0.8):
+def look_at_hand(
+    vertices: np.ndarray, size: int, rot: np.ndarray | None = None, fill: float = 0.8
+) -> tuple[np.ndarray, np.ndarray]:
     """Camera-frame vertices and K that frame a mesh (rotated by ``rot`` about its centre) in a square image."""
     v = np.asarray(vertices, dtype=np.float64)
     c = 0.5 * (v.min(0) + v.max(0))
@@ -125,7 +131,7 @@ def _gl_renderer(cell: int):
         return None
 
 
-def openhand_contact_sheet(cell: int = 256, side: str = "right", use_gl: bool = True):
+def openhand_contact_sheet(cell: int = 256, side: str = "right", use_gl: bool = True) -> Image.Image:
     """One row per canonical pose, columns: back, palm, side and three-quarter views (a PIL image).
 
     Uses handsynth.render's mesh map (what the methods are conditioned on) when OpenGL is available,

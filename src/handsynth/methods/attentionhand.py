@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -32,6 +32,11 @@ from handsynth.diffusion.config import save_config
 from handsynth.diffusion.tas import TASConfig
 from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from diffusers import StableDiffusionControlNetPipeline
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +125,7 @@ class AttentionHandDataset(Dataset):
         resolution: int,
         condition: str = "mesh",
         local_prompt: str = "full",
-        tokenizer=None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
         from handsynth.text.tagging import hand_token_indices
         from handsynth.text.tokenizer import clip_tokenizer
@@ -247,7 +252,7 @@ class AttentionHandTask:
     def batch_ids(self, batch: dict) -> list[str]:
         return list(batch["id"])
 
-    def build(self, accelerator) -> torch.nn.Module:
+    def build(self, accelerator: Accelerator) -> torch.nn.Module:
         from handsynth.diffusion.attention import install_attention_store
         from handsynth.diffusion.base import load_base
         from handsynth.diffusion.controlnet import GuidanceModule
@@ -403,7 +408,7 @@ class AttentionHandTask:
             out[f"sample_{item['id']}"] = np.concatenate(tiles, axis=1)
         return out
 
-    def controlnet_pipeline(self, model: torch.nn.Module):
+    def controlnet_pipeline(self, model: torch.nn.Module) -> StableDiffusionControlNetPipeline:
         """A stock ``StableDiffusionControlNetPipeline`` on the base parts and the global phi_g."""
         from diffusers import StableDiffusionControlNetPipeline
 

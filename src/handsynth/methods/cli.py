@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from handsynth.errors import UserError
+
+if TYPE_CHECKING:
+    from handsynth.diffusion.training import TrainTask
 
 # method name -> (config class path, task factory path); a new trainable method adds one line.
 METHODS = {
@@ -34,7 +38,7 @@ def _load(ref: str):
 
 def build_training(
     method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
-):
+) -> tuple[Any, TrainTask]:
     """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
     from handsynth.diffusion.config import load_config
 
@@ -100,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train a method (AttentionHand guidance module) on a dataset folder"
     )

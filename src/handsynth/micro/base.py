@@ -27,6 +27,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +35,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from handsynth.errors import UserError
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +162,9 @@ def load_images_and_captions(
 
 
 # -- training ----------------------------------------------------------------------------------------------
-def train_vae(vae, images: torch.Tensor, cfg: MicroBaseConfig, log_path: Path | None = None) -> dict:
+def train_vae(
+    vae: AutoencoderKL, images: torch.Tensor, cfg: MicroBaseConfig, log_path: Path | None = None
+) -> dict:
     """Autoencoder training: L1 reconstruction + ``vae_kl_weight`` KL; returns the final losses."""
     g = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
@@ -187,7 +194,9 @@ def train_vae(vae, images: torch.Tensor, cfg: MicroBaseConfig, log_path: Path | 
 
 
 @torch.no_grad()
-def encode_dataset(vae, images: torch.Tensor, batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_dataset(
+    vae: AutoencoderKL, images: torch.Tensor, batch: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and std of every image (unscaled)."""
     means, stds = [], []
     for i in range(0, len(images), batch):
@@ -198,7 +207,9 @@ def encode_dataset(vae, images: torch.Tensor, batch: int = 64) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def encode_captions(text_encoder, tokenizer, captions: list[str], batch: int = 128) -> torch.Tensor:
+def encode_captions(
+    text_encoder: CLIPTextModel, tokenizer: PreTrainedTokenizerBase, captions: list[str], batch: int = 128
+) -> torch.Tensor:
     from handsynth.text.tokenizer import encode_prompts
 
     out = []
@@ -209,7 +220,7 @@ def encode_captions(text_encoder, tokenizer, captions: list[str], batch: int = 1
 
 
 def train_unet(
-    unet,
+    unet: UNet2DConditionModel,
     scheduler_config: dict,
     latents: tuple[torch.Tensor, torch.Tensor],
     text: torch.Tensor,

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from handsynth.errors import UserError
 
+if TYPE_CHECKING:
+    from handsynth.data.records import Sample
+
 # Attributes the feature extractor learns to tell apart (classification heads).
 ATTRIBUTES = ("domain", "background", "gesture", "skin_tone", "side", "object")
 
 
-def attribute_values(sample) -> dict[str, str]:
+def attribute_values(sample: Sample) -> dict[str, str]:
     """The world facts of a record as strings (``none`` where a fact is absent)."""
     src = sample.source or {}
     attrs = src.get("attributes", {}) or {}

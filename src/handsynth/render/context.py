@@ -7,8 +7,12 @@ it to ``egl`` (if unset) so that pyrender/PyOpenGL imported later in the same pr
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from handsynth.errors import UserError
+
+if TYPE_CHECKING:
+    import moderngl
 
 APT_HINT = "sudo apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri"
 
@@ -17,7 +21,7 @@ class RenderContextError(UserError):
     """No offscreen OpenGL context could be created (missing EGL libraries or driver)."""
 
 
-def create_context(device_index: int | None = None):
+def create_context(device_index: int | None = None) -> moderngl.Context:
     """A standalone OpenGL >= 3.3 context on EGL; ``device_index`` picks a GPU among EGL devices."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     try:

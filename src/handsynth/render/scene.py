@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from handsynth.errors import UserError
+
+if TYPE_CHECKING:
+    import trimesh
 
 # Segmentation labels (the `seg` map): 0 is background.
 LABELS = {"right": 1, "left": 2, "object": 3}
@@ -87,7 +91,7 @@ class SceneMesh:
             self.uv = uv
 
     @classmethod
-    def from_trimesh(cls, mesh, label: str) -> SceneMesh:
+    def from_trimesh(cls, mesh: trimesh.Trimesh, label: str) -> SceneMesh:
         """Take a trimesh mesh with its colours: a texture image + uv, or vertex colours, if it has them."""
         visual = getattr(mesh, "visual", None)
         kind = getattr(visual, "kind", None)

@@ -74,7 +74,10 @@ def tone_rgb(tone: int) -> np.ndarray:
 
 
 def smooth_field(
-    points: np.ndarray, rng: np.random.Generator, waves: int = 6, wavelength=(0.02, 0.06)
+    points: np.ndarray,
+    rng: np.random.Generator,
+    waves: int = 6,
+    wavelength: tuple[float, float] = (0.02, 0.06),
 ) -> np.ndarray:
     """A smooth random scalar field in about [-1, 1] over 3D points (sum of random plane waves)."""
     dirs = rng.normal(size=(waves, 3))
