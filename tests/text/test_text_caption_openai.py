@@ -108,7 +108,7 @@ def _img():
 
 
 def client(base, mode, **kw):
-    kw.setdefault("timeout", 0.5)
+    kw.setdefault("timeout", 10.0)  # generous: only the hang test (own timeout) should ever time out
     kw.setdefault("retries", 2)
     kw.setdefault("backoff", 0.01)
     return OpenAICaptioner(f"{base}/{mode}/v1", model="m", **kw)
@@ -124,7 +124,7 @@ def test_endpoint_forms():
 def test_ok_with_inline_image_and_key(server, monkeypatch):
     base, st = server
     monkeypatch.setenv("MY_KEY", "sk-test")
-    c = OpenAICaptioner.from_options(base_url=f"{base}/ok/v1", model=None, api_key_env="MY_KEY", timeout=0.5)
+    c = OpenAICaptioner.from_options(base_url=f"{base}/ok/v1", model=None, api_key_env="MY_KEY", timeout=10.0)
     assert c.model == "served-vlm"  # discovered with GET /v1/models
     (ans,) = c.chat([ChatRequest("Describe the hands.", _img())])
     assert ans.startswith("A hand holding a cup.")
