@@ -6,8 +6,8 @@
 
 A resumable pipeline of stages, each skipping when its output exists (kill it and run it again):
 
-    world data -> micro base pretrain -> evaluation tools -> guidance trainings (5 methods x seeds)
-      -> generation (6 methods x seeds) -> Table 1/4 metrics -> downstream (Table 2) -> report
+    world data -> micro base pretrain -> evaluation tools -> guidance trainings (5 variants x seeds)
+      -> generation (6 methods + 2 inference variants x seeds) -> Table 1/4 metrics -> downstream (Table 2) -> report
 
 Every stage goes through the project's own commands/APIs (``handsynth world render``, ``handsynth
 train``, ``handsynth generate``, ``handsynth recon train|eval``, ``handsynth.eval.evaluate_images``);
@@ -89,6 +89,7 @@ class Runner:
         self.log_dir.mkdir(exist_ok=True)
         self.timings_path = work / "timings.json"
         self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
+        self.jobs_done = 0  # jobs run by this invocation (a stage that ran none only skipped)
 
     # paths
     def data(self, split: str) -> Path:
@@ -134,6 +135,7 @@ class Runner:
     def _record_job(self, name: str, seconds: float) -> None:
         jobs = self.timings.setdefault("jobs", {})
         jobs[name] = round(jobs.get(name, 0.0) + seconds, 1)
+        self.jobs_done += 1
         self._save_timings()
 
     def _save_timings(self) -> None:
@@ -166,13 +168,16 @@ class Runner:
         ]
 
     def stage(self, name: str, fn) -> None:
-        t0 = time.time()
+        t0, before = time.time(), self.jobs_done
         print(f"[micro] stage {name}", flush=True)
         fn()
         stages = self.timings.setdefault("stages", {})
-        # A stage that only skipped keeps the time it took when it did the work.
+        # Wall time spent doing work, summed over invocations (a resumed run adds what it did);
+        # a stage that only skipped keeps what it had.
         dt = round(time.time() - t0, 1)
-        if dt > 1.0 or name not in stages:
+        if self.jobs_done > before:
+            stages[name] = round(stages.get(name, 0.0) + dt, 1)
+        elif name not in stages:
             stages[name] = dt
         self._save_timings()
 
@@ -391,10 +396,11 @@ class Runner:
             "--sheet-rows",
             8,
         ]
+        run = self.run_dir(self.cfg["methods"][method].get("checkpoint_from") or method, seed)
         if spec["method"] == "controlnet":
-            cmd += ["--checkpoint", self.run_dir(method, seed) / "controlnet"]
+            cmd += ["--checkpoint", run / "controlnet"]
         elif spec["method"] == "attentionhand":
-            cmd += ["--checkpoint", self.run_dir(method, seed), "--mode", spec.get("mode", "global")]
+            cmd += ["--checkpoint", run, "--mode", spec.get("mode", "global")]
             if spec.get("tas"):
                 cmd += ["--tas"]
         return cmd
@@ -417,7 +423,8 @@ class Runner:
     def stage_metrics(self) -> None:
         jobs = []
         for seed in self.cfg["seeds"]:
-            if not (self.work / "eval" / f"seed{seed}" / "metrics.json").exists():
+            done = self.work / "eval" / f"seed{seed}" / "metrics.json"
+            if not done.exists() or not set(self.cfg["methods"]) <= set(json.loads(done.read_text())["rows"]):
                 jobs.append((f"metrics_seed{seed}", self.self_job("metrics", "--seed", str(seed))))
         self.parallel(jobs)
 
@@ -631,6 +638,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     report = r.run_all()
     r.timings["last_run_wall_s"] = round(time.time() - t0, 1)
+    if r.jobs_done:
+        r.timings["total_wall_s"] = round(
+            r.timings.get("total_wall_s", 0.0) + r.timings["last_run_wall_s"], 1
+        )
     r._save_timings()
     if args.install_default:
         r.install_default()

@@ -150,7 +150,7 @@ def runner(tmp_path):
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
 
 
-def test_profiles_merge_over_the_full_budget():
+def test_profiles_merge_over_the_full_budget(tmp_path):
     sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
     import run as micro_run
 
@@ -164,7 +164,17 @@ def test_profiles_merge_over_the_full_budget():
         "ah_notas",
         "attentionhand",
         "ah_separate",
+        "ah_infer_local",
+        "ah_infer_tas",
     }
+    # The inference variants are not trained: they generate from the attentionhand modules.
+    r = micro_run.Runner(full, tmp_path)
+    cmd = [str(c) for c in r.generate_cmd("ah_infer_local", 1)]
+    assert cmd[cmd.index("--checkpoint") + 1] == str(r.run_dir("attentionhand", 1))
+    assert cmd[cmd.index("--mode") + 1] == "global+local" and "--tas" not in cmd
+    cmd = [str(c) for c in r.generate_cmd("ah_infer_tas", 1)]
+    assert cmd[cmd.index("--checkpoint") + 1] == str(r.run_dir("attentionhand", 1))
+    assert cmd[cmd.index("--mode") + 1] == "global" and "--tas" in cmd
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
 
 
