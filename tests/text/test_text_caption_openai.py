@@ -60,33 +60,36 @@ def make_handler(state: State):
                 state.inflight += 1
                 state.max_inflight = max(state.max_inflight, state.inflight)
             try:
-                if mode == "slow":
-                    time.sleep(0.05)
-                if mode == "hang":
-                    time.sleep(1.5)
-                if mode == "error" or (mode == "flaky" and n <= 2):
-                    return self._send(500, b'{"error": "boom"}')
-                if mode == "bad":
-                    return self._send(400, b'{"error": "bad request"}')
-                if mode == "malformed":
-                    return self._send(200, b'{"choices": [{"message": ')
-                if mode == "nochoices":
-                    return self._send(200, b'{"object": "chat.completion"}')
-                text = body["messages"][0]["content"][0]["text"]
-                answer = f"A hand holding a cup. ({len(text)})"
-                if mode == "parts":
-                    content = [{"type": "text", "text": "A hand "}, {"type": "text", "text": "waving."}]
-                else:
-                    content = answer
-                self._send(
-                    200,
-                    json.dumps(
-                        {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                    ).encode(),
-                )
+                code, payload = self._answer(mode, n, body)
             finally:
+                # Leave the in-flight count before answering: a client may send its next request as soon
+                # as it has read this answer, before this handler would otherwise finish.
                 with state.lock:
                     state.inflight -= 1
+            self._send(code, payload)
+
+        def _answer(self, mode: str, n: int, body: dict) -> tuple[int, bytes]:
+            if mode == "slow":
+                time.sleep(0.05)
+            if mode == "hang":
+                time.sleep(1.5)
+            if mode == "error" or (mode == "flaky" and n <= 2):
+                return 500, b'{"error": "boom"}'
+            if mode == "bad":
+                return 400, b'{"error": "bad request"}'
+            if mode == "malformed":
+                return 200, b'{"choices": [{"message": '
+            if mode == "nochoices":
+                return 200, b'{"object": "chat.completion"}'
+            text = body["messages"][0]["content"][0]["text"]
+            answer = f"A hand holding a cup. ({len(text)})"
+            if mode == "parts":
+                content = [{"type": "text", "text": "A hand "}, {"type": "text", "text": "waving."}]
+            else:
+                content = answer
+            return 200, json.dumps(
+                {"choices": [{"message": {"role": "assistant", "content": content}}]}
+            ).encode()
 
     return H
 
