@@ -44,10 +44,9 @@ def score_domain(
     for rec in read_dataset(folder)[:n]:
         with Image.open(folder / rec.file_name) as im:
             image = np.asarray(im.convert("RGB"))
-        detections = detector.detect(image)
         got = score_hands(
             rec.id,
-            detections,
+            detector.detect(image),
             [h.side for h in rec.hands],
             [np.asarray(h.joints_2d) for h in rec.hands],
             [h.bbox for h in rec.hands],
@@ -58,8 +57,7 @@ def score_domain(
                 continue
             dist = np.linalg.norm(sc.detected - np.asarray(hand.joints_2d), axis=-1)
             rel_err.append(dist / max(hand.bbox[2], hand.bbox[3]))
-            match = next(d for d in detections if np.array_equal(np.asarray(d.keypoints), sc.detected))
-            side_ok.append(match.side == hand.side)
+            side_ok.append(sc.detected_side == hand.side)
     rel = np.asarray(rel_err) if rel_err else np.zeros((0, 21))
     return {
         **summarise(scores),

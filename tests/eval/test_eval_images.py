@@ -33,6 +33,7 @@ def test_matching_pairs_detections_with_their_hands_and_rejects_far_ones():
     assert scores[0].sq_error == pytest.approx(25.0)  # 3-4-5 offset on every joint
     assert scores[1].sq_error == pytest.approx(2.0)
     assert [s.confidence for s in scores] == [0.8, 0.9]
+    assert [s.detected_side for s in scores] == ["right", "left"]  # the matched detection's own side
     # A detection 40 px away from a 10 px hand is not that hand: unmatched, confidence 0.
     far = score_hands("y", [Detection(g0 + 40, 0.99)], ["right"], [g0], [boxes[0]])
     assert far[0].sq_error is None and far[0].confidence == 0.0

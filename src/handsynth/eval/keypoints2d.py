@@ -46,6 +46,7 @@ class HandScore:
     confidence: float  # 0 when no detection matched
     sq_error: float | None  # px², None when unmatched
     detected: np.ndarray | None = None  # (21, 2) matched keypoints
+    detected_side: str | None = None  # the matched detection's side, when the detector gives one
 
 
 def match_detections(
@@ -89,7 +90,8 @@ def score_hands(
             continue
         kp = np.asarray(detections[i].keypoints, np.float64)
         err = float((np.sum((kp - np.asarray(g, np.float64)) ** 2, axis=-1)).mean())
-        scores.append(HandScore(sample_id, side, float(detections[i].confidence), err, kp))
+        det = detections[i]
+        scores.append(HandScore(sample_id, side, float(det.confidence), err, kp, det.side))
     return scores
 
 
