@@ -4,7 +4,7 @@ Side by side in one process, on the same components (the tiny base, or SD-1.5-si
 weights: `--config sd15`, meant for a GPU), the same images, prompts, steps and batches:
 
 - ``diffusers``: ``StableDiffusionControlNetPipeline(...)(prompt=..., image=...)``, PIL out;
-- ``sampler``: our ControlNet loop (``handsynth.generate.sampler``) on the same batches;
+- ``sampler``: our ControlNet loop (``handsynth.methods.sampler``) on the same batches;
 - ``job``: the whole ``handsynth generate`` job (``run_job``: input checks, prompt tagging, condition
   loading, PNG + record writes, merge, contact sheet) into a fresh folder, models already in memory;
 - ``global+local``: AttentionHand's local branch in the same loop, vs. ``global``;
@@ -77,10 +77,10 @@ def main() -> int:
     from handsynth.diffusion.tas import TASConfig, TASInferenceConfig
     from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts
     from handsynth.generate.job import JobConfig, SampleSource, run_job
-    from handsynth.generate.method import GenRequest, SamplingConfig, make_scheduler
     from handsynth.generate.plan import build_plan
-    from handsynth.generate.sampler import ControlNetSampler, LocalBlend, TASOptions
-    from handsynth.methods.baselines import ControlNetBaseline
+    from handsynth.methods.baselines.generators import ControlNetBaseline
+    from handsynth.methods.interface import GenRequest, SamplingConfig, make_scheduler
+    from handsynth.methods.sampler import ControlNetSampler, LocalBlend, TASOptions
     from handsynth.methods.synthetic import write_synthetic_dataset
 
     base, cn = build(args)

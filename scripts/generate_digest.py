@@ -23,8 +23,17 @@ CASES = {
     "t2i-adapter": ["--method", "t2i-adapter", "--checkpoint", "{dir}/adapter", "--base-model", "tiny"],
     "attentionhand": ["--method", "attentionhand", "--checkpoint", "{dir}/run"],
     "attentionhand-local-tas": [
-        "--method", "attentionhand", "--checkpoint", "{dir}/run", "--mode", "global+local",
-        "--tas", "--tas-steps", "1", "--tas-iterations", "1",
+        "--method",
+        "attentionhand",
+        "--checkpoint",
+        "{dir}/run",
+        "--mode",
+        "global+local",
+        "--tas",
+        "--tas-steps",
+        "1",
+        "--tas-iterations",
+        "1",
     ],  # fmt: skip
 }
 

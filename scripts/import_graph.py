@@ -153,7 +153,11 @@ def main() -> int:
         members = set(c)
         for mod, targets in sorted(graph.items()):
             for t in sorted(targets):
-                if package_of(mod) in members and package_of(t) in members and package_of(mod) != package_of(t):
+                if (
+                    package_of(mod) in members
+                    and package_of(t) in members
+                    and package_of(mod) != package_of(t)
+                ):
                     print(f"    {mod} -> {t}")
     return 1 if mod_cycles else 0
 

@@ -125,9 +125,9 @@ def _generate(
     out: Path, checkpoint: str, base_model: str | None, seed: int, steps: int, guidance: float, batch: int
 ) -> Path:
     from handsynth.data import read_dataset
-    from handsynth.generate.attentionhand import AttentionHandGenerator
     from handsynth.generate.job import Dist, JobConfig, run_job
-    from handsynth.generate.method import SamplingConfig
+    from handsynth.methods.attentionhand.generator import AttentionHandGenerator
+    from handsynth.methods.interface import SamplingConfig
 
     cond = out / "conditions"
     prompt_file = out / "prompts.txt"

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from handsynth.data import read_dataset
+from handsynth.data.provenance import tree_sha256
 from handsynth.errors import UserError
 from handsynth.generate.job import Dist, JobConfig, run_job
-from handsynth.generate.method import SamplingConfig
 from handsynth.generate.plan import item_seed
-from handsynth.generate.provenance import tree_sha256
+from handsynth.methods.interface import SamplingConfig
 
 FAST = ["--steps", "2", "--base-model", "tiny"]
 
@@ -136,7 +136,7 @@ def test_bad_inputs_fail_before_any_output(cli, controlnet_dir, poses_dir, tmp_p
 
 
 def test_same_images_for_any_split_and_batch(controlnet_dir, poses_dir, tmp_path):
-    from handsynth.methods.baselines import ControlNetBaseline
+    from handsynth.methods.baselines.generators import ControlNetBaseline
 
     def method():
         return ControlNetBaseline(str(controlnet_dir), "tiny", SamplingConfig(steps=2))
@@ -201,7 +201,7 @@ def test_attentionhand_global_local_tas_overlays(cli, controlnet_dir, poses_dir,
 
     from handsynth.diffusion.config import save_config
     from handsynth.diffusion.controlnet import GuidanceModule
-    from handsynth.methods.attentionhand import CONFIG_NAME, AttentionHandConfig
+    from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig
 
     run = tmp_path / "run"  # what `handsynth train --method attentionhand` leaves
     GuidanceModule({"shared": ControlNetModel.from_pretrained(controlnet_dir)}).save(run)

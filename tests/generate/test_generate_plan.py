@@ -11,7 +11,7 @@ from handsynth.data import read_dataset
 from handsynth.errors import UserError
 from handsynth.generate.inputs import assign_prompts, check_prompts, load_inputs
 from handsynth.generate.plan import batches, build_plan, item_seed, shard_for_rank
-from handsynth.generate.sampler import paste_local
+from handsynth.methods.sampler import paste_local
 
 
 @pytest.fixture()

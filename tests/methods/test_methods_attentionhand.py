@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from handsynth.methods.attentionhand import AttentionHandConfig, AttentionHandDataset, collate, crop_square
-from handsynth.methods.cli import build_training
+from handsynth.methods.attentionhand.training import (
+    AttentionHandConfig,
+    AttentionHandDataset,
+    collate,
+    crop_square,
+)
+from handsynth.methods.registry import build_training
 
 TINY_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "attentionhand_tiny.yaml")
 FAST = ["model.resolution=64", "train.validate_every=0", "train.log_every=1"]

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from handsynth.errors import UserError
-from handsynth.generate.method import GenRequest, SamplingConfig, encode_prompts, make_scheduler
 from handsynth.generate.plan import WorkItem
+from handsynth.methods.interface import GenRequest, SamplingConfig, encode_prompts, make_scheduler
 
 SIZE = 64
 PROMPTS = ["a person holding a red cup with the right hand", "a woman waving her hand at the camera"]
@@ -54,7 +54,7 @@ def controlnet(controlnet_dir):
 def test_our_loop_equals_diffusers_controlnet_pipeline(tiny_base, controlnet):
     from diffusers import StableDiffusionControlNetPipeline
 
-    from handsynth.generate.sampler import ControlNetSampler
+    from handsynth.methods.sampler import ControlNetSampler
 
     sampling = SamplingConfig(steps=2, guidance=5.0)
     reqs = requests(2)
@@ -97,7 +97,7 @@ def test_our_loop_equals_diffusers_controlnet_pipeline(tiny_base, controlnet):
 
 
 def test_controlnet_method_is_batch_and_seed_deterministic(tiny_base, controlnet):
-    from handsynth.methods.baselines import ControlNetBaseline
+    from handsynth.methods.baselines.generators import ControlNetBaseline
 
     m = ControlNetBaseline(controlnet, tiny_base, SamplingConfig(steps=2, scheduler="dpm++"))
     m.load(torch.device("cpu"))
@@ -116,7 +116,7 @@ def test_controlnet_method_is_batch_and_seed_deterministic(tiny_base, controlnet
 
 
 def test_sd_and_t2i_adapter_run_diffusers_pipelines(tiny_base, adapter_dir):
-    from handsynth.methods.baselines import SDBaseline, T2IAdapterBaseline
+    from handsynth.methods.baselines.generators import SDBaseline, T2IAdapterBaseline
 
     sd = SDBaseline(base_model=tiny_base, sampling=SamplingConfig(steps=2, scheduler="unipc"))
     sd.load(torch.device("cpu"))
@@ -137,7 +137,7 @@ def test_sd_and_t2i_adapter_run_diffusers_pipelines(tiny_base, adapter_dir):
 def test_checkpoint_for_another_base_is_refused(tmp_path, tiny_base):
     from diffusers import ControlNetModel, T2IAdapter
 
-    from handsynth.methods.baselines import ControlNetBaseline, T2IAdapterBaseline
+    from handsynth.methods.baselines.generators import ControlNetBaseline, T2IAdapterBaseline
 
     cfg = dict(tiny_base.unet.config)
     net = ControlNetModel(
@@ -164,7 +164,7 @@ def test_checkpoint_for_another_base_is_refused(tmp_path, tiny_base):
 
 def test_global_local_and_tas(tiny_base, controlnet):
     from handsynth.diffusion.tas import TASConfig, TASInferenceConfig
-    from handsynth.generate.sampler import ControlNetSampler, LocalBlend, TASOptions
+    from handsynth.methods.sampler import ControlNetSampler, LocalBlend, TASOptions
 
     sched = make_scheduler("ddim", tiny_base.scheduler_config)
     sampling = SamplingConfig(steps=2, guidance=5.0)
@@ -202,8 +202,8 @@ def test_global_local_and_tas(tiny_base, controlnet):
 def test_attentionhand_checkpoint_loading(tmp_path, tiny_base, controlnet, perturb):
     from handsynth.diffusion.config import save_config
     from handsynth.diffusion.controlnet import GuidanceModule
-    from handsynth.generate.attentionhand import AttentionHandGenerator, parse_thresholds
-    from handsynth.methods.attentionhand import CONFIG_NAME, AttentionHandConfig
+    from handsynth.methods.attentionhand.generator import AttentionHandGenerator, parse_thresholds
+    from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig
 
     run = tmp_path / "run"
     GuidanceModule({"shared": perturb(controlnet, 3, 0.0)}).save(run)

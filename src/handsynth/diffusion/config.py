@@ -16,6 +16,8 @@ import yaml
 
 from handsynth.errors import UserError
 
+CONFIG_NAME = "handsynth_config.yaml"  # a training run folder's config (what `handsynth generate` reads)
+
 T = TypeVar("T")
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 
 from handsynth.generate.inputs import PROMPT_SOURCES
+from handsynth.generate.job import Dist, JobConfig, run_job
+from handsynth.methods.interface import DTYPES, SCHEDULERS
+from handsynth.methods.registry import METHOD_NAMES, METHODS, add_generate_options, build_generator
 
 
 def _run(args: argparse.Namespace) -> int:
-    from handsynth.generate.job import Dist, JobConfig, run_job
-    from handsynth.generate.registry import build_method
-
-    method = build_method(args)  # an unknown method or bad option fails here, before anything else
+    method = build_generator(args)  # an unknown method or bad option fails here, before anything else
     job = JobConfig(
         inp=args.inp,
         out=args.out,
@@ -47,31 +47,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from handsynth.generate.method import SCHEDULERS
-    from handsynth.generate.registry import METHOD_NAMES
-    from handsynth.generate.sampler import MODES
-
     g = p.add_argument_group("method")
     g.add_argument("--method", required=True, help=f"one of {', '.join(METHOD_NAMES)}")
     g.add_argument(
         "--checkpoint",
-        help="attentionhand: the `handsynth train` run folder; controlnet / t2i-adapter: a diffusers "
-        "ControlNetModel / T2IAdapter folder or hub id; sd: an SD folder (optional)",
+        help="; ".join(f"{spec.name}: {spec.checkpoint}" for spec in METHODS.values()),
     )
     g.add_argument(
         "--base-model",
         default=None,
-        help="tiny, a diffusers SD-1.x folder or a hub id (attentionhand: default from the checkpoint; "
+        help="tiny, a diffusers SD-1.x folder or a hub id (a training run folder: default from it; "
         "others: stable-diffusion-v1-5/stable-diffusion-v1-5)",
     )
     g.add_argument("--condition", default=None, help="condition map the control module reads (default mesh)")
     g.add_argument("--conditioning-scale", type=float, default=1.0)
-    g.add_argument("--mode", default="global", choices=MODES, help="attentionhand inference mode")
-    g.add_argument("--local-blend", type=float, default=0.5, help="global+local: weight of the local branch")
-    g.add_argument("--tas", action="store_true", help="attentionhand: TAS at inference (off by default)")
-    g.add_argument("--tas-steps", type=int, default=25, help="TAS runs in the first N denoising steps")
-    g.add_argument("--tas-thresholds", default="0:0.05,10:0.5,20:0.8", help="A&E step:threshold pairs")
-    g.add_argument("--tas-iterations", type=int, default=20, help="max refinement iterations (<= 20)")
+    add_generate_options(g)  # each method's own flags
 
     s = p.add_argument_group("sampling")
     s.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
@@ -79,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--guidance", type=float, default=9.0, help="classifier-free guidance scale")
     s.add_argument("--negative-prompt", default="")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
-    s.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="fp16/bf16: GPU")
+    s.add_argument("--dtype", default="fp32", choices=tuple(DTYPES), help="fp16/bf16: GPU")
     s.add_argument("--seed", type=int, default=0, help="global seed; each image's seed derives from it")
     s.add_argument("--batch-size", type=int, default=1)
     s.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
@@ -101,7 +91,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "generate", help="generate a labelled hand image dataset (attentionhand, sd, controlnet, t2i-adapter)"
+        "generate", help=f"generate a labelled hand image dataset ({', '.join(METHOD_NAMES)})"
     )
     add_arguments(p)
     p.set_defaults(func=_run)

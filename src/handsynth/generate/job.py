@@ -35,8 +35,8 @@ from handsynth.data import DatasetWriter, LocalCrop, Sample, atomic_write_file, 
 from handsynth.errors import UserError
 from handsynth.generate import sheets
 from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts, load_inputs
-from handsynth.generate.method import GenerationMethod, GenRequest, GenResult
 from handsynth.generate.plan import WorkItem, batches, build_plan, shard_for_rank
+from handsynth.methods.interface import GenerationMethod, GenRequest, GenResult
 
 log = logging.getLogger(__name__)
 

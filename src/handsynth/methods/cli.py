@@ -11,54 +11,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from handsynth.diffusion.config import CONFIG_NAME, save_config, to_dict
+from handsynth.diffusion.training import run_training
 from handsynth.errors import UserError
-
-if TYPE_CHECKING:
-    from handsynth.diffusion.training import TrainTask
-
-# method name -> (config class path, task factory path); a new trainable method adds one line.
-METHODS = {
-    "attentionhand": (
-        "handsynth.methods.attentionhand:AttentionHandConfig",
-        "handsynth.methods.attentionhand:AttentionHandTask",
-    ),
-}
-
-
-def _load(ref: str):
-    import importlib
-
-    mod, name = ref.split(":")
-    return getattr(importlib.import_module(mod), name)
-
-
-def build_training(
-    method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
-) -> tuple[Any, TrainTask]:
-    """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
-    from handsynth.diffusion.config import load_config
-
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r}; trainable methods: {', '.join(METHODS)}")
-    cfg_cls, task_cls = (_load(r) for r in METHODS[method])
-    overrides = list(overrides)
-    if base_model:
-        overrides.append(f"model.base_model={base_model}")
-    cfg = load_config(cfg_cls, config, overrides)
-    if getattr(cfg, "method", method) != method:
-        raise UserError(f"config {config} is for method {cfg.method!r}, not {method!r}")
-    return cfg, task_cls(cfg, data)
+from handsynth.methods.registry import build_training, trainable
 
 
 def _check_run_folder(out: Path, cfg, resume: str) -> None:
     """A run folder is only continued with the same settings (the step budget may grow)."""
-    from handsynth.diffusion.config import to_dict
-    from handsynth.methods.attentionhand import CONFIG_NAME
-
     saved = out / CONFIG_NAME
     if not saved.exists() or resume == "never":
         return
@@ -82,10 +45,6 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from handsynth.diffusion.config import save_config
-    from handsynth.diffusion.training import run_training
-    from handsynth.methods.attentionhand import CONFIG_NAME
-
     cfg, task = build_training(args.method, args.config, args.data, args.set or [], args.base_model)
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps
@@ -108,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train a method (AttentionHand guidance module) on a dataset folder"
     )
-    p.add_argument("--method", default="attentionhand", choices=sorted(METHODS))
+    p.add_argument("--method", default="attentionhand", choices=sorted(trainable()))
     p.add_argument(
         "--config", help="YAML config (e.g. configs/attentionhand_sd15.yaml); defaults when omitted"
     )

@@ -1,12 +1,14 @@
 """What the generation job needs from a method, and the sampling settings every method shares.
 
-The job (``handsynth.generate.job``) is method-agnostic: it validates inputs, orders and splits the
-work, resumes and writes records. A method only turns a batch of :class:`GenRequest` into images.
+Methods implement :class:`GenerationMethod`; the job (``handsynth.generate.job``) is method-agnostic: it
+validates inputs, orders and splits the work, resumes and writes records. A method only turns a batch of
+:class:`GenRequest` into images.
 """
 
 from __future__ import annotations
 
 import abc
+import argparse
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +16,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from handsynth.diffusion.schedulers import sampling_scheduler
 from handsynth.errors import UserError
-from handsynth.generate.plan import WorkItem
+from handsynth.text.tokenizer import encode_prompts as token_ids
 
 if TYPE_CHECKING:
     from diffusers import SchedulerMixin
+
+    from handsynth.generate.plan import WorkItem
 
 # The deterministic samplers of the shared scheduler setup (handsynth.diffusion.schedulers): an image
 # must depend on its seed only, so ancestral samplers (ddpm, euler_a), whose steps draw fresh noise from
@@ -51,6 +56,18 @@ class SamplingConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
+    """The shared sampling flags of ``handsynth generate``, checked."""
+    return SamplingConfig(
+        scheduler=args.scheduler,
+        steps=args.steps,
+        guidance=args.guidance,
+        negative_prompt=args.negative_prompt,
+        eta=args.eta,
+        dtype=args.dtype,
+    ).check()
 
 
 @dataclass
@@ -129,8 +146,6 @@ class GenerationMethod(abc.ABC):
 
 def make_scheduler(name: str, base_config: dict) -> SchedulerMixin:
     """A diffusers sampler from the base's own scheduler config (the project's one scheduler setup)."""
-    from handsynth.diffusion.schedulers import sampling_scheduler
-
     return sampling_scheduler(base_config, name)
 
 
@@ -142,8 +157,6 @@ def generators(requests: list[GenRequest], device: torch.device | str = "cpu") -
 @torch.no_grad()
 def encode_prompts(base: Any, prompts: list[str], device: torch.device | str) -> torch.Tensor:
     """CLIP hidden states (B, 77, D) for prompts, cleaned like OpenAI's tokenizer (exact SD ids)."""
-    from handsynth.text.tokenizer import encode_prompts as token_ids
-
     ids = token_ids(list(prompts), base.tokenizer).to(device)
     return base.text_encoder(ids)[0]
 

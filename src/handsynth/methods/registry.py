@@ -1,75 +1,130 @@
-"""Method names of ``handsynth generate`` and how each is built from the command line."""
+"""The one method registry: a name -> its training config and task (``handsynth train``) and its generator
+(``handsynth generate``). Neither command names a method; a new method adds one entry to ``METHODS``.
+
+Entries point at their code by ``"module:attribute"`` strings, resolved on first use, so listing the
+methods (``--help``) imports none of them.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from handsynth.errors import UserError
-from handsynth.generate.method import GenerationMethod, SamplingConfig
 
-METHOD_NAMES = ("attentionhand", "sd", "controlnet", "t2i-adapter")  # handbooster, sesahand: later
-DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id; pass a local folder offline
-
-
-def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
-    return SamplingConfig(
-        scheduler=args.scheduler,
-        steps=args.steps,
-        guidance=args.guidance,
-        negative_prompt=args.negative_prompt,
-        eta=args.eta,
-        dtype=args.dtype,
-    ).check()
+if TYPE_CHECKING:
+    from handsynth.diffusion.training import TrainTask
+    from handsynth.methods.interface import GenerationMethod
 
 
-def _attentionhand(args: argparse.Namespace) -> GenerationMethod:
-    from handsynth.generate.attentionhand import AttentionHandGenerator, parse_thresholds
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method as the commands see it (every reference is ``"package.module:attribute"``)."""
 
-    if args.checkpoint is None:
-        raise UserError("--method attentionhand needs --checkpoint (the folder `handsynth train` wrote)")
-    return AttentionHandGenerator(
-        args.checkpoint,
-        base_model=args.base_model,
-        sampling=sampling_from_args(args),
-        mode=args.mode,
-        local_blend=args.local_blend,
-        tas=args.tas,
-        tas_steps=args.tas_steps,
-        tas_thresholds=parse_thresholds(args.tas_thresholds),
-        tas_iterations=args.tas_iterations,
-        condition=args.condition,
-        conditioning_scale=args.conditioning_scale,
+    name: str
+    generator: str  # function(args: argparse.Namespace) -> GenerationMethod, for `handsynth generate`
+    checkpoint: str  # what --checkpoint names for this method (help text)
+    config: str | None = None  # dataclass of the training config; None: not trainable here
+    task: str | None = None  # class(config, data) -> the TrainTask `handsynth train` runs
+    options: str | None = None  # function(argument group) adding the method's own generate flags
+
+
+_AH = "handsynth.methods.attentionhand"
+_BASELINES = "handsynth.methods.baselines.generators"
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "attentionhand",
+            generator=f"{_AH}.generator:from_args",
+            checkpoint="the `handsynth train` run folder",
+            config=f"{_AH}.training:AttentionHandConfig",
+            task=f"{_AH}.training:AttentionHandTask",
+            options=f"{_AH}.options:add_arguments",
+        ),
+        MethodSpec("sd", generator=f"{_BASELINES}:sd_from_args", checkpoint="an SD folder (optional)"),
+        MethodSpec(
+            "controlnet",
+            generator=f"{_BASELINES}:controlnet_from_args",
+            checkpoint="a diffusers ControlNetModel folder or hub id",
+        ),
+        MethodSpec(
+            "t2i-adapter",
+            generator=f"{_BASELINES}:t2i_adapter_from_args",
+            checkpoint="a diffusers T2IAdapter folder or hub id",
+        ),
+        # handbooster, sesahand: later
     )
-
-
-def _baseline(name: str) -> Callable[[argparse.Namespace], GenerationMethod]:
-    def build(args: argparse.Namespace) -> GenerationMethod:
-        from handsynth.methods.baselines import BASELINES
-
-        if args.mode != "global" or args.tas:
-            raise UserError(f"--mode and --tas belong to --method attentionhand, not {name}")
-        return BASELINES[name](
-            args.checkpoint,
-            base_model=args.base_model or DEFAULT_BASE,
-            sampling=sampling_from_args(args),
-            condition=args.condition or "mesh",
-            conditioning_scale=args.conditioning_scale,
-        )
-
-    return build
-
-
-BUILDERS: dict[str, Callable[[argparse.Namespace], GenerationMethod]] = {
-    "attentionhand": _attentionhand,
-    "sd": _baseline("sd"),
-    "controlnet": _baseline("controlnet"),
-    "t2i-adapter": _baseline("t2i-adapter"),
 }
 
+METHOD_NAMES = tuple(METHODS)
 
-def build_method(args: argparse.Namespace) -> GenerationMethod:
-    """The method object for ``args.method`` (an unknown name is a UserError listing the known ones)."""
-    if args.method not in BUILDERS:
-        raise UserError(f"--method {args.method!r} is unknown; choose from {', '.join(METHOD_NAMES)}")
-    return BUILDERS[args.method](args)
+
+def resolve(ref: str) -> Any:
+    """The object a ``"module:attribute"`` reference names (imports the module)."""
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def trainable() -> list[str]:
+    """Names of the methods ``handsynth train`` can train."""
+    return [name for name, spec in METHODS.items() if spec.config and spec.task]
+
+
+def get_method(name: str) -> MethodSpec:
+    """The entry for ``name`` (an unknown name is a UserError listing the known ones)."""
+    if name not in METHODS:
+        raise UserError(f"--method {name!r} is unknown; choose from {', '.join(METHOD_NAMES)}")
+    return METHODS[name]
+
+
+# option dest -> the method that owns it, filled by add_generate_options
+_OPTION_OWNERS: dict[str, tuple[str, str, Any]] = {}
+
+
+def add_generate_options(group: argparse._ArgumentGroup) -> None:
+    """Every method's own ``handsynth generate`` flags (argparse must know all before --method is read)."""
+    for spec in METHODS.values():
+        if spec.options is None:
+            continue
+        before = len(group._group_actions)
+        resolve(spec.options)(group)
+        for action in group._group_actions[before:]:
+            _OPTION_OWNERS[action.dest] = (spec.name, action.option_strings[0], action.default)
+
+
+def build_generator(args: argparse.Namespace) -> GenerationMethod:
+    """The generation method ``args.method`` names, built from the parsed ``handsynth generate`` flags;
+    a flag of another method, set away from its default, is refused."""
+    spec = get_method(args.method)
+    foreign = [
+        flag
+        for dest, (owner, flag, default) in _OPTION_OWNERS.items()
+        if owner != spec.name and getattr(args, dest, default) != default
+    ]
+    if foreign:
+        owners = sorted({_OPTION_OWNERS[d][0] for d in _OPTION_OWNERS if _OPTION_OWNERS[d][1] in foreign})
+        raise UserError(f"{' and '.join(foreign)} belong to --method {', '.join(owners)}, not {spec.name}")
+    return resolve(spec.generator)(args)
+
+
+def build_training(
+    method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
+) -> tuple[Any, TrainTask]:
+    """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
+    from handsynth.diffusion.config import load_config
+
+    if method not in trainable():
+        raise UserError(f"unknown method {method!r}; trainable methods: {', '.join(trainable())}")
+    spec = METHODS[method]
+    cfg_cls, task_cls = resolve(spec.config), resolve(spec.task)
+    overrides = list(overrides)
+    if base_model:
+        overrides.append(f"model.base_model={base_model}")
+    cfg = load_config(cfg_cls, config, overrides)
+    if getattr(cfg, "method", method) != method:
+        raise UserError(f"config {config} is for method {cfg.method!r}, not {method!r}")
+    return cfg, task_cls(cfg, data)

@@ -18,13 +18,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from handsynth.generate.method import GenRequest, GenResult, SamplingConfig, encode_prompts, generators
+from handsynth.diffusion.attention import install_attention_store, run_and_capture
+from handsynth.diffusion.controlnet import SHARED, GuidanceModule, controlled_unet_forward
+from handsynth.diffusion.encoding import prompt_lengths
+from handsynth.diffusion.tas import query_resolution, tas_inference_step, token_probabilities
+from handsynth.methods.interface import GenRequest, GenResult, SamplingConfig, encode_prompts, generators
+from handsynth.text.tokenizer import encode_prompts as token_ids
 
 if TYPE_CHECKING:
     from diffusers import ControlNetModel, SchedulerMixin
 
     from handsynth.diffusion.base import BaseModel
-    from handsynth.diffusion.controlnet import GuidanceModule
     from handsynth.diffusion.tas import TASConfig
 
 MODES = ("global", "global+local")
@@ -87,8 +91,6 @@ def hand_token_maps(
     maps: torch.Tensor, indices: list[list[int]], lengths: list[int], stage: TASConfig
 ) -> list[dict]:
     """Per sample, token position -> its refined (softmax over prompt tokens) map, as TAS sees it."""
-    from handsynth.diffusion.tas import token_probabilities
-
     out = []
     for b, idx in enumerate(indices):
         probs, start = token_probabilities(maps[b].float(), lengths[b], stage)
@@ -119,8 +121,6 @@ class ControlNetSampler:
     ) -> None:
         from diffusers.image_processor import VaeImageProcessor
 
-        from handsynth.diffusion.controlnet import SHARED, GuidanceModule
-
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(guidance, GuidanceModule):
@@ -136,8 +136,6 @@ class ControlNetSampler:
         self.tas = tas if tas is not None and getattr(tas.inference, "enabled", False) else None
         self.store = None
         if self.tas is not None:
-            from handsynth.diffusion.attention import install_attention_store
-
             self.store = install_attention_store(base.unet)
         self.image_processor = VaeImageProcessor(
             vae_scale_factor=base.vae_scale_factor, do_convert_rgb=True, do_normalize=False
@@ -179,8 +177,6 @@ class ControlNetSampler:
         return half * 2 if guided else half
 
     def _forward(self, latents, t, embeds, control, groups):
-        from handsynth.diffusion.controlnet import controlled_unet_forward
-
         model_in = self.scheduler.scale_model_input(latents, t)
         return controlled_unet_forward(
             self.base.unet, self.guidance, model_in, t, embeds, control, groups, self.conditioning_scale
@@ -188,8 +184,6 @@ class ControlNetSampler:
 
     def _tas_step(self, latents, t, i, cond, control, groups, indices, lengths):
         """TAS on the conditional branch (bare φ_d or φ_d + φ_g, as the stage config says)."""
-        from handsynth.diffusion.tas import tas_inference_step
-
         stage = self.tas.stage
         controlled = getattr(stage, "unet", "bare") == "controlled"
 
@@ -207,9 +201,6 @@ class ControlNetSampler:
         return latents, forward
 
     def _capture(self, forward, latents, indices, lengths) -> list[dict]:
-        from handsynth.diffusion.attention import run_and_capture
-        from handsynth.diffusion.tas import query_resolution
-
         stage = self.tas.stage
         hw = query_resolution(stage, tuple(latents.shape[-2:]))
         with torch.no_grad():
@@ -255,9 +246,6 @@ class ControlNetSampler:
                 g.manual_seed((r.seed + 1) % (1 << 63))
         boxes = [r.box for r in requests] if local else None
         if self.tas is not None:
-            from handsynth.diffusion.encoding import prompt_lengths
-            from handsynth.text.tokenizer import encode_prompts as token_ids
-
             ids = token_ids([r.prompt for r in requests], base.tokenizer)
             lengths = prompt_lengths(ids, base.tokenizer.eos_token_id)
             indices = [list(r.item.hand_token_indices) for r in requests]

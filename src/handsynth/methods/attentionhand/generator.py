@@ -13,17 +13,22 @@ TAS at inference (off by default) updates the latents during the first steps, A&
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from handsynth.data.provenance import tree_sha256
+from handsynth.diffusion.config import load_config
+from handsynth.diffusion.controlnet import GuidanceModule
+from handsynth.diffusion.tas import TASConfig, TASInferenceConfig
 from handsynth.errors import UserError
-from handsynth.generate.method import GenRequest, GenResult, SamplingConfig
-from handsynth.generate.provenance import tree_sha256
-from handsynth.generate.sampler import MODES, ControlNetSampler, LocalBlend, TASOptions
-from handsynth.methods.baselines import ControlNetBaseline
+from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig
+from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
+from handsynth.methods.interface import GenRequest, GenResult, SamplingConfig, sampling_from_args
+from handsynth.methods.sampler import MODES, ControlNetSampler, LocalBlend, TASOptions
 
 
 def parse_thresholds(text: str) -> dict[int, float]:
@@ -42,10 +47,15 @@ def parse_thresholds(text: str) -> dict[int, float]:
     return out
 
 
-class AttentionHandGenerator(ControlNetBaseline):
-    """``--method attentionhand``: loads φ_g (and its config) from a training run folder."""
+class AttentionHandGenerator(DiffusersBaseline):
+    """``--method attentionhand``: loads φ_g (and its config) from a training run folder.
+
+    Built from the shared diffusers parts (base, tokenizer, fingerprint) plus the shared ControlNet loop
+    and checks, like the ``controlnet`` baseline, so the two differ only by the trained module.
+    """
 
     name = "attentionhand"
+    module_class = "ControlNetModel"
 
     def __init__(
         self,
@@ -61,8 +71,6 @@ class AttentionHandGenerator(ControlNetBaseline):
         condition: str | None = None,
         conditioning_scale: float = 1.0,
     ) -> None:
-        from handsynth.diffusion.tas import TASInferenceConfig
-
         if mode not in MODES:
             raise UserError(f"--mode {mode!r} is unknown; choose from {', '.join(MODES)}")
         if not 0 <= tas_iterations <= 20:
@@ -86,10 +94,7 @@ class AttentionHandGenerator(ControlNetBaseline):
         )
 
     @staticmethod
-    def _read_config(checkpoint: str | Path):
-        from handsynth.diffusion.config import load_config
-        from handsynth.methods.attentionhand import CONFIG_NAME, AttentionHandConfig
-
+    def _read_config(checkpoint: str | Path) -> AttentionHandConfig:
         folder = Path(checkpoint).expanduser()
         if not folder.is_dir():
             raise UserError(
@@ -115,12 +120,13 @@ class AttentionHandGenerator(ControlNetBaseline):
             return dict(net.config)
         from diffusers import ControlNetModel
 
-        from handsynth.methods.baselines import _load_config
-
         path = self._net_folders()["shared" if "shared" in self._net_folders() else "global"]
         if not (path / "config.json").is_file():
             raise UserError(f"checkpoint {self.checkpoint} has no {path.name}/config.json (φ_g weights)")
         return _load_config(ControlNetModel, str(path), "checkpoint")
+
+    def check_module(self, cfg: dict, unet: dict) -> None:
+        check_controlnet(self, cfg, unet)
 
     def check_size(self, width: int, height: int, where: str) -> None:
         super().check_size(width, height, where)
@@ -152,13 +158,10 @@ class AttentionHandGenerator(ControlNetBaseline):
     def load(self, device: torch.device) -> None:
         from diffusers import ControlNetModel
 
-        from handsynth.diffusion.controlnet import GuidanceModule
-        from handsynth.diffusion.tas import TASConfig
-
         if self.module is None:
             nets = {k: ControlNetModel.from_pretrained(str(p)) for k, p in self._net_folders().items()}
             self.module = GuidanceModule(nets)
-        super(ControlNetBaseline, self).load(device)
+        super().load(device)  # the module is set: the shared load only moves it
         stage = self.train_cfg.tas if self.train_cfg is not None else TASConfig()
         self.sampler = ControlNetSampler(
             self.base,
@@ -174,3 +177,22 @@ class AttentionHandGenerator(ControlNetBaseline):
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         return self.sampler(requests)
+
+
+def from_args(args: argparse.Namespace) -> AttentionHandGenerator:
+    """``handsynth generate --method attentionhand`` (registered in :mod:`handsynth.methods.registry`)."""
+    if args.checkpoint is None:
+        raise UserError("--method attentionhand needs --checkpoint (the folder `handsynth train` wrote)")
+    return AttentionHandGenerator(
+        args.checkpoint,
+        base_model=args.base_model,
+        sampling=sampling_from_args(args),
+        mode=args.mode,
+        local_blend=args.local_blend,
+        tas=args.tas,
+        tas_steps=args.tas_steps,
+        tas_thresholds=parse_thresholds(args.tas_thresholds),
+        tas_iterations=args.tas_iterations,
+        condition=args.condition,
+        conditioning_scale=args.conditioning_scale,
+    )

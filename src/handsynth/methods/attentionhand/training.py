@@ -28,7 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from handsynth.data.records import Sample
-from handsynth.diffusion.config import save_config
+from handsynth.diffusion.config import CONFIG_NAME, save_config
 from handsynth.diffusion.tas import TASConfig
 from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BRANCHES = ("global", "local")
-CONFIG_NAME = "handsynth_config.yaml"
 
 
 @dataclass

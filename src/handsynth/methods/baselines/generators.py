@@ -2,7 +2,7 @@
 image, no TAS; any diffusers ControlNet checkpoint) and ``t2i-adapter`` (a diffusers T2IAdapter).
 
 ``sd`` and ``t2i-adapter`` run diffusers' own pipelines; ``controlnet`` runs our ControlNet loop
-(:mod:`handsynth.generate.sampler`), which equals ``StableDiffusionControlNetPipeline`` in ``global``
+(:mod:`handsynth.methods.sampler`), which equals ``StableDiffusionControlNetPipeline`` in ``global``
 mode and is the loop AttentionHand shares, so the two differ only by the trained module. Prompts are
 encoded by us (OpenAI's text cleaning, exact SD ids) and the initial noise is drawn per sample from its
 seed, so the same seed gives the same noise under every method.
@@ -10,13 +10,16 @@ seed, so the same seed gives the same noise under every method.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from handsynth.data.provenance import base_fingerprint, module_sha256, tree_sha256
+from handsynth.diffusion.base import load_base, resolve_base
 from handsynth.errors import UserError
-from handsynth.generate.method import (
+from handsynth.methods.interface import (
     DTYPES,
     GenerationMethod,
     GenRequest,
@@ -26,8 +29,13 @@ from handsynth.generate.method import (
     generators,
     latent_shape,
     make_scheduler,
+    sampling_from_args,
 )
-from handsynth.generate.provenance import base_fingerprint, module_sha256, tree_sha256
+from handsynth.methods.sampler import ControlNetSampler
+from handsynth.render.maps import check_maps
+from handsynth.text.tokenizer import clip_tokenizer
+
+DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id; pass a local folder offline
 
 
 def _load_config(cls: Any, path: str, what: str, subfolder: str | None = None) -> dict:
@@ -74,8 +82,6 @@ class DiffusersBaseline(GenerationMethod):
         self.checkpoint = checkpoint
         self.base_model = base_model
         self.sampling = (sampling or SamplingConfig()).check()
-        from handsynth.render.maps import check_maps
-
         self.condition = check_maps(condition)[0]
         self.maps = (condition,) if self.module_class else ()
         self.conditioning_scale = conditioning_scale
@@ -90,8 +96,6 @@ class DiffusersBaseline(GenerationMethod):
     # -- validation (configs only) -----------------------------------------------------------------
     def base_path(self) -> str:
         if self._base_path is None:
-            from handsynth.diffusion.base import resolve_base
-
             self._base_path = resolve_base(self.base_model)
         return self._base_path
 
@@ -145,8 +149,6 @@ class DiffusersBaseline(GenerationMethod):
             if self.base is not None:
                 self._tokenizer = self.base.tokenizer
             else:
-                from handsynth.text.tokenizer import clip_tokenizer
-
                 self._tokenizer = clip_tokenizer(self.base_path())
         return self._tokenizer
 
@@ -185,8 +187,6 @@ class DiffusersBaseline(GenerationMethod):
 
     # -- running -----------------------------------------------------------------------------------
     def load(self, device: torch.device) -> None:
-        from handsynth.diffusion.base import load_base
-
         dtype = DTYPES[self.sampling.dtype]
         if dtype == torch.float16 and device.type == "cpu":
             raise UserError("--dtype fp16 needs a GPU; use fp32 (or bf16) on the CPU")
@@ -275,6 +275,16 @@ class SDBaseline(DiffusersBaseline):
         return [GenResult(image=im) for im in images]
 
 
+def check_controlnet(method: DiffusersBaseline, cfg: dict, unet: dict) -> None:
+    """A ControlNet's config must match the base UNet it steers (any method that runs one)."""
+    for key in ("cross_attention_dim", "block_out_channels", "in_channels"):
+        mine, base = cfg.get(key), unet.get(key)
+        if key == "block_out_channels" and mine is not None and base is not None:
+            mine, base = list(mine), list(base)
+        if mine is not None and base is not None and mine != base:
+            raise method._wrong_base(key, mine, base)
+
+
 class ControlNetBaseline(DiffusersBaseline):
     """The global mesh image through a diffusers ``ControlNetModel``, no TAS, no local branch."""
 
@@ -282,16 +292,9 @@ class ControlNetBaseline(DiffusersBaseline):
     module_class = "ControlNetModel"
 
     def check_module(self, cfg: dict, unet: dict) -> None:
-        for key in ("cross_attention_dim", "block_out_channels", "in_channels"):
-            mine, base = cfg.get(key), unet.get(key)
-            if key == "block_out_channels" and mine is not None and base is not None:
-                mine, base = list(mine), list(base)
-            if mine is not None and base is not None and mine != base:
-                raise self._wrong_base(key, mine, base)
+        check_controlnet(self, cfg, unet)
 
     def load(self, device: torch.device) -> None:
-        from handsynth.generate.sampler import ControlNetSampler
-
         super().load(device)
         self.sampler = ControlNetSampler(
             self.base,
@@ -336,3 +339,28 @@ class T2IAdapterBaseline(DiffusersBaseline):
 
 
 BASELINES = {cls.name: cls for cls in (SDBaseline, ControlNetBaseline, T2IAdapterBaseline)}
+
+
+def _from_args(cls: type[DiffusersBaseline], args: argparse.Namespace) -> DiffusersBaseline:
+    return cls(
+        args.checkpoint,
+        base_model=args.base_model or DEFAULT_BASE,
+        sampling=sampling_from_args(args),
+        condition=args.condition or "mesh",
+        conditioning_scale=args.conditioning_scale,
+    )
+
+
+def sd_from_args(args: argparse.Namespace) -> SDBaseline:
+    """``handsynth generate --method sd`` (registered in :mod:`handsynth.methods.registry`)."""
+    return _from_args(SDBaseline, args)
+
+
+def controlnet_from_args(args: argparse.Namespace) -> ControlNetBaseline:
+    """``handsynth generate --method controlnet``."""
+    return _from_args(ControlNetBaseline, args)
+
+
+def t2i_adapter_from_args(args: argparse.Namespace) -> T2IAdapterBaseline:
+    """``handsynth generate --method t2i-adapter``."""
+    return _from_args(T2IAdapterBaseline, args)

@@ -1,0 +1,16 @@
+"""AttentionHand's own ``handsynth generate`` flags (the registry adds them to the command)."""
+
+from __future__ import annotations
+
+import argparse
+
+from handsynth.methods.sampler import MODES
+
+
+def add_arguments(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--mode", default="global", choices=MODES, help="attentionhand inference mode")
+    g.add_argument("--local-blend", type=float, default=0.5, help="global+local: weight of the local branch")
+    g.add_argument("--tas", action="store_true", help="attentionhand: TAS at inference (off by default)")
+    g.add_argument("--tas-steps", type=int, default=25, help="TAS runs in the first N denoising steps")
+    g.add_argument("--tas-thresholds", default="0:0.05,10:0.5,20:0.8", help="A&E step:threshold pairs")
+    g.add_argument("--tas-iterations", type=int, default=20, help="max refinement iterations (<= 20)")
