@@ -17,7 +17,7 @@ from test_generate_methods import PROMPTS, SIZE, arr, requests
 
 from handsynth.data import read_dataset
 from handsynth.diffusion.schedulers import SAMPLERS, sampling_scheduler
-from handsynth.generate.method import SamplingConfig, encode_prompts
+from handsynth.methods.interface import SamplingConfig, encode_prompts
 
 STEPS = 3
 
@@ -36,7 +36,7 @@ def test_controlnet_loop_at_scale_0_equals_stable_diffusion_pipeline(
 ):
     from diffusers import ControlNetModel, StableDiffusionPipeline
 
-    from handsynth.generate.sampler import ControlNetSampler
+    from handsynth.methods.sampler import ControlNetSampler
 
     config = _configs(tiny_base.scheduler_config)[config_kind]
     sampling = SamplingConfig(steps=STEPS, guidance=5.0, scheduler=name)
@@ -111,7 +111,7 @@ def attentionhand_run(tmp_path_factory, controlnet_dir):
 
     from handsynth.diffusion.config import save_config
     from handsynth.diffusion.controlnet import GuidanceModule
-    from handsynth.methods.attentionhand import CONFIG_NAME, AttentionHandConfig
+    from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig
 
     run = tmp_path_factory.mktemp("ah") / "run"  # what `handsynth train --method attentionhand` leaves
     GuidanceModule({"shared": ControlNetModel.from_pretrained(controlnet_dir)}).save(run)
@@ -140,7 +140,7 @@ def test_cli_guided_methods_at_scale_0_equal_sd(
 def test_ancestral_step_noise_comes_from_each_image_seed(tiny_base, controlnet_dir, name):
     from diffusers import ControlNetModel
 
-    from handsynth.generate.sampler import ControlNetSampler
+    from handsynth.methods.sampler import ControlNetSampler
 
     net = ControlNetModel.from_pretrained(controlnet_dir)
     sampling = SamplingConfig(steps=STEPS, guidance=5.0, scheduler=name)
