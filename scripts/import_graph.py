@@ -10,12 +10,21 @@ hide a cycle. ``tests/test_import_graph.py`` asserts what this prints.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "handsynth"
+# Stages from the bottom up: a package may import the ones below it. Leaves first, the commands last.
+LAYERS = (
+    "errors", "pinhole", "viz", "data", "hand", "render", "text", "diffusion", "methods", "generate",
+    "eval", "recon", "world", "micro", "demo", "cli",
+)  # fmt: skip
+# Arrows that deliberately run back up: eval's 3D estimator plug-in loads a handsynth.recon checkpoint.
+ALLOWED_UPWARD = {("eval", "recon")}
+_REF = re.compile(rf"^{PACKAGE}(\.\w+)+(:\w+)?$")
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -60,6 +69,33 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> list[tuple[list[st
 
     visit(tree, False)
     return [(c, f) for c, f in found if c[-1] == PACKAGE or c[-1].startswith(PACKAGE + ".")]
+
+
+def dynamic_references(root: Path = ROOT) -> dict[str, set[str]]:
+    """module -> first-party modules it names in a ``"handsynth.x.y"`` / ``"handsynth.x.y:attr"`` string
+    (``importlib`` plug-ins, registries): not imports, but arrows all the same."""
+    files = {module_name(p, root): p for p in sorted((root / PACKAGE).rglob("*.py"))}
+    out: dict[str, set[str]] = {m: set() for m in files}
+    for mod, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _REF.match(node.value):
+                target = node.value.split(":")[0]
+                while target not in files and "." in target:
+                    target = target.rsplit(".", 1)[0]
+                if target in files and target != mod:
+                    out[mod].add(target)
+    return out
+
+
+def upward_arrows(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(package, package it reaches) for every arrow from a lower layer to a higher one."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    return {
+        (a, b)
+        for a, targets in package_graph(graph).items()
+        for b in targets
+        if rank.get(a, len(LAYERS)) < rank.get(b, len(LAYERS))
+    }
 
 
 def build_graph(root: Path = ROOT) -> tuple[dict[str, set[str]], int]:
@@ -159,7 +195,17 @@ def main() -> int:
                     and package_of(mod) != package_of(t)
                 ):
                     print(f"    {mod} -> {t}")
-    return 1 if mod_cycles else 0
+    dynamic = dynamic_references()
+    both = {m: graph[m] | dynamic.get(m, set()) for m in graph}
+    unlisted = sorted(set(package_graph(both)) - set(LAYERS))
+    up = sorted(upward_arrows(both))
+    print(f"upward package arrows (imports and module-name strings): {len(up)}")
+    for a, b in up:
+        print(f"  {a} -> {b}" + ("  (allowed)" if (a, b) in ALLOWED_UPWARD else ""))
+    if unlisted:
+        print(f"packages missing from LAYERS: {', '.join(unlisted)}")
+    bad = mod_cycles or pkg_cycles or unlisted or set(up) - ALLOWED_UPWARD
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from handsynth.text.caption_hf import TransformersCaptioner, clean_answer, new_tokens
-from handsynth.text.captioner import ChatRequest
+from handsynth.text.caption_hf import TransformersCaptioner, new_tokens
+from handsynth.text.captioner import ChatRequest, clean_answer
 
 TEMPLATE = (
     "{% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}{{ m['content'] }}"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handsynth.render.camera import intrinsics, project
+from handsynth.pinhole import intrinsics, project
 from handsynth.render.scene import vertex_normals
 from handsynth.world import backgrounds, camera, captions, degrade, forearm, lighting, objects, skin
 

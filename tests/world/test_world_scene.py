@@ -14,7 +14,7 @@ from PIL import Image
 
 from handsynth.data import Sample
 from handsynth.hand import load_hand_model
-from handsynth.render.camera import project
+from handsynth.pinhole import project
 from handsynth.render.scene import vertex_normals
 from handsynth.world import WorldConfig, WorldGenerator
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from handsynth.errors import UserError
+from handsynth.hand.arrays import HandArrays
 from handsynth.hand.joints import MANO_PARENTS, MANO_TIP_VERTICES
-from handsynth.hand.model import HandArrays
 
 log = logging.getLogger(__name__)
 

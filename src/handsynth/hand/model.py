@@ -16,8 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from handsynth.hand.joints import MANO_PARENTS, OPENPOSE_FROM_MANO
+from handsynth.errors import UserError
+from handsynth.hand.arrays import HandArrays
+from handsynth.hand.joints import OPENPOSE_FROM_MANO
 from handsynth.hand.kinematics import lbs
+from handsynth.hand.mano import load_mano_arrays
+from handsynth.hand.openhand import openhand_arrays
 
 HAND_MODEL_KINDS = ("openhand", "mano")
 
@@ -30,25 +34,6 @@ class HandOutput:
     joints: torch.Tensor  # (B, 21, 3), OpenPose order
     mano_joints: torch.Tensor  # (B, 16, 3), MANO's kinematic joints (no tips), MANO order
     full_pose: torch.Tensor  # (B, 48) axis-angle actually applied (mean included)
-
-
-@dataclass
-class HandArrays:
-    """The plain arrays of a MANO-style model (the schema of MANO's pickle, without chumpy).
-
-    ``posedirs`` is ``(V, 3, 135)`` as in MANO's pickle, or ``None`` (OpenHand has no pose correctives).
-    """
-
-    v_template: np.ndarray  # (V, 3)
-    shapedirs: np.ndarray  # (V, 3, 10)
-    posedirs: np.ndarray | None  # (V, 3, 135)
-    J_regressor: np.ndarray  # (16, V) dense
-    weights: np.ndarray  # (V, 16)
-    faces: np.ndarray  # (F, 3)
-    hands_mean: np.ndarray  # (45,)
-    tip_vertices: tuple[int, ...]  # thumb, index, middle, ring, little
-    side: str
-    parents: tuple[int, ...] = MANO_PARENTS
 
 
 class HandModel(nn.Module):
@@ -153,17 +138,11 @@ def load_hand_model(
     it off only to reproduce annotations fitted without it (e.g. DexYCB). ``detail`` picks OpenHand's
     mesh: ``"light"`` (default, ~1.5k vertices) or ``"high"`` (~15k); see docs/hand.md.
     """
-    from handsynth.errors import UserError
-
     if side not in ("right", "left"):
         raise UserError(f"hand side must be 'right' or 'left', got {side!r}")
     if kind == "openhand":
-        from handsynth.hand.openhand import openhand_arrays
-
         return HandModel(openhand_arrays(side, detail), kind, flat_hand_mean)
     if kind == "mano":
-        from handsynth.hand.mano import load_mano_arrays
-
         where = model_dir if model_dir is not None else model_path
         arrays = load_mano_arrays(side, Path(where) if where is not None else None, fix_left_shapedirs)
         return HandModel(arrays, kind, flat_hand_mean)

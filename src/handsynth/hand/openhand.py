@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handsynth.hand.arrays import HandArrays
 from handsynth.hand.joints import MANO_PARENTS
-from handsynth.hand.model import HandArrays
 
 # MANO right-hand mean-template joints, metres, MANO order (public figures, see module docstring).
 REST_JOINTS = np.array(

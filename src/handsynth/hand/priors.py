@@ -266,7 +266,7 @@ def sample_records(
     from tqdm import tqdm
 
     from handsynth.data.records import Hand, Sample
-    from handsynth.render.camera import bbox_from_points, project
+    from handsynth.pinhole import bbox_from_points, project
 
     out = []
     for i in tqdm(range(start, start + n), desc="poses", disable=not progress):

@@ -4,7 +4,7 @@ One headless OpenGL renderer (moderngl over EGL) draws every map in one pass; lo
 straight through crop intrinsics. See docs/render.md.
 """
 
-from handsynth.render.camera import bbox_from_points, check_K, intrinsics, project
+from handsynth.pinhole import bbox_from_points, check_K, intrinsics, project
 from handsynth.render.context import RenderContextError
 from handsynth.render.crop import crop_box, crop_image, crop_intrinsics, to_global, to_local
 from handsynth.render.maps import MAP_LAYOUT, MAP_NAMES, load_map, save_map

@@ -1,19 +1,24 @@
 """A tiny dependency-free mesh preview (numpy z-buffer, Lambert shading) and the OpenHand contact sheet.
 
-Why here and not in ``handsynth.render``: looking at a hand model must not need OpenGL, and the
+Why a numpy rasteriser next to the OpenGL renderer: looking at a hand model must not need OpenGL. The
 contact sheet in ``docs/openhand_poses.png`` is rebuilt with
-``python -m handsynth.hand.preview --out docs/openhand_poses.png``.
+``python -m handsynth.render.preview --out docs/openhand_poses.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import os
 
 import numpy as np
+import torch
+from PIL import Image
 
-if TYPE_CHECKING:
-    from PIL import Image
+from handsynth.hand.model import load_hand_model
+from handsynth.hand.poses import CANONICAL_POSES, canonical_pose
+from handsynth.render.renderer import Renderer
+from handsynth.render.scene import SceneMesh
+from handsynth.viz import contact_sheet
 
 
 def rasterize(
@@ -120,12 +125,8 @@ def view_rotation(name: str) -> np.ndarray:
 
 def _gl_renderer(cell: int):
     """handsynth.render's OpenGL renderer when a context can be made, else None (numpy fallback)."""
-    import os
-
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     try:
-        from handsynth.render import Renderer
-
         return Renderer(cell, cell)
     except Exception:  # no EGL/OpenGL here: the numpy rasteriser still works
         return None
@@ -137,12 +138,6 @@ def openhand_contact_sheet(cell: int = 256, side: str = "right", use_gl: bool = 
     Uses handsynth.render's mesh map (what the methods are conditioned on) when OpenGL is available,
     otherwise :func:`rasterize`.
     """
-    import torch
-
-    from handsynth.hand.model import load_hand_model
-    from handsynth.hand.poses import CANONICAL_POSES, canonical_pose
-    from handsynth.viz import contact_sheet
-
     model = load_hand_model("openhand", side=side, flat_hand_mean=True)
     views = ("back", "palm", "side", "three_quarter")
     gl = _gl_renderer(cell) if use_gl else None
@@ -157,8 +152,6 @@ def openhand_contact_sheet(cell: int = 256, side: str = "right", use_gl: bool = 
             rot = view_rotation(view)
             cam, K = look_at_hand(verts, cell, rot)
             if gl is not None:
-                from handsynth.render import SceneMesh
-
                 mesh = SceneMesh(cam.astype(np.float32), model.faces.astype(np.int32), label=side)
                 row.append(gl.render(meshes=[mesh], K=K, maps=("mesh",))["mesh"])
             else:

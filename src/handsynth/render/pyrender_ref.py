@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from handsynth.errors import UserError
-from handsynth.render.camera import check_K
+from handsynth.pinhole import check_K
 from handsynth.render.maps import MAP_NAMES, check_maps
 from handsynth.render.scene import SceneMesh, vertex_normals
 from handsynth.render.skeleton import draw_skeleton

@@ -9,7 +9,7 @@ Only the targets the requested maps need are read back. A pyrender user renders 
 (five renders + five read-backs, each re-uploading the meshes); that is the difference the benchmark
 (``benchmarks/render.py``) measures.
 
-Geometry follows :mod:`handsynth.render.camera`: OpenCV camera at the origin, intrinsics K, pixel
+Geometry follows :mod:`handsynth.pinhole`: OpenCV camera at the origin, intrinsics K, pixel
 ``(c, r)`` covering ``[c, c+1) x [r, r+1)``. The projection maps image row 0 to the first row
 ``glReadPixels`` returns, so nothing is flipped on the CPU.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handsynth.errors import UserError
-from handsynth.render.camera import check_K
+from handsynth.pinhole import check_K
 from handsynth.render.context import create_context
 from handsynth.render.crop import crop_intrinsics, to_local
 from handsynth.render.maps import MAP_NAMES, check_maps

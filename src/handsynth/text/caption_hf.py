@@ -12,21 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from handsynth.errors import UserError
-from handsynth.text.captioner import ChatBackend, ChatRequest
+from handsynth.text.captioner import ChatBackend, ChatRequest, clean_answer
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-
-
-def clean_answer(text: str) -> str:
-    """Strip whitespace, role prefixes and wrapping quotes from a generated answer."""
-    t = text.strip()
-    for prefix in ("ASSISTANT:", "Assistant:", "assistant\n", "Answer:"):
-        if t.startswith(prefix):
-            t = t[len(prefix) :].strip()
-    if len(t) > 1 and t[0] == t[-1] and t[0] in "\"'":
-        t = t[1:-1].strip()
-    return t
 
 
 def new_tokens(generated: Any, input_ids: Any) -> Any:

@@ -21,8 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from handsynth.errors import UserError
-from handsynth.text.caption_hf import clean_answer
-from handsynth.text.captioner import ChatBackend, ChatRequest
+from handsynth.text.captioner import ChatBackend, ChatRequest, clean_answer
 
 log = logging.getLogger(__name__)
 

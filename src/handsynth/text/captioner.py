@@ -2,7 +2,8 @@
 
 Why: AttentionHand captions its training photos with a VLM (Qwen-VL) and SesaHand chains VLM/LLM
 calls; users run these locally (transformers) or behind a server (vLLM, Ollama, llama.cpp). The
-chain and the dataset loop talk to :class:`Backend` only, so each back-end is a small module.
+chain and the dataset loop talk to :class:`Backend` only, so each back-end is a small module
+(``caption_hf``, ``caption_openai``) and :mod:`handsynth.text.backends` picks one by name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from handsynth.errors import UserError
 from handsynth.text.prompts import object_phrase
 
 DEFAULT_QUESTION = "Describe what a person is doing with his or her hands in the image."
-BACKENDS = ("template", "transformers", "openai")
+BACKENDS = ("template", "transformers", "openai")  # built by handsynth.text.backends.make_backend
 
 
 @dataclass
@@ -80,16 +81,12 @@ def template_caption(sample: Any) -> str:
     return f"A close-up photo of a person's {sides[0]} hand with the fingers clearly visible."
 
 
-def make_backend(name: str, **options: Any) -> Any:
-    """The back-end called ``name`` with its command-line options (unknown ones are ignored)."""
-    if name == "template":
-        return TemplateCaptioner()
-    if name == "transformers":
-        from handsynth.text.caption_hf import TransformersCaptioner
-
-        return TransformersCaptioner.from_options(**options)
-    if name == "openai":
-        from handsynth.text.caption_openai import OpenAICaptioner
-
-        return OpenAICaptioner.from_options(**options)
-    raise UserError(f"unknown captioner back-end {name!r}; choose one of {', '.join(BACKENDS)}")
+def clean_answer(text: str) -> str:
+    """Strip whitespace, role prefixes and wrapping quotes from a generated answer."""
+    t = text.strip()
+    for prefix in ("ASSISTANT:", "Assistant:", "assistant\n", "Answer:"):
+        if t.startswith(prefix):
+            t = t[len(prefix) :].strip()
+    if len(t) > 1 and t[0] == t[-1] and t[0] in "\"'":
+        t = t[1:-1].strip()
+    return t

@@ -134,8 +134,8 @@ def _tag(args: argparse.Namespace) -> int:
 
 
 def _caption(args: argparse.Namespace) -> int:
+    from handsynth.text.backends import make_backend
     from handsynth.text.caption_run import caption_dataset
-    from handsynth.text.captioner import make_backend
 
     if args.backend != "openai" and args.base_url:
         raise UserError("--base-url is only used with --backend openai")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handsynth.render.camera import intrinsics, project
+from handsynth.pinhole import intrinsics, project
 
 LAB_FOV_DEG = 30.0
 WILD_FOV_DEG = (45.0, 70.0)
