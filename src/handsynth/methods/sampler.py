@@ -196,7 +196,17 @@ class ControlNetSampler:
 
         num_train = self.scheduler.config.num_train_timesteps
         latents, _ = tas_inference_step(
-            forward, self.store, latents, t, i, indices, lengths, stage, self.tas.inference, num_train
+            forward,
+            self.store,
+            latents,
+            t,
+            i,
+            indices,
+            lengths,
+            stage,
+            self.tas.inference,
+            num_train,
+            num_steps=self.sampling.steps,
         )
         return latents, forward
 
@@ -256,7 +266,9 @@ class ControlNetSampler:
             if local:
                 lengths, indices = lengths * 2, indices * 2
         attention = None
-        last_tas = min(self.tas.inference.max_steps, sampling.steps) - 1 if self.tas is not None else -1
+        last_tas = -1
+        if self.tas is not None:  # A&E's 50-step schedule, scaled to this sampler's steps
+            last_tas = min(self.tas.inference.for_steps(sampling.steps).max_steps, sampling.steps) - 1
 
         for i, t in enumerate(self.scheduler.timesteps):
             if i <= last_tas:
