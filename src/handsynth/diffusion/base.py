@@ -4,7 +4,8 @@
 down blocks and last three up blocks, 8x VAE, CLIP text encoder with SD's real 49,408-token tokenizer),
 built from small configs with random weights. It is saved once, in diffusers format, to a cache folder
 and then loaded exactly like a real base, so tests, CPU runs and the micro benchmark exercise the same
-loading code that users run with real SD weights.
+loading code that users run with real SD weights. The parts themselves are built in
+:mod:`handsynth.diffusion.components`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from handsynth.diffusion.components import sd15_components, tiny_components
 from handsynth.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,6 @@ log = logging.getLogger(__name__)
 TINY = "tiny"
 SD15_RANDOM = "sd15-random"  # SD-1.5's architecture with random weights (timing only)
 TINY_VERSION = "v3"  # v3: scheduler config states clip_sample=false
-TINY_ATTENTION_GAIN = 4.0
 # What a diffusers-format SD folder must hold: subfolder -> (config file, accepted weight/data files).
 REQUIRED_PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unet": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
@@ -76,125 +77,6 @@ def cache_dir() -> Path:
     """Where built-in models are saved once (``HANDSYNTH_CACHE`` or ~/.cache/handsynth)."""
     root = os.environ.get("HANDSYNTH_CACHE") or Path.home() / ".cache" / "handsynth"
     return Path(root)
-
-
-@dataclass(frozen=True)
-class SDArchitecture:
-    """The sizes that distinguish SD-1.x-shaped bases (SD-1.5, the tiny test base, micro bases)."""
-
-    unet_channels: tuple[int, ...]
-    unet_layers: int
-    unet_groups: int
-    cross_attention_dim: int  # = the text encoder's hidden size
-    latent_size: int
-    vae_channels: tuple[int, ...]
-    vae_layers: int
-    vae_groups: int
-    text_intermediate: int
-    text_layers: int
-    text_heads: int
-    text_act: str = "quick_gelu"
-    text_projection_dim: int = 512  # config only: CLIPTextModel has no projection weights
-    attention_head_dim: int = 8
-
-
-TINY_ARCH = SDArchitecture(
-    unet_channels=(32, 32, 64, 64), unet_layers=1, unet_groups=8, cross_attention_dim=32, latent_size=32,
-    vae_channels=(8, 16, 16, 16), vae_layers=1, vae_groups=8,
-    text_intermediate=64, text_layers=2, text_heads=4,
-)  # fmt: skip
-SD15_ARCH = SDArchitecture(
-    unet_channels=(320, 640, 1280, 1280), unet_layers=2, unet_groups=32, cross_attention_dim=768, latent_size=64,
-    vae_channels=(128, 256, 512, 512), vae_layers=2, vae_groups=32,
-    text_intermediate=3072, text_layers=12, text_heads=12, text_projection_dim=768,
-)  # fmt: skip
-
-
-def sd_components(arch: SDArchitecture, seed: int = 0) -> dict:
-    """SD-1.x-shaped parts of the given sizes, seeded random weights, real CLIP tokenizer (no download).
-
-    The scheduler is SD-1.5's own (scaled-linear betas 0.00085 -> 0.012, 1000 steps).
-    """
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from handsynth.text.tokenizer import clip_tokenizer
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=arch.latent_size,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=arch.unet_channels,
-        layers_per_block=arch.unet_layers,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=arch.cross_attention_dim,
-        attention_head_dim=arch.attention_head_dim,
-        norm_num_groups=arch.unet_groups,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=arch.vae_channels,
-        down_block_types=("DownEncoderBlock2D",) * len(arch.vae_channels),
-        up_block_types=("UpDecoderBlock2D",) * len(arch.vae_channels),
-        latent_channels=4,
-        norm_num_groups=arch.vae_groups,
-        layers_per_block=arch.vae_layers,
-        sample_size=arch.latent_size * 2 ** (len(arch.vae_channels) - 1),
-        scaling_factor=0.18215,
-    )
-    tokenizer = clip_tokenizer()
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=arch.cross_attention_dim,
-            intermediate_size=arch.text_intermediate,
-            num_hidden_layers=arch.text_layers,
-            num_attention_heads=arch.text_heads,
-            max_position_embeddings=77,
-            hidden_act=arch.text_act,
-            projection_dim=arch.text_projection_dim,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    # SD-1.5's scheduler config. clip_sample is not a PNDM option, but it is saved explicitly (false) so
-    # that a DDIM/DDPM sampler built from this config never falls back to clipping latents.
-    scheduler = PNDMScheduler.from_config(
-        dict(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            num_train_timesteps=1000,
-            skip_prk_steps=True,
-            steps_offset=1,
-            set_alpha_to_one=False,
-            clip_sample=False,
-        )
-    )
-    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
-
-
-def tiny_components(seed: int = 0) -> dict:
-    """The tiny test base: :data:`TINY_ARCH` with peaked random cross-attention."""
-    parts = sd_components(TINY_ARCH, seed)
-    # Random q/k projections give near-uniform cross-attention (every token ~1/77), where TAS has no
-    # gradient to follow; scaling them makes the random maps peaked like a trained model's.
-    with torch.no_grad():
-        for name, module in parts["unet"].named_modules():
-            if name.endswith("attn2"):
-                module.to_q.weight.mul_(TINY_ATTENTION_GAIN)
-                module.to_k.weight.mul_(TINY_ATTENTION_GAIN)
-    return parts
-
-
-def sd15_components(seed: int = 0) -> dict:
-    """SD-1.5's architecture (UNet 320-640-1280-1280, VAE, CLIP ViT-L/14 text) with random weights:
-    for timing real-size configs (e.g. ``benchmarks/tas_cost.py`` on a GPU) without the weights."""
-    return sd_components(SD15_ARCH, seed)
 
 
 def save_base_folder(components: dict, folder: str | Path) -> Path:

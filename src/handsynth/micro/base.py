@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from handsynth.diffusion.components import SDArchitecture, sd_components
 from handsynth.errors import UserError
 
 if TYPE_CHECKING:
@@ -74,70 +75,24 @@ class MicroBaseConfig:
 
 def build_components(cfg: MicroBaseConfig) -> dict:
     """Seeded random VAE, UNet, frozen-random CLIP text encoder, SD tokenizer and SD's scheduler."""
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from handsynth.text.tokenizer import clip_tokenizer
-
-    torch.manual_seed(cfg.seed)
-    n = len(cfg.unet_channels)
-    ca = cfg.cross_attention_levels
-    if not 1 <= ca < n:
-        raise UserError(f"cross_attention_levels must be in 1..{n - 1}, got {ca}")
-    unet = UNet2DConditionModel(
-        sample_size=cfg.latent_size,
-        in_channels=cfg.latent_channels,
-        out_channels=cfg.latent_channels,
-        block_out_channels=tuple(cfg.unet_channels),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D",) * ca + ("DownBlock2D",) * (n - ca),
-        up_block_types=("UpBlock2D",) * (n - ca) + ("CrossAttnUpBlock2D",) * ca,
+    arch = SDArchitecture(
+        unet_channels=tuple(cfg.unet_channels),
+        unet_layers=1,
+        unet_groups=8,
         cross_attention_dim=cfg.text_hidden,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    k = len(cfg.vae_channels)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=tuple(cfg.vae_channels),
-        down_block_types=("DownEncoderBlock2D",) * k,
-        up_block_types=("UpDecoderBlock2D",) * k,
+        latent_size=cfg.latent_size,
+        vae_channels=tuple(cfg.vae_channels),
+        vae_layers=1,
+        vae_groups=8,
+        text_intermediate=2 * cfg.text_hidden,
+        text_layers=cfg.text_layers,
+        text_heads=4,
         latent_channels=cfg.latent_channels,
-        norm_num_groups=8,
-        layers_per_block=1,
-        sample_size=cfg.resolution,
-        scaling_factor=1.0,
+        cross_attention_levels=cfg.cross_attention_levels,
+        vae_scaling_factor=1.0,
+        image_size=cfg.resolution,
     )
-    tokenizer = clip_tokenizer()
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=cfg.text_hidden,
-            intermediate_size=2 * cfg.text_hidden,
-            num_hidden_layers=cfg.text_layers,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    # SD-1.5's scheduler config. clip_sample is not a PNDM option, but it is saved explicitly (false) so
-    # that a DDIM/DDPM sampler built from this config never falls back to clipping latents.
-    scheduler = PNDMScheduler.from_config(
-        dict(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            num_train_timesteps=1000,
-            skip_prk_steps=True,
-            steps_offset=1,
-            set_alpha_to_one=False,
-            clip_sample=False,
-        )
-    )
-    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+    return sd_components(arch, cfg.seed)
 
 
 # -- data --------------------------------------------------------------------------------------------------
