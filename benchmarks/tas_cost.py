@@ -82,7 +82,7 @@ def _sync(device: str) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     import handsynth.diffusion.tas as tas_mod
-    from handsynth.diffusion.config import load_config
+    from handsynth.config import load_config
     from handsynth.diffusion.tas import TASConfig, measure_loss
     from handsynth.methods.attentionhand.training import AttentionHandConfig, AttentionHandTask, collate
     from handsynth.methods.synthetic import write_synthetic_dataset

@@ -1,6 +1,6 @@
 """Typed configs: nested dataclasses loaded from YAML, every field overridable as ``a.b=value``.
 
-One loader for every method, so a YAML file, the ``--set`` flags and the saved run config all go
+One loader for every method and for ``handsynth recon``, so a YAML file, the ``--set`` flags and the saved run config all go
 through the same type checks (a typo in a key is an error naming the key, never silently ignored).
 """
 
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from handsynth.data.folder import atomic_write_bytes
 from handsynth.errors import UserError
 
 CONFIG_NAME = "handsynth_config.yaml"  # a training run folder's config (what `handsynth generate` reads)
@@ -147,6 +148,4 @@ def _merge(base: dict, new: dict) -> None:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write a config as YAML (atomic), loadable again with :func:`load_config`."""
-    from handsynth.data.folder import atomic_write_bytes
-
     atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
+from handsynth.config import load_config
 from handsynth.diffusion.base import load_base, missing_parts, resolve_base, tiny_base_path
-from handsynth.diffusion.config import load_config
 from handsynth.diffusion.controlnet import GuidanceModule, controlled_unet_forward
 from handsynth.errors import UserError
 

@@ -199,7 +199,7 @@ def test_input_local_photo_is_not_claimed_by_outputs(cli, controlnet_dir, poses_
 def test_attentionhand_global_local_tas_overlays(cli, controlnet_dir, poses_dir, tmp_path):
     from diffusers import ControlNetModel
 
-    from handsynth.diffusion.config import save_config
+    from handsynth.config import save_config
     from handsynth.diffusion.controlnet import GuidanceModule
     from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig
 

@@ -200,7 +200,7 @@ def test_global_local_and_tas(tiny_base, controlnet):
 
 
 def test_attentionhand_checkpoint_loading(tmp_path, tiny_base, controlnet, perturb):
-    from handsynth.diffusion.config import save_config
+    from handsynth.config import save_config
     from handsynth.diffusion.controlnet import GuidanceModule
     from handsynth.methods.attentionhand.generator import AttentionHandGenerator, parse_thresholds
     from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig

@@ -109,7 +109,7 @@ def _generate(cli, method: str, checkpoint, poses_dir, out, scale: float) -> lis
 def attentionhand_run(tmp_path_factory, controlnet_dir):
     from diffusers import ControlNetModel
 
-    from handsynth.diffusion.config import save_config
+    from handsynth.config import save_config
     from handsynth.diffusion.controlnet import GuidanceModule
     from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig
 

@@ -123,8 +123,8 @@ def _eval_loss(task, model, seeds=(0, 1, 2)) -> float:
 def test_training_lowers_loss_and_output_loads_in_stock_pipeline(tiny_dataset, tmp_path):
     from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
+    from handsynth.config import load_config
     from handsynth.diffusion.base import tiny_base_path
-    from handsynth.diffusion.config import load_config
     from handsynth.diffusion.controlnet import GuidanceModule
     from handsynth.diffusion.training import run_training
 

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from handsynth.errors import UserError
+from handsynth.config import load_config as load_typed_config
 from handsynth.recon.data import Augment
 from handsynth.recon.losses import LossWeights
 from handsynth.recon.model import ModelConfig
@@ -47,35 +45,14 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
-        return _build(cls, d, where)
-
 
 NESTED = {"model": ModelConfig, "loss": LossWeights, "aug": Augment}
 PREFIX = {"model": "", "loss": "loss-", "aug": "aug-"}
 
 
-def _build(cls: type, d: dict[str, Any], where: str) -> Any:
-    if not isinstance(d, dict):
-        raise UserError(f"{where}: must be a mapping of field names to values")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(names))
-    if unknown:
-        raise UserError(f"{where}: unknown field(s) {unknown}; known fields are {sorted(names)}")
-    kwargs = {}
-    for k, v in d.items():
-        sub = NESTED.get(k) if cls is TrainConfig else None
-        kwargs[k] = _build(sub, v, f"{where}.{k}") if sub is not None else v
-    return cls(**kwargs)
-
-
 def load_config(path: str | Path) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file (unknown keys are an error)."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"config file {p} does not exist")
-    return TrainConfig.from_dict(yaml.safe_load(p.read_text()) or {}, str(p))
+    """A :class:`TrainConfig` from a YAML file (the shared typed loader: unknown keys are an error)."""
+    return load_typed_config(TrainConfig, path)
 
 
 def _base_type(tp: Any) -> Any:

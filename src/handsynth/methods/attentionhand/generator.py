@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
+from handsynth.config import load_config
 from handsynth.data.provenance import tree_sha256
-from handsynth.diffusion.config import load_config
 from handsynth.diffusion.controlnet import GuidanceModule
 from handsynth.diffusion.tas import TASConfig, TASInferenceConfig
 from handsynth.errors import UserError

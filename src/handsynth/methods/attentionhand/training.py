@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from handsynth.config import CONFIG_NAME, save_config
 from handsynth.data.records import Sample
-from handsynth.diffusion.config import CONFIG_NAME, save_config
 from handsynth.diffusion.tas import TASConfig
 from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
