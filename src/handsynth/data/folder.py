@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from handsynth.data.records import RecordError, Sample
+from handsynth.data.settings import refuse_other_settings
 from handsynth.errors import UserError
 
 METADATA = "metadata.jsonl"
@@ -140,12 +141,8 @@ class DatasetWriter:
         config = json.loads(json.dumps(config))  # normalise tuples etc.
         if cfg_path.exists() and not overwrite:
             old = json.loads(cfg_path.read_text())
-            if old != config:
-                diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-                raise UserError(
-                    f"{self.root} was written with different settings ({', '.join(diff)}); "
-                    "use a new --out folder or pass --overwrite to start it again"
-                )
+            how = "use a new --out folder or pass --overwrite to start it again"
+            refuse_other_settings(self.root, old, config, how)
         else:
             atomic_write_bytes(cfg_path, json.dumps(config, indent=2, sort_keys=True).encode())
 

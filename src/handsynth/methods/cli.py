@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from handsynth.diffusion.config import CONFIG_NAME, save_config, to_dict
+from handsynth.config import CONFIG_NAME, save_config, to_dict
+from handsynth.data.settings import refuse_other_settings
 from handsynth.diffusion.training import run_training
 from handsynth.errors import UserError
 from handsynth.methods.registry import build_training, trainable
@@ -26,22 +27,8 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
     if not saved.exists() or resume == "never":
         return
     old = yaml.safe_load(saved.read_text()) or {}
-    new = to_dict(cfg)
-
-    def flat(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from flat(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}", v
-
-    a, b = dict(flat(old)), dict(flat(new))
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "train.max_steps")
-    if diff:
-        raise UserError(
-            f"{out} holds a run with different settings ({', '.join(diff)}); use a new --out folder "
-            "or --resume never to start over there"
-        )
+    how = "use a new --out folder or --resume never to start over there"
+    refuse_other_settings(out, old, to_dict(cfg), how, ignore=("train.max_steps",))
 
 
 def cmd_train(args: argparse.Namespace) -> int:

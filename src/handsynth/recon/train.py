@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from handsynth.data.settings import refuse_other_settings
 from handsynth.errors import UserError
 from handsynth.recon.checkpoint import list_checkpoints, save_checkpoint
 from handsynth.recon.config import TrainConfig
@@ -67,12 +68,8 @@ def _check_resume(out: Path, cfg: TrainConfig) -> None:
     if not saved_path.exists():
         return
     old, new = json.loads(saved_path.read_text()), json.loads(json.dumps(cfg.to_dict()))
-    diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
-    if diff:
-        raise UserError(
-            f"{out} holds a run with different settings ({', '.join(diff)}); "
-            "use a new --out folder or pass --overwrite to start it again"
-        )
+    how = "use a new --out folder or pass --overwrite to start it again"
+    refuse_other_settings(out, old, new, how, ignore=RESUMABLE_CHANGES)
 
 
 def train(

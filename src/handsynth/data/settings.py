@@ -1,0 +1,40 @@
+"""Resuming into an existing output folder: only with the settings that made it.
+
+One check for every command that resumes (``handsynth generate``'s dataset folder, ``handsynth train``'s
+run folder, ``handsynth recon train``), so they refuse the same way and name the same keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from handsynth.errors import UserError
+
+
+def _flat(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def changed_settings(old: dict, new: dict, ignore: Iterable[str] = ()) -> list[str]:
+    """Dotted keys whose values differ (nested mappings compared leaf by leaf), minus ``ignore``d ones
+    (a key there also covers everything below it)."""
+    a, b = dict(_flat(old)), dict(_flat(new))
+    skip = tuple(ignore)
+    return sorted(
+        k
+        for k in set(a) | set(b)
+        if a.get(k) != b.get(k) and not any(k == s or k.startswith(s + ".") for s in skip)
+    )
+
+
+def refuse_other_settings(where: Any, old: dict, new: dict, how: str, ignore: Iterable[str] = ()) -> None:
+    """A UserError naming the changed keys when ``new`` differs from the ``old`` settings of ``where``;
+    ``how`` says what to do instead (e.g. "use a new --out folder or pass --overwrite ...")."""
+    diff = changed_settings(old, new, ignore)
+    if diff:
+        raise UserError(f"{where} holds a run with different settings ({', '.join(diff)}); {how}")
