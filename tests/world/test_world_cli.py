@@ -12,7 +12,8 @@ import pytest
 
 from handsynth.data import read_dataset
 from handsynth.errors import UserError
-from handsynth.world.cli import config_from_args, register, render_world
+from handsynth.world.cli import config_from_args, register
+from handsynth.world.dataset import render_world
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -3,122 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from tqdm import tqdm
 
 from handsynth.errors import UserError
+from handsynth.render.maps import check_maps
+from handsynth.world.dataset import render_world
 from handsynth.world.scene import DOMAINS, WorldConfig
 
 DEFAULT_MAPS = "mesh,seg"
-SHEET_ROWS = 8
-
-_worker_generator = None
-
-
-def _init_worker(config: WorldConfig) -> None:
-    global _worker_generator
-    import os
-
-    # Parallel workers already fill the cores: one rasteriser thread each (Mesa llvmpipe), unless set.
-    os.environ.setdefault("LP_NUM_THREADS", "1")
-    from handsynth.world.scene import WorldGenerator
-
-    _worker_generator = WorldGenerator(config)
-
-
-def _encoded(generator, index: int):
-    """Generate sample ``index`` and encode its files to bytes here, in the worker (PNG is CPU work)."""
-    from handsynth.data import encode_file
-
-    sample, files = generator.generate(index)
-    return sample, {rel: encode_file(rel, content) for rel, content in files.items()}
-
-
-def _work(index: int):
-    return _encoded(_worker_generator, index)
-
-
-def render_world(
-    config: WorldConfig,
-    n: int,
-    out: str | Path,
-    start: int = 0,
-    workers: int = 1,
-    sheet_rows: int = SHEET_ROWS,
-) -> Path:
-    """Write samples ``start .. start+n-1`` of ``config`` into ``out`` (resumable); returns the contact sheet.
-
-    Sample ``i`` depends only on (seed, domain, i), so any number of ``workers`` (processes, each with
-    its own GL context) writes the same files; records are appended in index order.
-    """
-    from handsynth.data import DatasetWriter
-
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
-    if start < 0:
-        raise UserError(f"--start must be >= 0, got {start}")
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    from handsynth.world.scene import WorldGenerator, sample_id
-
-    writer = DatasetWriter(out, config=config.to_dict())
-    todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
-    bar = tqdm(total=len(todo), desc=f"world {config.domain}", unit="img", disable=None)
-    if todo and workers == 1:
-        gen = WorldGenerator(config)
-        try:
-            for i in todo:
-                writer.write(*_encoded(gen, i))
-                bar.update()
-        finally:
-            gen.release()
-    elif todo:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-            for sample, files in pool.imap(_work, todo, chunksize=2):
-                writer.write(sample, files)
-                bar.update()
-    bar.close()
-    return write_contact_sheet(out, rows=sheet_rows)
-
-
-def write_contact_sheet(folder: str | Path, rows: int = SHEET_ROWS, cell: int = 160) -> Path:
-    """A sheet of the folder's first samples: photo, local crop, mesh and local mesh, caption below."""
-    import numpy as np
-    from PIL import Image
-
-    from handsynth.data import atomic_write_file, read_dataset
-    from handsynth.render import load_map
-    from handsynth.viz import contact_sheet
-
-    root = Path(folder)
-    samples = read_dataset(root)[:rows]
-    grid, captions = [], []
-    titles = ["photo", "local crop", "mesh", "local mesh"]
-    for s in samples:
-        row = [np.asarray(Image.open(root / s.file_name).convert("RGB"))]
-        if s.local is not None and s.local.file_name:
-            row.append(np.asarray(Image.open(root / s.local.file_name).convert("RGB")))
-        if "mesh" in s.conditions:
-            row.append(load_map("mesh", root / s.conditions["mesh"]))
-        if s.local is not None and "mesh" in s.local.conditions:
-            row.append(load_map("mesh", root / s.local.conditions["mesh"]))
-        grid.append(row)
-        captions.append(s.prompt)
-    sheet = contact_sheet(
-        grid, column_titles=titles[: max(len(r) for r in grid)], row_captions=captions, cell=cell
-    )
-    path = root / "contact_sheet.png"
-    atomic_write_file(path, sheet)
-    return path
 
 
 def config_from_args(args: argparse.Namespace) -> WorldConfig:
     """Validate the command line into a :class:`WorldConfig` (before anything is written)."""
-    from handsynth.render.maps import check_maps
-
     maps = tuple(m.strip() for m in args.maps.split(",") if m.strip()) if args.maps else ()
     if maps:
         check_maps(maps)
