@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+import handsynth
 from handsynth.errors import UserError
 
 # Background phrases of the micro world's wild photos: the default model's prompt distribution.
@@ -57,12 +58,8 @@ def run_demo(
     batch_size: int = 8,
 ) -> dict[str, Path]:
     """Run the demo into ``out`` (resumable); returns the paths a user looks at."""
-    from handsynth.data import read_dataset, write_metadata
-    from handsynth.hand import load_hand_model
     from handsynth.hand.priors import SceneConfig, sample_records
     from handsynth.micro.assets import default_model
-    from handsynth.render import MAP_NAMES
-    from handsynth.render.cli import render_dataset
 
     t0 = time.time()
     default = None
@@ -82,17 +79,17 @@ def run_demo(
     _step(1, total, f"sampling {n} hand poses")
     poses = out / "poses.jsonl"
     if not poses.exists():
-        models = {s: load_hand_model("openhand", side=s).eval() for s in ("right", "left")}
+        models = {s: handsynth.load_hand_model("openhand", side=s).eval() for s in ("right", "left")}
         half = max(1, n // 4) if n > 1 else 0  # a quarter of the scenes (at least one) show two hands
         samples = sample_records(n - half, seed, models, SceneConfig(size=size))
         if half:
             samples += sample_records(
                 half, seed, models, SceneConfig(size=size, two_hands=True), start=n - half
             )
-        write_metadata(poses, samples)
+        handsynth.write_metadata(poses, samples)
 
     _step(2, total, "rendering condition maps (global + local)")
-    render_dataset(poses, out / "conditions", MAP_NAMES)
+    handsynth.render_dataset(poses, out / "conditions", handsynth.MAP_NAMES)
 
     _step(
         3,
@@ -108,7 +105,7 @@ def run_demo(
     sheet = out / "contact_sheet.png"
     if (generated / "contact_sheet.png").exists():
         shutil.copyfile(generated / "contact_sheet.png", sheet)
-    records = read_dataset(generated)
+    records = handsynth.read_dataset(generated)
     report = _write_report(
         out, records, evaluation, default, checkpoint, base_model, steps, guidance, time.time() - t0
     )
@@ -124,19 +121,13 @@ def run_demo(
 def _generate(
     out: Path, checkpoint: str, base_model: str | None, seed: int, steps: int, guidance: float, batch: int
 ) -> Path:
-    from handsynth.data import read_dataset
-    from handsynth.generate.job import Dist, JobConfig, run_job
-    from handsynth.methods.attentionhand.generator import AttentionHandGenerator
-    from handsynth.methods.interface import SamplingConfig
-
     cond = out / "conditions"
     prompt_file = out / "prompts.txt"
     if not prompt_file.exists():
-        prompt_file.write_text("\n".join(demo_prompts(read_dataset(cond), seed)) + "\n")
-    method = AttentionHandGenerator(
-        checkpoint, base_model=base_model, sampling=SamplingConfig(steps=steps, guidance=guidance).check()
-    )
-    job = JobConfig(
+        prompt_file.write_text("\n".join(demo_prompts(handsynth.read_dataset(cond), seed)) + "\n")
+    sampling = handsynth.SamplingConfig(steps=steps, guidance=guidance).check()
+    method = handsynth.make_method("attentionhand", checkpoint, base_model=base_model, sampling=sampling)
+    job = handsynth.JobConfig(
         inp=str(cond),
         out=str(out / "generated"),
         prompts="file",
@@ -144,7 +135,7 @@ def _generate(
         seed=seed,
         batch_size=batch,
     )
-    run_job(method, job, Dist())
+    handsynth.run_job(method, job, handsynth.Dist())
     return out / "generated"
 
 
@@ -154,13 +145,10 @@ def _evaluate(out: Path, generated: Path, default, reference: int, size: int, se
     The tools are the micro world's (trained on 64^2 world photos): for real weights they still run,
     but only the default model is judged by tools trained on its own domain.
     """
-    from handsynth.eval.image_eval import ImageTools, evaluate_images
     from handsynth.eval.report import write_image_report
     from handsynth.micro.assets import default_model
     from handsynth.micro.detector import WorldHandDetector
     from handsynth.micro.features import WorldFeatureExtractor
-    from handsynth.world.cli import render_world
-    from handsynth.world.scene import WorldConfig
 
     model = default or default_model()
     feats, det = model.tool("features"), model.tool("detector")
@@ -169,14 +157,16 @@ def _evaluate(out: Path, generated: Path, default, reference: int, size: int, se
         return None
     real = out / "world_reference"
     if reference > 0:
-        render_world(
-            WorldConfig(domain="wild", size=size, seed=seed + 1000, maps=(), local=False), reference, real
+        handsynth.render_world(
+            handsynth.WorldConfig(domain="wild", size=size, seed=seed + 1000, maps=(), local=False),
+            reference,
+            real,
         )
-    tools = ImageTools(
+    tools = handsynth.ImageTools(
         extractor=WorldFeatureExtractor.load(feats) if feats and reference > 1 else None,
         detector=WorldHandDetector.load(det) if det else None,
     )
-    result = evaluate_images(
+    result = handsynth.evaluate_images(
         real if reference > 0 else generated, [generated], tools, names=["attentionhand"]
     )
     folder = out / "evaluation"

@@ -24,6 +24,7 @@ class MethodSpec:
     """One method as the commands see it (every reference is ``"package.module:attribute"``)."""
 
     name: str
+    method: str  # the GenerationMethod class, built from keyword arguments (scripts, the demo)
     generator: str  # function(args: argparse.Namespace) -> GenerationMethod, for `handsynth generate`
     checkpoint: str  # what --checkpoint names for this method (help text)
     config: str | None = None  # dataclass of the training config; None: not trainable here
@@ -39,20 +40,28 @@ METHODS: dict[str, MethodSpec] = {
     for spec in (
         MethodSpec(
             "attentionhand",
+            method=f"{_AH}.generator:AttentionHandGenerator",
             generator=f"{_AH}.generator:from_args",
             checkpoint="the `handsynth train` run folder",
             config=f"{_AH}.training:AttentionHandConfig",
             task=f"{_AH}.training:AttentionHandTask",
             options=f"{_AH}.options:add_arguments",
         ),
-        MethodSpec("sd", generator=f"{_BASELINES}:sd_from_args", checkpoint="an SD folder (optional)"),
+        MethodSpec(
+            "sd",
+            method=f"{_BASELINES}:SDBaseline",
+            generator=f"{_BASELINES}:sd_from_args",
+            checkpoint="an SD folder (optional)",
+        ),
         MethodSpec(
             "controlnet",
+            method=f"{_BASELINES}:ControlNetBaseline",
             generator=f"{_BASELINES}:controlnet_from_args",
             checkpoint="a diffusers ControlNetModel folder or hub id",
         ),
         MethodSpec(
             "t2i-adapter",
+            method=f"{_BASELINES}:T2IAdapterBaseline",
             generator=f"{_BASELINES}:t2i_adapter_from_args",
             checkpoint="a diffusers T2IAdapter folder or hub id",
         ),
@@ -79,6 +88,11 @@ def get_method(name: str) -> MethodSpec:
     if name not in METHODS:
         raise UserError(f"--method {name!r} is unknown; choose from {', '.join(METHOD_NAMES)}")
     return METHODS[name]
+
+
+def make_method(name: str, *args: Any, **kwargs: Any) -> GenerationMethod:
+    """The generation method ``name``, built from Python arguments (its class's own signature)."""
+    return resolve(get_method(name).method)(*args, **kwargs)
 
 
 # option dest -> the method that owns it, filled by add_generate_options
@@ -115,7 +129,7 @@ def build_training(
     method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
 ) -> tuple[Any, TrainTask]:
     """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
-    from handsynth.diffusion.config import load_config
+    from handsynth.config import load_config
 
     if method not in trainable():
         raise UserError(f"unknown method {method!r}; trainable methods: {', '.join(trainable())}")
