@@ -95,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     from handsynth.data import read_dataset
     from handsynth.demo import demo_prompts
     from handsynth.eval.image_eval import ImageTools, evaluate_images
-    from handsynth.generate.attentionhand import AttentionHandGenerator
-    from handsynth.generate.method import SamplingConfig
-    from handsynth.methods.baselines import SDBaseline
+    from handsynth.methods.attentionhand.generator import AttentionHandGenerator
+    from handsynth.methods.baselines.generators import SDBaseline
+    from handsynth.methods.interface import SamplingConfig
     from handsynth.micro.assets import default_model
     from handsynth.micro.detector import WorldHandDetector
     from handsynth.micro.features import WorldFeatureExtractor
-    from handsynth.world.cli import render_world
+    from handsynth.world.dataset import render_world
     from handsynth.world.scene import WorldConfig
 
     t0 = time.time()
