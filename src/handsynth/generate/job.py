@@ -37,11 +37,11 @@ from handsynth.generate import sheets
 from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts, load_inputs
 from handsynth.generate.plan import WorkItem, batches, build_plan, shard_for_rank
 from handsynth.methods.interface import GenerationMethod, GenRequest, GenResult
+from handsynth.render.maps import RESIZE, condition_image
 
 log = logging.getLogger(__name__)
 
 PARTS = ".parts"
-RESIZE = {"seg": Image.Resampling.NEAREST, "depth": Image.Resampling.NEAREST}
 
 
 @dataclass
@@ -164,22 +164,6 @@ def output_sample(sample: Sample, size: int | None) -> Sample:
             conditions=dict(sample.local.conditions),
         )
     return out
-
-
-def condition_image(name: str, image: Image.Image, width: int, height: int) -> Image.Image:
-    """A condition map as the RGB picture a control network reads (16-bit depth: near = bright)."""
-    if image.mode in ("I;16", "I;16B", "I"):
-        a = np.asarray(image).astype(np.float32)
-        fg = a > 0
-        out = np.zeros(a.shape, np.uint8)
-        if fg.any():
-            lo, hi = a[fg].min(), a[fg].max()
-            out[fg] = (255 - 200 * (a[fg] - lo) / max(hi - lo, 1.0)).astype(np.uint8)
-        image = Image.fromarray(out)
-    image = image.convert("RGB")
-    if image.size != (width, height):
-        image = image.resize((width, height), RESIZE.get(name, Image.Resampling.BILINEAR))
-    return image
 
 
 class SampleSource:

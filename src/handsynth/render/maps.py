@@ -92,3 +92,23 @@ def load_map(name: str, path: str | os.PathLike) -> np.ndarray:
             return np.asarray(img).astype(np.uint16)
         img = img.convert("L" if channels is None else "RGB")
         return np.asarray(img, dtype=dtype)
+
+
+# How each map is resized to an output size: label and depth maps must not blend neighbouring values.
+RESIZE = {"seg": Image.Resampling.NEAREST, "depth": Image.Resampling.NEAREST}
+
+
+def condition_image(name: str, image: Image.Image, width: int, height: int) -> Image.Image:
+    """A condition map as the RGB picture a control network reads (16-bit depth: near = bright)."""
+    if image.mode in ("I;16", "I;16B", "I"):
+        a = np.asarray(image).astype(np.float32)
+        fg = a > 0
+        out = np.zeros(a.shape, np.uint8)
+        if fg.any():
+            lo, hi = a[fg].min(), a[fg].max()
+            out[fg] = (255 - 200 * (a[fg] - lo) / max(hi - lo, 1.0)).astype(np.uint8)
+        image = Image.fromarray(out)
+    image = image.convert("RGB")
+    if image.size != (width, height):
+        image = image.resize((width, height), RESIZE.get(name, Image.Resampling.BILINEAR))
+    return image
