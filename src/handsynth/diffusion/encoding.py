@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from handsynth.diffusion.base import BaseModel
+from handsynth.text.tokenizer import encode_prompts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
 def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> torch.Tensor:
     """(B, 77) ids of the cleaned prompts (OpenAI CLIP cleaning), padded/truncated as SD does, so token
     positions agree with :func:`handsynth.text.tagging.hand_token_indices`."""
-    from handsynth.text.tokenizer import encode_prompts
-
     return encode_prompts(list(prompts), tokenizer)
 
 

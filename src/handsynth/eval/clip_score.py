@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from handsynth.errors import UserError
+from handsynth.text.tokenizer import clip_tokenizer
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -52,7 +53,6 @@ class ClipScorer:
 
         if (p / "vocab.json").is_file() or (p / "tokenizer.json").is_file():
             return CLIPTokenizer.from_pretrained(str(p), local_files_only=True)
-        from handsynth.text.tokenizer import clip_tokenizer
 
         return clip_tokenizer()
 

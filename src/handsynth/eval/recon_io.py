@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from handsynth.data.folder import dataset_root, read_dataset
 from handsynth.errors import UserError
+from handsynth.hand.model import load_hand_model
 
 
 @dataclass
@@ -79,8 +81,6 @@ def record_vertices(hands: list, mano_dir: str | Path | None, notes: list[str]) 
     """
     import torch
 
-    from handsynth.hand.model import load_hand_model
-
     out: list[np.ndarray | None] = [None] * len(hands)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, h in enumerate(hands):
@@ -122,8 +122,6 @@ def record_vertices(hands: list, mano_dir: str | Path | None, notes: list[str]) 
 def _read_records(
     path: Path, vertices: bool, mano_dir: str | Path | None, notes: list[str]
 ) -> list[HandEntry]:
-    from handsynth.data.folder import dataset_root, read_dataset
-
     root = dataset_root(path)
     samples = read_dataset(path)
     flat = [(s, h) for s in samples for h in s.hands]

@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image
 
 from handsynth.data import Sample
+from handsynth.render.crop import crop_image
+from handsynth.text.tokenizer import clean_prompt
 from handsynth.viz import contact_sheet
 
 if TYPE_CHECKING:
@@ -53,8 +55,6 @@ def attention_strip(
 
 def token_names(tokenizer: PreTrainedTokenizerBase, prompt: str, positions: list[int]) -> dict[int, str]:
     """Readable token text at each position of the 77-token sequence (``</w>`` dropped)."""
-    from handsynth.text.tokenizer import clean_prompt
-
     ids = tokenizer(clean_prompt(prompt), truncation=True, max_length=77).input_ids
     toks = tokenizer.convert_ids_to_tokens(ids)
     return {i: toks[i].replace("</w>", "") for i in positions if 0 <= i < len(toks)}
@@ -77,7 +77,6 @@ def _local_map(root: Path, s: Sample, name: str) -> Image.Image:
     """The stored local map, or the global map cropped by the record's box (what the method saw)."""
     if name in s.local.conditions:
         return _load(root / s.local.conditions[name])
-    from handsynth.render import crop_image
 
     glob = _load(root / s.conditions[name])
     return Image.fromarray(crop_image(np.asarray(glob), s.local.box, s.local.size))

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from handsynth.data.folder import atomic_write_bytes
 from handsynth.errors import UserError
 from handsynth.hand.arrays import HandArrays
 from handsynth.hand.joints import MANO_PARENTS, MANO_TIP_VERTICES
@@ -226,8 +227,6 @@ def convert_mano(mano_dir: Path, out_dir: Path | None = None, fix_left_shapedirs
 
     The left file gets the shapedirs fix baked in (and a flag saying so) when the right pickle is present.
     """
-    from handsynth.data.folder import atomic_write_bytes
-
     pkls = {side: mano_dir / f"{FILE_STEM[side]}.pkl" for side in FILE_STEM}
     found = {s: p for s, p in pkls.items() if p.is_file()}
     if not found:

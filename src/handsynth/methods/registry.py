@@ -12,6 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from handsynth.config import load_config
 from handsynth.errors import UserError
 
 if TYPE_CHECKING:
@@ -129,8 +130,6 @@ def build_training(
     method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
 ) -> tuple[Any, TrainTask]:
     """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
-    from handsynth.config import load_config
-
     if method not in trainable():
         raise UserError(f"unknown method {method!r}; trainable methods: {', '.join(trainable())}")
     spec = METHODS[method]

@@ -34,8 +34,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from handsynth.data.folder import dataset_root, read_dataset
+from handsynth.diffusion.base import missing_parts, save_base_folder
 from handsynth.diffusion.components import SDArchitecture, sd_components
 from handsynth.errors import UserError
+from handsynth.text.tokenizer import encode_prompts
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -101,8 +104,6 @@ def load_images_and_captions(
 ) -> tuple[torch.Tensor, list[str]]:
     """A record folder's photos as (N, 3, size, size) in [-1, 1] and their captions."""
     from PIL import Image
-
-    from handsynth.data import dataset_root, read_dataset
 
     root = dataset_root(data)
     samples = [s for s in read_dataset(data) if s.file_name and s.prompt]
@@ -170,8 +171,6 @@ def encode_dataset(
 def encode_captions(
     text_encoder: CLIPTextModel, tokenizer: PreTrainedTokenizerBase, captions: list[str], batch: int = 128
 ) -> torch.Tensor:
-    from handsynth.text.tokenizer import encode_prompts
-
     out = []
     for i in range(0, len(captions), batch):
         ids = encode_prompts(captions[i : i + batch], tokenizer)
@@ -249,8 +248,6 @@ def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Pa
     timings). Resumable at stage granularity: a finished VAE (``out.vae_stage/``) is reused.
     """
     from diffusers import AutoencoderKL
-
-    from handsynth.diffusion.base import missing_parts, save_base_folder
 
     out = Path(out)
     if not missing_parts(out):

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from handsynth.data.folder import dataset_root, read_dataset
 from handsynth.errors import UserError
+from handsynth.eval.crops import DEFAULT_SCALE, hand_crop
 
 if TYPE_CHECKING:
     from handsynth.data.records import Sample
@@ -53,8 +55,6 @@ class WorldArrays:
 
 def load_world(paths: list[str | Path], size: int, limit: int | None = None) -> WorldArrays:
     """Load one-hand world records (first hand of each) from dataset folders, resized to size^2."""
-    from handsynth.data import dataset_root, read_dataset
-
     imgs, kps, boxes, labels, ids = [], [], [], [], []
     for path in paths:
         root = dataset_root(path)
@@ -81,7 +81,5 @@ def load_world(paths: list[str | Path], size: int, limit: int | None = None) -> 
 
 def hand_crops(arrays: WorldArrays, size: int, scale: float | None = None) -> np.ndarray:
     """The FID-H crop of each image's hand, (N, size, size, 3) uint8."""
-    from handsynth.eval.crops import DEFAULT_SCALE, hand_crop
-
     s = DEFAULT_SCALE if scale is None else scale
     return np.stack([hand_crop(img, box, size, s) for img, box in zip(arrays.images, arrays.bboxes)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from handsynth.data.records import Sample
+from handsynth.world.captions import CaptionFacts, caption, gesture
 
 
 def wild_backgrounds(wild: list[Sample]) -> list[str]:
@@ -27,8 +28,6 @@ def wild_backgrounds(wild: list[Sample]) -> list[str]:
 
 def wild_prompt(sample: Sample, background: str, rng: np.random.Generator) -> str:
     """A wild-domain caption of the first hand of ``sample`` in front of ``background``."""
-    from handsynth.world.captions import CaptionFacts, caption, gesture
-
     hand = sample.hands[0]
     phrase, _ = gesture(np.asarray(hand.joints_3d))
     return caption(CaptionFacts(side=hand.side, gesture=phrase, background=background, domain="wild"), rng)

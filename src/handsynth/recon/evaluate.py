@@ -15,6 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from handsynth.data.folder import dataset_root, read_dataset
+from handsynth.eval.recon_eval import evaluate_recon
+from handsynth.eval.recon_io import HandEntry, pair_hands
+from handsynth.eval.report import write_recon_report
+from handsynth.recon.model import load_hand_model_for
 from handsynth.recon.predict import ReconEstimator, predict_dataset, write_freihand_pred
 
 
@@ -57,12 +62,6 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Write ``pred.json`` (FreiHAND layout) and the evaluation stage's report (``metrics.json``,
     ``report.md``, PCK plots, best/worst grid) to ``out_dir``; returns the metrics dict."""
-    from handsynth.data.folder import dataset_root, read_dataset
-    from handsynth.eval.recon_eval import evaluate_recon
-    from handsynth.eval.recon_io import HandEntry, pair_hands
-    from handsynth.eval.report import write_recon_report
-    from handsynth.recon.model import load_hand_model_for
-
     samples = read_dataset(data)
     root = dataset_root(data)
     keys, pred = predict_dataset(estimator, data, progress=progress)

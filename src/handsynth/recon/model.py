@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from handsynth.hand.model import load_hand_model
 from handsynth.recon.backbone import build_backbone
 from handsynth.recon.rotation import rot6d_to_matrix
 
@@ -126,8 +127,6 @@ class ReconModel(nn.Module):
 
 def load_hand_model_for(cfg: ModelConfig, side: str = "right") -> nn.Module:
     """The hand model named in ``cfg`` (from ``handsynth.hand``); the network itself uses the right one."""
-    from handsynth.hand import load_hand_model
-
     kwargs: dict[str, Any] = {"side": side}
     if cfg.hand_model_path:
         kwargs["model_path"] = cfg.hand_model_path

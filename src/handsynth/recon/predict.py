@@ -23,6 +23,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from handsynth.data.folder import atomic_write_bytes, dataset_root, read_dataset
 from handsynth.errors import UserError
 from handsynth.recon.checkpoint import load_weights
 from handsynth.recon.data import MIRROR, Crop, load_image, square_crop, to_tensor
@@ -165,8 +166,6 @@ def predict_dataset(
 ) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
     """Predict every hand of a record dataset, in record order then hand order (the order FreiHAND-layout
     readers pair by); returns the (id, side) keys and the camera-frame predictions."""
-    from handsynth.data.folder import dataset_root, read_dataset
-
     root = dataset_root(path)
     samples = read_dataset(path)
     keys, files, boxes, sides, Ks = [], [], [], [], []
@@ -203,7 +202,5 @@ class _LazyImages(Sequence):
 
 def write_freihand_pred(path: str | os.PathLike, joints: np.ndarray, verts: np.ndarray) -> None:
     """Write FreiHAND's ``pred.json`` layout ``[xyz_list, verts_list]`` (metres) atomically."""
-    from handsynth.data.folder import atomic_write_bytes
-
     data = [np.round(joints, 6).tolist(), np.round(verts, 6).tolist()]
     atomic_write_bytes(Path(path), json.dumps(data).encode())

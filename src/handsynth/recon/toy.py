@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 from tqdm.auto import tqdm
 
+from handsynth.data.folder import DatasetWriter
 from handsynth.data.records import Hand, Sample
 from handsynth.recon.rotation import mirror_axis_angle
 
@@ -85,8 +86,6 @@ def make_toy_dataset(
     progress: bool = False,
 ) -> Path:
     """Write (or resume) ``n`` one-hand skeleton records to ``folder``; sides alternate over ``sides``."""
-    from handsynth.data.folder import DatasetWriter
-
     rng = np.random.default_rng(seed)
     f = 160.0 * size / 96.0
     K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])

@@ -15,6 +15,10 @@ import torch
 
 from handsynth.data.records import LocalCrop, Sample
 from handsynth.errors import UserError
+from handsynth.hand.model import load_hand_model
+from handsynth.render.crop import crop_box
+from handsynth.render.renderer import Renderer
+from handsynth.render.scene import SceneMesh
 
 
 @dataclass
@@ -59,16 +63,12 @@ class ConditionRenderer:
         self._renderers: dict[tuple[int, int], object] = {}
 
     def _model(self, kind: str, side: str) -> torch.nn.Module:
-        from handsynth.hand import load_hand_model
-
         key = (kind, side)
         if key not in self._models:
             self._models[key] = load_hand_model(kind, side=side, model_dir=self.model_dir).eval()
         return self._models[key]
 
     def _renderer(self, width: int, height: int):
-        from handsynth.render import Renderer
-
         if (width, height) not in self._renderers:
             self._renderers[(width, height)] = Renderer(width, height)
         return self._renderers[(width, height)]
@@ -76,8 +76,6 @@ class ConditionRenderer:
     @torch.no_grad()
     def hand_meshes(self, sample: Sample) -> list:
         """One SceneMesh per hand of the record, in the camera frame."""
-        from handsynth.render import SceneMesh
-
         meshes = []
         for h in sample.hands:
             model = self._model(self.hand_model or h.model, h.side)
@@ -102,8 +100,6 @@ class ConditionRenderer:
         renderer = self._renderer(sample.width, sample.height)
         result = RenderedConditions(global_maps=renderer.render(meshes, K, maps=maps, joints_2d=joints_2d))
         if local:
-            from handsynth.render import crop_box
-
             size = local_size or max(sample.width, sample.height)
             box = [float(v) for v in crop_box(sample.union_bbox(), expand=self.expand)]
             # The global renderer draws the crop at any size; padding follows the record's image size.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from handsynth.hand.poses import anatomical_to_pose, spec_to_angles
+
 
 def grip_curl(grip_radius: float) -> float:
     """0 (wide open grasp) .. 1 (closed fist) for an object of ``grip_radius`` metres."""
@@ -23,8 +25,6 @@ def grasp_pose(
 
     ``mean``: the model's ``hand_mean`` (subtracted, as :func:`handsynth.hand.poses.canonical_pose` does).
     """
-    from handsynth.hand.poses import anatomical_to_pose, spec_to_angles
-
     c = grip_curl(grip_radius)
     spec = {}
     for i, digit in enumerate(("index", "middle", "ring", "little")):

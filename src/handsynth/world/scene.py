@@ -20,7 +20,13 @@ import torch
 
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
+from handsynth.hand.model import load_hand_model
+from handsynth.hand.priors import sample_hand_pose
+from handsynth.pinhole import bbox_from_points, project
 from handsynth.render.conditions import ConditionRenderer
+from handsynth.render.crop import crop_image
+from handsynth.render.renderer import Lighting, Renderer
+from handsynth.render.scene import SceneMesh, vertex_normals
 from handsynth.world import backgrounds, captions, degrade, forearm, lighting, objects, skin
 from handsynth.world.camera import (
     axis_rotation,
@@ -121,8 +127,6 @@ class WorldGenerator:
     """Generates world samples of one configuration; holds the hand models and GL contexts."""
 
     def __init__(self, config: WorldConfig):
-        from handsynth.render import Lighting, Renderer
-
         self.cfg = config
         self._models: dict[str, torch.nn.Module] = {}
         self._assets: dict[str, _HandAssets] = {}
@@ -137,8 +141,6 @@ class WorldGenerator:
 
     def model(self, side: str) -> torch.nn.Module:
         if side not in self._models:
-            from handsynth.hand import load_hand_model
-
             self._models[side] = load_hand_model(
                 self.cfg.hand_model, side=side, model_dir=self.cfg.model_dir
             ).eval()
@@ -173,8 +175,6 @@ class WorldGenerator:
         if obj is not None:
             pose = grasp_pose(side, obj.grip_radius, rng, mean=mean)
         else:
-            from handsynth.hand.priors import sample_hand_pose
-
             pose = sample_hand_pose(rng, self.model(side), side) - mean
         betas = np.clip(rng.normal(0, 0.8, 10), -2.5, 2.5)
         return pose, betas
@@ -211,8 +211,6 @@ class WorldGenerator:
             torch.set_num_threads(threads)
 
     def _generate(self, index: int) -> tuple[Sample, dict]:
-        from handsynth.render import SceneMesh, bbox_from_points, crop_image, project, vertex_normals
-
         cfg, size = self.cfg, self.cfg.size
         rng = self.rng(index)
         sid = self.sample_id(index)

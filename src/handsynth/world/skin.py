@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handsynth.render.scene import vertex_normals
+
 # Monk Skin Tone scale, MST-1 (lightest) .. MST-10 (deepest), sRGB hex as published.
 MONK_SKIN_TONES: tuple[str, ...] = (
     "#f6ede4",
@@ -114,8 +116,6 @@ def skin_layout(
     rest_vertices: np.ndarray, faces: np.ndarray, rest_joints: np.ndarray, side: str
 ) -> SkinLayout:
     """Compute :class:`SkinLayout` from a rest mesh and its OpenPose-21 joints."""
-    from handsynth.render.scene import vertex_normals
-
     v = np.asarray(rest_vertices, dtype=np.float64)
     j = np.asarray(rest_joints, dtype=np.float64)
     n = vertex_normals(v, faces).astype(np.float64)

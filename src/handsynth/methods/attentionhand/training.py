@@ -31,10 +31,29 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from handsynth.config import CONFIG_NAME, save_config
+from handsynth.data.folder import dataset_root, read_dataset
 from handsynth.data.records import Sample
-from handsynth.diffusion.tas import TASConfig
+from handsynth.diffusion.attention import checkpointing_off, install_attention_store
+from handsynth.diffusion.base import load_base, resolve_base
+from handsynth.diffusion.controlnet import GuidanceModule, controlled_unet_forward
+from handsynth.diffusion.encoding import encode_images, prompt_lengths, tokenize
+from handsynth.diffusion.schedulers import (
+    alphas_cumprod_at,
+    sampling_scheduler,
+    training_scheduler,
+    training_target,
+)
+from handsynth.diffusion.tas import (
+    TASConfig,
+    query_resolution,
+    tas_refine,
+    token_probabilities,
+    training_noise,
+)
 from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
+from handsynth.text.tagging import hand_token_indices
+from handsynth.text.tokenizer import clip_tokenizer
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -133,9 +152,6 @@ class AttentionHandDataset(Dataset):
         local_prompt: str = "full",
         tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
-        from handsynth.text.tagging import hand_token_indices
-        from handsynth.text.tokenizer import clip_tokenizer
-
         self.root = Path(root)
         self.resolution = resolution
         self.condition = condition
@@ -232,9 +248,6 @@ class AttentionHandTask:
     """The :class:`~handsynth.diffusion.training.TrainTask` of AttentionHand."""
 
     def __init__(self, cfg: AttentionHandConfig, data: str | Path) -> None:
-        from handsynth.data.folder import dataset_root, read_dataset
-        from handsynth.diffusion.base import resolve_base
-
         cfg.check()
         self.cfg = cfg
         resolve_base(cfg.model.base_model)  # a missing/partial base folder fails here, before any output
@@ -259,11 +272,6 @@ class AttentionHandTask:
         return list(batch["id"])
 
     def build(self, accelerator: Accelerator) -> torch.nn.Module:
-        from handsynth.diffusion.attention import install_attention_store
-        from handsynth.diffusion.base import load_base
-        from handsynth.diffusion.controlnet import GuidanceModule
-        from handsynth.diffusion.schedulers import training_scheduler
-
         cfg = self.cfg
         self.accelerator = accelerator
         base = load_base(cfg.model.base_model)
@@ -301,11 +309,6 @@ class AttentionHandTask:
     def loss(
         self, model: torch.nn.Module, batch: dict, step: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        from handsynth.diffusion.controlnet import controlled_unet_forward
-        from handsynth.diffusion.encoding import encode_images, prompt_lengths, tokenize
-        from handsynth.diffusion.schedulers import alphas_cumprod_at, training_target
-        from handsynth.diffusion.tas import tas_refine, training_noise
-
         cfg, base = self.cfg, self.base
         dev = base.unet.device
         images, conds, prompts, indices, groups = self._inputs(batch)
@@ -347,9 +350,6 @@ class AttentionHandTask:
 
     def _tas_forward(self, model, t, text, conds, groups):
         """The UNet call TAS differentiates: phi_d alone (default) or phi_d + phi_g (tas.unet=controlled)."""
-        from handsynth.diffusion.attention import checkpointing_off
-        from handsynth.diffusion.controlnet import controlled_unet_forward
-
         unet = self.base.unet
         acc = self.accelerator
         if self.cfg.tas.unet == "controlled":
@@ -372,9 +372,6 @@ class AttentionHandTask:
     def validate(self, model: torch.nn.Module, step: int) -> dict[str, np.ndarray]:
         """Generate the first validation samples with the stock diffusers ControlNet pipeline and show the
         hand-token attention maps (averaged over denoising steps) beside the condition and the image."""
-        from handsynth.diffusion.encoding import prompt_lengths, tokenize
-        from handsynth.diffusion.tas import query_resolution, token_probabilities
-
         cfg, base = self.cfg, self.base
         pipe = self.controlnet_pipeline(model)
         out: dict[str, np.ndarray] = {}
@@ -417,8 +414,6 @@ class AttentionHandTask:
     def controlnet_pipeline(self, model: torch.nn.Module) -> StableDiffusionControlNetPipeline:
         """A stock ``StableDiffusionControlNetPipeline`` on the base parts and the global phi_g."""
         from diffusers import StableDiffusionControlNetPipeline
-
-        from handsynth.diffusion.schedulers import sampling_scheduler
 
         base = self.base
         net = model.net_for("global")
