@@ -198,8 +198,10 @@ def test_tas_training_target(target, tiny_dataset, stub_accelerator, monkeypatch
         seen.update(x0=x0.detach().clone(), noise=noise.detach().clone())
         return target_fn(scheduler, x0, noise, t, *a, **k)
 
-    monkeypatch.setattr(tas, "tas_refine", spy_refine)
-    monkeypatch.setattr(schedulers, "training_target", spy_target)
+    import handsynth.methods.attentionhand.training as training  # the task's own references
+
+    monkeypatch.setattr(training, "tas_refine", spy_refine)
+    monkeypatch.setattr(training, "training_target", spy_target)
     batch = collate([task.dataset()[0], task.dataset()[1]])
     task.loss(model, batch, 0, generator=torch.Generator().manual_seed(0))
     a = schedulers.alphas_cumprod_at(task.scheduler, seen["t"]).view(-1, 1, 1, 1)

@@ -95,6 +95,7 @@ def standin_models(monkeypatch):
 
     monkeypatch.setattr("handsynth.recon.predict.load_hand_model_for", load)
     monkeypatch.setattr("handsynth.recon.model.load_hand_model_for", load)
+    monkeypatch.setattr("handsynth.recon.evaluate.load_hand_model_for", load)
 
 
 def test_cli_predict_writes_freihand_layout(data, checkpoint, tmp_path, standin_models, capsys) -> None:
