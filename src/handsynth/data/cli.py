@@ -32,6 +32,7 @@ def _prepare(args: argparse.Namespace) -> int:
         objects=Path(args.objects) if args.objects else None,
         strict=args.strict,
         versions=versions,
+        subset=args.subset,
         min_hand_size=args.min_hand_size,
         overwrite=args.overwrite,
     )
@@ -70,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--objects", default=None, help="DexYCB/HO3D: folder of YCB models (NAME/textured_simple.obj)"
     )
+    p.add_argument("--subset", default="all", choices=("all", "H", "M"), help="InterHand2.6M annotations")
     p.add_argument("--versions", default="gs", help="FreiHAND training versions: any of gs,hom,sample,auto")
     p.add_argument(
         "--min-hand-size", type=float, default=32.0, help="COCO-WholeBody: drop hands smaller (px)"

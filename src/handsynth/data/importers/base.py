@@ -48,6 +48,7 @@ class PrepareOptions:
     objects: Path | None = None
     strict: bool = False
     versions: tuple[str, ...] = ("gs",)
+    subset: str = "all"
     min_hand_size: float = 32.0
     overwrite: bool = False
     progress: bool = True
