@@ -95,6 +95,9 @@ class Importer:
     flat_hand_mean: bool | None = False  # None: found by the consistency check on the first hand
     needs_hand_model = True
     fix_left_shapedirs = True
+    # Compare fingertips too? False when the dataset's tips come from other vertices than smplx's
+    # (manopth's 745, 317, 444, 556, 673): then only the 16 kinematic joints are compared.
+    check_tips = True
 
     def __init__(self, opts: PrepareOptions) -> None:
         self.opts = opts
@@ -211,9 +214,14 @@ class HandKit:
         return out.vertices[0].double().numpy(), out.joints[0].double().numpy()
 
 
-def joint_error_mm(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest joint distance in millimetres."""
-    return float(np.linalg.norm(np.asarray(a) - np.asarray(b), axis=-1).max() * 1000.0)
+TIPS = (4, 8, 12, 16, 20)  # OpenPose indices of the fingertips
+KINEMATIC = tuple(i for i in range(21) if i not in TIPS)
+
+
+def joint_error_mm(a: np.ndarray, b: np.ndarray, tips: bool = True) -> float:
+    """Largest joint distance in millimetres (over the 16 kinematic joints only when ``tips`` is False)."""
+    keep = list(range(21)) if tips else list(KINEMATIC)
+    return float(np.linalg.norm(np.asarray(a)[keep] - np.asarray(b)[keep], axis=-1).max() * 1000.0)
 
 
 def link_image(src: Path, dst: Path, mode: str) -> None:
@@ -309,7 +317,7 @@ class PrepareSummary:
 
 def _choose_flat_hand_mean(kit: HandKit, hand: RawHand, frame_id: str, dataset: str) -> bool:
     """The ``flat_hand_mean`` whose re-posed joints match the dataset's (the other one is far off)."""
-    errors = {flat: joint_error_mm(kit.pose(hand, flat)[1], hand.joints) for flat in (False, True)}
+    errors = {flat: joint_error_mm(kit.pose(hand, flat)[1], hand.joints, False) for flat in (False, True)}
     best = min(errors, key=errors.get)
     if errors[best] > CHECK_TOLERANCE_MM:
         raise UserError(
@@ -339,10 +347,11 @@ def _record_hand(kit: HandKit, hand: RawHand, flat: bool, K: np.ndarray) -> dict
 
 
 def _check_hand(
-    check: CheckResult, title: str, frame_id: str, hand: RawHand, joints: np.ndarray, strict: bool
+    check: CheckResult, importer: Importer, frame_id: str, hand: RawHand, joints: np.ndarray, strict: bool
 ) -> None:
     """Add one hand to the consistency check; a failure is logged, or an error with ``strict``."""
-    err = joint_error_mm(joints, hand.joints)
+    title = importer.title
+    err = joint_error_mm(joints, hand.joints, importer.check_tips)
     if check.add(frame_id, hand.side, err):
         return
     msg = (
@@ -414,7 +423,7 @@ def run_prepare(importer: Importer, opts: PrepareOptions) -> PrepareSummary:
                 rec = _record_hand(kit, hand, bool(summary.flat_hand_mean), frame.K)
                 joints = rec.pop("_joints")
                 if hand.joints is not None and summary.check.checked < CHECK_HANDS:
-                    _check_hand(summary.check, importer.title, frame.id, hand, joints, opts.strict)
+                    _check_hand(summary.check, importer, frame.id, hand, joints, opts.strict)
                 hands.append(rec)
             rel = f"images/{frame.id}{frame.image.suffix.lower()}"
             link_image(frame.image, opts.out / rel, opts.link)
