@@ -412,7 +412,7 @@ def run_prepare(importer: Importer, opts: PrepareOptions) -> PrepareSummary:
                         )
                     summary.flat_hand_mean = _choose_flat_hand_mean(kit, first, frame.id, importer.title)
                 config = importer.config()
-                if importer.flat_hand_mean is None:
+                if kit is not None and importer.flat_hand_mean is None:
                     config["flat_hand_mean"] = summary.flat_hand_mean
                 writer = DatasetWriter(opts.out, config=config, overwrite=opts.overwrite)
             if writer.has(frame.id):
