@@ -76,9 +76,9 @@ class Frame:
 
     id: str
     image: Path
-    width: int
-    height: int
     K: np.ndarray
+    width: int = 0  # 0: read from the image's header
+    height: int = 0
     hands: list[RawHand] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)  # hands_2d, objects, sequence, body, ...
     source: dict[str, Any] = field(default_factory=dict)
@@ -222,6 +222,20 @@ def joint_error_mm(a: np.ndarray, b: np.ndarray, tips: bool = True) -> float:
     """Largest joint distance in millimetres (over the 16 kinematic joints only when ``tips`` is False)."""
     keep = list(range(21)) if tips else list(KINEMATIC)
     return float(np.linalg.norm(np.asarray(a)[keep] - np.asarray(b)[keep], axis=-1).max() * 1000.0)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A dataset's JSON file."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
 
 
 def link_image(src: Path, dst: Path, mode: str) -> None:
@@ -425,6 +439,8 @@ def run_prepare(importer: Importer, opts: PrepareOptions) -> PrepareSummary:
                 if hand.joints is not None and summary.check.checked < CHECK_HANDS:
                     _check_hand(summary.check, importer, frame.id, hand, joints, opts.strict)
                 hands.append(rec)
+            if not (frame.width and frame.height):
+                frame.width, frame.height = image_size(frame.image)
             rel = f"images/{frame.id}{frame.image.suffix.lower()}"
             link_image(frame.image, opts.out / rel, opts.link)
             source = {

@@ -10,13 +10,12 @@ empty, there is no 3D label) and the 17 body keypoints to ``body.keypoints_2d``.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer
+from handsynth.data.importers.base import Frame, Importer, read_json
 
 
 class COCOWholeBody(Importer):
@@ -39,8 +38,7 @@ class COCOWholeBody(Importer):
         self.need(f"{self.split}2017")
 
     def _load(self) -> dict:
-        with open(self._annotation_path(), encoding="utf-8") as f:
-            return json.load(f)
+        return read_json(self._annotation_path())
 
     def count(self) -> int:
         return len(self._load().get("annotations", []))

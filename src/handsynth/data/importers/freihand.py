@@ -12,13 +12,12 @@ consistency check (``xyz`` are MANO's joints in OpenPose order, so the right cho
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand
+from handsynth.data.importers.base import Frame, Importer, RawHand, read_json
 from handsynth.errors import UserError
 
 VERSIONS = ("gs", "hom", "sample", "auto")
@@ -55,9 +54,7 @@ class FreiHAND(Importer):
     def _labels(self) -> tuple[list, list, list]:
         labels = []
         for kind in ("K", "mano", "xyz"):
-            path = self.need(f"{self.split}_{kind}.json")
-            with open(path, encoding="utf-8") as f:
-                labels.append(json.load(f))
+            labels.append(read_json(self.need(f"{self.split}_{kind}.json")))
         K, mano, xyz = labels
         if not (len(K) == len(mano) == len(xyz)):
             raise UserError(
@@ -67,8 +64,7 @@ class FreiHAND(Importer):
         return K, mano, xyz
 
     def count(self) -> int:
-        with open(self.need(f"{self.split}_K.json"), encoding="utf-8") as f:
-            return len(json.load(f)) * len(self.versions)
+        return len(read_json(self.need(f"{self.split}_K.json"))) * len(self.versions)
 
     def frames(self, skipped: Counter) -> Iterator[Frame]:
         Ks, manos, xyzs = self._labels()

@@ -71,8 +71,6 @@ class HO3D(Importer):
         return str((self.opts.objects / name / "textured_simple.obj").resolve())
 
     def frames(self, skipped: Counter) -> Iterator[Frame]:
-        from PIL import Image
-
         for name in self._names():
             seq, frame = name.split("/")
             folder = self.root / self.split / seq
@@ -115,13 +113,9 @@ class HO3D(Importer):
                 )
                 own = to_openpose(opengl_to_opencv(joints), "ho3d")
                 hands.append(RawHand("right", go, pose[3:], betas, transl, joints=own))
-            with Image.open(image) as im:
-                width, height = im.size
             yield Frame(
                 id=f"ho3d_{self.split}_{seq}_{frame}",
                 image=image,
-                width=width,
-                height=height,
                 K=K,
                 hands=hands,
                 fields=fields,

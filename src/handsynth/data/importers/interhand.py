@@ -12,14 +12,13 @@ check measures the NeuralAnnot fitting error (a few mm) and reports those hands.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand
+from handsynth.data.importers.base import Frame, Importer, RawHand, read_json
 from handsynth.errors import UserError
 from handsynth.hand.joints import to_openpose
 
@@ -57,8 +56,7 @@ class InterHand26M(Importer):
 
     def _load(self, kind: str) -> tuple[dict, Path]:
         path = self._annotation(kind)
-        with open(path, encoding="utf-8") as f:
-            return json.load(f), path
+        return read_json(path), path
 
     def count(self) -> int:
         return len(self._load("data")[0].get("images", []))
