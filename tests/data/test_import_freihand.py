@@ -96,3 +96,25 @@ def test_freihand_consistency_failure_is_reported_and_strict_refuses(tmp_path, m
     assert 3.9 < summary.check.failed[0]["error_mm"] < 4.1
     with pytest.raises(UserError, match=r"freihand_training_00000002 \(right hand\).*4\.0\d* mm away"):
         prepare("freihand", PrepareOptions(**opts, out=tmp_path / "strict", strict=True))
+
+
+def test_prepare_render_writes_conditions_beside_the_records(tmp_path, mano_dir):
+    root = tmp_path / "FreiHAND"
+    write_freihand(root, mano_dir, n=2)
+    assert _run(root, tmp_path / "out", mano_dir, "--render", "mesh,skeleton") == 0
+    rendered = read_dataset(tmp_path / "out" / "render")
+    assert [r.id for r in rendered] == [r.id for r in read_dataset(tmp_path / "out")]
+    for r in rendered:
+        assert set(r.conditions) == {"mesh", "skeleton"} and set(r.local.conditions) == {"mesh", "skeleton"}
+        assert (tmp_path / "out" / "render" / r.conditions["mesh"]).is_file()
+        assert (tmp_path / "out" / "render" / r.file_name).is_file()  # images shared with the import
+
+
+def test_prepare_cli_error_is_one_line_without_traceback(tmp_path, mano_dir, capsys):
+    root = tmp_path / "FreiHAND"
+    write_freihand(root, mano_dir, n=1)
+    (root / "training_K.json").unlink()
+    assert _run(root, tmp_path / "out", mano_dir) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("handsynth: error: FreiHAND file ") and "training_K.json is missing" in err
+    assert "Traceback" not in err and err.count("\n") == 1

@@ -42,8 +42,12 @@ def _prepare(args: argparse.Namespace) -> int:
     if maps:
         from handsynth.render.cli import render_dataset
 
-        sheet = render_dataset(opts.out, opts.out / "render", maps, mano_dir=opts.mano_dir)
-        print(f"rendered {','.join(maps)} into {opts.out / 'render'} (contact sheet {sheet})")
+        render_dir = opts.out / "render"
+        sheet = render_dataset(opts.out, render_dir, maps, mano_dir=opts.mano_dir)
+        images = render_dir / "images"
+        if not images.exists():  # the rendered records keep file_name "images/...": share the links
+            images.symlink_to(Path("..") / "images", target_is_directory=True)
+        print(f"rendered {','.join(maps)} into {render_dir} (contact sheet {sheet})")
     return 0
 
 
