@@ -118,3 +118,13 @@ def test_prepare_cli_error_is_one_line_without_traceback(tmp_path, mano_dir, cap
     err = capsys.readouterr().err
     assert err.startswith("handsynth: error: FreiHAND file ") and "training_K.json is missing" in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_prepare_without_mano_files_says_what_to_pass(tmp_path, mano_dir):
+    root = tmp_path / "FreiHAND"
+    write_freihand(root, mano_dir, n=1)
+    empty = tmp_path / "no_mano"
+    empty.mkdir()
+    with pytest.raises(UserError, match=r"MANO_RIGHT\.pkl \(or \.npz\) is not in .*no_mano.*--mano-dir"):
+        prepare("freihand", PrepareOptions(root=root, out=tmp_path / "out", mano_dir=empty, progress=False))
+    assert not (tmp_path / "out").exists()

@@ -59,26 +59,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="import a public hand dataset (InterHand2.6M, FreiHAND, HO3D, DexYCB, ...) as records",
         description="Write a record dataset (docs/format.md) from a dataset as its authors ship it; "
         "layouts and conventions per dataset in docs/datasets.md. Resumable: rerun to continue.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--dataset", required=True, choices=list(IMPORTERS), help="which dataset --root holds")
     p.add_argument("--root", required=True, help="the dataset's folder as unpacked")
     p.add_argument("--out", required=True, help="output dataset folder (resumed when it exists)")
     p.add_argument("--split", default=None, help="dataset split (default: the dataset's training split)")
-    p.add_argument("--setup", default="s0", help="DexYCB split setup: s0 (default) or s1 (unseen subjects)")
-    p.add_argument("--limit", type=int, default=None, help="import at most this many frames")
-    p.add_argument("--every", type=int, default=1, help="keep every K-th frame")
     p.add_argument(
-        "--link", default="symlink", choices=("symlink", "hardlink", "copy"), help="how images are placed"
+        "--setup",
+        default="s0",
+        help="DexYCB split setup: s0 (seen), s1 (unseen subjects), s2 (unseen cameras), s3 (unseen grasps)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="import at most this many frames (default: all)")
+    p.add_argument("--every", type=int, default=1, help="keep every K-th frame (default: 1)")
+    p.add_argument(
+        "--link",
+        default="symlink",
+        choices=("symlink", "hardlink", "copy"),
+        help="how images are placed (default: symlink)",
     )
     p.add_argument("--mano-dir", default=None, help="folder holding MANO_RIGHT/LEFT (.pkl or .npz)")
     p.add_argument(
         "--objects", default=None, help="DexYCB/HO3D: folder of YCB models (NAME/textured_simple.obj)"
     )
-    p.add_argument("--subset", default="all", choices=("all", "H", "M"), help="InterHand2.6M annotations")
-    p.add_argument("--versions", default="gs", help="FreiHAND training versions: any of gs,hom,sample,auto")
     p.add_argument(
-        "--min-hand-size", type=float, default=32.0, help="COCO-WholeBody: drop hands smaller (px)"
+        "--subset",
+        default="all",
+        choices=("all", "H", "M"),
+        help="InterHand2.6M annotations: all (default), H (human), M (machine)",
+    )
+    p.add_argument(
+        "--versions", default="gs", help="FreiHAND training versions: any of gs,hom,sample,auto (default: gs)"
+    )
+    p.add_argument(
+        "--min-hand-size",
+        type=float,
+        default=32.0,
+        help="COCO-WholeBody: drop hands whose box is smaller (px, default: 32)",
     )
     p.add_argument(
         "--strict", action="store_true", help="a hand failing the MANO consistency check is an error"

@@ -108,6 +108,13 @@ class Importer:
                 f"--split {self.split!r} is not a {self.title} split: choose one of {self.splits}"
             )
         self.hands: HandKit | None = None
+        self._json_cache: dict[Path, Any] = {}
+
+    def annotation(self, path: Path) -> Any:
+        """A large annotation file, read once per run (``count`` and ``frames`` both need it)."""
+        if path not in self._json_cache:
+            self._json_cache[path] = read_json(path)
+        return self._json_cache[path]
 
     def config(self) -> dict[str, Any]:
         """Settings that change the records (a resumed run must use the same ones)."""
@@ -396,8 +403,18 @@ def run_prepare(importer: Importer, opts: PrepareOptions) -> PrepareSummary:
         raise UserError(f"--limit must be a positive integer, got {opts.limit}")
     importer.check()
     kit = HandKit(opts.mano_dir, importer.fix_left_shapedirs) if importer.needs_hand_model else None
-    if kit is not None:
-        kit.model("right")  # a missing MANO file is reported before anything is written
+    if kit is not None:  # a missing MANO file is reported before anything is written
+        from handsynth.hand.mano import FILE_STEM, MANO_URL, find_mano_file
+
+        for side in FILE_STEM:
+            try:
+                find_mano_file(side, opts.mano_dir)
+            except UserError:
+                where = opts.mano_dir or "models/ (no --mano-dir given)"
+                raise UserError(
+                    f"the {importer.title} importer poses MANO: {FILE_STEM[side]}.pkl (or .npz) is not in "
+                    f"{where}; download MANO from {MANO_URL} and pass its folder with --mano-dir"
+                ) from None
     importer.hands = kit
     summary = PrepareSummary(importer.name, importer.split, flat_hand_mean=importer.flat_hand_mean)
     frames = importer.frames(summary.skipped)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, read_json
+from handsynth.data.importers.base import Frame, Importer
 
 
 class COCOWholeBody(Importer):
@@ -38,7 +38,7 @@ class COCOWholeBody(Importer):
         self.need(f"{self.split}2017")
 
     def _load(self) -> dict:
-        return read_json(self._annotation_path())
+        return self.annotation(self._annotation_path())
 
     def count(self) -> int:
         return len(self._load().get("annotations", []))

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand, read_json
+from handsynth.data.importers.base import Frame, Importer, RawHand
 from handsynth.errors import UserError
 
 VERSIONS = ("gs", "hom", "sample", "auto")
@@ -54,7 +54,7 @@ class FreiHAND(Importer):
     def _labels(self) -> tuple[list, list, list]:
         labels = []
         for kind in ("K", "mano", "xyz"):
-            labels.append(read_json(self.need(f"{self.split}_{kind}.json")))
+            labels.append(self.annotation(self.need(f"{self.split}_{kind}.json")))
         K, mano, xyz = labels
         if not (len(K) == len(mano) == len(xyz)):
             raise UserError(
@@ -64,7 +64,7 @@ class FreiHAND(Importer):
         return K, mano, xyz
 
     def count(self) -> int:
-        return len(read_json(self.need(f"{self.split}_K.json"))) * len(self.versions)
+        return len(self.annotation(self.need(f"{self.split}_K.json"))) * len(self.versions)
 
     def frames(self, skipped: Counter) -> Iterator[Frame]:
         Ks, manos, xyzs = self._labels()

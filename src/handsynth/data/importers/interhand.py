@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand, read_json
+from handsynth.data.importers.base import Frame, Importer, RawHand
 from handsynth.errors import UserError
 from handsynth.hand.joints import to_openpose
 
@@ -56,7 +56,7 @@ class InterHand26M(Importer):
 
     def _load(self, kind: str) -> tuple[dict, Path]:
         path = self._annotation(kind)
-        return read_json(path), path
+        return self.annotation(path), path
 
     def count(self) -> int:
         return len(self._load("data")[0].get("images", []))
