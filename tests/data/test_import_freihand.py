@@ -128,3 +128,20 @@ def test_prepare_without_mano_files_says_what_to_pass(tmp_path, mano_dir):
     with pytest.raises(UserError, match=r"MANO_RIGHT\.pkl \(or \.npz\) is not in .*no_mano.*--mano-dir"):
         prepare("freihand", PrepareOptions(root=root, out=tmp_path / "out", mano_dir=empty, progress=False))
     assert not (tmp_path / "out").exists()
+
+
+def test_hand_behind_the_camera_is_skipped_and_counted(tmp_path, mano_dir):
+    root = tmp_path / "FreiHAND"
+    write_freihand(root, mano_dir, n=3)
+    xyz = json.loads((root / "training_xyz.json").read_text())
+    xyz[1] = [[x, y, z - 1.3] for x, y, z in xyz[1]]  # the whole hand moved 1.3 m back: behind the camera
+    (root / "training_xyz.json").write_text(json.dumps(xyz))
+    summary = prepare(
+        "freihand", PrepareOptions(root=root, out=tmp_path / "out", mano_dir=mano_dir, progress=False)
+    )
+    assert summary.skipped == {"hand: not wholly in front of the camera": 1, "frame: no hand left": 1}
+    assert not summary.check.failed  # the labels are consistent; the hand is just not visible
+    assert [r.id for r in read_dataset(tmp_path / "out")] == [
+        "freihand_training_00000000",
+        "freihand_training_00000002",
+    ]

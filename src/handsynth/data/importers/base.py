@@ -349,11 +349,14 @@ def _choose_flat_hand_mean(kit: HandKit, hand: RawHand, frame_id: str, dataset: 
     return best
 
 
-def _record_hand(kit: HandKit, hand: RawHand, flat: bool, K: np.ndarray) -> dict:
+def _record_hand(kit: HandKit, hand: RawHand, flat: bool, K: np.ndarray) -> tuple[dict | None, np.ndarray]:
+    """The record's hand dict and the posed joints; ``None`` for a hand not wholly in front of the camera."""
     from handsynth.render.camera import bbox_from_points, project
 
     verts, joints = kit.pose(hand, flat)
-    return {
+    if verts[:, 2].min() <= 0:
+        return None, joints
+    rec = {
         "side": hand.side,
         "model": "mano",
         "global_orient": [float(x) for x in hand.global_orient],
@@ -363,8 +366,8 @@ def _record_hand(kit: HandKit, hand: RawHand, flat: bool, K: np.ndarray) -> dict
         "joints_3d": joints.tolist(),
         "joints_2d": project(joints, K).tolist(),
         "bbox": bbox_from_points(project(verts, K)),
-        "_joints": joints,
     }
+    return rec, joints
 
 
 def _check_hand(
@@ -451,11 +454,16 @@ def run_prepare(importer: Importer, opts: PrepareOptions) -> PrepareSummary:
                 continue
             hands = []
             for hand in frame.hands:
-                rec = _record_hand(kit, hand, bool(summary.flat_hand_mean), frame.K)
-                joints = rec.pop("_joints")
+                rec, joints = _record_hand(kit, hand, bool(summary.flat_hand_mean), frame.K)
                 if hand.joints is not None and summary.check.checked < CHECK_HANDS:
                     _check_hand(summary.check, importer, frame.id, hand, joints, opts.strict)
+                if rec is None:
+                    summary.skipped["hand: not wholly in front of the camera"] += 1
+                    continue
                 hands.append(rec)
+            if frame.hands and not hands:
+                summary.skipped["frame: no hand left"] += 1
+                continue
             if not (frame.width and frame.height):
                 frame.width, frame.height = image_size(frame.image)
             rel = f"images/{frame.id}{frame.image.suffix.lower()}"
