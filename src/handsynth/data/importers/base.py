@@ -394,9 +394,75 @@ def _progress(total: int | None, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, mininterval=2.0, disable=not enabled)
 
 
+def _check_mano_files(importer: Importer, opts: PrepareOptions) -> None:
+    """Name the missing MANO file before anything is written."""
+    from handsynth.hand.mano import FILE_STEM, MANO_URL, find_mano_file
+
+    for side in FILE_STEM:
+        try:
+            find_mano_file(side, opts.mano_dir)
+        except UserError:
+            where = opts.mano_dir or "models/ (no --mano-dir given)"
+            raise UserError(
+                f"the {importer.title} importer poses MANO: {FILE_STEM[side]}.pkl (or .npz) is not in "
+                f"{where}; download MANO from {MANO_URL} and pass its folder with --mano-dir"
+            ) from None
+
+
+def _open_writer(importer: Importer, opts: PrepareOptions, summary: PrepareSummary, first: Frame):
+    """The output writer, once the first frame has fixed ``flat_hand_mean`` (when the dataset leaves it open)."""
+    from handsynth.data import DatasetWriter
+
+    kit = importer.hands
+    config = importer.config()
+    if kit is not None and summary.flat_hand_mean is None:
+        hand = next((h for h in first.hands if h.joints is not None), None)
+        if hand is None:
+            raise UserError(f"{importer.title}: the first frame has no 3D joints to test MANO with")
+        summary.flat_hand_mean = _choose_flat_hand_mean(kit, hand, first.id, importer.title)
+        config["flat_hand_mean"] = summary.flat_hand_mean
+    return DatasetWriter(opts.out, config=config, overwrite=opts.overwrite)
+
+
+def _frame_record(
+    importer: Importer, opts: PrepareOptions, summary: PrepareSummary, frame: Frame
+) -> dict | None:
+    """The record of one frame (its image linked), or ``None`` when none of its hands can be kept."""
+    hands = []
+    for hand in frame.hands:
+        rec, joints = _record_hand(importer.hands, hand, bool(summary.flat_hand_mean), frame.K)
+        if hand.joints is not None and summary.check.checked < CHECK_HANDS:
+            _check_hand(summary.check, importer, frame.id, hand, joints, opts.strict)
+        if rec is None:
+            summary.skipped["hand: not wholly in front of the camera"] += 1
+            continue
+        hands.append(rec)
+    if frame.hands and not hands:
+        summary.skipped["frame: no hand left"] += 1
+        return None
+    if not (frame.width and frame.height):
+        frame.width, frame.height = image_size(frame.image)
+    rel = f"images/{frame.id}{frame.image.suffix.lower()}"
+    link_image(frame.image, opts.out / rel, opts.link)
+    source = {"generator": "handsynth prepare", "dataset": importer.name, "split": importer.split}
+    if importer.hands is not None:
+        source["flat_hand_mean"] = bool(summary.flat_hand_mean)
+    return {
+        "id": frame.id,
+        "file_name": rel,
+        "width": int(frame.width),
+        "height": int(frame.height),
+        "camera": {"K": np.asarray(frame.K, dtype=np.float64).tolist()},
+        "hands": hands,
+        "prompt": "",
+        "source": {**source, **frame.source},
+        **frame.fields,
+    }
+
+
 def run_prepare(importer: Importer, opts: PrepareOptions) -> PrepareSummary:
     """Import ``importer``'s dataset into ``opts.out``: resumable, with the skip summary and the check."""
-    from handsynth.data import DatasetWriter, Sample, atomic_write_bytes
+    from handsynth.data import Sample, atomic_write_bytes
 
     if opts.link not in LINK_MODES:
         raise UserError(f"--link {opts.link!r}: choose one of {LINK_MODES}")
@@ -405,92 +471,34 @@ def run_prepare(importer: Importer, opts: PrepareOptions) -> PrepareSummary:
     if opts.limit is not None and opts.limit < 1:
         raise UserError(f"--limit must be a positive integer, got {opts.limit}")
     importer.check()
-    kit = HandKit(opts.mano_dir, importer.fix_left_shapedirs) if importer.needs_hand_model else None
-    if kit is not None:  # a missing MANO file is reported before anything is written
-        from handsynth.hand.mano import FILE_STEM, MANO_URL, find_mano_file
-
-        for side in FILE_STEM:
-            try:
-                find_mano_file(side, opts.mano_dir)
-            except UserError:
-                where = opts.mano_dir or "models/ (no --mano-dir given)"
-                raise UserError(
-                    f"the {importer.title} importer poses MANO: {FILE_STEM[side]}.pkl (or .npz) is not in "
-                    f"{where}; download MANO from {MANO_URL} and pass its folder with --mano-dir"
-                ) from None
-    importer.hands = kit
+    if importer.needs_hand_model:
+        _check_mano_files(importer, opts)
+        importer.hands = HandKit(opts.mano_dir, importer.fix_left_shapedirs)
     summary = PrepareSummary(importer.name, importer.split, flat_hand_mean=importer.flat_hand_mean)
-    frames = importer.frames(summary.skipped)
-    writer: DatasetWriter | None = None
     total = importer.count()
     if total is not None:
         total = -(-total // opts.every)
-        if opts.limit is not None:
-            total = min(total, opts.limit)
-    bar = _progress(total, f"prepare {importer.name}", opts.progress)
+        total = total if opts.limit is None else min(total, opts.limit)
+    writer = None
     visited = 0
-    try:
-        for index, frame in enumerate(frames):
+    with _progress(total, f"prepare {importer.name}", opts.progress) as bar:
+        for index, frame in enumerate(importer.frames(summary.skipped)):
             if index % opts.every:
                 continue
             if opts.limit is not None and visited >= opts.limit:
                 break
             visited += 1
             bar.update(1)
-            if writer is None:
-                if kit is not None and summary.flat_hand_mean is None:
-                    first = next((h for h in frame.hands if h.joints is not None), None)
-                    if first is None:
-                        raise UserError(
-                            f"{importer.title}: the first frame has no 3D joints to test MANO with"
-                        )
-                    summary.flat_hand_mean = _choose_flat_hand_mean(kit, first, frame.id, importer.title)
-                config = importer.config()
-                if kit is not None and importer.flat_hand_mean is None:
-                    config["flat_hand_mean"] = summary.flat_hand_mean
-                writer = DatasetWriter(opts.out, config=config, overwrite=opts.overwrite)
+            if writer is None:  # not `or`: an empty writer is falsy (it has a length)
+                writer = _open_writer(importer, opts, summary, frame)
             if writer.has(frame.id):
                 summary.present += 1
                 continue
-            hands = []
-            for hand in frame.hands:
-                rec, joints = _record_hand(kit, hand, bool(summary.flat_hand_mean), frame.K)
-                if hand.joints is not None and summary.check.checked < CHECK_HANDS:
-                    _check_hand(summary.check, importer, frame.id, hand, joints, opts.strict)
-                if rec is None:
-                    summary.skipped["hand: not wholly in front of the camera"] += 1
-                    continue
-                hands.append(rec)
-            if frame.hands and not hands:
-                summary.skipped["frame: no hand left"] += 1
-                continue
-            if not (frame.width and frame.height):
-                frame.width, frame.height = image_size(frame.image)
-            rel = f"images/{frame.id}{frame.image.suffix.lower()}"
-            link_image(frame.image, opts.out / rel, opts.link)
-            source = {
-                "generator": "handsynth prepare",
-                "dataset": importer.name,
-                "split": importer.split,
-                **({"flat_hand_mean": bool(summary.flat_hand_mean)} if kit is not None else {}),
-                **frame.source,
-            }
-            record = {
-                "id": frame.id,
-                "file_name": rel,
-                "width": int(frame.width),
-                "height": int(frame.height),
-                "camera": {"K": np.asarray(frame.K, dtype=np.float64).tolist()},
-                "hands": hands,
-                "prompt": "",
-                "source": source,
-                **frame.fields,
-            }
-            writer.write(Sample.from_dict(record, f"{importer.title} frame {frame.id}"))
-            summary.written += 1
-            summary.hands += len(hands)
-    finally:
-        bar.close()
+            record = _frame_record(importer, opts, summary, frame)
+            if record is not None:
+                writer.write(Sample.from_dict(record, f"{importer.title} frame {frame.id}"))
+                summary.written += 1
+                summary.hands += len(record["hands"])
     if writer is None:
         raise UserError(
             f"{importer.title} {importer.split}: no frame to import under {opts.root} "
