@@ -83,3 +83,15 @@ def test_interhand_rerun_skips_finished_records(tmp_path, mano_dir):
     again = prepare("interhand26m", PrepareOptions(**opts))
     assert (again.written, again.present) == (1, 3)
     assert len(read_dataset(tmp_path / "out")) == 4
+
+
+def test_interhand_subset_reads_the_human_annotated_files(tmp_path, mano_dir):
+    root = tmp_path / "InterHand2.6M"
+    write_interhand(root, mano_dir)
+    (root / "annotations" / "train").rename(root / "annotations" / "human_annot")
+    opts = dict(root=root, mano_dir=mano_dir, progress=False)
+    summary = prepare("interhand26m", PrepareOptions(**opts, out=tmp_path / "h", subset="H"))
+    assert summary.written == 4
+    assert {r.source["subset"] for r in read_dataset(tmp_path / "h")} == {"H"}
+    with pytest.raises(UserError, match=r"annotations/train/InterHand2\.6M_train_data\.json is missing"):
+        prepare("interhand26m", PrepareOptions(**opts, out=tmp_path / "all"))
