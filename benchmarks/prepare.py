@@ -33,7 +33,7 @@ from fixtures.interhand import write_interhand  # noqa: E402
 from fixtures.mano_standin import write_standin_mano  # noqa: E402
 from fixtures.reinterhand import write_reinterhand  # noqa: E402
 
-from handsynth.data.importers import PrepareOptions, prepare  # noqa: E402
+from handsynth.importers import PrepareOptions, prepare  # noqa: E402
 
 RESULTS = HERE / "results"
 SCALE = 100

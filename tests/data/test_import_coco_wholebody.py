@@ -7,8 +7,8 @@ import pytest
 from fixtures.coco_wholebody import write_coco_wholebody
 
 from handsynth.data import read_dataset
-from handsynth.data.importers import PrepareOptions, prepare
 from handsynth.errors import UserError
+from handsynth.importers import PrepareOptions, prepare
 
 
 def test_coco_wholebody_hands_2d_match_the_annotations(tmp_path):

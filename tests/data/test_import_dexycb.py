@@ -7,8 +7,8 @@ import pytest
 from fixtures.dexycb import SEQUENCES, SERIALS, SUBJECT, write_dexycb
 
 from handsynth.data import read_dataset
-from handsynth.data.importers import PrepareOptions, prepare
 from handsynth.errors import UserError
+from handsynth.importers import PrepareOptions, prepare
 
 
 @pytest.fixture(scope="module")

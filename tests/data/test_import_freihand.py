@@ -10,8 +10,8 @@ from fixtures.freihand import write_freihand
 
 from handsynth.cli import main
 from handsynth.data import read_dataset
-from handsynth.data.importers import PrepareOptions, prepare
 from handsynth.errors import UserError
+from handsynth.importers import PrepareOptions, prepare
 
 
 def _run(root, out, mano_dir, *extra):

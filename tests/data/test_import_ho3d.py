@@ -9,8 +9,8 @@ from fixtures.ho3d import write_ho3d
 from scipy.spatial.transform import Rotation
 
 from handsynth.data import read_dataset
-from handsynth.data.importers import PrepareOptions, prepare
 from handsynth.errors import UserError
+from handsynth.importers import PrepareOptions, prepare
 
 FLIP = np.diag([1.0, -1.0, -1.0])
 

@@ -10,8 +10,8 @@ from fixtures.interhand import CAMS, SEQ, write_interhand
 
 from handsynth.cli import main
 from handsynth.data import read_dataset
-from handsynth.data.importers import PrepareOptions, prepare
 from handsynth.errors import UserError
+from handsynth.importers import PrepareOptions, prepare
 
 
 def test_interhand_records_match_the_generator(tmp_path, mano_dir, capsys):

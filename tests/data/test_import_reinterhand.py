@@ -8,8 +8,8 @@ from fixtures.checks import assert_resumes
 from fixtures.reinterhand import CAM, TEST, TRAIN, write_reinterhand
 
 from handsynth.data import read_dataset
-from handsynth.data.importers import PrepareOptions, prepare
 from handsynth.errors import UserError
+from handsynth.importers import PrepareOptions, prepare
 
 
 @pytest.mark.parametrize("split", ["train", "test"])

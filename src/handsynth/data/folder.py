@@ -142,7 +142,7 @@ class DatasetWriter:
         if cfg_path.exists() and not overwrite:
             old = json.loads(cfg_path.read_text())
             how = "use a new --out folder or pass --overwrite to start it again"
-            refuse_other_settings(self.root, old, config, how)
+            refuse_other_settings(self.root, old, config, how, what="was written with")
         else:
             atomic_write_bytes(cfg_path, json.dumps(config, indent=2, sort_keys=True).encode())
 

@@ -32,9 +32,11 @@ def changed_settings(old: dict, new: dict, ignore: Iterable[str] = ()) -> list[s
     )
 
 
-def refuse_other_settings(where: Any, old: dict, new: dict, how: str, ignore: Iterable[str] = ()) -> None:
+def refuse_other_settings(
+    where: Any, old: dict, new: dict, how: str, ignore: Iterable[str] = (), what: str = "holds a run with"
+) -> None:
     """A UserError naming the changed keys when ``new`` differs from the ``old`` settings of ``where``;
     ``how`` says what to do instead (e.g. "use a new --out folder or pass --overwrite ...")."""
     diff = changed_settings(old, new, ignore)
     if diff:
-        raise UserError(f"{where} holds a run with different settings ({', '.join(diff)}); {how}")
+        raise UserError(f"{where} {what} different settings ({', '.join(diff)}); {how}")

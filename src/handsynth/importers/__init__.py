@@ -1,6 +1,6 @@
 """Importers for public hand datasets, one module per dataset, found through :data:`IMPORTERS`.
 
-Each module defines one :class:`~handsynth.data.importers.base.Importer` subclass named ``IMPORTER``;
+Each module defines one :class:`~handsynth.importers.base.Importer` subclass named ``IMPORTER``;
 ``handsynth prepare --dataset NAME`` looks the name up here, so adding a dataset is one file and one line.
 """
 
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import importlib
 
-from handsynth.data.importers.base import Importer, PrepareOptions, PrepareSummary, run_prepare
 from handsynth.errors import UserError
+from handsynth.importers.base import Importer, PrepareOptions, PrepareSummary, run_prepare
 
 IMPORTERS = {
-    "freihand": "handsynth.data.importers.freihand",
-    "interhand26m": "handsynth.data.importers.interhand",
-    "ho3d": "handsynth.data.importers.ho3d",
-    "dexycb": "handsynth.data.importers.dexycb",
-    "coco-wholebody": "handsynth.data.importers.coco_wholebody",
-    "reinterhand": "handsynth.data.importers.reinterhand",
+    "freihand": "handsynth.importers.freihand",
+    "interhand26m": "handsynth.importers.interhand",
+    "ho3d": "handsynth.importers.ho3d",
+    "dexycb": "handsynth.importers.dexycb",
+    "coco-wholebody": "handsynth.importers.coco_wholebody",
+    "reinterhand": "handsynth.importers.reinterhand",
 }
 
 

@@ -351,7 +351,7 @@ def _choose_flat_hand_mean(kit: HandKit, hand: RawHand, frame_id: str, dataset: 
 
 def _record_hand(kit: HandKit, hand: RawHand, flat: bool, K: np.ndarray) -> tuple[dict | None, np.ndarray]:
     """The record's hand dict and the posed joints; ``None`` for a hand not wholly in front of the camera."""
-    from handsynth.render.camera import bbox_from_points, project
+    from handsynth.pinhole import bbox_from_points, project
 
     verts, joints = kit.pose(hand, flat)
     if verts[:, 2].min() <= 0:

@@ -9,7 +9,7 @@ from handsynth.errors import UserError
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from handsynth.data.importers import PrepareOptions, prepare
+    from handsynth.importers import PrepareOptions, prepare
 
     root = Path(args.root)
     if not root.is_dir():
@@ -52,7 +52,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from handsynth.data.importers import IMPORTERS
+    from handsynth.importers import IMPORTERS
 
     p = sub.add_parser(
         "prepare",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer
+from handsynth.importers.base import Frame, Importer
 
 
 class COCOWholeBody(Importer):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand
 from handsynth.errors import UserError
+from handsynth.importers.base import Frame, Importer, RawHand
 
 SUBJECTS = (
     "20200709-subject-01", "20200813-subject-02", "20200820-subject-03", "20200903-subject-04",

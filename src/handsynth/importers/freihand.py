@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand
 from handsynth.errors import UserError
+from handsynth.importers.base import Frame, Importer, RawHand
 
 VERSIONS = ("gs", "hom", "sample", "auto")
 SIZE = 224

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand
 from handsynth.hand.joints import opengl_to_opencv, to_openpose
+from handsynth.importers.base import Frame, Importer, RawHand
 
 GL_TO_CV = np.diag([1.0, -1.0, -1.0])
 

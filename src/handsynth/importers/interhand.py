@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand
 from handsynth.errors import UserError
 from handsynth.hand.joints import to_openpose
+from handsynth.importers.base import Frame, Importer, RawHand
 
 SUBSETS = {"all": None, "H": "human_annot", "M": "machine_annot"}
 

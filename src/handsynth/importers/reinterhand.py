@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from handsynth.data.importers.base import Frame, Importer, RawHand, read_json
+from handsynth.importers.base import Frame, Importer, RawHand, read_json
 
 TEST_CAPTURES = (
     "m--20221215--0949--RNS217--pilot--ProjectGoliathScript--Hands--two-hands",
