@@ -26,6 +26,10 @@ METHODS = {
         "handsynth.methods.attentionhand:AttentionHandConfig",
         "handsynth.methods.attentionhand:AttentionHandTask",
     ),
+    "uni-controlnet": (
+        "handsynth.methods.uni_controlnet.config:UniControlNetConfig",
+        "handsynth.methods.uni_controlnet.task:UniControlNetTask",
+    ),
 }
 
 
@@ -100,7 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     save_config(cfg, out / CONFIG_NAME)
     summary = run_training(task, cfg.train, out, resume=resume)
     if summary["is_main_process"]:
-        print(f"trained {summary['step']} steps; guidance module saved in {out / 'controlnet'}")
+        weights = out / getattr(task, "weights_dir", "controlnet")
+        print(f"trained {summary['step']} steps; guidance module saved in {weights}")
     return 0
 
 
