@@ -111,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train a method (AttentionHand guidance module) on a dataset folder"
+        "train", help="train a method's guidance module (AttentionHand, Uni-ControlNet) on a dataset folder"
     )
     p.add_argument("--method", default="attentionhand", choices=sorted(METHODS))
     p.add_argument(
