@@ -73,12 +73,7 @@ def test_images_depend_on_the_seed_only(cli, uni_run, seg_poses, tmp_path):
     assert rec.source["method"] == "uni-controlnet" and rec.source["maps"] == ["mesh", "seg"]
 
 
-CLIP_BUG = pytest.mark.xfail(
-    strict=True, reason="DDIM clip_sample in latent space: issue 10 §1, fixed on main"
-)
-
-
-@pytest.mark.parametrize("scheduler", [pytest.param("ddim", marks=CLIP_BUG), "euler"])
+@pytest.mark.parametrize("scheduler", ["ddim", "euler"])
 def test_the_maps_matter_and_scale_zero_is_the_text_only_base(cli, uni_run, seg_poses, tmp_path, scheduler):
     common = ["--steps", "3", "--seed", "4", "--base-model", "tiny", "--scheduler", scheduler]
     for name, extra in (("uni", []), ("zero", ["--conditioning-scale", "0"])):
