@@ -104,3 +104,27 @@ def test_method_options_that_do_not_apply_are_refused(cli, uni_run, seg_poses, t
     with pytest.raises(UserError, match="not a Uni-ControlNet run folder"):
         cli(_args(seg_poses, seg_poses, tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+def test_bare_poses_get_every_listed_map_rendered(cli, uni_run, poses_dir, tmp_path):
+    import json
+
+    bare = tmp_path / "poses.jsonl"
+    recs = [json.loads(line) for line in (poses_dir / "metadata.jsonl").read_text().splitlines()[:1]]
+    for r in recs:
+        r.pop("conditions"), r.pop("local"), r.pop("file_name")
+    bare.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "out"
+    assert cli([*_args(uni_run, bare, out), "--steps", "1", "--size", str(SIZE)]) == 0
+    rec = read_dataset(out)[0]
+    assert set(rec.conditions) == {"mesh", "seg"}
+    seg = np.asarray(Image.open(out / rec.conditions["seg"]))
+    assert seg.max() >= 1  # a hand was labelled
+
+
+def test_an_adapter_for_another_base_is_refused(cli, uni_run, seg_poses, tmp_path):
+    from handsynth.micro.assets import default_model
+
+    with pytest.raises(UserError, match="made for another base model"):
+        cli([*_args(uni_run, seg_poses, tmp_path / "o"), "--base-model", str(default_model().base)])
+    assert not (tmp_path / "o").exists()

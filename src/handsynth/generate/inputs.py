@@ -32,8 +32,14 @@ class Inputs:
     sha256: str  # of metadata.jsonl: a resumed run must read the same inputs
 
 
-def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> Inputs:
-    """Read and check the input records and the condition files the method will read."""
+def load_inputs(
+    path: str | Path, maps: tuple[str, ...], needs_local: bool, optional: tuple[str, ...] = ()
+) -> Inputs:
+    """Read and check the input records and the condition files the method will read.
+
+    A map in ``optional`` may be absent from a record (the method fills it in); when no record has
+    any of ``maps``, all of them are rendered from the poses.
+    """
     samples = read_dataset(path)
     if not samples:
         raise UserError(f"{path} holds no records: pass poses (jsonl) or a dataset folder with records")
@@ -49,6 +55,8 @@ def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> I
     stored = {m for s in samples for m in s.conditions}
     for s in samples:
         for m in maps:
+            if m in optional and m not in s.conditions:
+                continue
             _check_file(root, s, m, s.conditions.get(m), "condition", m in stored)
             if needs_local and s.local is not None and m in s.local.conditions:
                 _check_file(root, s, m, s.local.conditions[m], "local condition")
