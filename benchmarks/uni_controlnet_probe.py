@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for key, label in names.items():
         row = {k: float(v) for k, v in res.rows[label].items() if isinstance(v, (int, float))}
-        row["change vs SD (mean |Δ| per pixel, /255)"] = float(np.abs(pixels(work / key) - sd).mean())
+        row["change vs SD (mean abs. difference per pixel, of 255)"] = float(np.abs(pixels(work / key) - sd).mean())
         rows[label] = row
     cols = [
         "FID",
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "Hand Conf.",
         "detection_rate",
         "MSE-2D",
-        "change vs SD (mean |Δ| per pixel, /255)",
+        "change vs SD (mean abs. difference per pixel, of 255)",
     ]
     lines = [
         "# Uni-ControlNet probe: equal small budget on the micro base",
