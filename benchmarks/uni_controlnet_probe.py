@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for key, label in names.items():
         row = {k: float(v) for k, v in res.rows[label].items() if isinstance(v, (int, float))}
-        row["change vs SD (mean abs. difference per pixel, of 255)"] = float(np.abs(pixels(work / key) - sd).mean())
+        row["change vs SD (mean abs. difference per pixel, of 255)"] = float(
+            np.abs(pixels(work / key) - sd).mean()
+        )
         rows[label] = row
     cols = [
         "FID",
