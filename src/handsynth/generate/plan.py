@@ -8,24 +8,9 @@ size writes the same images under the same ids.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
 
 from handsynth.data.records import Sample
-
-
-@dataclass
-class WorkItem:
-    """One image to generate: the input pose, which of its K prompts, the output id and the seed."""
-
-    index: int  # position in the plan (plan order = output order of metadata.jsonl)
-    sample: Sample  # the input record (labels, conditions, local crop)
-    prompt_index: int
-    out_id: str
-    prompt: str = ""
-    seed: int = 0
-    hand_token_indices: list[int] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+from handsynth.methods.interface import WorkItem  # the plan's unit; methods receive it in a GenRequest
 
 
 def item_seed(global_seed: int, sample_id: str, prompt_index: int) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from handsynth.data.records import Sample
 from handsynth.diffusion.schedulers import sampling_scheduler
 from handsynth.errors import UserError
 from handsynth.text.tokenizer import encode_prompts as token_ids
@@ -23,13 +24,25 @@ from handsynth.text.tokenizer import encode_prompts as token_ids
 if TYPE_CHECKING:
     from diffusers import SchedulerMixin
 
-    from handsynth.generate.plan import WorkItem
-
 # The deterministic samplers of the shared scheduler setup (handsynth.diffusion.schedulers): an image
 # must depend on its seed only, so ancestral samplers (ddpm, euler_a), whose steps draw fresh noise from
 # a global generator, are not offered. DDIM's eta > 0 noise is drawn per sample from its seed.
 SCHEDULERS = ("ddim", "ddpm", "dpm++", "unipc", "pndm", "euler", "euler_a")  # = schedulers.SAMPLERS
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class WorkItem:
+    """One image to generate (a unit of the job's plan, :mod:`handsynth.generate.plan`): the input pose, which of its K prompts, the output id and the seed."""
+
+    index: int  # position in the plan (plan order = output order of metadata.jsonl)
+    sample: Sample  # the input record (labels, conditions, local crop)
+    prompt_index: int
+    out_id: str
+    prompt: str = ""
+    seed: int = 0
+    hand_token_indices: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +118,7 @@ class GenerationMethod(abc.ABC):
 
     name: str = ""
     maps: tuple[str, ...] = ()  # global condition maps the method reads
+    optional_maps: tuple[str, ...] = ()  # of those, maps a record may lack (the method fills them in)
     needs_local: bool = False  # reads the local (hand crop) maps too
 
     @abc.abstractmethod

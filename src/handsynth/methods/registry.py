@@ -33,8 +33,9 @@ class MethodSpec:
     options: str | None = None  # function(argument group) adding the method's own generate flags
 
 
-_AH = "handsynth.methods.attentionhand"
+_AH = "handsynth.methods.attentionhand.training"
 _BASELINES = "handsynth.methods.baselines.generators"
+_UNI = "handsynth.methods.uni_controlnet"
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
@@ -65,6 +66,14 @@ METHODS: dict[str, MethodSpec] = {
             method=f"{_BASELINES}:T2IAdapterBaseline",
             generator=f"{_BASELINES}:t2i_adapter_from_args",
             checkpoint="a diffusers T2IAdapter folder or hub id",
+        ),
+        MethodSpec(
+            "uni-controlnet",
+            method=f"{_UNI}.generator:UniControlNetGenerator",
+            generator=f"{_UNI}.generator:from_args",
+            checkpoint="the `handsynth train --method uni-controlnet` run folder",
+            config=f"{_UNI}.config:UniControlNetConfig",
+            task=f"{_UNI}.task:UniControlNetTask",
         ),
         # handbooster, sesahand: later
     )
