@@ -33,7 +33,8 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 @dataclass
 class WorkItem:
-    """One image to generate (a unit of the job's plan, :mod:`handsynth.generate.plan`): the input pose, which of its K prompts, the output id and the seed."""
+    """One image to generate: the input pose, which of its K prompts, the output id and the seed (a unit
+    of the job's plan, :mod:`handsynth.generate.plan`)."""
 
     index: int  # position in the plan (plan order = output order of metadata.jsonl)
     sample: Sample  # the input record (labels, conditions, local crop)

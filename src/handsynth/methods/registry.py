@@ -33,7 +33,7 @@ class MethodSpec:
     options: str | None = None  # function(argument group) adding the method's own generate flags
 
 
-_AH = "handsynth.methods.attentionhand.training"
+_AH = "handsynth.methods.attentionhand"
 _BASELINES = "handsynth.methods.baselines.generators"
 _UNI = "handsynth.methods.uni_controlnet"
 
