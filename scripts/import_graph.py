@@ -158,8 +158,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def package_of(module: str) -> str:
-    """``handsynth.methods.attentionhand.task`` -> ``methods``; top-level modules keep their name."""
+    """``handsynth.methods.attentionhand.task`` -> ``methods``; top-level modules keep their name.
+
+    A stage's ``cli.py`` (its sub-commands, collected by ``handsynth/cli.py``) belongs to the command
+    layer on top, so ``data/cli.py`` (``handsynth prepare``) may run the importers above ``data``."""
     parts = module.split(".")
+    if len(parts) > 2 and parts[-1] == "cli":
+        return "cli"
     return parts[1] if len(parts) > 1 else parts[0]
 
 

@@ -11,21 +11,30 @@
 - configs are typed YAML with ``a.b=value`` overrides (:mod:`handsynth.config`, shared with recon).
 """
 
-from handsynth.diffusion.attention import AttentionStore, install_attention_store, run_and_capture
-from handsynth.diffusion.base import BaseModel, load_base
-from handsynth.diffusion.controlnet import GuidanceModule, controlled_unet_forward
-from handsynth.diffusion.tas import TASConfig, TASInferenceConfig, tas_inference_step, tas_refine
+from __future__ import annotations
 
-__all__ = [
-    "AttentionStore",
-    "BaseModel",
-    "GuidanceModule",
-    "TASConfig",
-    "TASInferenceConfig",
-    "controlled_unet_forward",
-    "install_attention_store",
-    "load_base",
-    "run_and_capture",
-    "tas_inference_step",
-    "tas_refine",
-]
+import importlib
+from typing import Any
+
+# Imported on first use: a module that needs one part (e.g. the samplers) does not load them all.
+_EXPORTS = {
+    "AttentionStore": "handsynth.diffusion.attention",
+    "install_attention_store": "handsynth.diffusion.attention",
+    "run_and_capture": "handsynth.diffusion.attention",
+    "BaseModel": "handsynth.diffusion.base",
+    "load_base": "handsynth.diffusion.base",
+    "GuidanceModule": "handsynth.diffusion.controlnet",
+    "controlled_unet_forward": "handsynth.diffusion.controlnet",
+    "TASConfig": "handsynth.diffusion.tas",
+    "TASInferenceConfig": "handsynth.diffusion.tas",
+    "tas_inference_step": "handsynth.diffusion.tas",
+    "tas_refine": "handsynth.diffusion.tas",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'handsynth.diffusion' has no attribute {name!r}")

@@ -20,8 +20,6 @@ from handsynth.errors import UserError
 from handsynth.hand.arrays import HandArrays
 from handsynth.hand.joints import OPENPOSE_FROM_MANO
 from handsynth.hand.kinematics import lbs
-from handsynth.hand.mano import load_mano_arrays
-from handsynth.hand.openhand import openhand_arrays
 
 HAND_MODEL_KINDS = ("openhand", "mano")
 
@@ -141,8 +139,12 @@ def load_hand_model(
     if side not in ("right", "left"):
         raise UserError(f"hand side must be 'right' or 'left', got {side!r}")
     if kind == "openhand":
+        from handsynth.hand.openhand import openhand_arrays  # the mesh data: loaded on first use
+
         return HandModel(openhand_arrays(side, detail), kind, flat_hand_mean)
     if kind == "mano":
+        from handsynth.hand.mano import load_mano_arrays
+
         where = model_dir if model_dir is not None else model_path
         arrays = load_mano_arrays(side, Path(where) if where is not None else None, fix_left_shapedirs)
         return HandModel(arrays, kind, flat_hand_mean)

@@ -20,7 +20,6 @@ import numpy as np
 
 from handsynth.hand.joints import MANO_JOINT_NAMES
 from handsynth.hand.kinematics import matrix_to_axis_angle, mirror_pose
-from handsynth.hand.openhand import CHAINS, REST_JOINTS, REST_TIPS
 
 # MANO joint index of the 15 posed joints (hand_pose order) and their digit.
 POSED = tuple(range(1, 16))
@@ -31,6 +30,8 @@ LEVEL_OF = {j: int(MANO_JOINT_NAMES[j][-1]) for j in POSED}  # 1 base, 2 middle,
 @functools.lru_cache(maxsize=1)
 def joint_axes() -> np.ndarray:
     """(15, 3, 3): per posed joint, rows = flexion axis, abduction axis, twist axis (unit vectors)."""
+    from handsynth.hand.openhand import CHAINS, REST_JOINTS, REST_TIPS
+
     out = np.zeros((15, 3, 3))
     for name, (chain, tip_i) in CHAINS.items():
         ends = [REST_JOINTS[chain[1]], REST_JOINTS[chain[2]], REST_TIPS[tip_i]]
@@ -145,6 +146,8 @@ CANONICAL_POSES = tuple(CANONICAL_SPECS)
 
 def spec_to_angles(spec: dict[str, tuple[float, ...]]) -> np.ndarray:
     """(15, 3) anatomical angles from a per-digit spec like those in :data:`CANONICAL_SPECS`."""
+    from handsynth.hand.openhand import CHAINS
+
     angles = np.zeros((15, 3))
     for digit, values in spec.items():
         chain = CHAINS[digit][0]

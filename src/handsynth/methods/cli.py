@@ -16,7 +16,6 @@ import yaml
 
 from handsynth.config import CONFIG_NAME, save_config, to_dict
 from handsynth.data.settings import refuse_other_settings
-from handsynth.diffusion.training import run_training
 from handsynth.errors import UserError
 from handsynth.methods.registry import build_training, trainable
 
@@ -32,6 +31,8 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from handsynth.diffusion.training import run_training  # a command module: `--help` skips the loop
+
     cfg, task = build_training(args.method, args.config, args.data, args.set or [], args.base_model)
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps

@@ -22,7 +22,14 @@ from handsynth.diffusion.attention import install_attention_store, run_and_captu
 from handsynth.diffusion.controlnet import SHARED, GuidanceModule, controlled_unet_forward
 from handsynth.diffusion.encoding import prompt_lengths
 from handsynth.diffusion.tas import query_resolution, tas_inference_step, token_probabilities
-from handsynth.methods.interface import GenRequest, GenResult, SamplingConfig, encode_prompts, generators
+from handsynth.methods.interface import (
+    MODES,
+    GenRequest,
+    GenResult,
+    SamplingConfig,
+    encode_prompts,
+    generators,
+)
 from handsynth.text.tokenizer import encode_prompts as token_ids
 
 if TYPE_CHECKING:
@@ -30,8 +37,6 @@ if TYPE_CHECKING:
 
     from handsynth.diffusion.base import BaseModel
     from handsynth.diffusion.tas import TASConfig
-
-MODES = ("global", "global+local")
 
 
 @dataclass

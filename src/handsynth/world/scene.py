@@ -21,7 +21,6 @@ import torch
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
 from handsynth.hand.model import load_hand_model
-from handsynth.hand.priors import sample_hand_pose
 from handsynth.pinhole import bbox_from_points, project
 from handsynth.render.conditions import ConditionRenderer
 from handsynth.render.crop import crop_image
@@ -175,6 +174,8 @@ class WorldGenerator:
         if obj is not None:
             pose = grasp_pose(side, obj.grip_radius, rng, mean=mean)
         else:
+            from handsynth.hand.priors import sample_hand_pose  # `world render --help` skips the prior
+
             pose = sample_hand_pose(rng, self.model(side), side) - mean
         betas = np.clip(rng.normal(0, 0.8, 10), -2.5, 2.5)
         return pose, betas

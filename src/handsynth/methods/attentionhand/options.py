@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from handsynth.methods.sampler import MODES
+from handsynth.methods.interface import MODES
 
 
 def add_arguments(g: argparse._ArgumentGroup) -> None:

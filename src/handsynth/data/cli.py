@@ -40,7 +40,7 @@ def _prepare(args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line)
     if maps:
-        from handsynth.render.cli import render_dataset
+        from handsynth.render.dataset import render_dataset
 
         render_dir = opts.out / "render"
         sheet = render_dataset(opts.out, render_dir, maps, mano_dir=opts.mano_dir)
