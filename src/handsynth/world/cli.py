@@ -139,11 +139,29 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         model_dir=args.mano_dir,
         object_probability=args.object_prob,
         supersample=args.supersample,
+        hand_fraction=_fraction(args.hand_fraction),
+        poses=args.poses,
     )
+
+
+def _fraction(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"--hand-fraction {text!r}: give LOW,HIGH, e.g. 0.45,0.7") from None
+    return lo, hi
 
 
 def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if config.poses:
+        from handsynth.data import read_dataset
+
+        have = sum(1 for s in read_dataset(config.poses) if s.hands)
+        if have < args.start + args.n:
+            raise UserError(f"--poses {config.poses} has {have} records with a hand; --n {args.n} needs more")
     sheet = render_world(config, args.n, args.out, start=args.start, workers=args.workers)
     print(f"wrote {args.out} ({config.domain}, contact sheet: {sheet})")
     return 0
@@ -181,6 +199,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
     p.add_argument(
         "--supersample", type=int, default=2, help="anti-aliasing factor of the photo render (1-4)"
+    )
+    p.add_argument(
+        "--hand-fraction",
+        default=None,
+        help="LOW,HIGH hand box side / image side (default lab 0.55,0.8; wild 0.22,0.45)",
+    )
+    p.add_argument(
+        "--poses",
+        default=None,
+        help="dataset folder or .jsonl: sample i reuses record i's hand, camera and placement "
+        "(real photos of the same poses in another domain)",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel processes (each uses one core)")
     p.set_defaults(func=_run)
