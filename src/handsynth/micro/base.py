@@ -286,8 +286,12 @@ def _log(path: Path | None, row: dict, step: int, every: int) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Path:
+def pretrain_base(
+    data: str | Path, out: str | Path, cfg: MicroBaseConfig, extra_data: list[str | Path] = ()
+) -> Path:
     """Train the VAE, then the text-to-image UNet, on ``data`` (images + captions); save to ``out``.
+
+    ``extra_data``: more folders trained on alike (the micro benchmark's no-hand photos).
 
     The result is a standard diffusers SD folder (``--base-model out`` everywhere in handsynth, and
     ``StableDiffusionPipeline.from_pretrained(out)``), plus ``handsynth_micro.json`` (config, losses,
@@ -302,11 +306,19 @@ def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Pa
         return out
     torch.manual_seed(cfg.seed)
     images, captions = load_images_and_captions(data, cfg.resolution, cfg.max_images)
+    for extra in extra_data:
+        more, more_captions = load_images_and_captions(extra, cfg.resolution)
+        images, captions = torch.cat([images, more]), captions + more_captions
     parts = build_components(cfg)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "train_log.jsonl"
-    info: dict = {"config": asdict(cfg), "data": str(data), "num_images": len(images)}
+    info: dict = {
+        "config": asdict(cfg),
+        "data": str(data),
+        "extra_data": [str(e) for e in extra_data],
+        "num_images": len(images),
+    }
     t0 = time.time()
     vae_dir = work / "vae"
     if (vae_dir / "config.json").exists():

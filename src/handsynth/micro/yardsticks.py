@@ -66,6 +66,13 @@ class DetectorScan:
         return mse_2d(centre_keypoints(self.gt, *self.size), self.gt)
 
 
+def load_images(folder: str | Path) -> list[np.ndarray]:
+    """Every image of a dataset folder as RGB uint8 arrays, in record order."""
+    from handsynth.data import read_dataset
+
+    return _images(folder, [s for s in read_dataset(folder) if s.file_name])
+
+
 def _images(folder: str | Path, samples: list[Sample]) -> list[np.ndarray]:
     from PIL import Image
 
@@ -103,10 +110,8 @@ def scan_detector(detector, folder: str | Path, labels_from: str | Path | None =
 
 def confidences(detector, folder: str | Path) -> np.ndarray:
     """The detector's confidence on every image of ``folder`` (hands or not)."""
-    from handsynth.data import read_dataset
 
-    samples = [s for s in read_dataset(folder) if s.file_name]
-    return np.array([d[0].confidence for d in detector.detect_batch(_images(folder, samples))])
+    return np.array([d[0].confidence for d in detector.detect_batch(load_images(folder))])
 
 
 def presence_threshold(no_hand_conf: np.ndarray, false_positive_rate: float = 0.05) -> float:
