@@ -111,7 +111,7 @@ class ClaimResult:
     def reason(self) -> str:
         """Why the claim got its label, in one sentence."""
         if self.failed_gates:
-            return "gate failed: " + "; ".join(self.failed_gates)
+            return "stopped by: " + "; ".join(self.failed_gates)
         if not any(t.measurable for t in self.tests):
             return "no metric measurable: " + "; ".join(f"{t.metric}: {t.reason}" for t in self.tests)
         parts = [f"{t.metric} {t.status}" for t in self.tests if t.measurable]

@@ -251,6 +251,18 @@ def gate_c(r, data: dict) -> dict[str, dict]:
     return out
 
 
+def _short(gate: dict) -> str:
+    """A gate's id and value for the headline, e.g. 'Y1 0.30 < 3' or '(c) AttentionHand –'."""
+    name = gate["name"]
+    gid = name.split(" ")[0]
+    if gid == "(c)":
+        gid += " " + name[4:].split(" follows")[0]
+    elif gid == "(b3)":
+        gid += " " + name.split(": ")[1].split(" ")[0]
+    v = gate.get("value")
+    return f"{gid} {'not measured' if v is None else f'{v:.3g}'} (needs {'≤' if gid.startswith(('Y2', '(b2)')) else '≥'} {gate['threshold']:g})"
+
+
 def _gate_line(gate: dict) -> str:
     v = gate.get("value")
     status = {True: "pass", False: "**FAIL**", None: "not measured"}[gate.get("passed")]
@@ -275,18 +287,18 @@ def judge(r, data: dict, yard: dict, gates_c: dict, tas: dict) -> tuple[list[Cla
             c.failed_gates.append(r.skipped(skipped[0]))
         missing = [m for m in (better, worse) if m not in src]
         if missing and not skipped:
-            c.note = f"not run in this profile ({', '.join(missing)})"
+            c.note = f"not run in this profile: {', '.join(missing)}"
             c.failed_gates.append(c.note)
         if not yard:
             c.failed_gates.append("yardsticks not measured")
         needed = [y.get("Y3")] if t2 else [y.get("Y1"), y.get("Y2"), *common]
         for g in needed:
             if g is not None and g.get("passed") is not True:
-                c.failed_gates.append(f"{g['name']} = {_fmt(g.get('value'), '')}")
+                c.failed_gates.append(_short(g))
         for m in (better, worse):
             g = gates_c.get(m if not t2 else ("attentionhand" if m in ("shuffled", "real_lab") else m))
             if g is not None and g.get("passed") is not True and m not in ("real_lab",):
-                c.failed_gates.append(f"{g['name']} = {_fmt(g.get('value'), '')}")
+                c.failed_gates.append(_short(g))
         if "tas" in extra and tas.get("passed") is not True:
             ratio = tas.get("ratio")
             c.failed_gates.append(
@@ -294,9 +306,9 @@ def judge(r, data: dict, yard: dict, gates_c: dict, tas: dict) -> tuple[list[Cla
                 + (
                     "not measured"
                     if ratio is None
-                    else f"failed: hand-token attention in the hand box {ratio:.2f}x its area share"
+                    else f"{ratio:.2f}x (hand-token attention in the hand box / its area share)"
                 )
-                + f" (needs >= {tas.get('threshold', 2):g}x)"
+                + f" (needs ≥ {tas.get('threshold', 2):g}x; TAS not tested)"
             )
         if t2 and n_gen < min_t2:
             c.failed_gates.append(f"{n_gen} generated images per set (Table 2 needs >= {min_t2})")
@@ -368,7 +380,7 @@ def write_report(r) -> Path:
     # Headline
     lines += ["## Headline: each claim once", ""]
     lines.append(
-        f"Labels from paired per-seed differences ({len(cfg['seeds'])} seeds), 95 % t-intervals, Holm-corrected over "
+        f"Labels from paired per-seed differences ({len(cfg['seeds'])} seed{'s' if len(cfg['seeds']) > 1 else ''}), 95 % t-intervals, Holm-corrected over "
         f"all **{n_tests} tests** of this report (family-wise α = {ALPHA}). *reproduced*: some metric significantly "
         "as claimed and none against; *contradicted*: the reverse; *mixed*: both; *inconclusive*: nothing "
         "significant after correction; *not measurable*: a gate failed or no metric beats its trivial row."

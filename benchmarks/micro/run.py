@@ -761,6 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only-install-default", action="store_true", help="install from finished stages, run nothing"
     )
+    p.add_argument("--jobs", type=int, default=None, help="parallel jobs (default: the profile's)")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from finished stages")
     p.add_argument("--results", default=None, help="report folder (default benchmarks/results)")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
@@ -770,6 +771,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.profile = "quick"
     cfg = load_profile(args.profile, Path(args.config), args.override)
+    if args.jobs:
+        cfg["jobs"] = args.jobs
     work = Path(args.work) if args.work else REPO / "outputs" / "micro" / cfg["profile"]
     r = Runner(cfg, work)
     r.results = Path(args.results) if args.results else RESULTS
