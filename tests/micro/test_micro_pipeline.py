@@ -348,3 +348,30 @@ def test_report_labels_follow_gates_trivial_rows_and_seeds(tmp_path):
     assert not sd["MSE-2D"]["measurable"] and "does not beat the trivial row" in sd["MSE-2D"]["reason"]
     assert data["tests"] >= 2
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
+def test_text_encoder_trains_with_the_unet_when_asked():
+    from handsynth.text.tokenizer import encode_prompts
+
+    parts = build_components(SMALL)
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(4, 4, 16, 16, generator=g)
+    ids = encode_prompts(["a left hand", "a right fist", "an empty table", "a left hand"], parts["tokenizer"])
+    before = [p.detach().clone() for p in parts["text_encoder"].parameters()]
+    cfg = MicroBaseConfig(
+        **{**SMALL.__dict__, "unet_steps": 3, "unet_batch_size": 4, "train_text_encoder": True}
+    )
+    train_unet(
+        parts["unet"],
+        dict(parts["scheduler"].config),
+        (mean, torch.full_like(mean, 1e-3)),
+        None,
+        None,
+        cfg,
+        text_encoder=parts["text_encoder"],
+        ids=ids,
+        uncond_ids=encode_prompts([""], parts["tokenizer"])[0],
+    )
+    after = list(parts["text_encoder"].parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+    assert not any(p.requires_grad for p in after)  # frozen again for everything that follows
