@@ -70,6 +70,7 @@ class MicroBaseConfig:
     # v2: train the CLIP text encoder with the UNet (a frozen random encoder left hand-token attention
     # flat in v1, so TAS had nothing to sharpen); its learning rate is the UNet's.
     train_text_encoder: bool = False
+    device: str = "cpu"  # "cpu", "cuda", or "auto" (cuda when available): the gpu profile's base
 
     @property
     def latent_size(self) -> int:
@@ -179,13 +180,14 @@ def train_vae(
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.vae_steps, max(1, cfg.vae_steps // 20)))
     vae.train()
+    dev = _device_of(vae)
     stats: dict = {}
     bar = tqdm(range(cfg.vae_steps), desc="micro vae", unit="step")
     for step in bar:
         idx = torch.randint(0, len(images), (cfg.vae_batch_size,), generator=g)
-        x = images[idx]
+        x = images[idx].to(dev)
         post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(dev)
         rec = vae.decode(z).sample
         l1 = (rec - x).abs().mean()
         kl = post.kl().mean()  # summed over latent dims, averaged over the batch
@@ -208,11 +210,23 @@ def encode_dataset(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and std of every image (unscaled)."""
     means, stds = [], []
+    dev = _device_of(vae)
     for i in range(0, len(images), batch):
-        post = vae.encode(images[i : i + batch]).latent_dist
-        means.append(post.mean)
-        stds.append(post.std)
+        post = vae.encode(images[i : i + batch].to(dev)).latent_dist
+        means.append(post.mean.cpu())
+        stds.append(post.std.cpu())
     return torch.cat(means), torch.cat(stds)
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 @torch.no_grad()
@@ -224,7 +238,7 @@ def encode_captions(
     out = []
     for i in range(0, len(captions), batch):
         ids = encode_prompts(captions[i : i + batch], tokenizer)
-        out.append(text_encoder(ids)[0])
+        out.append(text_encoder(ids.to(_device_of(text_encoder)))[0].cpu())
     return torch.cat(out)
 
 
@@ -259,6 +273,7 @@ def train_unet(
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.unet_steps, max(1, cfg.unet_steps // 20)))
     unet.train()
+    dev = _device_of(unet)
     stats: dict = {}
     ema_loss = None
     bar = tqdm(range(cfg.unet_steps), desc="micro unet", unit="step")
@@ -269,14 +284,16 @@ def train_unet(
         if text_encoder is not None:
             batch_ids = ids[idx].clone()
             batch_ids[drop] = uncond_ids
-            cond = text_encoder(batch_ids)[0]
+            cond = text_encoder(batch_ids.to(dev))[0]
         else:
             cond = text[idx].clone()
             cond[drop] = uncond
+            cond = cond.to(dev)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
         xt = noise_sched.add_noise(x0, noise, t)
-        pred = unet(xt, t, encoder_hidden_states=cond).sample
+        pred = unet(xt.to(dev), t.to(dev), encoder_hidden_states=cond).sample
+        noise = noise.to(dev)
         loss = F.mse_loss(pred, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -335,6 +352,9 @@ def pretrain_base(
         more, more_captions = load_images_and_captions(extra, cfg.resolution)
         images, captions = torch.cat([images, more]), captions + more_captions
     parts = build_components(cfg)
+    dev = resolve_device(cfg.device)
+    for k in ("vae", "unet", "text_encoder"):
+        parts[k].to(dev)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "train_log.jsonl"
@@ -347,7 +367,7 @@ def pretrain_base(
     t0 = time.time()
     vae_dir = work / "vae"
     if (vae_dir / "config.json").exists():
-        parts["vae"] = AutoencoderKL.from_pretrained(vae_dir)
+        parts["vae"] = AutoencoderKL.from_pretrained(vae_dir).to(dev)
         info["vae"] = json.loads((work / "vae_stats.json").read_text())
     else:
         stats = train_vae(parts["vae"], images, cfg, log_path)
@@ -396,6 +416,8 @@ def pretrain_base(
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
+    for k in ("vae", "unet", "text_encoder"):
+        parts[k].to("cpu")
     save_base_folder(parts, tmp)
     (tmp / MICRO_INFO).write_text(json.dumps(info, indent=2))
     shutil.rmtree(out, ignore_errors=True)
