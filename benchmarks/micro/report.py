@@ -539,8 +539,14 @@ def write_report(r) -> Path:
             f"- Micro base: VAE {base['config']['vae_channels']} ({base['vae'].get('l1', float('nan')):.3f} final L1, "
             f"{base['config']['vae_steps']} steps), UNet {base['config']['unet_channels']} "
             f"({base['parameters']['unet'] / 1e6:.2f} M parameters, {base['config']['unet_steps']} steps, final loss "
-            f"{base['unet'].get('loss_ema', float('nan')):.3f}), frozen random CLIP text encoder; trained on "
-            f"{base['num_images']} wild images + captions."
+            f"{base['unet'].get('loss_ema', float('nan')):.3f}), CLIP text encoder "
+            + (
+                "trained with the UNet"
+                if base["config"].get("train_text_encoder")
+                else "frozen at random init"
+            )
+            + f"; trained on {base['num_images']} wild images + captions"
+            + (" (incl. no-hand photos)." if base.get("extra_data") else ".")
         )
     lines.append("")
     train_rows = _training_summary(r)
