@@ -385,6 +385,8 @@ class Runner:
                 "seed": seed,
             },
             "validation": {"num_samples": 1, "num_inference_steps": 4},
+            # v2: ControlNet-style caption dropout for the guidance modules (issue 11: 50 %).
+            "data": {"empty_prompt_prob": g.get("empty_prompt_prob", 0.0)},
         }
         for key, value in (self.cfg["methods"][method]["train"] or {}).items():
             node = cfg

@@ -205,6 +205,7 @@ def test_stages_skip_finished_outputs(runner):
     assert jobs == []
     cfg = __import__("yaml").safe_load(r.guidance_config("attentionhand", 0).read_text())
     assert cfg["tas"]["resolution"] == 8 and cfg["train"]["seed"] == 0
+    assert cfg["data"]["empty_prompt_prob"] == 0.5  # v2: ControlNet-style caption dropout
 
 
 def test_tas_sweep_is_not_trained_when_the_precondition_fails(tmp_path):
