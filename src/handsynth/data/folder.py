@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ import numpy as np
 from handsynth.data.records import RecordError, Sample
 from handsynth.errors import UserError
 
+log = logging.getLogger(__name__)
 METADATA = "metadata.jsonl"
 
 
@@ -35,28 +37,85 @@ def dataset_root(path: str | os.PathLike) -> Path:
     return metadata_path(path).parent
 
 
+def split_torn_tail(data: bytes) -> tuple[bytes, bytes]:
+    """``data`` split into its whole lines and a torn last line (``b""`` when there is none).
+
+    A last line without a newline that parses as JSON is a complete record whose writer (a person, an
+    editor, another tool) simply left out the final newline: it belongs to the whole part. Only an
+    unparsable last line is a torn write from a killed run.
+    """
+    if not data or data.endswith(b"\n"):
+        return data, b""
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    try:
+        json.loads(tail.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return data[:cut], tail
+    return data + b"\n", b""
+
+
+def check_inside(root: Path, sample: Sample, where: str) -> None:
+    """Refuse a record whose files resolve (through symlinks) outside ``root``, naming the field."""
+    base = root.resolve()
+    for field_name, rel in sample.paths().items():
+        target = (root / rel).resolve()
+        if target != base and base not in target.parents:
+            raise RecordError(
+                f"{where} (id {sample.id}): field '{field_name}' ({rel!r}) resolves to {target}, outside "
+                f"the dataset folder {base}; copy the file into the folder instead of linking to it"
+            )
+
+
 def iter_records(path: str | os.PathLike) -> Iterator[Sample]:
     """Yield the samples of a dataset folder or jsonl file, validating each (file and line in errors).
 
-    A last line without a newline is a torn write from a killed run and is ignored.
+    A last line without a newline is still a record when it parses; an unparsable one is a torn write
+    from a killed run, skipped with a warning. Every path a record names must stay inside the folder.
     """
     meta = metadata_path(path)
     if not meta.exists():
         raise UserError(
             f"{meta} does not exist: expected a dataset folder holding {METADATA} or a .jsonl file"
         )
-    with open(meta, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    # lines[-1] is "" after a final newline, or a torn write from a killed run: skipped either way.
-    for lineno, line in enumerate(lines[:-1], start=1):
+    if meta.is_dir():
+        raise UserError(f"{meta} is a folder, not a {METADATA} file; pass the dataset folder that holds it")
+    whole, torn = split_torn_tail(read_bytes_or_fail(meta))
+    if torn:
+        lineno = whole.count(b"\n") + 1
+        log.warning(
+            "%s:%d: ignoring a torn last line (%d bytes, no newline, not JSON)", meta, lineno, len(torn)
+        )
+    root = meta.parent
+    for lineno, raw in enumerate(whole.split(b"\n")[:-1], start=1):
+        where = f"{meta}:{lineno}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RecordError(
+                f"{where}: not valid UTF-8 (byte {err.start + 1} of the line); save the file as UTF-8"
+            ) from None
         if not line.strip():
             continue
-        where = f"{meta}:{lineno}"
         try:
             d = json.loads(line)
         except json.JSONDecodeError as err:
             raise RecordError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-        yield Sample.from_dict(d, where)
+        except RecursionError:
+            raise RecordError(f"{where}: JSON nested too deeply to be a record") from None
+        sample = Sample.from_dict(d, where)
+        check_inside(root, sample, where)
+        yield sample
+
+
+def read_bytes_or_fail(path: Path) -> bytes:
+    """The bytes of a file the user named, or a one-sentence error saying why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise UserError(f"{path} is not readable (permission denied); fix its permissions") from None
+    except OSError as err:
+        raise UserError(f"{path} cannot be read ({err.strerror})") from None
 
 
 def read_dataset(path: str | os.PathLike) -> list[Sample]:
@@ -111,9 +170,28 @@ def atomic_write_file(path: str | os.PathLike, content: Any) -> None:
 
 
 def write_metadata(path: str | os.PathLike, samples: Iterable[Sample]) -> None:
-    """Replace a dataset's metadata.jsonl atomically (for stages that edit records in place)."""
+    """Replace a dataset's metadata.jsonl atomically (for stages that edit records in place).
+
+    When the file being replaced ends in a torn line, the original is first kept whole as
+    ``metadata.jsonl.bak``: a user's input file never loses a line without a copy.
+    """
+    meta = metadata_path(path)
     lines = "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples)
-    atomic_write_bytes(metadata_path(path), lines.encode("utf-8"))
+    backup_torn(meta)
+    atomic_write_bytes(meta, lines.encode("utf-8"))
+
+
+def backup_torn(meta: Path) -> Path | None:
+    """Copy ``meta`` to ``<meta>.bak`` when its last line is torn (about to be dropped); returns the copy."""
+    if not meta.is_file():
+        return None
+    data = meta.read_bytes()
+    if not split_torn_tail(data)[1]:
+        return None
+    backup = meta.with_name(meta.name + ".bak")
+    atomic_write_bytes(backup, data)
+    log.warning("%s ended in a torn line; the original is kept as %s", meta, backup)
+    return backup
 
 
 class DatasetWriter:
@@ -150,12 +228,14 @@ class DatasetWriter:
             atomic_write_bytes(cfg_path, json.dumps(config, indent=2, sort_keys=True).encode())
 
     def _repair_torn_line(self) -> None:
+        """End the file on a whole line: a complete last record gets its newline, a torn one is dropped."""
         if not self.meta.exists():
             return
         data = self.meta.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data[: data.rfind(b"\n") + 1]
-            atomic_write_bytes(self.meta, keep)
+        whole, _ = split_torn_tail(data)
+        if whole != data:
+            backup_torn(self.meta)
+            atomic_write_bytes(self.meta, whole)
 
     def has(self, sample_id: str) -> bool:
         return sample_id in self.ids

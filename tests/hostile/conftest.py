@@ -1,0 +1,14 @@
+"""Fixtures of the hostile suite (helpers live in hostile_helpers)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep built tokenizers out of the user's home during tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HANDSYNTH_CACHE", str(tmp_path_factory.mktemp("handsynth_cache")))
+    yield
+    mp.undo()
