@@ -102,3 +102,39 @@ def refused(
         assert w.lower() in message.lower(), f"{w!r} not in {message!r}"
     assert snapshot(*unchanged) == before, "a file was changed, added or removed"
     return message
+
+
+def generate_argv(inp: Path, out: Path) -> list:
+    """The cheapest real ``generate`` command (text-to-image on the built-in tiny base)."""
+    return ["generate", "--method", "sd", "--base-model", "tiny", "--in", inp, "--out", out]
+
+
+def posed_record(i: int, **over) -> dict:
+    """A record whose labels are what its OpenHand parameters pose (what ``render`` accepts)."""
+    import torch
+
+    from handsynth.hand import load_hand_model
+
+    d = record(i, image=False, **over)
+    h = d["hands"][0]
+    model = load_hand_model("openhand", side="right")
+    params = [
+        torch.tensor([h[k]], dtype=torch.float32) for k in ("global_orient", "hand_pose", "betas", "transl")
+    ]
+    with torch.no_grad():
+        out = model(*params)
+    K = np.asarray(d["camera"]["K"])
+
+    def project(p: np.ndarray) -> np.ndarray:
+        uv = p @ K.T
+        return uv[:, :2] / uv[:, 2:]
+
+    joints = out.joints[0].numpy().astype(float)
+    verts = project(out.vertices[0].numpy().astype(float))
+    lo, hi = verts.min(0), verts.max(0)
+    h.update(
+        joints_3d=joints.tolist(),
+        joints_2d=project(joints).tolist(),
+        bbox=[float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])],
+    )
+    return d

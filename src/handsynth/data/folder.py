@@ -194,17 +194,96 @@ def backup_torn(meta: Path) -> Path | None:
     return backup
 
 
+def truncate_step_log(path: str | os.PathLike, step: int) -> int:
+    """Drop the lines of a training log (jsonl with ``"step"``) after ``step``; returns how many.
+
+    Why: a run killed between logging and checkpointing logged steps its checkpoint does not hold; a
+    resume from that checkpoint logs them again. Cutting the log to the checkpoint's step keeps each
+    step once. Lines that do not parse (a torn last write) are dropped too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int) and entry["step"] > step:
+            dropped += 1
+            continue
+        kept.append(line + "\n")
+    if dropped:
+        atomic_write_bytes(path, "".join(kept).encode("utf-8"))
+    return dropped
+
+
+def sweep_temp_files(root: Path) -> int:
+    """Remove temporary files (``.NAME.XXXX.tmp``) that writes cut short by a kill left in ``root``."""
+    swept = 0
+    for tmp in root.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            swept += 1
+    if swept:
+        log.info("removed %d temporary files left by an interrupted run in %s", swept, root)
+    return swept
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse an output folder that is a file, or that cannot be written, before anything is written."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"output folder {folder} is an existing file; pass a folder path (new or existing)")
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"output folder {folder} is not writable ({existing} is read-only); choose another folder"
+        )
+
+
+def check_editable(path: str | os.PathLike) -> None:
+    """Refuse, before any work, to edit a dataset in place when its folder or file cannot be written."""
+    meta = metadata_path(path)
+    if not os.access(meta.parent, os.W_OK | os.X_OK) or (meta.exists() and not os.access(meta, os.W_OK)):
+        raise UserError(
+            f"{meta} cannot be rewritten (read-only); copy the dataset to a writable folder first"
+        )
+
+
+def strict_json(obj: Any, what: str) -> str:
+    """JSON text without NaN/Infinity (which strict readers reject), or an error naming ``what``."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise UserError(
+            f"{what} holds a NaN or infinite number; check the numbers passed to the command"
+        ) from None
+
+
 class DatasetWriter:
     """Appends samples (and their files) to a dataset folder; resumes an existing one.
 
     ``config`` (optional) is stored in ``handsynth_run.json`` on first use; a later writer with a
-    different config is refused, so two configurations never mix in one folder.
+    different config is refused, so two configurations never mix in one folder. ``lock`` takes the
+    folder's exclusive lock (:mod:`handsynth.data.lock`) for as long as the writer lives.
     """
 
     def __init__(
-        self, folder: str | os.PathLike, config: dict | None = None, overwrite: bool = False
+        self,
+        folder: str | os.PathLike,
+        config: dict | None = None,
+        overwrite: bool = False,
+        lock: bool = False,
     ) -> None:
         self.root = Path(folder)
+        check_output_folder(self.root)
+        if lock:  # held while the writer lives: a second run into the folder is refused
+            from handsynth.data.lock import FolderLock
+
+            self.lock = FolderLock(self.root)
+            sweep_temp_files(self.root)  # only safe under the lock: no other writer is mid-write
         self.root.mkdir(parents=True, exist_ok=True)
         self.meta = self.root / METADATA
         self._check_config(config, overwrite)
@@ -215,7 +294,7 @@ class DatasetWriter:
         if config is None:
             return
         cfg_path = self.root / "handsynth_run.json"
-        config = json.loads(json.dumps(config))  # normalise tuples etc.
+        config = json.loads(strict_json(config, f"the settings of {self.root}"))  # normalise tuples etc.
         if cfg_path.exists() and not overwrite:
             old = json.loads(cfg_path.read_text())
             if old != config:
@@ -251,7 +330,7 @@ class DatasetWriter:
             if rel.startswith("/") or ".." in Path(rel).parts:
                 raise UserError(f"file path {rel!r} of sample {sample.id} must stay inside the dataset")
             atomic_write_file(self.root / rel, content)
-        line = json.dumps(sample.to_dict(), ensure_ascii=False) + "\n"
+        line = strict_json(sample.to_dict(), f"sample {sample.id}") + "\n"
         Sample.from_dict(json.loads(line), f"sample {sample.id} being written")  # never write a bad record
         with open(self.meta, "a", encoding="utf-8") as f:
             f.write(line)

@@ -98,6 +98,29 @@ class Hand:
         return dict(self.__dict__)
 
 
+def check_placement(hand: Hand, width: int, height: int, where: str, prefix: str) -> None:
+    """Refuse a hand no camera could see: joints behind the camera, or a box wholly outside the image.
+
+    Such a record renders empty maps while keeping its labels, so training would learn from labels
+    of a hand that is not in the picture.
+    """
+    behind = [j for j, p in enumerate(hand.joints_3d) if p[2] <= 0]
+    if behind:
+        raise _fail(
+            where,
+            f"{prefix}.joints_3d",
+            f"puts joint {behind[0]} behind the camera (z = {hand.joints_3d[behind[0]][2]:g} m, must be > 0); "
+            "hands are in the camera frame with z forward",
+        )
+    x, y, w, h = hand.bbox
+    if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+        raise _fail(
+            where,
+            f"{prefix}.bbox",
+            f"{hand.bbox} lies wholly outside the {width}x{height} image; the hand would not be visible",
+        )
+
+
 @dataclass
 class LocalCrop:
     """The square crop around the hand(s) used for local conditions.
@@ -236,6 +259,8 @@ class Sample:
         if not isinstance(d["hands"], list):
             raise _fail(where, "hands", "must be a list")
         hands = [Hand.from_dict(h, where, f"hands[{i}]") for i, h in enumerate(d["hands"])]
+        for i, h in enumerate(hands):
+            check_placement(h, d["width"], d["height"], where, f"hands[{i}]")
         sides = [h.side for h in hands]
         if len(set(sides)) != len(sides):
             raise _fail(where, "hands", f"holds the same side twice: {sides}")

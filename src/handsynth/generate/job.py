@@ -32,6 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from handsynth.data import DatasetWriter, LocalCrop, Sample, atomic_write_file, iter_records, write_metadata
+from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
 from handsynth.generate import sheets
 from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts, load_inputs
@@ -332,6 +333,13 @@ def run_job(method: GenerationMethod, job: JobConfig, dist: Dist | None = None) 
     """Generate every planned image not yet in ``job.out``; resumable, safe to split over processes."""
     dist = dist or Dist()
     inputs, items, config = prepare(method, job)
+    with FolderLock(job.out, rank=dist.rank):
+        return _run_locked(method, job, dist, inputs, items, config)
+
+
+def _run_locked(
+    method: GenerationMethod, job: JobConfig, dist: Dist, inputs: Inputs, items: list[WorkItem], config: dict
+) -> JobResult:
     out = Path(job.out)
     if job.overwrite and dist.rank == 0 and out.exists():
         _reset_folder(out)
