@@ -7,7 +7,6 @@ import argparse
 import pytest
 from hostile_helpers import record, refused, write_folder
 
-from handsynth import cli_args
 from handsynth.cli import build_parser
 
 
@@ -72,6 +71,8 @@ def test_issue_cases_are_refused_before_any_output(tmp_path, capsys, argv, flag)
 
 
 def test_types_accept_their_range():
+    from handsynth import cli_args
+
     assert cli_args.image_side("512") == 512
     assert cli_args.probability("0") == 0.0 and cli_args.probability("1") == 1.0
     assert cli_args.positive("1e-6") == 1e-6

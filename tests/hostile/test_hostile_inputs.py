@@ -12,7 +12,7 @@ from hostile_helpers import generate_argv, record, refused, write_folder
 from PIL import Image
 
 from handsynth.data import read_dataset
-from handsynth.text.caption_run import PromptFitter, caption_dataset
+from handsynth.text.caption_run import caption_dataset
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -85,6 +85,8 @@ def test_captions_are_cut_to_the_text_encoder_context(tmp_path):
     folder = write_folder(tmp_path / "d", [record(0), record(1)])
     rep = caption_dataset(folder, LongCaptioner(), batch_size=2)
     assert rep.captioned == 2
+    from handsynth.text.caption_run import PromptFitter
+
     fitter = PromptFitter()
     for s in read_dataset(folder):
         assert fitter.count(s.prompt) <= 77
@@ -132,4 +134,6 @@ def test_generate_names_a_bad_condition_png_before_loading_a_model(tmp_path, cap
 
 
 def test_a_fitting_caption_is_kept_as_is():
+    from handsynth.text.caption_run import PromptFitter
+
     assert PromptFitter().fit("a hand") == ("a hand", None)

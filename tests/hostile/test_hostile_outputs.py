@@ -8,8 +8,6 @@ import os
 import pytest
 from hostile_helpers import generate_argv, posed_record, record, refused, write_folder
 
-from handsynth.cli import describe_os_error
-
 
 @pytest.mark.parametrize(
     "argv",
@@ -73,6 +71,8 @@ def test_read_only_output_folder_is_refused(tmp_path, capsys, monkeypatch):
 
 
 def test_os_errors_become_one_sentence():
+    from handsynth.cli import describe_os_error
+
     err = PermissionError(errno.EACCES, "Permission denied", "/data/x")
     assert (
         describe_os_error(err) == "/data/x: permission denied; check the permissions or choose another folder"

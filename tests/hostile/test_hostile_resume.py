@@ -6,8 +6,6 @@ import json
 
 from hostile_helpers import posed_record, run_cli, write_folder
 
-from handsynth.data.folder import truncate_step_log
-
 
 def test_render_resume_sweeps_orphan_temp_files(tmp_path, capsys):
     poses = write_folder(tmp_path / "poses", [posed_record(0), posed_record(1)], images=False)
@@ -23,6 +21,8 @@ def test_render_resume_sweeps_orphan_temp_files(tmp_path, capsys):
 
 
 def test_train_log_is_cut_to_the_checkpoint_step(tmp_path):
+    from handsynth.data.folder import truncate_step_log
+
     log = tmp_path / "train_log.jsonl"
     lines = [json.dumps({"step": s, "loss": 1.0 / s}) for s in (10, 20, 30, 40)]
     log.write_text("\n".join(lines) + '\n{"step": 5')  # steps after the checkpoint + a torn line

@@ -18,13 +18,13 @@ CLIENT_TIMEOUT_S = 5.0
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """A study over two method folders, served on loopback with a short socket timeout."""
-    monkeypatch.setattr(study_server, "SOCKET_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(study_server, "SOCKET_TIMEOUT_S", 0.5, raising=False)
     dirs = [write_folder(tmp_path / name, [record(0), record(1)]) for name in ("a", "b")]
     outside = tmp_path / "secret.png"
     outside.write_bytes(b"secret bytes")
     trials = build_trials(dirs)
     # A trial whose mesh points outside the folders (as a record once could): never served.
-    trials.append(Trial("evil", "", outside, [("a", outside), ("b", outside)], trials[0].roots))
+    trials.append(Trial("evil", "", outside, [("a", outside), ("b", outside)]))
     server, url = serve_in_thread(StudyApp(trials, tmp_path / "study.sqlite"))
     host, port = server.server_address[:2]
     yield host, port, len(trials) - 1
