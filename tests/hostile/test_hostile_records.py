@@ -118,3 +118,12 @@ def test_records_stay_json(tmp_path):
     line = (folder / "metadata.jsonl").read_text().splitlines()[0]
     assert json.loads(line)["prompt"] == "a hand"
     assert Path(folder / "images" / "r000.png").is_file()
+
+
+def test_symlinked_folder_out_of_the_dataset_is_refused(tmp_path, capsys):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "mesh.png").write_bytes(b"not yours")
+    folder = write_folder(tmp_path / "d", [record(0, conditions={"mesh": "conditions/mesh.png"})])
+    os.symlink(secret, folder / "conditions")
+    refused(["prompts", "--in", folder], capsys, "conditions.mesh", "outside", unchanged=(folder,))

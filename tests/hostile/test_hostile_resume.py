@@ -45,3 +45,23 @@ def test_recon_resume_logs_each_step_once(tmp_path, capsys):
     assert run_cli([*base, "--steps", "4"], capsys)[0] == 0
     steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 4
+
+
+def test_attentionhand_resume_logs_each_step_once(tmp_path, capsys):
+    from pathlib import Path
+
+    from handsynth.methods.synthetic import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "data", n=4, size=64)
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "attentionhand_tiny.yaml"
+    run = tmp_path / "run"
+    base = ["train", "--config", tiny, "--data", data, "--out", run]
+    for s in ("model.resolution=64", "train.validate_every=0", "train.checkpoint_every=2"):
+        base += ["--set", s]
+    assert run_cli([*base, "--max-steps", "2"], capsys)[0] == 0
+    log = run / "train_log.jsonl"
+    log.write_text(log.read_text() + json.dumps({"step": 3, "loss": 0.5}) + "\n")  # logged, never saved
+    rc, _, err = run_cli([*base, "--max-steps", "4"], capsys)
+    assert rc == 0, err
+    steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]

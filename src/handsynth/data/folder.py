@@ -55,16 +55,45 @@ def split_torn_tail(data: bytes) -> tuple[bytes, bytes]:
     return data + b"\n", b""
 
 
-def check_inside(root: Path, sample: Sample, where: str) -> None:
-    """Refuse a record whose files resolve (through symlinks) outside ``root``, naming the field."""
-    base = root.resolve()
-    for field_name, rel in sample.paths().items():
-        target = (root / rel).resolve()
-        if target != base and base not in target.parents:
-            raise RecordError(
-                f"{where} (id {sample.id}): field '{field_name}' ({rel!r}) resolves to {target}, outside "
-                f"the dataset folder {base}; copy the file into the folder instead of linking to it"
-            )
+class Confinement:
+    """Checks that record paths resolve (through symlinks) inside one folder, cheaply.
+
+    Each folder a record names is resolved once (``conditions/mesh/`` for all records), then each
+    file costs one ``lstat``: only a file that is itself a symlink is resolved.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root.resolve()
+        self._folders: dict[str, Path] = {}
+
+    def _inside(self, target: Path) -> bool:
+        return target == self.base or self.base in target.parents
+
+    def where(self, rel: str) -> Path | None:
+        """``None`` when ``rel`` stays inside, else where it resolves to."""
+        folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        if folder not in self._folders:
+            self._folders[folder] = (self.root / folder).resolve()
+        resolved_folder = self._folders[folder]
+        if not self._inside(resolved_folder):
+            return resolved_folder
+        path = self.root / rel
+        if path.is_symlink():
+            target = path.resolve()
+            return None if self._inside(target) else target
+        return None
+
+    def check(self, sample: Sample, where: str) -> None:
+        """Refuse a record whose files resolve outside the folder, naming the field."""
+        for field_name, rel in sample.paths().items():
+            target = self.where(rel)
+            if target is not None:
+                raise RecordError(
+                    f"{where} (id {sample.id}): field '{field_name}' ({rel!r}) resolves to {target}, "
+                    f"outside the dataset folder {self.base}; copy the file into the folder instead of "
+                    "linking to it"
+                )
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[Sample]:
@@ -86,7 +115,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[Sample]:
         log.warning(
             "%s:%d: ignoring a torn last line (%d bytes, no newline, not JSON)", meta, lineno, len(torn)
         )
-    root = meta.parent
+    confinement = Confinement(meta.parent)
     for lineno, raw in enumerate(whole.split(b"\n")[:-1], start=1):
         where = f"{meta}:{lineno}"
         try:
@@ -104,7 +133,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[Sample]:
         except RecursionError:
             raise RecordError(f"{where}: JSON nested too deeply to be a record") from None
         sample = Sample.from_dict(d, where)
-        check_inside(root, sample, where)
+        confinement.check(sample, where)
         yield sample
 
 
