@@ -137,3 +137,13 @@ def test_a_fitting_caption_is_kept_as_is():
     from handsynth.text.caption_run import PromptFitter
 
     assert PromptFitter().fit("a hand") == ("a hand", None)
+
+
+def test_generate_on_bare_poses_refuses_stale_labels_before_writing(tmp_path, capsys):
+    poses = write_folder(tmp_path / "poses", [record(0)], images=False)
+    out = tmp_path / "out"
+    model = Path(__file__).resolve().parents[2] / "src" / "handsynth" / "assets" / "default"
+    argv = ["generate", "--method", "attentionhand", "--checkpoint", model / "attentionhand"]
+    argv += ["--base-model", model / "base", "--in", poses, "--out", out]  # the embedded default model
+    refused(argv, capsys, "record r000", "joints_3d", unchanged=(poses,))
+    assert not out.exists()

@@ -115,6 +115,12 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
                 f"record {mano[0]} needs the MANO hand model to render its maps: pass --mano-dir PATH "
                 "(the folder holding MANO_RIGHT.pkl / MANO_LEFT.pkl) or --hand-model openhand"
             )
+    if inputs.render:  # hands posed from their parameters must match their labels: checked up front
+        from handsynth.render.conditions import ConditionRenderer, scale_sample
+
+        renderer = ConditionRenderer(hand_model=job.hand_model, model_dir=job.mano_dir)
+        for s in inputs.samples:
+            renderer.check_record(scale_sample(s, job.size, job.size) if job.size else s)
     items = build_plan(inputs.samples, job.prompts_per_pose, job.seed)
     source = assign_prompts(items, job.prompts, job.seed, job.prompt_file)
     check_prompts(items, method.tokenizer())
