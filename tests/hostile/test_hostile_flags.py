@@ -78,3 +78,11 @@ def test_types_accept_their_range():
     assert cli_args.positive("1e-6") == 1e-6
     assert cli_args.seed("0") == 0
     assert cli_args.finite("-3.5") == -3.5
+
+
+def test_recon_yaml_config_refuses_nan(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("lr: .nan\n")
+    out = tmp_path / "run"
+    refused(["recon", "train", "--config", cfg, "--data", tmp_path, "--out", out], capsys, "lr", "finite")
+    assert not out.exists()

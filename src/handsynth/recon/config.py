@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     kwargs = {}
     for k, v in d.items():
         sub = NESTED.get(k) if cls is TrainConfig else None
+        if isinstance(v, float) and not math.isfinite(v):  # YAML's .nan / .inf: refused like the flags
+            raise UserError(f"{where}.{k}: must be a finite number, got {v}")
         kwargs[k] = _build(sub, v, f"{where}.{k}") if sub is not None else v
     return cls(**kwargs)
 
