@@ -84,11 +84,21 @@ def test_paths_leaving_the_folder_are_refused(tmp_path, capsys, kind, over, fiel
 def test_symlink_out_of_the_folder_is_refused(tmp_path, capsys):
     secret = tmp_path / "secret"
     secret.mkdir()
-    (secret / "mesh.png").write_bytes(b"not yours")
+    (secret / "id_rsa").write_bytes(b"not yours")
     folder = write_folder(tmp_path / "d", [record(0, conditions={"mesh": "conditions/mesh.png"})])
     (folder / "conditions").mkdir()
-    os.symlink(secret / "mesh.png", folder / "conditions" / "mesh.png")
+    os.symlink(secret / "id_rsa", folder / "conditions" / "mesh.png")
     refused(["prompts", "--in", folder], capsys, "conditions.mesh", "outside", unchanged=(folder,))
+
+
+def test_image_linked_from_elsewhere_is_read(tmp_path):
+    """`handsynth prepare --link symlink` links each image to the dataset as its authors shipped it."""
+    shipped = tmp_path / "FreiHAND" / "rgb"
+    shipped.mkdir(parents=True)
+    folder = write_folder(tmp_path / "d", [record(0)])
+    (folder / "images" / "r000.png").rename(shipped / "00000000.png")
+    os.symlink(shipped / "00000000.png", folder / "images" / "r000.png")
+    assert [s.id for s in read_dataset(folder)] == ["r000"]
 
 
 def test_symlink_inside_the_folder_is_fine(tmp_path):
@@ -121,9 +131,17 @@ def test_records_stay_json(tmp_path):
 
 
 def test_symlinked_folder_out_of_the_dataset_is_refused(tmp_path, capsys):
-    secret = tmp_path / "secret"
-    secret.mkdir()
-    (secret / "mesh.png").write_bytes(b"not yours")
-    folder = write_folder(tmp_path / "d", [record(0, conditions={"mesh": "conditions/mesh.png"})])
-    os.symlink(secret, folder / "conditions")
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    (keys / "id_rsa").write_bytes(b"not yours")
+    folder = write_folder(tmp_path / "d", [record(0, conditions={"mesh": "keys/id_rsa"})])
+    os.symlink(keys, folder / "keys")
     refused(["prompts", "--in", folder], capsys, "conditions.mesh", "outside", unchanged=(folder,))
+
+
+def test_symlinked_image_folder_is_read(tmp_path):
+    """`prepare --render` shares the imported images with OUT/render through render/images -> ../images."""
+    out = write_folder(tmp_path / "out", [record(0)])
+    render = write_folder(out / "render", [record(0)], images=False)
+    os.symlink("../images", render / "images")
+    assert [s.file_name for s in read_dataset(render)] == ["images/r000.png"]

@@ -115,3 +115,18 @@ def test_study_refuses_a_record_pointing_outside(tmp_path, capsys):
         unchanged=tuple(dirs),
     )
     assert not Path(tmp_path / "s.sqlite").exists()
+
+
+def test_server_serves_linked_images_but_not_other_links(tmp_path):
+    from handsynth.eval.study.server import is_inside
+
+    root = tmp_path / "d"
+    root.mkdir()
+    (tmp_path / "photo.png").write_bytes(b"png")
+    (tmp_path / "secret.txt").write_bytes(b"secret")
+    (root / "a.png").symlink_to(tmp_path / "photo.png")
+    (root / "b.png").symlink_to(tmp_path / "secret.txt")
+    roots = [root.resolve()]
+    assert is_inside(root / "a.png", roots)
+    assert not is_inside(root / "b.png", roots)
+    assert not is_inside(tmp_path / "photo.png", roots)

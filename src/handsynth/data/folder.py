@@ -55,11 +55,19 @@ def split_torn_tail(data: bytes) -> tuple[bytes, bytes]:
     return data + b"\n", b""
 
 
+# A symlink may leave the folder only for an image: `handsynth prepare --link symlink` links each
+# image to the dataset as its authors shipped it. Any other target outside (a key, a config, /etc/...)
+# is refused, so a crafted folder cannot make a stage copy or serve a private file.
+LINKABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
 class Confinement:
     """Checks that record paths resolve (through symlinks) inside one folder, cheaply.
 
     Each folder a record names is resolved once (``conditions/mesh/`` for all records), then each
-    file costs one ``lstat``: only a file that is itself a symlink is resolved.
+    file costs one ``lstat``: only a file that is itself a symlink is resolved. A path that resolves
+    outside (through a linked file or folder) is allowed only for an image (:data:`LINKABLE_SUFFIXES`),
+    as ``handsynth prepare`` links them (``images/`` files, ``render/images -> ../images``).
     """
 
     def __init__(self, root: Path) -> None:
@@ -71,18 +79,16 @@ class Confinement:
         return target == self.base or self.base in target.parents
 
     def where(self, rel: str) -> Path | None:
-        """``None`` when ``rel`` stays inside, else where it resolves to."""
-        folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        """``None`` when ``rel`` may be read, else where it resolves to (outside the folder)."""
+        folder, _, name = rel.rpartition("/")
         if folder not in self._folders:
             self._folders[folder] = (self.root / folder).resolve()
-        resolved_folder = self._folders[folder]
-        if not self._inside(resolved_folder):
-            return resolved_folder
         path = self.root / rel
-        if path.is_symlink():
-            target = path.resolve()
-            return None if self._inside(target) else target
-        return None
+        target = path.resolve() if path.is_symlink() else self._folders[folder] / name
+        if self._inside(target):
+            return None
+        linked_image = target.suffix.lower() in LINKABLE_SUFFIXES and rel.lower().endswith(LINKABLE_SUFFIXES)
+        return None if linked_image else target
 
     def check(self, sample: Sample, where: str) -> None:
         """Refuse a record whose files resolve outside the folder, naming the field."""
@@ -91,8 +97,8 @@ class Confinement:
             if target is not None:
                 raise RecordError(
                     f"{where} (id {sample.id}): field '{field_name}' ({rel!r}) resolves to {target}, "
-                    f"outside the dataset folder {self.base}; copy the file into the folder instead of "
-                    "linking to it"
+                    f"outside the dataset folder {self.base} (only images may be linked from elsewhere); "
+                    "copy the file into the folder"
                 )
 
 

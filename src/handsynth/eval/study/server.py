@@ -29,9 +29,20 @@ SOCKET_TIMEOUT_S = 10.0  # a client that stops sending mid-request frees its thr
 
 
 def is_inside(path: Path, roots: list[Path]) -> bool:
-    """Whether ``path`` (symlinks resolved) lies under one of ``roots``."""
-    target = path.resolve()
-    return any(target == r or r in target.parents for r in roots)
+    """Whether ``path`` may be served: under one of ``roots`` by the record dataset rules (a symlink
+    leaving its folder only to an image, as ``handsynth prepare`` links them)."""
+    from handsynth.data.folder import Confinement
+
+    for root in roots:
+        # A symlinked file is judged by where it sits (its folder resolved), not by its target.
+        where = path.parent.resolve() / path.name if path.is_symlink() else path.resolve()
+        try:
+            rel = where.relative_to(root)
+        except ValueError:
+            continue
+        if Confinement(root).where(rel.as_posix()) is None:
+            return True
+    return False
 
 
 class StudyApp:
