@@ -14,7 +14,7 @@ from micro_stats import ALPHA, ClaimResult, correct, paired_test
 NAMES = {
     "sd": "SD (text only)",
     "controlnet": "ControlNet (global only, no TAS)",
-    "uni-controlnet": "Uni-ControlNet (mesh, local adapter)",
+    "uni_controlnet": "Uni-ControlNet (local adapter, no TAS)",
     "ah_local": "AttentionHand local only (generates from the crop)",
     "ah_notas": "AttentionHand w/o TAS",
     "attentionhand": "AttentionHand",
@@ -48,7 +48,7 @@ CLAIMS = [
         "T1-uni",
         "AttentionHand beats Uni-ControlNet on every Table 1 metric",
         "attentionhand",
-        "uni-controlnet",
+        "uni_controlnet",
         T1,
         "Table 1",
         (),

@@ -8,6 +8,7 @@ needed to project. Joints are metres, OpenPose-21 order. Validation names the fi
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,29 @@ class Hand:
         return dict(self.__dict__)
 
 
+def check_placement(hand: Hand, width: int, height: int, where: str, prefix: str) -> None:
+    """Refuse a hand no camera could see: joints behind the camera, or a box wholly outside the image.
+
+    Such a record renders empty maps while keeping its labels, so training would learn from labels
+    of a hand that is not in the picture.
+    """
+    behind = [j for j, p in enumerate(hand.joints_3d) if p[2] <= 0]
+    if behind:
+        raise _fail(
+            where,
+            f"{prefix}.joints_3d",
+            f"puts joint {behind[0]} behind the camera (z = {hand.joints_3d[behind[0]][2]:g} m, must be > 0); "
+            "hands are in the camera frame with z forward",
+        )
+    x, y, w, h = hand.bbox
+    if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+        raise _fail(
+            where,
+            f"{prefix}.bbox",
+            f"{hand.bbox} lies wholly outside the {width}x{height} image; the hand would not be visible",
+        )
+
+
 @dataclass
 class LocalCrop:
     """The square crop around the hand(s) used for local conditions.
@@ -126,8 +150,8 @@ class LocalCrop:
             raise _fail(where, "local.size", f"must be a positive integer, got {size!r}")
         conds = _str_map(d.get("conditions", {}), where, "local.conditions")
         fn = d.get("file_name")
-        if fn is not None and not isinstance(fn, str):
-            raise _fail(where, "local.file_name", "must be a string")
+        if fn is not None:
+            check_relative_path(fn, where, "local.file_name")
         return cls(box=box, size=size, conditions=conds, file_name=fn)
 
     def to_local(self, xy: Any) -> Any:
@@ -154,7 +178,29 @@ class LocalCrop:
 def _str_map(d: Any, where: str, name: str) -> dict[str, str]:
     if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in d.items()):
         raise _fail(where, name, "must map names to relative file paths (strings)")
+    for key, rel in d.items():
+        check_relative_path(rel, where, f"{name}.{key}")
     return dict(d)
+
+
+def check_relative_path(rel: Any, where: str, field_name: str) -> str:
+    """Refuse a path that could leave the dataset folder: absolute, drive-qualified, ``..`` or empty.
+
+    Every path a record names goes through here, so no stage can be made to read (and copy, or serve)
+    a file outside the folder; symlinks are checked where the folder is known (``iter_records``).
+    """
+    if not isinstance(rel, str):
+        raise _fail(where, field_name, "must be a string")
+    parts = rel.replace("\\", "/").split("/")
+    if (
+        not rel
+        or "\x00" in rel
+        or rel.startswith(("/", "\\", "~"))
+        or (len(rel) > 1 and rel[1] == ":")
+        or ".." in parts
+    ):
+        raise _fail(where, field_name, f"must be a relative path inside the dataset folder, got {rel!r}")
+    return rel
 
 
 @dataclass
@@ -214,6 +260,8 @@ class Sample:
         if not isinstance(d["hands"], list):
             raise _fail(where, "hands", "must be a list")
         hands = [Hand.from_dict(h, where, f"hands[{i}]") for i, h in enumerate(d["hands"])]
+        for i, h in enumerate(hands):
+            check_placement(h, d["width"], d["height"], where, f"hands[{i}]")
         sides = [h.side for h in hands]
         if len(set(sides)) != len(sides):
             raise _fail(where, "hands", f"holds the same side twice: {sides}")
@@ -221,11 +269,12 @@ class Sample:
         if not isinstance(prompt, str):
             raise _fail(where, "prompt", "must be a string")
         fn = d.get("file_name")
-        if fn is not None and (not isinstance(fn, str) or fn.startswith("/") or ".." in fn.split("/")):
-            raise _fail(where, "file_name", f"must be a relative path inside the dataset, got {fn!r}")
+        if fn is not None:
+            check_relative_path(fn, where, "file_name")
         source = d.get("source", {})
         if not isinstance(source, dict):
             raise _fail(where, "source", "must be an object")
+        check_dataset_fields(d, where)
         return cls(
             id=d["id"],
             width=d["width"],
@@ -258,6 +307,16 @@ class Sample:
         d.update(self.extra)
         return d
 
+    def paths(self) -> dict[str, str]:
+        """Every file the record names, keyed by its field (``file_name``, ``conditions.mesh`` ...)."""
+        named = {"file_name": self.file_name} if self.file_name else {}
+        named.update({f"conditions.{k}": v for k, v in self.conditions.items()})
+        if self.local is not None:
+            if self.local.file_name:
+                named["local.file_name"] = self.local.file_name
+            named.update({f"local.conditions.{k}": v for k, v in self.local.conditions.items()})
+        return named
+
     def hand(self, side: str) -> Hand | None:
         return next((h for h in self.hands if h.side == side), None)
 
@@ -270,3 +329,92 @@ class Sample:
         x1 = max(h.bbox[0] + h.bbox[2] for h in self.hands)
         y1 = max(h.bbox[1] + h.bbox[3] for h in self.hands)
         return [x0, y0, x1 - x0, y1 - y0]
+
+
+# --- Optional fields written by the dataset importers (``handsynth prepare``, docs/format.md) ---------
+# They stay in ``Sample.extra`` (so older readers keep them); only their shape is checked here.
+
+BODY_KEYPOINTS = 17  # COCO body keypoints
+
+
+def _side(value: Any, where: str, name: str) -> str:
+    if value not in SIDES:
+        raise _fail(where, name, f"must be one of {SIDES}, got {value!r}")
+    return value
+
+
+def _box(value: Any, where: str, name: str) -> list[float]:
+    box = _floats(value, (4,), where, name)
+    if box[2] <= 0 or box[3] <= 0:
+        raise _fail(where, name, f"must have positive width and height, got {box}")
+    return box
+
+
+def _items(value: Any, where: str, name: str, required: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
+    """``(prefix, item)`` for a list of objects, each checked for its ``required`` keys."""
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        raise _fail(where, name, "must be a list of objects")
+    for i, item in enumerate(value):
+        prefix = f"{name}[{i}]"
+        for key in required:
+            if key not in item:
+                raise _fail(where, f"{prefix}.{key}", "is missing")
+        yield prefix, item
+
+
+def _check_hands_2d(value: Any, where: str) -> None:
+    for p, h in _items(value, where, "hands_2d", ("side", "bbox", "joints_2d", "visibility")):
+        _side(h["side"], where, f"{p}.side")
+        _box(h["bbox"], where, f"{p}.bbox")
+        _floats(h["joints_2d"], (NUM_JOINTS, 2), where, f"{p}.joints_2d")
+        _floats(h["visibility"], (NUM_JOINTS,), where, f"{p}.visibility")
+
+
+def _check_unlabelled_hands(value: Any, where: str) -> None:
+    for p, h in _items(value, where, "unlabelled_hands", ("side", "bbox")):
+        _side(h["side"], where, f"{p}.side")
+        _box(h["bbox"], where, f"{p}.bbox")
+        if h.get("root_3d") is not None:
+            _floats(h["root_3d"], (3,), where, f"{p}.root_3d")
+
+
+def _check_body(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise _fail(where, "body", "must be an object")
+    if "keypoints_2d" in value:
+        _floats(value["keypoints_2d"], (BODY_KEYPOINTS, 3), where, "body.keypoints_2d")
+
+
+def _check_objects(value: Any, where: str) -> None:
+    for p, o in _items(value, where, "objects", ("name", "pose")):
+        if not isinstance(o["name"], str) or not o["name"]:
+            raise _fail(where, f"{p}.name", "must be a non-empty string")
+        _floats(o["pose"], (3, 4), where, f"{p}.pose")
+        if o.get("mesh") is not None and not isinstance(o["mesh"], str):
+            raise _fail(where, f"{p}.mesh", "must be a path (string)")
+
+
+def _check_sequence(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise _fail(where, "sequence", "must be an object")
+    if not isinstance(value.get("id"), str) or not value["id"]:
+        raise _fail(where, "sequence.id", "must be a non-empty string")
+    frame = value.get("frame")
+    if not isinstance(frame, int) or isinstance(frame, bool) or frame < 0:
+        raise _fail(where, "sequence.frame", f"must be a non-negative integer, got {frame!r}")
+
+
+DATASET_FIELDS = {
+    "hands_2d": _check_hands_2d,
+    "unlabelled_hands": _check_unlabelled_hands,
+    "body": _check_body,
+    "objects": _check_objects,
+    "sequence": _check_sequence,
+}
+
+
+def check_dataset_fields(d: dict, where: str) -> None:
+    """Validate the importers' optional fields when present (``hands_2d``, ``objects``, ...)."""
+    for key, check in DATASET_FIELDS.items():
+        if d.get(key) is not None:
+            check(d[key], where)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from handsynth.data import Sample, dataset_root, metadata_path, read_dataset
+from handsynth.data.images import check_image
 from handsynth.errors import UserError
 from handsynth.generate.plan import WorkItem, item_seed
 
@@ -32,8 +33,14 @@ class Inputs:
     sha256: str  # of metadata.jsonl: a resumed run must read the same inputs
 
 
-def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> Inputs:
-    """Read and check the input records and the condition files the method will read."""
+def load_inputs(
+    path: str | Path, maps: tuple[str, ...], needs_local: bool, optional: tuple[str, ...] = ()
+) -> Inputs:
+    """Read and check the input records and the condition files the method will read.
+
+    A map in ``optional`` may be absent from a record (the method fills it in); when no record has
+    any of ``maps``, all of them are rendered from the poses.
+    """
     samples = read_dataset(path)
     if not samples:
         raise UserError(f"{path} holds no records: pass poses (jsonl) or a dataset folder with records")
@@ -46,11 +53,17 @@ def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> I
             if not s.hands:
                 raise UserError(f"record {s.id} has no hands and no condition maps: nothing to render")
         return Inputs(samples, root, True, sha)
+    stored = {m for s in samples for m in s.conditions}
     for s in samples:
         for m in maps:
-            _check_file(root, s, m, s.conditions.get(m), "condition")
+            if m in optional and m not in s.conditions:
+                continue
+            _check_file(root, s, m, s.conditions.get(m), "condition", m in stored)
             if needs_local and s.local is not None and m in s.local.conditions:
                 _check_file(root, s, m, s.local.conditions[m], "local condition")
+        for field_name, rel in s.paths().items():  # every map is carried into the output: all must load
+            if field_name != "file_name" and (root / rel).is_file():
+                check_image(root / rel, f"record {s.id} ({field_name})")
         if needs_local and s.local is None and not s.hands:
             raise UserError(
                 f"record {s.id} has neither a local crop box nor hands to make one; the local branch "
@@ -59,11 +72,11 @@ def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> I
     return Inputs(samples, root, False, sha)
 
 
-def _check_file(root: Path, s: Sample, name: str, rel: str | None, what: str) -> None:
+def _check_file(root: Path, s: Sample, name: str, rel: str | None, what: str, others: bool = True) -> None:
     if rel is None:
         raise UserError(
-            f"record {s.id} has no {what} map '{name}' (other records do); render it with "
-            "`handsynth render` or remove the record"
+            f"record {s.id} has no {what} map '{name}'{' (other records do)' if others else ''}; render it "
+            "with `handsynth render` or remove the record"
         )
     if not (root / rel).is_file():
         raise UserError(f"record {s.id}: {what} file {root / rel} does not exist")

@@ -88,6 +88,7 @@ class GenerationMethod(abc.ABC):
 
     name: str = ""
     maps: tuple[str, ...] = ()  # global condition maps the method reads
+    optional_maps: tuple[str, ...] = ()  # of those, maps a record may lack (the method fills them in)
     needs_local: bool = False  # reads the local (hand crop) maps too
 
     @abc.abstractmethod
@@ -108,6 +109,13 @@ class GenerationMethod(abc.ABC):
 
     def check_size(self, width: int, height: int, where: str) -> None:
         """Refuse an output size the model cannot produce (latents must survive every downsampling)."""
+        from handsynth.cli_args import MAX_IMAGE_SIDE
+
+        if max(width, height) > MAX_IMAGE_SIDE:
+            raise UserError(
+                f"{where}: size {width}x{height} is larger than handsynth generates or renders "
+                f"({MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}); pass a smaller --size"
+            )
         mult = self.size_multiple()
         if width % mult or height % mult:
             raise UserError(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 
 if TYPE_CHECKING:
@@ -25,6 +26,10 @@ METHODS = {
     "attentionhand": (
         "handsynth.methods.attentionhand:AttentionHandConfig",
         "handsynth.methods.attentionhand:AttentionHandTask",
+    ),
+    "uni-controlnet": (
+        "handsynth.methods.uni_controlnet.config:UniControlNetConfig",
+        "handsynth.methods.uni_controlnet.task:UniControlNetTask",
     ),
 }
 
@@ -100,13 +105,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     save_config(cfg, out / CONFIG_NAME)
     summary = run_training(task, cfg.train, out, resume=resume)
     if summary["is_main_process"]:
-        print(f"trained {summary['step']} steps; guidance module saved in {out / 'controlnet'}")
+        weights = out / getattr(task, "weights_dir", "controlnet")
+        print(f"trained {summary['step']} steps; guidance module saved in {weights}")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train a method (AttentionHand guidance module) on a dataset folder"
+        "train", help="train a method's guidance module (AttentionHand, Uni-ControlNet) on a dataset folder"
     )
     p.add_argument("--method", default="attentionhand", choices=sorted(METHODS))
     p.add_argument(
@@ -120,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. tas.iterations=3"
     )
-    p.add_argument("--max-steps", type=int, help="shortcut for --set train.max_steps=N")
+    p.add_argument("--max-steps", type=cli_args.positive_int, help="shortcut for --set train.max_steps=N")
     p.add_argument(
         "--resume",
         default="auto",
