@@ -139,12 +139,14 @@ CLAIMS = [
 # TAS sweep (iterations x target), each against w/o TAS; run only when the TAS precondition holds.
 for _it in (1, 5, 50):
     for _target in ("epsilon", "residual"):
+        if (_it, _target) == (1, "epsilon"):
+            continue  # the default `attentionhand` row: claim T1-tas
         _m = f"ah_tas{_it}_{_target[:3]}"
-        NAMES[_m] = f"AttentionHand, TAS {_it} it., target {_target}"
+        NAMES.setdefault(_m, f"AttentionHand, TAS {_it} iteration{'s' if _it > 1 else ''}, {_target} target")
         CLAIMS.append(
             (
                 f"TAS-{_it}-{_target}",
-                f"TAS ({_it} iterations, {_target} target) beats w/o TAS",
+                f"TAS ({_it} iteration{'s' if _it > 1 else ''}, {_target} target) beats w/o TAS",
                 _m,
                 "ah_notas",
                 T1,
