@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from handsynth import cli_args
 from handsynth.config import CONFIG_NAME, save_config, to_dict
 from handsynth.data.settings import refuse_other_settings
 from handsynth.errors import UserError
@@ -68,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. tas.iterations=3"
     )
-    p.add_argument("--max-steps", type=int, help="shortcut for --set train.max_steps=N")
+    p.add_argument("--max-steps", type=cli_args.positive_int, help="shortcut for --set train.max_steps=N")
     p.add_argument(
         "--resume",
         default="auto",

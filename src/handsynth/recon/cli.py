@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from handsynth import cli_args
+
 
 def _device(name: str | None) -> str:
     import torch
@@ -106,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--data", required=True, help="dataset folder (metadata.jsonl + images)")
         p.add_argument("--out", required=True, help=out_help)
         p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--batch-size", type=cli_args.positive_int, default=32)
         p.set_defaults(func=func)
 
     toy = sub.add_parser(
@@ -115,9 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Random hands of the chosen hand model, drawn as coloured 2D skeletons, with exact labels.",
     )
     toy.add_argument("--out", required=True, help="dataset folder to write (resumed if it exists)")
-    toy.add_argument("--n", type=int, default=200, help="number of samples")
-    toy.add_argument("--size", type=int, default=96, help="image side in pixels")
-    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--n", type=cli_args.positive_int, default=200, help="number of samples")
+    toy.add_argument("--size", type=cli_args.image_side, default=96, help="image side in pixels")
+    toy.add_argument("--seed", type=cli_args.seed, default=0)
     toy.add_argument("--hand-model", default="openhand", help="openhand | mano")
     toy.add_argument("--hand-model-path", default=None, help="MANO folder for --hand-model mano")
     toy.set_defaults(func=_cmd_toy)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from handsynth import cli_args
 from handsynth.config import load_config as load_typed_config
 from handsynth.recon.data import Augment
 from handsynth.recon.losses import LossWeights
@@ -91,7 +92,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                     help="record dataset and its sampling ratio; repeat to mix datasets",
                 )
             else:
-                parser.add_argument(flag, dest=dest, type=tp, default=None, metavar=f.name.upper(), help=hint)
+                checked = {int: cli_args.int_in(), float: cli_args.finite}.get(tp, tp)
+                parser.add_argument(
+                    flag, dest=dest, type=checked, default=None, metavar=f.name.upper(), help=hint
+                )
 
     add(TrainConfig, None)
     for group, cls in NESTED.items():

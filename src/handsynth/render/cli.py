@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.render.dataset import render_dataset
 from handsynth.render.maps import MAP_NAMES
@@ -41,12 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render condition maps for poses into a dataset folder")
     p.add_argument("--in", dest="inp", required=True, help="poses.jsonl or a dataset folder")
     p.add_argument("--out", required=True, help="output dataset folder (resumed if it exists)")
-    p.add_argument("--size", type=int, default=None, help="square output size (default: each record's own)")
+    p.add_argument(
+        "--size",
+        type=cli_args.image_side,
+        default=None,
+        help="square output size (default: each record's own)",
+    )
     p.add_argument("--maps", default=",".join(MAP_NAMES), help=f"comma list of {','.join(MAP_NAMES)}")
     p.add_argument(
         "--hand-model", choices=["openhand", "mano"], default=None, help="default: each record's own"
     )
     p.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
-    p.add_argument("--expand", type=float, default=1.25, help="local crop: hand box expansion factor")
+    p.add_argument(
+        "--expand", type=cli_args.positive, default=1.25, help="local crop: hand box expansion factor"
+    )
     p.add_argument("--no-local", action="store_true", help="skip the local (hand crop) maps")
     p.set_defaults(func=_run)

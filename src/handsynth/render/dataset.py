@@ -39,8 +39,10 @@ def render_dataset(
         "local": local,
         "expand": expand,
     }
-    writer = DatasetWriter(out, config=config)
     renderer = ConditionRenderer(hand_model=hand_model, model_dir=mano_dir, expand=expand)
+    for s in samples:  # every record is checked before anything is written
+        renderer.check_record(scale_sample(s, size, size) if size is not None else s)
+    writer = DatasetWriter(out, config=config, lock=True)
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
     for sample in tqdm(todo, desc="render", unit="pose", disable=None):

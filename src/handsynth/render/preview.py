@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from handsynth import cli_args
 from handsynth.hand.model import load_hand_model
 from handsynth.hand.poses import CANONICAL_POSES, canonical_pose
 from handsynth.render.renderer import Renderer
@@ -164,7 +165,7 @@ def openhand_contact_sheet(cell: int = 256, side: str = "right", use_gl: bool = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render the OpenHand canonical-pose contact sheet.")
     parser.add_argument("--out", default="docs/openhand_poses.png")
-    parser.add_argument("--cell", type=int, default=256)
+    parser.add_argument("--cell", type=cli_args.image_side, default=256)
     parser.add_argument("--side", default="right", choices=("right", "left"))
     parser.add_argument("--numpy", action="store_true", help="use the numpy rasteriser, not OpenGL")
     args = parser.parse_args(argv)

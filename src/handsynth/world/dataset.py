@@ -59,7 +59,7 @@ def render_world(
         raise UserError(f"--start must be >= 0, got {start}")
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    writer = DatasetWriter(out, config=config.to_dict())
+    writer = DatasetWriter(out, config=config.to_dict(), lock=True)
     todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
     bar = tqdm(total=len(todo), desc=f"world {config.domain}", unit="img", disable=None)
     if todo and workers == 1:
