@@ -276,7 +276,7 @@ class Runner:
             1,
         ]
         for d in data:
-            cmd += ["--data", str(d)]
+            cmd += ["--in", str(d)]
         return cmd
 
     @property
@@ -358,7 +358,7 @@ class Runner:
                             "attentionhand",
                             "--config",
                             cfg,
-                            "--data",
+                            "--in",
                             self.data("wild_train"),
                             "--out",
                             run,
@@ -461,7 +461,7 @@ class Runner:
                                             "eval",
                                             "--checkpoint",
                                             out / "run",
-                                            "--data",
+                                            "--in",
                                             self.data("wild_test"),
                                             "--out",
                                             out / "eval",

@@ -239,6 +239,39 @@ def missing_parts(folder: str | Path) -> list[str]:
     return missing
 
 
+def _is_local_spec(spec: str) -> bool:
+    """A path (not ``tiny``, not a hub id ``org/name``)."""
+    if spec in (TINY, SD15_RANDOM):
+        return False
+    return spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/")
+
+
+def base_from_run(spec: str, run_folder: str | os.PathLike) -> str:
+    """A base model named in a run folder's config, as a path usable from anywhere.
+
+    Runs store local bases relative to the run folder (so a run folder can be moved or shipped with
+    its base, as the embedded default model is); older runs stored them relative to the directory
+    ``train`` ran in, which is kept when only that reading exists.
+    """
+    if not _is_local_spec(spec) and not Path(run_folder, spec).exists():
+        return spec
+    p = Path(spec).expanduser()
+    if p.is_absolute():
+        return str(p)
+    beside = Path(run_folder).expanduser() / p
+    if beside.exists() or not p.exists():
+        return os.path.normpath(beside.resolve())
+    return str(p)
+
+
+def base_for_run(spec: str, run_folder: str | os.PathLike) -> str:
+    """How a run folder's config stores ``spec``: local folders relative to the run folder."""
+    p = Path(spec).expanduser()
+    if not (_is_local_spec(spec) or p.exists()) or not p.exists():
+        return spec
+    return os.path.relpath(p.resolve(), Path(run_folder).expanduser().resolve())
+
+
 def resolve_base(spec: str) -> str:
     """``tiny`` -> cached tiny folder; an existing folder -> itself (checked); else a hub id."""
     if spec == TINY:
@@ -247,13 +280,12 @@ def resolve_base(spec: str) -> str:
         return spec
     p = Path(spec).expanduser()
     # A hub id is exactly "org/name"; anything else (or anything that exists) is a folder.
-    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/")
-    if p.exists() or looks_like_path:
+    if p.exists() or _is_local_spec(spec):
         missing = missing_parts(p)
         if missing:
             raise UserError(
                 f"base model folder {p} is not a complete diffusers Stable Diffusion folder: missing "
-                f"{', '.join(missing)}; download it with `huggingface-cli download "
+                f"{', '.join(missing)}; download it with `hf download "
                 "stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir PATH` or pass --base-model tiny"
             )
         return str(p)

@@ -218,11 +218,13 @@ def evaluate_images(
     notes = []
     if tools.extractor is None:
         notes.append(
-            "FID/KID/FID-H/KID-H skipped: no feature extractor (pass --inception-weights or --extractor)."
+            "FID/KID/FID-H/KID-H skipped: no feature extractor (pass --inception-weights, or --extractor "
+            "world for offline numbers from the micro world's extractor)."
         )
     if tools.detector is None:
         notes.append(
-            "Hand Conf./MSE-2D skipped: no 2D detector (install the mediapipe extra or pass --detector)."
+            "Hand Conf./MSE-2D skipped: no 2D detector (install the mediapipe extra, or pass --detector "
+            "world or --detector import:...)."
         )
     if tools.estimator is None:
         notes.append("MSE-3D skipped: no 3D estimator (pass --estimator).")

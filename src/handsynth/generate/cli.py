@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from handsynth.generate.inputs import PROMPT_SOURCES
+from handsynth.runtime import add_threads_argument
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -31,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         hand_model=args.hand_model,
         mano_dir=args.mano_dir,
+        threads=args.threads,
     )
     dist = Dist.from_accelerate(cpu=args.cpu)
     result = run_job(method, job, dist)
@@ -55,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--method", required=True, help=f"one of {', '.join(METHOD_NAMES)}")
     g.add_argument(
         "--checkpoint",
-        help="attentionhand: the `handsynth train` run folder; controlnet / t2i-adapter: a diffusers "
+        help="attentionhand: the `handsynth train` run folder (`default`: the embedded model); controlnet / t2i-adapter: a diffusers "
         "ControlNetModel / T2IAdapter folder or hub id; sd: an SD folder (optional)",
     )
     g.add_argument(
@@ -83,6 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0, help="global seed; each image's seed derives from it")
     s.add_argument("--batch-size", type=int, default=1)
     s.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    add_threads_argument(s)
 
     d = p.add_argument_group("data")
     d.add_argument("--in", dest="inp", required=True, help="poses (.jsonl) or a dataset folder with maps")
@@ -113,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     import logging
     import sys
 
+    from handsynth.cli_common import CommandParser
     from handsynth.errors import UserError
 
-    parser = argparse.ArgumentParser(prog="handsynth generate", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="handsynth generate", description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.set_defaults(func=_run)
     args = parser.parse_args(argv)

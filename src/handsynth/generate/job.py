@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from handsynth.data import DatasetWriter, LocalCrop, Sample, atomic_write_file, iter_records, write_metadata
 from handsynth.errors import UserError
@@ -37,6 +36,7 @@ from handsynth.generate import sheets
 from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts, load_inputs
 from handsynth.generate.method import GenerationMethod, GenRequest, GenResult
 from handsynth.generate.plan import WorkItem, batches, build_plan, shard_for_rank
+from handsynth.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class JobConfig:
     overwrite: bool = False
     hand_model: str | None = None  # for bare poses: hand model to render with (None: each record's)
     mano_dir: str | None = None
+    threads: int | str = "auto"  # torch CPU threads (handsynth.runtime); recorded in each record's source
 
 
 @dataclass
@@ -357,15 +358,18 @@ def _generate(
 ) -> int:
     import torch
 
+    from handsynth.runtime import configure_threads, is_small_unet
+
+    unet_config = getattr(method, "unet_config", None)
+    small = is_small_unet(unet_config()) if callable(unet_config) else False
+    threads = configure_threads(job.threads, dist.device, small_model=small)
     method.load(torch.device(dist.device))
     part = DatasetWriter(out / PARTS / f"rank-{dist.rank:05d}")
     source = SampleSource(inputs, method, job)
-    provenance = method.provenance()
+    provenance = {**method.provenance(), "torch_threads": threads}
     tokenizer = method.tokenizer()
     count = 0
-    bar = tqdm(
-        total=len(mine), desc=f"generate[{dist.rank}]", unit="img", disable=None if dist.rank == 0 else True
-    )
+    bar = progress(total=len(mine), desc=f"generate[{dist.rank}]", unit="img", disable=dist.rank != 0)
     for batch in _same_size_batches(mine, job):
         requests, samples = [], []
         for it in batch:

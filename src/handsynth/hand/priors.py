@@ -268,6 +268,10 @@ def sample_records(
     from handsynth.data.records import Hand, Sample
     from handsynth.render.camera import bbox_from_points, project
 
+    flat = {bool(getattr(m, "flat_hand_mean", False)) for m in models.values()}
+    if len(flat) > 1:
+        raise ValueError("the right and left hand models disagree on flat_hand_mean")
+    flat_hand_mean = flat.pop() if flat else False
     out = []
     for i in tqdm(range(start, start + n), desc="poses", disable=not progress):
         rng = np.random.default_rng([seed, i])
@@ -296,7 +300,13 @@ def sample_records(
                 K=K.tolist(),
                 hands=recs,
                 prompt="",
-                source={"generator": "handsynth poses sample", "seed": seed, "index": i},
+                source={
+                    "generator": "handsynth poses sample",
+                    "seed": seed,
+                    "index": i,
+                    # how hand_pose is read (docs/format.md): relative to MANO's mean pose unless True
+                    "flat_hand_mean": flat_hand_mean,
+                },
             )
         )
     return out

@@ -1,7 +1,7 @@
 """``handsynth train``: train a method's guidance module on a record dataset folder.
 
     handsynth train --method attentionhand --config configs/attentionhand_tiny.yaml \\
-        --data DATASET --out RUN [--base-model PATH] [--set tas.iterations=3 ...] [--resume auto|PATH|never]
+        --in DATASET --out RUN [--base-model PATH] [--set tas.iterations=3 ...] [--resume auto|PATH|never]
 
 Runs in one process; ``accelerate launch --num_processes N -m handsynth.cli train ...`` (or
 ``accelerate launch $(which handsynth) train ...``) runs it on several GPUs or nodes.
@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from handsynth.cli_common import add_deprecated_alias
 from handsynth.errors import UserError
+from handsynth.runtime import add_threads_argument
 
 if TYPE_CHECKING:
     from handsynth.diffusion.training import TrainTask
@@ -54,6 +56,10 @@ def build_training(
     return cfg, task_cls(cfg, data)
 
 
+# Settings a resumed run may change: the step budget and where the logs go.
+RESUMABLE_CHANGES = {"train.max_steps", "train.tracker"}
+
+
 def _check_run_folder(out: Path, cfg, resume: str) -> None:
     """A run folder is only continued with the same settings (the step budget may grow)."""
     from handsynth.diffusion.config import to_dict
@@ -73,7 +79,7 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
                 yield f"{prefix}{k}", v
 
     a, b = dict(flat(old)), dict(flat(new))
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "train.max_steps")
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
         raise UserError(
             f"{out} holds a run with different settings ({', '.join(diff)}); use a new --out folder "
@@ -82,22 +88,28 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     from handsynth.diffusion.config import save_config
     from handsynth.diffusion.training import run_training
-    from handsynth.methods.attentionhand import CONFIG_NAME
+    from handsynth.methods.attentionhand import CONFIG_NAME, config_for_run_folder
+    from handsynth.runtime import configure_threads, small_base
 
     cfg, task = build_training(args.method, args.config, args.data, args.set or [], args.base_model)
+    on_gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
+    configure_threads(args.threads, "cuda" if on_gpu else "cpu", small_base([cfg.model.base_model]))
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps
     out = Path(args.out)
-    _check_run_folder(out, cfg, args.resume)
+    stored = config_for_run_folder(cfg, out)  # a local base relative to the run folder
+    _check_run_folder(out, stored, args.resume)
     resume = None if args.resume == "never" else args.resume
     if args.resume == "never" and (out / "checkpoints").exists():
         raise UserError(
             f"{out} already holds checkpoints; pass a new --out folder or --resume auto to continue"
         )
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / CONFIG_NAME)
+    save_config(stored, out / CONFIG_NAME)
     summary = run_training(task, cfg.train, out, resume=resume)
     if summary["is_main_process"]:
         print(f"trained {summary['step']} steps; guidance module saved in {out / 'controlnet'}")
@@ -112,7 +124,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config", help="YAML config (e.g. configs/attentionhand_sd15.yaml); defaults when omitted"
     )
-    p.add_argument("--data", required=True, help="dataset folder holding metadata.jsonl (or a .jsonl file)")
+    p.add_argument(
+        "--in", dest="data", required=True, help="dataset folder holding metadata.jsonl (or a .jsonl file)"
+    )
+    add_deprecated_alias(p, "--data", "--in")
     p.add_argument("--out", required=True, help="run folder: weights, checkpoints, logs, validation images")
     p.add_argument(
         "--base-model", help="'tiny', a local diffusers SD folder, or a hub id (overrides the config)"
@@ -126,4 +141,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="'auto' (latest checkpoint of --out, if any), a checkpoint folder, or 'never'",
     )
+    add_threads_argument(p)
     p.set_defaults(func=cmd_train)

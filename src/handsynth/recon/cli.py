@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from handsynth.cli_common import add_deprecated_alias
+
 
 def _device(name: str | None) -> str:
     import torch
@@ -33,7 +35,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
     resolve_checkpoint(args.checkpoint)
     if not metadata_path(args.data).exists():
-        raise UserError(f"--data {args.data}: no metadata.jsonl there; pass a handsynth dataset folder")
+        raise UserError(f"--in {args.data}: no metadata.jsonl there; pass a handsynth dataset folder")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -72,7 +74,7 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     from handsynth.recon.model import ModelConfig, load_hand_model_for
     from handsynth.recon.toy import make_toy_dataset
 
-    cfg = ModelConfig(hand_model=args.hand_model, hand_model_path=args.hand_model_path)
+    cfg = ModelConfig(hand_model=args.hand_model, hand_model_path=args.mano_dir)
     folder = make_toy_dataset(
         args.out, args.n, load_hand_model_for(cfg), args.hand_model, args.seed, args.size, progress=True
     )
@@ -95,6 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--config", help="YAML file of TrainConfig fields (flags override it)")
     t.add_argument("--overwrite", action="store_true", help="discard checkpoints in --out and start again")
     add_config_arguments(t)
+    add_deprecated_alias(t, "--hand-model-path", "--mano-dir")
+    add_deprecated_alias(t, "--data", "--in")
     t.set_defaults(func=_cmd_train)
 
     for name, func, helptext, out_help in [
@@ -103,7 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ]:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--checkpoint", required=True, help="checkpoint folder or training run folder")
-        p.add_argument("--data", required=True, help="dataset folder (metadata.jsonl + images)")
+        p.add_argument("--in", dest="data", required=True, help="dataset folder (metadata.jsonl + images)")
+        add_deprecated_alias(p, "--data", "--in")
         p.add_argument("--out", required=True, help=out_help)
         p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
         p.add_argument("--batch-size", type=int, default=32)
@@ -119,5 +124,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     toy.add_argument("--size", type=int, default=96, help="image side in pixels")
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--hand-model", default="openhand", help="openhand | mano")
-    toy.add_argument("--hand-model-path", default=None, help="MANO folder for --hand-model mano")
+    toy.add_argument("--mano-dir", default=None, help="MANO folder for --hand-model mano")
+    add_deprecated_alias(toy, "--hand-model-path", "--mano-dir")
     toy.set_defaults(func=_cmd_toy)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
 from handsynth.errors import UserError
 
 DEFAULT_SHEET_ROWS = 8
@@ -53,7 +51,9 @@ def render_dataset(
     renderer = ConditionRenderer(hand_model=hand_model, model_dir=mano_dir, expand=expand)
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
-    for sample in tqdm(todo, desc="render", unit="pose", disable=None):
+    from handsynth.progress import progress
+
+    for sample in progress(todo, desc="render", unit="pose"):
         if size is not None:
             sample = scale_sample(sample, size, size)
         sample.source = {**sample.source, "rendered_with": hand_model or "record"}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
 from handsynth.errors import UserError
+from handsynth.progress import progress
 from handsynth.world.scene import DOMAINS, WorldConfig
 
 DEFAULT_MAPS = "mesh,seg"
@@ -64,7 +63,7 @@ def render_world(
 
     writer = DatasetWriter(out, config=config.to_dict())
     todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
-    bar = tqdm(total=len(todo), desc=f"world {config.domain}", unit="img", disable=None)
+    bar = progress(total=len(todo), desc=f"world {config.domain}", unit="img")
     if todo and workers == 1:
         gen = WorldGenerator(config)
         try:
