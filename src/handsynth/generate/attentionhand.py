@@ -160,7 +160,12 @@ class AttentionHandGenerator(ControlNetBaseline):
         from handsynth.diffusion.tas import TASConfig
 
         if self.module is None:
-            nets = {k: ControlNetModel.from_pretrained(str(p)) for k, p in self._net_folders().items()}
+            from handsynth.methods.baselines import _variant_of
+
+            nets = {
+                k: ControlNetModel.from_pretrained(str(p), variant=_variant_of(str(p), self.variant))
+                for k, p in self._net_folders().items()
+            }
             self.module = GuidanceModule(nets)
         super(ControlNetBaseline, self).load(device)
         stage = self.train_cfg.tas if self.train_cfg is not None else TASConfig()

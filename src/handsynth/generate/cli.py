@@ -17,6 +17,7 @@ def _run(args: argparse.Namespace) -> int:
     from handsynth.generate.registry import build_method
 
     method = build_method(args)  # an unknown method or bad option fails here, before anything else
+    method.variant = args.variant
     job = JobConfig(
         inp=args.inp,
         out=args.out,
@@ -82,6 +83,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--negative-prompt", default="")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
     s.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="fp16/bf16: GPU")
+    s.add_argument(
+        "--variant",
+        default=None,
+        help="diffusers weight variant to load, e.g. fp16 (*.fp16.safetensors); found by itself for "
+        "folders that hold only one variant",
+    )
     s.add_argument("--seed", type=int, default=0, help="global seed; each image's seed derives from it")
     s.add_argument("--batch-size", type=int, default=1)
     s.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
