@@ -32,12 +32,17 @@ def _ref_kernel(size: int, sigma: float, formula: str) -> np.ndarray:
     return k / k.sum()
 
 
-def _ref_loss(maps: np.ndarray, indices, lengths, formula="ae", smooth=True, clamp=True) -> list[float]:
-    """Straightforward per-pixel loops: window, x100, softmax, reflect-padded 3x3 Gaussian, max, max(1-s)."""
+def _ref_loss(
+    maps: np.ndarray, indices, lengths, formula="ae", smooth=True, clamp=True, window="ae"
+) -> list[float]:
+    """Straightforward per-pixel loops: window, x100, softmax, reflect-padded 3x3 Gaussian, max, max(1-s).
+
+    Windows: ``ae`` keeps positions 1..T-2 (A&E's [1:-1]); ``prompt`` keeps 1..EOS-1."""
     out = []
     k = _ref_kernel(3, 0.5, formula)
     for b, idx in enumerate(indices):
-        a = maps[b][:, :, 1 : lengths[b]].astype(np.float64) * 100
+        end = lengths[b] if window == "prompt" else maps.shape[-1] - 1
+        a = maps[b][:, :, 1:end].astype(np.float64) * 100
         e = np.exp(a - a.max(-1, keepdims=True))
         p = e / e.sum(-1, keepdims=True)
         scores = []
@@ -61,12 +66,13 @@ def maps():
     return torch.softmax(raw * 40, dim=-1)  # attention-like rows that sum to 1
 
 
+@pytest.mark.parametrize("window", ["ae", "prompt"])
 @pytest.mark.parametrize("formula", ["ae", "textbook"])
-def test_tas_loss_matches_reference_loops(maps, formula):
+def test_tas_loss_matches_reference_loops(maps, formula, window):
     indices, lengths = [[3, 9], [4]], [11, 6]
-    cfg = TASConfig(kernel=formula)
+    cfg = TASConfig(kernel=formula, token_window=window)
     ours = compute_loss(maps, indices, lengths, cfg)
-    ref = _ref_loss(maps.numpy(), indices, lengths, formula)
+    ref = _ref_loss(maps.numpy(), indices, lengths, formula, window=window)
     assert np.allclose(ours.numpy(), ref, atol=1e-6)
 
 
@@ -106,7 +112,7 @@ def test_matches_diffusers_attend_and_excite(maps):
 
 def test_loss_edge_cases(maps):
     # No hand tokens: zero loss; tokens truncated past the prompt are ignored; clamp at 0.
-    out = compute_loss(maps, [[], [70]], [11, 6], TASConfig())
+    out = compute_loss(maps, [[], [70]], [11, 6], TASConfig(token_window="prompt"))
     assert out.tolist() == [0.0, 0.0]
     s = [torch.tensor([1.2, 0.9])]
     assert float(tas_loss(s, clamp=True)[0]) == pytest.approx(0.1)
@@ -114,7 +120,7 @@ def test_loss_edge_cases(maps):
 
 
 def test_load_balancing_loss_formula(maps):
-    cfg = TASConfig(loss="lb")
+    cfg = TASConfig(loss="lb", token_window="prompt")
     out = lb_loss(maps, [[3], []], [11, 6], cfg)
     p = torch.softmax(maps[0, :, :, 1:11] * 100, -1).reshape(-1, 10)
     f = torch.bincount(p.argmax(-1), minlength=10).float() / p.shape[0]
@@ -229,3 +235,62 @@ def test_inference_step_refines_to_threshold(fresh_unet, hand_text):
     calls.clear()
     same, _ = tas_inference_step(forward, store, lat, 800, 2, idx, lens, cfg, inf)  # past max_steps
     assert torch.equal(same, lat) and not calls
+
+
+def test_training_noise_targets():
+    """epsilon: the implied x0 of (X_hat_t, eps) moves by exactly (X_hat_t - X_t)/sqrt(abar_t);
+    residual: it is X_0 itself, whatever TAS did (which is why that target makes TAS inert)."""
+    from handsynth.diffusion.tas import training_noise
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps, shift = (torch.randn(2, 4, 8, 8, generator=g) for _ in range(3))
+    abar = torch.tensor([0.3, 0.8])
+    a = abar.view(-1, 1, 1, 1)
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    refined = xt + 0.1 * shift
+
+    def implied_x0(noise):
+        return (refined - (1 - a).sqrt() * noise) / a.sqrt()
+
+    assert TASConfig().target == "epsilon"
+    eps_target = training_noise(TASConfig(), eps, refined, x0, abar)
+    assert torch.equal(eps_target, eps)
+    assert torch.allclose(implied_x0(eps_target) - x0, (refined - xt) / a.sqrt(), atol=1e-5)
+    res_target = training_noise(TASConfig(target="residual"), eps, refined, x0, abar)
+    assert torch.allclose(implied_x0(res_target), x0, atol=1e-5)
+
+
+def test_paper_and_released_defaults():
+    cfg = TASConfig()
+    assert cfg.token_window == "ae" and cfg.loss_threshold == 0.0 and cfg.target == "epsilon"
+
+
+def test_inference_schedule_scales_with_sampler_steps():
+    inf = TASInferenceConfig()
+    assert inf.for_steps(50) == inf  # A&E's own: TAS in steps 0-24, refinement at 0, 10, 20
+    twenty = inf.for_steps(20)
+    assert twenty.max_steps == 10 and twenty.thresholds == {0: 0.05, 4: 0.5, 8: 0.8}
+    assert inf.for_steps(100).max_steps == 50 and inf.for_steps(100).thresholds == {0: 0.05, 20: 0.5, 40: 0.8}
+
+
+def test_inference_step_uses_the_scaled_schedule(fresh_unet, hand_text):
+    store = install_attention_store(fresh_unet)
+    lat = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(2))
+    text = hand_text["embeds"][:1]
+    calls = []
+
+    def forward(x):
+        calls.append(1)
+        return fresh_unet(x, torch.tensor([800]), encoder_hidden_states=text)
+
+    idx, lens = hand_text["indices"][:1], hand_text["lengths"][:1]
+    inf = TASInferenceConfig(thresholds={0: 0.99, 10: 0.99}, max_refinement_iterations=2)
+    ran = {}
+    for steps, index in ((20, 4), (20, 10), (50, 4), (50, 10), (50, 25)):
+        calls.clear()
+        tas_inference_step(forward, store, lat, 800, index, idx, lens, TASConfig(), inf, num_steps=steps)
+        ran[steps, index] = len(calls)
+    # 20 steps: threshold step 10/50 -> 4, TAS stops after 25/50 -> 10 steps.
+    assert ran[20, 4] == 2 + 1 and ran[20, 10] == 0
+    # 50 steps: A&E's own step indices.
+    assert ran[50, 4] == 1 and ran[50, 10] == 2 + 1 and ran[50, 25] == 0

@@ -76,7 +76,13 @@ SWITCHES = {
         ["tas.alpha=released", "tas.iterations=3", "tas.loss_threshold=0"],
         lambda logs, m, t: logs["tas_iterations"] == 3,
     ),
-    "ae_window": (["tas.token_window=ae"], lambda logs, m, t: "tas_loss" in logs),
+    "prompt_window": (["tas.token_window=prompt"], lambda logs, m, t: "tas_loss" in logs),
+    "residual_target": (["tas.target=residual"], lambda logs, m, t: "tas_loss" in logs),
+    "early_stop": (
+        ["tas.loss_threshold=1.0", "tas.iterations=3"],
+        lambda logs, m, t: logs["tas_iterations"] == 0,  # every loss <= 1: no sample updates
+    ),
+    "grad_clip": (["train.max_grad_norm=1.0"], lambda logs, m, t: t.cfg.train.max_grad_norm == 1.0),
     "tas_controlled": (["tas.unet=controlled"], lambda logs, m, t: "tas_loss" in logs),
     "local_prompt_hand": (
         ["data.local_prompt=hand"],
@@ -164,3 +170,48 @@ def test_resume_continues_the_same_run(tiny_dataset, tmp_path):
     log_b = [json.loads(x) for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log_b] == [4, 5, 6]
     assert [r["loss"] for r in log_b] == pytest.approx([r["loss"] for r in log_a[3:]], rel=1e-5)
+
+
+@pytest.mark.parametrize("target", ["epsilon", "residual"])
+def test_tas_training_target(target, tiny_dataset, stub_accelerator, monkeypatch):
+    """What the task regresses on the TAS-updated latent: with ``epsilon`` the implied x0 differs from
+    X_0 by exactly (X_hat_t - X_t)/sqrt(abar_t); with ``residual`` it is X_0."""
+    import handsynth.diffusion.schedulers as schedulers
+    import handsynth.diffusion.tas as tas
+
+    overrides = [f"tas.target={target}", "tas.alpha=constant", "tas.alpha_max=1000"]
+    cfg, task, model = _task(tiny_dataset, overrides, stub_accelerator)
+    seen = {}
+    refine, target_fn = tas.tas_refine, schedulers.training_target
+
+    def spy_refine(forward, store, xt, t, *a, **k):
+        res = refine(forward, store, xt, t, *a, **k)
+        seen.update(xt=xt.detach().clone(), refined=res.latents.detach().clone(), t=t)
+        return res
+
+    def spy_target(scheduler, x0, noise, t, *a, **k):
+        seen.update(x0=x0.detach().clone(), noise=noise.detach().clone())
+        return target_fn(scheduler, x0, noise, t, *a, **k)
+
+    monkeypatch.setattr(tas, "tas_refine", spy_refine)
+    monkeypatch.setattr(schedulers, "training_target", spy_target)
+    batch = collate([task.dataset()[0], task.dataset()[1]])
+    task.loss(model, batch, 0, generator=torch.Generator().manual_seed(0))
+    a = schedulers.alphas_cumprod_at(task.scheduler, seen["t"]).view(-1, 1, 1, 1)
+    implied = (seen["refined"] - (1 - a).sqrt() * seen["noise"]) / a.sqrt()
+    moved = (seen["refined"] - seen["xt"]) / a.sqrt()
+    assert float(moved.abs().max()) > 1e-3  # TAS did move the latent
+    expected = seen["x0"] + moved if target == "epsilon" else seen["x0"]
+    assert torch.allclose(implied, expected, atol=1e-3 * float(expected.abs().max()))
+
+
+def test_released_defaults(tiny_dataset):
+    cfg = AttentionHandConfig()
+    assert cfg.tas.target == "epsilon" and cfg.tas.token_window == "ae" and cfg.tas.loss_threshold == 0
+    assert cfg.train.max_grad_norm == 0  # no clipping in the released code
+    assert cfg.data.local_prompt == "full"
+    from handsynth.data.folder import read_dataset
+
+    samples = read_dataset(tiny_dataset)
+    item = AttentionHandDataset(samples, tiny_dataset, 64)[0]
+    assert item["prompt_local"] == item["prompt"] and item["indices_local"] == item["indices"]

@@ -114,8 +114,12 @@ def test_rules_groups_words_and_substring(tok):
         "fist",
         "thumb",
     ]
-    sub = [w.word for w in tag_prompt(text, tok, "released", BuiltinTagger()).words]
-    assert sub == ["handle", "fingers", "making"]
+    sub = [w.word for w in tag_prompt(text, tok, TagRules(hand_substring=True), BuiltinTagger()).words]
+    assert sub == ["handle", "making"]
+    # The released code's list is exact: no substring, no other forms.
+    released = "Handed a handle, hands gesturing gestures; a finger, fingers, fingertips and a gesture"
+    got = [w.word for w in tag_prompt(released, tok, "released", BuiltinTagger()).words]
+    assert got == ["hands", "gesturing", "finger", "fingers", "gesture"]  # gesturing: VBG
     user = TagRules(vbg=False, words=("pebble",))
     assert [w.word for w in tag_prompt(text, tok, user, BuiltinTagger()).words] == ["pebble"]
 

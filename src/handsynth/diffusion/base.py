@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 TINY = "tiny"
 SD15_RANDOM = "sd15-random"  # SD-1.5's architecture with random weights (timing only)
-TINY_VERSION = "v2"
+TINY_VERSION = "v3"  # v3: scheduler config states clip_sample=false
 TINY_ATTENTION_GAIN = 4.0
 # What a diffusers-format SD folder must hold: subfolder -> (config file, accepted weight/data files).
 REQUIRED_PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -161,14 +161,19 @@ def sd_components(arch: SDArchitecture, seed: int = 0) -> dict:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    scheduler = PNDMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        skip_prk_steps=True,
-        steps_offset=1,
-        set_alpha_to_one=False,
+    # SD-1.5's scheduler config. clip_sample is not a PNDM option, but it is saved explicitly (false) so
+    # that a DDIM/DDPM sampler built from this config never falls back to clipping latents.
+    scheduler = PNDMScheduler.from_config(
+        dict(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            num_train_timesteps=1000,
+            skip_prk_steps=True,
+            steps_offset=1,
+            set_alpha_to_one=False,
+            clip_sample=False,
+        )
     )
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 

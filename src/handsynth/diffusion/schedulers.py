@@ -31,15 +31,35 @@ def training_scheduler(scheduler_config: dict) -> DDPMScheduler:
     return DDPMScheduler.from_config(scheduler_config)
 
 
-def sampling_scheduler(scheduler_config: dict, name: str = "ddim") -> SchedulerMixin:
-    """A sampler by short name (ddim, ddpm, pndm, euler, euler_a, dpm++, unipc) from the base's config."""
+def sampling_scheduler(scheduler_config: dict, name: str = "ddim", latent: bool = True) -> SchedulerMixin:
+    """A sampler by short name (ddim, ddpm, pndm, euler, euler_a, dpm++, unipc) from the base's config.
+
+    For latent diffusion (``latent=True``) the sampler is set up exactly as diffusers' Stable Diffusion
+    pipelines set it up in their ``__init__``: ``clip_sample`` off and ``steps_offset`` 1. DDIM and DDPM
+    default to ``clip_sample=True``, which clips the predicted x0 to [-1, 1] -- right for pixels, but in
+    latent space it destroys every image; SD scheduler configs often lack the key (PNDM has no such
+    option), so building DDIM from them silently turned clipping on. ``thresholding`` stays as the
+    config says (off unless it asks). Pixel-space models (``latent=False``) keep the config as it is.
+    """
     import diffusers
 
     if name not in SAMPLERS:
         from handsynth.errors import UserError
 
         raise UserError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return getattr(diffusers, SAMPLERS[name]).from_config(scheduler_config)
+    cls = getattr(diffusers, SAMPLERS[name])
+    # A config read back from a live scheduler lists the keys it defaulted; from_config would drop them.
+    config = {k: v for k, v in dict(scheduler_config).items() if k != "_use_default_values"}
+    scheduler = cls.from_config(config)
+    if latent:
+        fixes = {}
+        if getattr(scheduler.config, "clip_sample", False) is True:
+            fixes["clip_sample"] = False
+        if getattr(scheduler.config, "steps_offset", 1) != 1:
+            fixes["steps_offset"] = 1
+        if fixes:
+            scheduler = cls.from_config({**config, **fixes})
+    return scheduler
 
 
 def alphas_cumprod_at(scheduler: SchedulerMixin, t: torch.Tensor) -> torch.Tensor:

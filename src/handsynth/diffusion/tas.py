@@ -35,9 +35,17 @@ class TASConfig:
 
     enabled: bool = True
     iterations: int = 1  # latent updates per training step (released code: 50)
-    loss_threshold: float = 0.2  # a sample stops updating once L_TAS <= this (0: never early-stop)
+    # A sample stops updating once L_TAS <= this. 0 (default): never, as the paper and the released code.
+    loss_threshold: float = 0.0
     resolution: int | None = None  # query side length of the maps read; None: latent side / 4
-    token_window: Literal["prompt", "ae"] = "prompt"  # prompt: drop start+end+padding; ae: A&E's [1:-1]
+    # ae (default): A&E's and the released code's [1:-1] (end token and padding stay in the softmax);
+    # prompt: our narrower window, start + end + padding dropped (the paper does not say).
+    token_window: Literal["prompt", "ae"] = "ae"
+    # What eps_theta(X_hat_t) regresses in training. epsilon (default): the ORIGINAL noise eps, as the
+    # paper's Eq. 7-8 and the released code; the implied x0 then moves along -grad L_TAS. residual: the
+    # noise X_hat_t holds, eps_hat = (X_hat_t - sqrt(abar) X_0) / sqrt(1 - abar), as the paper's prose
+    # says; the model then just denoises a shifted latent and TAS is nearly inert (docs/attentionhand.md).
+    target: Literal["epsilon", "residual"] = "epsilon"
     softmax_scale: float = 100.0
     gaussian: Literal["fixed", "none", "random"] = "fixed"
     kernel: Literal["ae", "textbook"] = (
@@ -289,6 +297,22 @@ def residual_noise(
     return (noisy_latents - a.sqrt() * x0) / (1 - a).sqrt()
 
 
+def training_noise(
+    cfg: TASConfig,
+    noise: torch.Tensor,
+    refined: torch.Tensor,
+    x0: torch.Tensor,
+    alphas_cumprod_t: torch.Tensor,
+) -> torch.Tensor:
+    """The noise the network regresses on the TAS-updated latent ``refined``: ``cfg.target`` decides
+    between the original ``noise`` (Eq. 7-8, released code) and the residual noise eps_hat (prose)."""
+    if cfg.target == "epsilon":
+        return noise
+    if cfg.target == "residual":
+        return residual_noise(refined, x0, alphas_cumprod_t)
+    raise ValueError(f"unknown TAS target {cfg.target!r}; choose epsilon or residual")
+
+
 # -- inference (Attend-and-Excite style) --------------------------------------------------------------------
 @dataclass
 class TASInferenceConfig:
@@ -299,6 +323,28 @@ class TASInferenceConfig:
     max_steps: int = 25
     thresholds: dict[int, float] = field(default_factory=lambda: {0: 0.05, 10: 0.5, 20: 0.8})
     max_refinement_iterations: int = 20
+    # max_steps and the threshold steps are A&E's, counted on a 50-step sampler; a sampler with another
+    # step count uses the same fractions of the trajectory (see ``for_steps``).
+    schedule_steps: int = 50
+
+    def for_steps(self, num_steps: int) -> TASInferenceConfig:
+        """This schedule in the step indices of a ``num_steps`` sampler (same trajectory fractions).
+
+        20 DDIM steps: TAS in the first 10 steps, refinement at steps 0, 4 and 8 (A&E at 50: 25; 0, 10, 20).
+        """
+        if num_steps == self.schedule_steps:
+            return self
+        scale = num_steps / self.schedule_steps
+        thresholds: dict[int, float] = {}
+        for k, v in sorted(self.thresholds.items()):
+            thresholds.setdefault(min(int(round(k * scale)), num_steps - 1), v)
+        return TASInferenceConfig(
+            enabled=self.enabled,
+            max_steps=max(1, int(round(self.max_steps * scale))) if self.max_steps > 0 else 0,
+            thresholds=thresholds,
+            max_refinement_iterations=self.max_refinement_iterations,
+            schedule_steps=num_steps,
+        )
 
 
 def tas_inference_step(
@@ -312,12 +358,17 @@ def tas_inference_step(
     cfg: TASConfig,
     inference: TASInferenceConfig,
     num_train_timesteps: int = 1000,
+    num_steps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One denoising step's TAS: returns the updated latents and the per-sample loss after refinement.
 
-    ``forward(x)`` runs the conditional UNet branch on x. With the ``released`` alpha schedule the
-    step index plays the role of the iteration index, as in A&E's pipeline.
+    ``forward(x)`` runs the conditional UNet branch on x. ``num_steps``: the sampler's step count; the
+    schedule (``max_steps``, threshold steps) is scaled to it by trajectory fraction
+    (:meth:`TASInferenceConfig.for_steps`). With the ``released`` alpha schedule the step's fraction of
+    the trajectory plays the role of the iteration index, as in A&E's pipeline.
     """
+    if num_steps is not None:
+        inference = inference.for_steps(num_steps)
     if step_index >= inference.max_steps:
         return latents, latents.new_zeros(latents.shape[0])
     t = torch.as_tensor(t, device=latents.device).reshape(-1).expand(latents.shape[0])
@@ -333,7 +384,7 @@ def tas_inference_step(
             t,
             indices,
             lengths,
-            _fixed_alpha(refine_cfg, step_index),
+            _fixed_alpha(refine_cfg, step_index, inference.schedule_steps),
             num_train_timesteps,
             iterations=inference.max_refinement_iterations,
         )
@@ -346,16 +397,17 @@ def tas_inference_step(
         t,
         indices,
         lengths,
-        _fixed_alpha(single, step_index),
+        _fixed_alpha(single, step_index, inference.schedule_steps),
         num_train_timesteps,
         iterations=1,
     )
     return res.latents, res.loss_last
 
 
-def _fixed_alpha(cfg: TASConfig, step_index: int) -> TASConfig:
-    """A copy of ``cfg`` whose ``released`` schedule is read at ``step_index`` for every iteration."""
+def _fixed_alpha(cfg: TASConfig, step_index: int, num_steps: int) -> TASConfig:
+    """A copy of ``cfg`` whose ``released`` schedule, 20*sqrt(linspace(1, 0.5, num_steps)), is read at
+    ``step_index`` for every iteration (A&E spreads it over the sampler's own steps)."""
     if cfg.alpha != "released":
         return cfg
-    scale = 1.0 - 0.5 * min(step_index, cfg.released_schedule_len - 1) / max(cfg.released_schedule_len - 1, 1)
+    scale = 1.0 - 0.5 * min(step_index, num_steps - 1) / max(num_steps - 1, 1)
     return TASConfig(**{**cfg.__dict__, "alpha": "constant", "alpha_max": cfg.alpha_max * math.sqrt(scale)})

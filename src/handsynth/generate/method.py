@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # The deterministic samplers of the shared scheduler setup (handsynth.diffusion.schedulers): an image
 # must depend on its seed only, so ancestral samplers (ddpm, euler_a), whose steps draw fresh noise from
 # a global generator, are not offered. DDIM's eta > 0 noise is drawn per sample from its seed.
-SCHEDULERS = ("ddim", "dpm++", "unipc", "pndm", "euler")
+SCHEDULERS = ("ddim", "ddpm", "dpm++", "unipc", "pndm", "euler", "euler_a")  # = schedulers.SAMPLERS
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

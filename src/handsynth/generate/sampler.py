@@ -202,7 +202,17 @@ class ControlNetSampler:
 
         num_train = self.scheduler.config.num_train_timesteps
         latents, _ = tas_inference_step(
-            forward, self.store, latents, t, i, indices, lengths, stage, self.tas.inference, num_train
+            forward,
+            self.store,
+            latents,
+            t,
+            i,
+            indices,
+            lengths,
+            stage,
+            self.tas.inference,
+            num_train,
+            num_steps=self.sampling.steps,
         )
         return latents, forward
 
@@ -249,10 +259,14 @@ class ControlNetSampler:
         shape = (n, base.unet.config.in_channels, height // f, width // f)
         latents = torch.cat(self._initial_noise(requests, shape))
         step_kwargs = {"eta": sampling.eta} if "eta" in self._step_kwargs else {}
-        gens = generators(requests) if sampling.eta > 0 and "variance_noise" in self._step_kwargs else None
-        if gens is not None:  # DDIM eta > 0: per-sample step noise, seeded apart from the initial noise
+        if "generator" in self._step_kwargs:
+            # Step noise (DDPM, Euler ancestral, DDIM with eta > 0) per sample, from a generator seeded
+            # apart from the initial noise -- the list form diffusers' pipelines accept, so a seed's image
+            # does not depend on its batch and equals the pipeline's for the same generators.
+            gens = generators(requests)
             for g, r in zip(gens, requests):
                 g.manual_seed((r.seed + 1) % (1 << 63))
+            step_kwargs["generator"] = gens * (2 if local else 1)
         boxes = [r.box for r in requests] if local else None
         if self.tas is not None:
             from handsynth.diffusion.encoding import prompt_lengths
@@ -264,7 +278,9 @@ class ControlNetSampler:
             if local:
                 lengths, indices = lengths * 2, indices * 2
         attention = None
-        last_tas = min(self.tas.inference.max_steps, sampling.steps) - 1 if self.tas is not None else -1
+        last_tas = -1
+        if self.tas is not None:  # A&E's 50-step schedule, scaled to this sampler's steps
+            last_tas = min(self.tas.inference.for_steps(sampling.steps).max_steps, sampling.steps) - 1
 
         for i, t in enumerate(self.scheduler.timesteps):
             if i <= last_tas:
@@ -278,11 +294,6 @@ class ControlNetSampler:
             if guided:
                 uncond, text = noise.chunk(2)
                 noise = uncond + sampling.guidance * (text - uncond)
-            if gens is not None:
-                one = (1, *latents.shape[1:])
-                step_kwargs["variance_noise"] = torch.cat(
-                    [torch.randn(one, generator=g) for g in gens * (2 if local else 1)]
-                ).to(latents)
             latents = self.scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
             if local:
                 glob, loc = latents.chunk(2)

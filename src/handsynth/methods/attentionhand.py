@@ -8,8 +8,11 @@ loop. Per sample and step (paper Sec. 3.3, Eq. 2-9):
     X_0^G, X_0^L = VAE(global RGB), VAE(local RGB crop)        (the local latent is the LOCAL image)
     X_t = sqrt(abar_t) X_0 + sqrt(1 - abar_t) eps             (same t for both branches)
     X_hat_t = TAS(X_t)                                         (phi_d alone, hand-token attention)
-    eps_hat = (X_hat_t - sqrt(abar_t) X_0) / sqrt(1 - abar_t)  (residual noise)
-    L = lambda_G ||eps_hat^G - eps_theta(X_hat_t^G, I_mesh^G)||^2 + lambda_L ||... local ...||^2
+    L = lambda_G ||eps - eps_theta(X_hat_t^G, I_mesh^G)||^2 + lambda_L ||... local ...||^2   (Eq. 7-8)
+
+The target is the ORIGINAL noise eps (Eq. 7-8 and the released code, ``tas.target=epsilon``); the
+paper's prose names the residual noise eps_hat = (X_hat_t - sqrt(abar_t) X_0) / sqrt(1 - abar_t)
+instead (``tas.target=residual``), with which TAS barely changes what the model learns.
 
 Both branches go through phi_g and phi_d in one batched forward.
 """
@@ -62,7 +65,9 @@ class LossConfig:
 
 @dataclass
 class DataConfig:
-    local_prompt: Literal["full", "hand"] = "full"  # released code: 'hand'
+    # The local branch's prompt: full (released code: the whole prompt; its tagger only looks for
+    # "hand") or hand (the single word "hand": our option, not released behaviour).
+    local_prompt: Literal["full", "hand"] = "full"
     max_samples: int | None = None
 
 
@@ -82,7 +87,9 @@ class AttentionHandConfig:
     tas: TASConfig = field(default_factory=TASConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    # No gradient clipping by default: the released code has none (train.max_grad_norm=1.0 is diffusers'
+    # train_controlnet.py setting).
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_grad_norm=0.0))
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def check(self) -> None:
@@ -298,7 +305,7 @@ class AttentionHandTask:
         from handsynth.diffusion.controlnet import controlled_unet_forward
         from handsynth.diffusion.encoding import encode_images, prompt_lengths, tokenize
         from handsynth.diffusion.schedulers import alphas_cumprod_at, training_target
-        from handsynth.diffusion.tas import residual_noise, tas_refine
+        from handsynth.diffusion.tas import tas_refine, training_noise
 
         cfg, base = self.cfg, self.base
         dev = base.unet.device
@@ -320,7 +327,7 @@ class AttentionHandTask:
             forward = self._tas_forward(model, t, text, conds.to(dev), groups)
             res = tas_refine(forward, self.store, xt, t, indices, lengths, cfg.tas, num_t, generator)
             xt = res.latents
-            target_noise = residual_noise(xt, x0, alphas_cumprod_at(self.scheduler, t))
+            target_noise = training_noise(cfg.tas, noise, xt, x0, alphas_cumprod_at(self.scheduler, t))
             logs.update(tas_loss=float(res.loss_before.mean()), tas_iterations=float(res.iterations))
         target = training_target(self.scheduler, x0, target_noise, t)
         pred = controlled_unet_forward(

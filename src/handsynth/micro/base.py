@@ -123,14 +123,19 @@ def build_components(cfg: MicroBaseConfig) -> dict:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    scheduler = PNDMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        skip_prk_steps=True,
-        steps_offset=1,
-        set_alpha_to_one=False,
+    # SD-1.5's scheduler config. clip_sample is not a PNDM option, but it is saved explicitly (false) so
+    # that a DDIM/DDPM sampler built from this config never falls back to clipping latents.
+    scheduler = PNDMScheduler.from_config(
+        dict(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            num_train_timesteps=1000,
+            skip_prk_steps=True,
+            steps_offset=1,
+            set_alpha_to_one=False,
+            clip_sample=False,
+        )
     )
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 

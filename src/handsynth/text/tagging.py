@@ -36,9 +36,9 @@ _CLIP_SPLIT = regex.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}
 class TagRules:
     """Which words are hand-related.
 
-    ``vbg``: words tagged VBG ("holding"); ``hand``: hand/hands/handed, or, with
-    ``hand_substring``, any word containing "hand" (the released code's test, which also takes
-    "handle" or "handsome"); ``groups``: names from :data:`WORD_GROUPS`; ``words``: a user list.
+    ``vbg``: words tagged VBG ("holding"); ``hand``: the ``hand_words`` (hand/hands/handed), or, with
+    ``hand_substring``, any word containing "hand" (also "handle" or "handsome"); ``groups``: names
+    from :data:`WORD_GROUPS`; ``words``: a user list, whose plurals match too unless ``plurals`` is off.
     """
 
     vbg: bool = True
@@ -46,6 +46,8 @@ class TagRules:
     hand_substring: bool = False
     groups: tuple[str, ...] = ()
     words: tuple[str, ...] = field(default_factory=tuple)
+    hand_words: tuple[str, ...] = HAND_WORDS
+    plurals: bool = True
 
     def extra_words(self) -> set[str]:
         out = {w.lower() for w in self.words}
@@ -56,9 +58,10 @@ class TagRules:
     def reason(self, word: str, tag: str) -> str | None:
         """Why ``word`` is selected ("vbg", "hand", "list"), or None."""
         lw = word.lower()
-        if self.hand and (lw in HAND_WORDS or (self.hand_substring and "hand" in lw)):
+        if self.hand and (lw in self.hand_words or (self.hand_substring and "hand" in lw)):
             return "hand"
-        if lw in self.extra_words() or (lw.endswith("s") and lw[:-1] in {w.lower() for w in self.words}):
+        plural = self.plurals and lw.endswith("s") and lw[:-1] in {w.lower() for w in self.words}
+        if lw in self.extra_words() or plural:
             return "list"
         if self.vbg and tag == "VBG":
             return "vbg"
@@ -68,8 +71,8 @@ class TagRules:
 PRESETS: dict[str, TagRules] = {
     # The paper: VBG or a hand word.
     "attentionhand": TagRules(),
-    # The released code: also gesture/finger(s), and "hand" as a substring.
-    "released": TagRules(hand_substring=True, groups=("finger", "gesture")),
+    # The released code: VBG or exactly one of hand, hands, gesture, finger, fingers.
+    "released": TagRules(hand_words=("hand", "hands"), words=("gesture", "finger", "fingers"), plurals=False),
     # Every hand word group this project knows.
     "extended": TagRules(groups=tuple(WORD_GROUPS)),
 }
