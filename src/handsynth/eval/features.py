@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from handsynth.errors import UserError
+from handsynth.progress import progress
 
 DEFAULT_INPUT_SIZE = 299
 WORLD = "world"  # the micro world's evaluation tools, shipped with the embedded default model
@@ -102,7 +102,7 @@ def extract_features(
             feats.append(out.reshape(len(batch), -1).double().cpu().numpy())
             batch.clear()
 
-    for img in tqdm(images, desc=desc, total=total, leave=False):
+    for img in progress(images, desc=desc, total=total, unit="img"):
         if batch and (img.shape != batch[0].shape or len(batch) >= batch_size):
             flush()
         batch.append(img)

@@ -263,9 +263,8 @@ def sample_records(
     progress: bool = True,
 ) -> list:
     """``n`` dataset records (:class:`handsynth.data.records.Sample`) of random hands, reproducible by seed."""
-    from tqdm import tqdm
-
     from handsynth.data.records import Hand, Sample
+    from handsynth.progress import progress as progress_bar
     from handsynth.render.camera import bbox_from_points, project
 
     flat = {bool(getattr(m, "flat_hand_mean", False)) for m in models.values()}
@@ -273,7 +272,7 @@ def sample_records(
         raise ValueError("the right and left hand models disagree on flat_hand_mean")
     flat_hand_mean = flat.pop() if flat else False
     out = []
-    for i in tqdm(range(start, start + n), desc="poses", disable=not progress):
+    for i in progress_bar(range(start, start + n), desc="poses", unit="pose", disable=not progress):
         rng = np.random.default_rng([seed, i])
         K, hands = sample_scene(rng, models, cfg)
         recs = []
