@@ -2,8 +2,9 @@
 
 torch starts one intra-op thread per core. For the small bases (``tiny``, the micro base of the
 embedded default model) the per-operation work is too small to split: on a shared CPU the extra
-threads spin while other processes hold the cores, and generation ran 9-12x slower with 2 threads
-than with 1 on this project's 2-core machine (benchmarks/results/threads.md). ``--threads auto``
+threads spin while other processes hold the cores: on this project's shared 2-core machine
+generation took 7.5x (micro) and 17x (tiny) longer with 2 threads than with 1, burning 7-14x the CPU
+time (benchmarks/results/threads.md). ``--threads auto``
 therefore uses one thread for small models on the CPU and torch's default otherwise.
 """
 
