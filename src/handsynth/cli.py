@@ -18,6 +18,7 @@ from handsynth.errors import UserError
 # Stage modules that contribute sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = [
     "handsynth.hand.cli",  # mano convert, poses sample
+    "handsynth.data.cli",  # prepare (dataset importers)
     "handsynth.render.cli",  # render
     "handsynth.text.cli",  # tag, caption, prompts
     "handsynth.world.cli",  # world render

@@ -8,6 +8,7 @@ needed to project. Joints are metres, OpenPose-21 order. Validation names the fi
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,6 +253,7 @@ class Sample:
         source = d.get("source", {})
         if not isinstance(source, dict):
             raise _fail(where, "source", "must be an object")
+        check_dataset_fields(d, where)
         return cls(
             id=d["id"],
             width=d["width"],
@@ -301,3 +303,92 @@ class Sample:
         x1 = max(h.bbox[0] + h.bbox[2] for h in self.hands)
         y1 = max(h.bbox[1] + h.bbox[3] for h in self.hands)
         return [x0, y0, x1 - x0, y1 - y0]
+
+
+# --- Optional fields written by the dataset importers (``handsynth prepare``, docs/format.md) ---------
+# They stay in ``Sample.extra`` (so older readers keep them); only their shape is checked here.
+
+BODY_KEYPOINTS = 17  # COCO body keypoints
+
+
+def _side(value: Any, where: str, name: str) -> str:
+    if value not in SIDES:
+        raise _fail(where, name, f"must be one of {SIDES}, got {value!r}")
+    return value
+
+
+def _box(value: Any, where: str, name: str) -> list[float]:
+    box = _floats(value, (4,), where, name)
+    if box[2] <= 0 or box[3] <= 0:
+        raise _fail(where, name, f"must have positive width and height, got {box}")
+    return box
+
+
+def _items(value: Any, where: str, name: str, required: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
+    """``(prefix, item)`` for a list of objects, each checked for its ``required`` keys."""
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        raise _fail(where, name, "must be a list of objects")
+    for i, item in enumerate(value):
+        prefix = f"{name}[{i}]"
+        for key in required:
+            if key not in item:
+                raise _fail(where, f"{prefix}.{key}", "is missing")
+        yield prefix, item
+
+
+def _check_hands_2d(value: Any, where: str) -> None:
+    for p, h in _items(value, where, "hands_2d", ("side", "bbox", "joints_2d", "visibility")):
+        _side(h["side"], where, f"{p}.side")
+        _box(h["bbox"], where, f"{p}.bbox")
+        _floats(h["joints_2d"], (NUM_JOINTS, 2), where, f"{p}.joints_2d")
+        _floats(h["visibility"], (NUM_JOINTS,), where, f"{p}.visibility")
+
+
+def _check_unlabelled_hands(value: Any, where: str) -> None:
+    for p, h in _items(value, where, "unlabelled_hands", ("side", "bbox")):
+        _side(h["side"], where, f"{p}.side")
+        _box(h["bbox"], where, f"{p}.bbox")
+        if h.get("root_3d") is not None:
+            _floats(h["root_3d"], (3,), where, f"{p}.root_3d")
+
+
+def _check_body(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise _fail(where, "body", "must be an object")
+    if "keypoints_2d" in value:
+        _floats(value["keypoints_2d"], (BODY_KEYPOINTS, 3), where, "body.keypoints_2d")
+
+
+def _check_objects(value: Any, where: str) -> None:
+    for p, o in _items(value, where, "objects", ("name", "pose")):
+        if not isinstance(o["name"], str) or not o["name"]:
+            raise _fail(where, f"{p}.name", "must be a non-empty string")
+        _floats(o["pose"], (3, 4), where, f"{p}.pose")
+        if o.get("mesh") is not None and not isinstance(o["mesh"], str):
+            raise _fail(where, f"{p}.mesh", "must be a path (string)")
+
+
+def _check_sequence(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise _fail(where, "sequence", "must be an object")
+    if not isinstance(value.get("id"), str) or not value["id"]:
+        raise _fail(where, "sequence.id", "must be a non-empty string")
+    frame = value.get("frame")
+    if not isinstance(frame, int) or isinstance(frame, bool) or frame < 0:
+        raise _fail(where, "sequence.frame", f"must be a non-negative integer, got {frame!r}")
+
+
+DATASET_FIELDS = {
+    "hands_2d": _check_hands_2d,
+    "unlabelled_hands": _check_unlabelled_hands,
+    "body": _check_body,
+    "objects": _check_objects,
+    "sequence": _check_sequence,
+}
+
+
+def check_dataset_fields(d: dict, where: str) -> None:
+    """Validate the importers' optional fields when present (``hands_2d``, ``objects``, ...)."""
+    for key, check in DATASET_FIELDS.items():
+        if d.get(key) is not None:
+            check(d[key], where)

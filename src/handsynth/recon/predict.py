@@ -171,13 +171,16 @@ def predict_dataset(
     samples = read_dataset(path)
     keys, files, boxes, sides, Ks = [], [], [], [], []
     for s in samples:
-        if s.hands and s.file_name is None:
+        # Hands without labels (e.g. HO3D's evaluation frames: side and box only) are predicted too.
+        targets = [(h.side, h.bbox) for h in s.hands]
+        targets += [(h["side"], h["bbox"]) for h in s.extra.get("unlabelled_hands") or []]
+        if targets and s.file_name is None:
             raise UserError(f"{path}: record {s.id} has no file_name (no image); predict needs images")
-        for h in s.hands:
-            keys.append((s.id, h.side))
+        for side, bbox in targets:
+            keys.append((s.id, side))
             files.append(root / s.file_name)
-            boxes.append(h.bbox)
-            sides.append(h.side)
+            boxes.append(bbox)
+            sides.append(side)
             Ks.append(s.K)
     if not keys:
         raise UserError(f"{path}: the dataset holds no hands to predict")
