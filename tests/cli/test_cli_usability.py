@@ -47,7 +47,10 @@ def test_every_help_shows_option_defaults():
     assert checked > 50
 
 
-@pytest.mark.parametrize("command", [["generate"], ["demo"], ["train"], ["evaluate", "images"]])
+@pytest.mark.parametrize(
+    "command",
+    [["generate"], ["demo"], ["train"], ["evaluate", "images"], ["recon", "train"], ["recon", "eval"]],
+)
 def test_torch_commands_take_threads(command):
     parser = build_parser()
     sub = dict(_all_parsers(parser))[tuple(command)]

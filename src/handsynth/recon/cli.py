@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from handsynth.cli_common import add_deprecated_alias
+from handsynth.runtime import add_threads_argument
 
 
 def _device(name: str | None) -> str:
@@ -16,10 +17,18 @@ def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _threads(args: argparse.Namespace) -> None:
+    """``--threads``: a number is applied; auto keeps torch's choice (the recon model is not tiny)."""
+    from handsynth.runtime import configure_threads
+
+    configure_threads(args.threads, _device(getattr(args, "device", None)))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from handsynth.recon.config import config_from_args, load_config
     from handsynth.recon.train import train
 
+    _threads(args)
     cfg = config_from_args(args, load_config(args.config) if args.config else None)
     summary = train(cfg, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`, one summary line
@@ -42,6 +51,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from handsynth.errors import UserError
     from handsynth.recon.predict import ReconEstimator, predict_dataset, write_freihand_pred
 
+    _threads(args)
     _check_inputs(args)
     if Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder; pass a file name such as pred.json")
@@ -58,6 +68,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from handsynth.recon.evaluate import evaluate_checkpoint
     from handsynth.recon.predict import ReconEstimator
 
+    _threads(args)
     _check_inputs(args)
     est = ReconEstimator.from_checkpoint(
         args.checkpoint, device=_device(args.device), batch_size=args.batch_size
@@ -99,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arguments(t)
     add_deprecated_alias(t, "--hand-model-path", "--mano-dir")
     add_deprecated_alias(t, "--data", "--in")
+    add_threads_argument(t)
     t.set_defaults(func=_cmd_train)
 
     for name, func, helptext, out_help in [
@@ -109,6 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--checkpoint", required=True, help="checkpoint folder or training run folder")
         p.add_argument("--in", dest="data", required=True, help="dataset folder (metadata.jsonl + images)")
         add_deprecated_alias(p, "--data", "--in")
+        add_threads_argument(p)
         p.add_argument("--out", required=True, help=out_help)
         p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
         p.add_argument("--batch-size", type=int, default=32)
