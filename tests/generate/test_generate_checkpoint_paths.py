@@ -29,7 +29,7 @@ def test_old_runs_with_cwd_relative_bases_still_load(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "ah"
     run.mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    assert base_from_run("models/sd", run) == "models/sd"  # only the cwd reading exists
+    assert Path(base_from_run("models/sd", run)) == (tmp_path / "models" / "sd").resolve()  # the cwd reading
 
 
 def test_train_stores_local_bases_relative_to_the_run(tmp_path, monkeypatch):
@@ -67,3 +67,24 @@ def test_missing_base_error_names_the_hf_command(tmp_path):
 
     with pytest.raises(UserError, match="`hf download "):
         resolve_base(str(tmp_path / "nothing-here"))
+
+
+def test_resuming_a_run_saved_with_a_cwd_relative_base_is_not_refused(tmp_path, monkeypatch):
+    """Runs written before bases were stored relative to the run folder still resume."""
+    import yaml
+
+    from handsynth.diffusion.config import to_dict
+    from handsynth.methods.attentionhand import CONFIG_NAME, AttentionHandConfig, config_for_run_folder
+    from handsynth.methods.cli import _check_run_folder
+
+    (tmp_path / "models" / "sd").mkdir(parents=True)
+    run = tmp_path / "runs" / "ah"
+    run.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    cfg = AttentionHandConfig()
+    cfg.model.base_model = "models/sd"
+    (run / CONFIG_NAME).write_text(yaml.safe_dump(to_dict(cfg)))  # the old way: cwd-relative
+    _check_run_folder(run, config_for_run_folder(cfg, run), "auto")  # no error
+    cfg.model.base_model = "tiny"
+    with pytest.raises(UserError, match="model.base_model"):
+        _check_run_folder(run, config_for_run_folder(cfg, run), "auto")

@@ -293,15 +293,15 @@ def base_from_run(spec: str, run_folder: str | os.PathLike) -> str:
     its base, as the embedded default model is); older runs stored them relative to the directory
     ``train`` ran in, which is kept when only that reading exists.
     """
-    if not _is_local_spec(spec) and not Path(run_folder, spec).exists():
-        return spec
     p = Path(spec).expanduser()
+    if not _is_local_spec(spec) and not Path(run_folder, spec).exists() and not p.exists():
+        return spec  # tiny, or a hub id
     if p.is_absolute():
         return str(p)
     beside = Path(run_folder).expanduser() / p
     if beside.exists() or not p.exists():
         return os.path.normpath(beside.resolve())
-    return str(p)
+    return str(p.resolve())
 
 
 def base_for_run(spec: str, run_folder: str | os.PathLike) -> str:

@@ -79,6 +79,13 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
                 yield f"{prefix}{k}", v
 
     a, b = dict(flat(old)), dict(flat(new))
+    # The base may be stored relative to the run folder (now) or to the old working directory
+    # (runs written before): the same folder either way is the same setting.
+    from handsynth.diffusion.base import base_from_run
+
+    for d in (a, b):
+        if isinstance(d.get("model.base_model"), str):
+            d["model.base_model"] = base_from_run(d["model.base_model"], out)
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
         raise UserError(
