@@ -12,6 +12,7 @@ import numpy as np
 NAMES = {
     "sd": "SD (text only)",
     "controlnet": "ControlNet (global only, no TAS)",
+    "uni_controlnet": "Uni-ControlNet (local adapter, no TAS)",
     "ah_local": "AttentionHand local only",
     "ah_notas": "AttentionHand w/o TAS",
     "attentionhand": "AttentionHand",
@@ -43,6 +44,14 @@ CLAIMS = [
         "Table 1",
     ),
     ("T1-sd", "AttentionHand beats text-only SD on every metric", "attentionhand", "sd", T1, "Table 1"),
+    (
+        "T1-uni",
+        "AttentionHand beats Uni-ControlNet on every Table 1 metric",
+        "attentionhand",
+        "uni_controlnet",
+        T1,
+        "Table 1",
+    ),
     (
         "T4-local",
         "global + local beats local only on every metric",
@@ -258,6 +267,7 @@ def write_report(r) -> Path:
     layout = {
         "sd": ("", "", "–"),
         "controlnet": ("✓", "", "–"),
+        "uni_controlnet": ("✓", "", "–"),
         "ah_local": ("", "✓", "shared"),
         "ah_notas": ("✓", "✓", "shared"),
         "attentionhand": ("✓", "✓", "shared"),

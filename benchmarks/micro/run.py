@@ -7,7 +7,7 @@
 A resumable pipeline of stages, each skipping when its output exists (kill it and run it again):
 
     world data -> micro base pretrain -> evaluation tools -> guidance trainings (5 variants x seeds)
-      -> generation (6 methods + 2 inference variants x seeds) -> Table 1/4 metrics -> downstream (Table 2) -> report
+      -> generation (7 methods + 2 inference variants x seeds) -> Table 1/4 metrics -> downstream (Table 2) -> report
 
 Every stage goes through the project's own commands/APIs (``handsynth world render``, ``handsynth
 train``, ``handsynth generate``, ``handsynth recon train|eval``, ``handsynth.eval.evaluate_images``);
@@ -305,8 +305,19 @@ class Runner:
         tmp.write_text("\n".join(prompts) + "\n")
         tmp.replace(self.prompt_file)
 
+    def trainer(self, method: str) -> str:
+        """The ``handsynth train --method`` of a row (default attentionhand)."""
+        return self.cfg["methods"][method].get("trainer", "attentionhand")
+
+    def weights_config(self, method: str, seed: int) -> Path:
+        """The file a finished guidance run leaves (the stage skips the run when it exists)."""
+        folder = "uni_controlnet" if self.trainer(method) == "uni-controlnet" else "controlnet"
+        return self.run_dir(method, seed) / folder / "config.json"
+
     def guidance_config(self, method: str, seed: int) -> Path:
         g = self.cfg["guidance"]
+        if self.trainer(method) == "uni-controlnet":
+            return self._write_guidance_config(method, seed, self.uni_controlnet_config(seed))
         cfg = {
             "method": "attentionhand",
             "model": {
@@ -315,18 +326,40 @@ class Runner:
                 "conditioning_embedding_out_channels": [16, 32, 32],
             },
             "tas": {"enabled": True, "iterations": g["tas_iterations"], "resolution": g["tas_resolution"]},
-            "train": {
-                "max_steps": g["steps"],
-                "batch_size": g["batch_size"],
-                "learning_rate": g["learning_rate"],
-                "checkpoint_every": max(1, g["steps"] // 4),
-                "checkpoints_total_limit": 1,
-                "validate_every": 0,
-                "log_every": max(1, g["steps"] // 50),
-                "seed": seed,
-            },
+            "train": self._train_section(seed),
             "validation": {"num_samples": 1, "num_inference_steps": 4},
         }
+        return self._write_guidance_config(method, seed, cfg)
+
+    def _train_section(self, seed: int) -> dict:
+        """The training budget every guidance row shares."""
+        g = self.cfg["guidance"]
+        return {
+            "max_steps": g["steps"],
+            "batch_size": g["batch_size"],
+            "learning_rate": g["learning_rate"],
+            "checkpoint_every": max(1, g["steps"] // 4),
+            "checkpoints_total_limit": 1,
+            "validate_every": 0,
+            "log_every": max(1, g["steps"] // 50),
+            "seed": seed,
+        }
+
+    def uni_controlnet_config(self, seed: int) -> dict:
+        """Uni-ControlNet's local adapter under the same guidance budget as the ControlNet rows."""
+        return {
+            "method": "uni-controlnet",
+            "model": {
+                "base_model": str(self.base),
+                "resolution": self.cfg["size"],
+                "maps": ["mesh"],  # the micro world renders the mesh map only
+                "stem_channels": [16, 32, 32],
+            },
+            "train": self._train_section(seed),
+            "validation": {"num_samples": 1, "num_inference_steps": 4},
+        }
+
+    def _write_guidance_config(self, method: str, seed: int, cfg: dict) -> Path:
         for key, value in (self.cfg["methods"][method]["train"] or {}).items():
             node = cfg
             *parents, last = key.split(".")
@@ -345,7 +378,7 @@ class Runner:
                 if spec.get("train") is None:
                     continue
                 run = self.run_dir(method, seed)
-                if (run / "controlnet" / "config.json").exists():
+                if self.weights_config(method, seed).exists():
                     continue
                 cfg = self.guidance_config(method, seed)
                 jobs.append(
@@ -355,7 +388,7 @@ class Runner:
                             *handsynth_cmd(),
                             "train",
                             "--method",
-                            "attentionhand",
+                            self.trainer(method),
                             "--config",
                             cfg,
                             "--in",
@@ -399,6 +432,8 @@ class Runner:
         run = self.run_dir(self.cfg["methods"][method].get("checkpoint_from") or method, seed)
         if spec["method"] == "controlnet":
             cmd += ["--checkpoint", run / "controlnet"]
+        elif spec["method"] == "uni-controlnet":
+            cmd += ["--checkpoint", run]
         elif spec["method"] == "attentionhand":
             cmd += ["--checkpoint", run, "--mode", spec.get("mode", "global")]
             if spec.get("tas"):

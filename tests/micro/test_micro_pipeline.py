@@ -160,6 +160,7 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
     assert set(full["methods"]) == {
         "sd",
         "controlnet",
+        "uni_controlnet",
         "ah_local",
         "ah_notas",
         "attentionhand",
@@ -175,6 +176,18 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
     cmd = [str(c) for c in r.generate_cmd("ah_infer_tas", 1)]
     assert cmd[cmd.index("--checkpoint") + 1] == str(r.run_dir("attentionhand", 1))
     assert cmd[cmd.index("--mode") + 1] == "global" and "--tas" in cmd
+    # Uni-ControlNet: its own trainer and run folder, the ControlNet rows' guidance budget.
+    cmd = [str(c) for c in r.generate_cmd("uni_controlnet", 1)]
+    assert cmd[cmd.index("--method") + 1] == "uni-controlnet"
+    assert cmd[cmd.index("--checkpoint") + 1] == str(r.run_dir("uni_controlnet", 1))
+    uni = __import__("yaml").safe_load(r.guidance_config("uni_controlnet", 1).read_text())
+    cn = __import__("yaml").safe_load(r.guidance_config("controlnet", 1).read_text())
+    assert uni["method"] == "uni-controlnet" and uni["train"] == cn["train"]
+    assert r.weights_config("uni_controlnet", 1).parent.name == "uni_controlnet"
+    from handsynth.diffusion.config import load_config
+    from handsynth.methods.uni_controlnet.config import UniControlNetConfig
+
+    load_config(UniControlNetConfig, r.guidance_config("uni_controlnet", 1))  # a valid config
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
 
 

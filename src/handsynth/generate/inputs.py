@@ -32,8 +32,14 @@ class Inputs:
     sha256: str  # of metadata.jsonl: a resumed run must read the same inputs
 
 
-def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> Inputs:
-    """Read and check the input records and the condition files the method will read."""
+def load_inputs(
+    path: str | Path, maps: tuple[str, ...], needs_local: bool, optional: tuple[str, ...] = ()
+) -> Inputs:
+    """Read and check the input records and the condition files the method will read.
+
+    A map in ``optional`` may be absent from a record (the method fills it in); when no record has
+    any of ``maps``, all of them are rendered from the poses.
+    """
     samples = read_dataset(path)
     if not samples:
         raise UserError(f"{path} holds no records: pass poses (jsonl) or a dataset folder with records")
@@ -46,9 +52,12 @@ def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> I
             if not s.hands:
                 raise UserError(f"record {s.id} has no hands and no condition maps: nothing to render")
         return Inputs(samples, root, True, sha)
+    stored = {m for s in samples for m in s.conditions}
     for s in samples:
         for m in maps:
-            _check_file(root, s, m, s.conditions.get(m), "condition")
+            if m in optional and m not in s.conditions:
+                continue
+            _check_file(root, s, m, s.conditions.get(m), "condition", m in stored)
             if needs_local and s.local is not None and m in s.local.conditions:
                 _check_file(root, s, m, s.local.conditions[m], "local condition")
         if needs_local and s.local is None and not s.hands:
@@ -59,11 +68,11 @@ def load_inputs(path: str | Path, maps: tuple[str, ...], needs_local: bool) -> I
     return Inputs(samples, root, False, sha)
 
 
-def _check_file(root: Path, s: Sample, name: str, rel: str | None, what: str) -> None:
+def _check_file(root: Path, s: Sample, name: str, rel: str | None, what: str, others: bool = True) -> None:
     if rel is None:
         raise UserError(
-            f"record {s.id} has no {what} map '{name}' (other records do); render it with "
-            "`handsynth render` or remove the record"
+            f"record {s.id} has no {what} map '{name}'{' (other records do)' if others else ''}; render it "
+            "with `handsynth render` or remove the record"
         )
     if not (root / rel).is_file():
         raise UserError(f"record {s.id}: {what} file {root / rel} does not exist")

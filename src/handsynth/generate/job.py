@@ -104,7 +104,7 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
     if job.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {job.batch_size}")
     method.check()
-    inputs = load_inputs(job.inp, method.maps, method.needs_local)
+    inputs = load_inputs(job.inp, method.maps, method.needs_local, method.optional_maps)
     for s in inputs.samples:
         w, h = (job.size, job.size) if job.size else (s.width, s.height)
         method.check_size(w, h, f"record {s.id}")

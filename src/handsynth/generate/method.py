@@ -88,6 +88,7 @@ class GenerationMethod(abc.ABC):
 
     name: str = ""
     maps: tuple[str, ...] = ()  # global condition maps the method reads
+    optional_maps: tuple[str, ...] = ()  # of those, maps a record may lack (the method fills them in)
     needs_local: bool = False  # reads the local (hand crop) maps too
 
     @abc.abstractmethod

@@ -8,7 +8,13 @@ from collections.abc import Callable
 from handsynth.errors import UserError
 from handsynth.generate.method import GenerationMethod, SamplingConfig
 
-METHOD_NAMES = ("attentionhand", "sd", "controlnet", "t2i-adapter")  # handbooster, sesahand: later
+METHOD_NAMES = (
+    "attentionhand",
+    "sd",
+    "controlnet",
+    "t2i-adapter",
+    "uni-controlnet",
+)  # handbooster, sesahand: later
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id; pass a local folder offline
 
 
@@ -60,11 +66,32 @@ def _baseline(name: str) -> Callable[[argparse.Namespace], GenerationMethod]:
     return build
 
 
+def _uni_controlnet(args: argparse.Namespace) -> GenerationMethod:
+    from handsynth.methods.uni_controlnet.generator import UniControlNetGenerator
+
+    if args.mode != "global" or args.tas:
+        raise UserError("--mode and --tas belong to --method attentionhand, not uni-controlnet")
+    if args.condition is not None:
+        raise UserError(
+            "--condition does not apply to --method uni-controlnet: it reads the maps its training "
+            "config lists (model.maps)"
+        )
+    if args.checkpoint is None:
+        raise UserError("--method uni-controlnet needs --checkpoint (the folder `handsynth train` wrote)")
+    return UniControlNetGenerator(
+        args.checkpoint,
+        base_model=args.base_model,
+        sampling=sampling_from_args(args),
+        conditioning_scale=args.conditioning_scale,
+    )
+
+
 BUILDERS: dict[str, Callable[[argparse.Namespace], GenerationMethod]] = {
     "attentionhand": _attentionhand,
     "sd": _baseline("sd"),
     "controlnet": _baseline("controlnet"),
     "t2i-adapter": _baseline("t2i-adapter"),
+    "uni-controlnet": _uni_controlnet,
 }
 
 

@@ -156,6 +156,13 @@ class ControlNetSampler:
         x = self.image_processor.preprocess(images, height=height, width=width).to(dtype=torch.float32)
         return x.to(device=self.device, dtype=next(self.guidance.parameters()).dtype)
 
+    def control_tensor(
+        self, requests: list[GenRequest], width: int, height: int, local: bool = False
+    ) -> torch.Tensor:
+        """The guidance module's condition input for a batch (a method reading several maps overrides)."""
+        maps = [(r.local_conditions if local else r.conditions)[self.condition] for r in requests]
+        return self._control(maps, width, height)
+
     def _initial_noise(self, requests: list[GenRequest], shape: tuple[int, ...]) -> list[torch.Tensor]:
         """Per request: the global noise, then (global+local) the local noise, from the request's seed.
 
@@ -237,12 +244,9 @@ class ControlNetSampler:
         f = base.vae_scale_factor
 
         cond = encode_prompts(base, [r.prompt for r in requests], self.device).to(self.dtype)
-        control = self._control([r.conditions[self.condition] for r in requests], width, height)
+        control = self.control_tensor(requests, width, height)
         if local:
-            local_control = self._control(
-                [r.local_conditions[self.condition] for r in requests], width, height
-            )
-            control = torch.cat([control, local_control])
+            control = torch.cat([control, self.control_tensor(requests, width, height, local=True)])
             cond_all = torch.cat([cond, cond])
         else:
             cond_all = cond

@@ -28,6 +28,10 @@ METHODS = {
         "handsynth.methods.attentionhand:AttentionHandConfig",
         "handsynth.methods.attentionhand:AttentionHandTask",
     ),
+    "uni-controlnet": (
+        "handsynth.methods.uni_controlnet.config:UniControlNetConfig",
+        "handsynth.methods.uni_controlnet.task:UniControlNetTask",
+    ),
 }
 
 
@@ -119,13 +123,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     save_config(stored, out / CONFIG_NAME)
     summary = run_training(task, cfg.train, out, resume=resume)
     if summary["is_main_process"]:
-        print(f"trained {summary['step']} steps; guidance module saved in {out / 'controlnet'}")
+        weights = out / getattr(task, "weights_dir", "controlnet")
+        print(f"trained {summary['step']} steps; guidance module saved in {weights}")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train a method (AttentionHand guidance module) on a dataset folder"
+        "train", help="train a method's guidance module (AttentionHand, Uni-ControlNet) on a dataset folder"
     )
     p.add_argument("--method", default="attentionhand", choices=sorted(METHODS))
     p.add_argument(

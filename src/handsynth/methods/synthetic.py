@@ -23,8 +23,14 @@ PROMPTS = [
 ]
 
 
-def write_synthetic_dataset(folder: str | Path, n: int = 4, size: int = 128, seed: int = 0) -> Path:
-    """Write ``n`` samples of ``size``^2 to ``folder`` (a record dataset folder) and return it."""
+def write_synthetic_dataset(
+    folder: str | Path, n: int = 4, size: int = 128, seed: int = 0, extra_maps: tuple[str, ...] = ()
+) -> Path:
+    """Write ``n`` samples of ``size``^2 to ``folder`` (a record dataset folder) and return it.
+
+    ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1) and
+    ``depth`` (the blob at 500 mm), for methods that read several maps.
+    """
     rng = np.random.default_rng(seed)
     writer = DatasetWriter(folder)
     f = size * 1.2
@@ -68,9 +74,15 @@ def write_synthetic_dataset(folder: str | Path, n: int = 4, size: int = 128, see
             hands=[hand],
             prompt=PROMPTS[i % len(PROMPTS)],
             file_name=f"images/{sid}.png",
-            conditions={"mesh": f"conditions/mesh/{sid}.png"},
+            conditions={m: f"conditions/{m}/{sid}.png" for m in ("mesh", *extra_maps)},
             local=LocalCrop(box=box, size=size, conditions={}),
             source={"generator": "handsynth.methods.synthetic", "seed": seed},
         )
-        writer.write(sample, {sample.file_name: img, sample.conditions["mesh"]: mesh})
+        files = {sample.file_name: img, sample.conditions["mesh"]: mesh}
+        silhouette = np.asarray(mesh)[..., 0] > 0
+        if "seg" in extra_maps:
+            files[sample.conditions["seg"]] = Image.fromarray(silhouette.astype(np.uint8))
+        if "depth" in extra_maps:
+            files[sample.conditions["depth"]] = Image.fromarray(silhouette.astype(np.uint16) * 500)
+        writer.write(sample, files)
     return Path(folder)
