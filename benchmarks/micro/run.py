@@ -34,6 +34,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CONFIG = HERE / "config.yaml"
 RESULTS = REPO / "benchmarks" / "results"
+TRIVIAL_SET = "Trivial: blank images"
+SHUFFLED = "shuffled"  # the shuffled-label control set (gen/shuffled/seed<k>)
+ORACLE_SET = "Oracle: real wild, same poses"
 
 
 # -- configuration -----------------------------------------------------------------------------------------
@@ -49,12 +52,21 @@ def _merge(base: dict, new: dict) -> dict:
     return out
 
 
-def load_profile(name: str, config: Path = CONFIG) -> dict:
+def load_profile(name: str, config: Path = CONFIG, override: str | None = None) -> dict:
+    """The ``common`` budget with profile ``name`` merged over it (and profile ``override`` over that:
+    ``--profile gpu --override tiny`` runs the GPU profile's settings at test size on a CPU)."""
     data = yaml.safe_load(config.read_text())
-    if name not in data["profiles"]:
-        raise SystemExit(f"unknown profile {name!r}; choose from {', '.join(data['profiles'])}")
+    for p in (name, override):
+        if p is not None and p not in data["profiles"]:
+            raise SystemExit(f"unknown profile {p!r}; choose from {', '.join(data['profiles'])}")
     cfg = _merge(data["common"], data["profiles"][name] or {})
-    cfg["profile"] = name
+    if override:
+        cfg = _merge(cfg, data["profiles"][override] or {})
+        # The override's small sizes win, but the profile's structure (size, widths) stays testable.
+        for key in ("size",):
+            if key in (data["profiles"][name] or {}):
+                cfg[key] = data["profiles"][name][key]
+    cfg["profile"] = name if not override else f"{name}+{override}"
     return cfg
 
 
@@ -159,7 +171,7 @@ class Runner:
             sys.executable,
             __file__,
             "--profile",
-            self.cfg["profile"],
+            *self.cfg["profile"].replace("+", " --override ").split(),
             "--work",
             str(self.work),
             "--job",
@@ -182,36 +194,52 @@ class Runner:
         self._save_timings()
 
     # -- stages ------------------------------------------------------------------------------------------
+    def world_cmd(self, split: str, spec: dict) -> list:
+        """``handsynth world render`` for one split (``poses``: another split whose records it re-renders)."""
+        n = spec.get("n") or self.cfg["world"][spec["poses"]]["n"]
+        cmd = [
+            *handsynth_cmd(),
+            "world",
+            "render",
+            "--domain",
+            spec["domain"],
+            "--n",
+            n,
+            "--out",
+            self.data(split),
+            "--size",
+            self.cfg["size"],
+            "--seed",
+            spec["seed"],
+            "--maps",
+            "mesh",
+        ]
+        if spec.get("hand_fraction"):
+            cmd += ["--hand-fraction", ",".join(str(x) for x in spec["hand_fraction"])]
+        if spec.get("poses"):
+            cmd += ["--poses", self.data(spec["poses"]) / "metadata.jsonl"]
+        return cmd
+
     def stage_world(self) -> None:
-        jobs = []
-        for split, spec in self.cfg["world"].items():
-            out = self.data(split)
-            if (out / ".done").exists():
-                continue
-            jobs.append(
-                (
-                    f"world_{split}",
-                    [
-                        *handsynth_cmd(),
-                        "world",
-                        "render",
-                        "--domain",
-                        spec["domain"],
-                        "--n",
-                        spec["n"],
-                        "--out",
-                        out,
-                        "--size",
-                        self.cfg["size"],
-                        "--seed",
-                        spec["seed"],
-                        "--maps",
-                        "mesh",
-                    ],
-                )
-            )
+        world, empty = self.cfg["world"], self.cfg.get("empty") or {}
+        first = [k for k, v in world.items() if not v.get("poses")]
+        second = [k for k, v in world.items() if v.get("poses")]  # re-render the first wave's poses
+        jobs = [(f"world_{k}", self.world_cmd(k, world[k])) for k in first if not self._done(k)]
+        jobs += [
+            (f"empty_{k}", self.self_job("empty", "--split", k))
+            for k in empty
+            if not self._done(f"empty_{k}")
+        ]
         self.parallel(jobs)
-        for split in self.cfg["world"]:
+        self._mark_done([*first, *(f"empty_{k}" for k in empty)])
+        self.parallel([(f"world_{k}", self.world_cmd(k, world[k])) for k in second if not self._done(k)])
+        self._mark_done(second)
+
+    def _done(self, split: str) -> bool:
+        return (self.data(split) / ".done").exists()
+
+    def _mark_done(self, splits: list[str]) -> None:
+        for split in splits:
             if (self.data(split) / "metadata.jsonl").exists():
                 (self.data(split) / ".done").touch()
 
@@ -283,6 +311,33 @@ class Runner:
     def gen_poses(self) -> Path:
         return self.data("lab_gen") / "gen_poses.jsonl"
 
+    @property
+    def gen_poses_local(self) -> Path:
+        """The held-out poses as their local crops (Table 4's local-only model generates from these)."""
+        return self.data("lab_gen") / "gen_poses_local.jsonl"
+
+    def tas_precondition(self) -> dict:
+        """The TAS precondition measured on the base (``eval/tas_probe.json``): ratio, threshold, passed."""
+        probe = _read_json(self.work / "eval" / "tas_probe.json")
+        ratio = probe.get("attention_in_hand_ratio")
+        need = float(self.cfg.get("gates", {}).get("tas_attention_ratio", 2.0))
+        return {"ratio": ratio, "threshold": need, "passed": None if ratio is None else ratio >= need}
+
+    def skipped(self, method: str) -> str | None:
+        """Why ``method`` is not run in this profile (None: it runs)."""
+        spec = self.cfg["methods"][method]
+        if spec.get("requires") == "tas_precondition":
+            pre = self.tas_precondition()
+            if pre["passed"] is False:
+                return (
+                    f"TAS precondition failed: hand-token attention inside the hand box is {pre['ratio']:.2f}x "
+                    f"the box's area share (needs >= {pre['threshold']:.0f}x)"
+                )
+        return None
+
+    def generated_sets(self) -> list[str]:
+        return [m for m in self.cfg["methods"] if self.skipped(m) is None]
+
     def stage_prompts(self) -> None:
         from handsynth.data import read_dataset, write_metadata
         from handsynth.micro.prompts import wild_prompts
@@ -295,6 +350,10 @@ class Runner:
                 if s.local is not None:
                     s.local.file_name = None
             write_metadata(self.gen_poses, poses)
+        if not self.gen_poses_local.exists():
+            from handsynth.micro.data import local_as_global
+
+            write_metadata(self.gen_poses_local, local_as_global(read_dataset(self.data("lab_gen"))))
         if self.prompt_file.exists():
             return
         prompts = wild_prompts(
@@ -328,6 +387,8 @@ class Runner:
             "tas": {"enabled": True, "iterations": g["tas_iterations"], "resolution": g["tas_resolution"]},
             "train": self._train_section(seed),
             "validation": {"num_samples": 1, "num_inference_steps": 4},
+            # v2: ControlNet-style caption dropout for the guidance modules (issue 11: 50 %).
+            "data": {"empty_prompt_prob": g.get("empty_prompt_prob", 0.0)},
         }
         return self._write_guidance_config(method, seed, cfg)
 
@@ -375,7 +436,7 @@ class Runner:
         jobs = []
         for seed in self.cfg["seeds"]:
             for method, spec in self.cfg["methods"].items():
-                if spec.get("train") is None:
+                if spec.get("train") is None or self.skipped(method):
                     continue
                 run = self.run_dir(method, seed)
                 if self.weights_config(method, seed).exists():
@@ -411,7 +472,7 @@ class Runner:
             "--base-model",
             self.base,
             "--in",
-            self.gen_poses,
+            self.gen_poses_local if spec.get("input") == "local" else self.gen_poses,
             "--out",
             self.gen_dir(method, seed),
             "--prompts",
@@ -448,7 +509,7 @@ class Runner:
         jobs = []
         n = self.cfg["world"]["lab_gen"]["n"]
         for seed in self.cfg["seeds"]:
-            for method in self.cfg["methods"]:
+            for method in self.generated_sets():
                 out = self.gen_dir(method, seed)
                 if _count_records(out) >= n:
                     continue
@@ -459,12 +520,38 @@ class Runner:
         jobs = []
         for seed in self.cfg["seeds"]:
             done = self.work / "eval" / f"seed{seed}" / "metrics.json"
-            if not done.exists() or not set(self.cfg["methods"]) <= set(json.loads(done.read_text())["rows"]):
+            if not done.exists() or not set(self.generated_sets()) <= set(
+                json.loads(done.read_text())["rows"]
+            ):
                 jobs.append((f"metrics_seed{seed}", self.self_job("metrics", "--seed", str(seed))))
         self.parallel(jobs)
 
+    def stage_controls(self) -> None:
+        """Blank images with the held-out labels (Table 1's trivial row) and, per seed, the shuffled-label
+        copy of the ``controls.shuffle`` method's generated set (Table 2's control)."""
+        from handsynth.micro.controls import write_blank, write_shuffled
+
+        n = self.cfg["world"]["lab_gen"]["n"]
+        source = self.cfg.get("controls", {}).get("shuffle", "attentionhand")
+        for seed in self.cfg["seeds"]:
+            if _count_records(self.gen_dir("blank", seed)) < n:
+                write_blank(self.gen_poses, self.gen_dir("blank", seed), self.cfg["size"])
+            src = self.gen_dir(source, seed)
+            if _count_records(src) >= n and _count_records(self.gen_dir(SHUFFLED, seed)) < n:
+                write_shuffled(src, self.gen_dir(SHUFFLED, seed), seed)
+            self.jobs_done += 1
+
     def downstream_sets(self) -> list[str]:
-        return ["real_lab", *self.cfg["methods"]]
+        sets = ["real_lab", *self.generated_sets()]
+        if self.cfg.get("controls", {}).get("shuffle") in sets:
+            sets.append(SHUFFLED)
+        if "wild_gen" in self.cfg["world"]:
+            sets.append("oracle")
+        return sets
+
+    def downstream_data(self, name: str, seed: int) -> str:
+        """The generated (or oracle) set added to real lab for downstream set ``name``."""
+        return str(self.data("wild_gen") if name == "oracle" else self.gen_dir(name, seed))
 
     def stage_downstream(self) -> None:
         d = self.cfg["downstream"]
@@ -476,7 +563,7 @@ class Runner:
                     continue
                 data = [self.data("lab_train")]
                 if name != "real_lab":
-                    data.append(f"{self.gen_dir(name, seed)}:{d['synth_ratio']}")
+                    data.append(f"{self.downstream_data(name, seed)}:{d['synth_ratio']}")
                 train = self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed)
                 jobs.append(
                     (
@@ -509,6 +596,10 @@ class Runner:
                 )
         self.parallel(jobs)
 
+    def stage_yardsticks(self) -> None:
+        if not (self.work / "eval" / "yardsticks.json").exists():
+            self.sh("yardsticks", self.self_job("yardsticks"))
+
     def stage_report(self) -> Path:
         from report import write_report  # benchmarks/micro/report.py
 
@@ -537,10 +628,12 @@ class Runner:
         self.stage("world", self.stage_world)
         self.stage("base + tools", self.stage_base_and_tools)
         self.stage("prompts", self.stage_prompts)
+        self.stage("tas probe", self.stage_tas_probe)  # before guidance: the TAS sweep needs its precondition
         self.stage("guidance", self.stage_guidance)
-        self.stage("tas probe", self.stage_tas_probe)
         self.stage("generate", self.stage_generate)
+        self.stage("controls", self.stage_controls)
         self.stage("metrics", self.stage_metrics)
+        self.stage("yardsticks + gates", self.stage_yardsticks)
         self.stage("downstream", self.stage_downstream)
         report = self.stage_report()
         return report
@@ -555,6 +648,10 @@ _CHAIN = (
 )
 
 
+def _read_json(p: Path) -> dict:
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
 def _count_records(folder: Path) -> int:
     p = folder / "metadata.jsonl"
     if not p.exists():
@@ -567,7 +664,9 @@ def job_base(r: Runner) -> None:
     from handsynth.micro.base import MicroBaseConfig, pretrain_base
 
     cfg = MicroBaseConfig(resolution=r.cfg["size"], **r.cfg["base"])
-    pretrain_base(r.data("wild_train"), r.base, cfg)
+    # v2: the base also sees no-hand photos captioned as empty scenes (gate b asks it to tell them apart).
+    extra = [r.data("empty_wild_train")] if (r.data("empty_wild_train") / "metadata.jsonl").exists() else []
+    pretrain_base(r.data("wild_train"), r.base, cfg, extra_data=extra)
 
 
 def job_features(r: Runner) -> None:
@@ -586,8 +685,29 @@ def job_detector(r: Runner) -> None:
 
     t = r.cfg["tools"]["detector"]
     arrays = load_world([r.data("wild_train")], r.cfg["size"])
-    det, stats = train_detector(arrays, steps=t["steps"], batch_size=t["batch_size"])
-    det.save(r.tool("detector"), {"training": stats, "data": ["wild_train"]})
+    negatives = _empty_images(r, "wild_train")
+    det, stats = train_detector(arrays, steps=t["steps"], batch_size=t["batch_size"], negatives=negatives)
+    data = ["wild_train"] + (["empty_wild_train"] if negatives is not None else [])
+    det.save(r.tool("detector"), {"training": stats, "data": data})
+
+
+def _empty_images(r: Runner, split: str):
+    """The no-hand photos of ``empty_<split>`` as (N, S, S, 3) uint8, or None when the profile has none."""
+    import numpy as np
+
+    from handsynth.micro.yardsticks import load_images
+
+    folder = r.data(f"empty_{split}")
+    if not (folder / "metadata.jsonl").exists():
+        return None
+    return np.stack(load_images(folder))
+
+
+def job_empty(r: Runner, split: str) -> None:
+    from handsynth.micro.empty import render_empty
+
+    spec = r.cfg["empty"][split]
+    render_empty(spec.get("domain", "wild"), spec["n"], r.cfg["size"], spec["seed"], r.data(f"empty_{split}"))
 
 
 def job_metrics(r: Runner, seed: int) -> None:
@@ -595,25 +715,51 @@ def job_metrics(r: Runner, seed: int) -> None:
     from handsynth.eval.report import write_image_report
     from handsynth.micro.detector import WorldHandDetector
     from handsynth.micro.features import WorldFeatureExtractor
+    from handsynth.micro.yardsticks import scan_detector
     from handsynth.recon import ReconEstimator
 
+    detector = WorldHandDetector.load(r.tool("detector"))
     tools = ImageTools(
         extractor=WorldFeatureExtractor.load(r.tool("features")),
-        detector=WorldHandDetector.load(r.tool("detector")),
+        detector=detector,
         estimator=ReconEstimator.from_checkpoint(str(r.tool("recon")), device="cpu"),
         kid_subset_size=1000,
     )
-    methods = list(r.cfg["methods"])
-    result = evaluate_images(
-        r.data("wild_test"), [r.gen_dir(m, seed) for m in methods], tools, names=methods, score_real=True
-    )
+    # Scored in the domain asked for: real wild photos of the very poses the generators were given (a
+    # second rendering, other backgrounds and light) when the profile has them, else real wild test photos.
+    reference = r.data("wild_gen_ref") if "wild_gen_ref" in r.cfg["world"] else r.data("wild_test")
+    sets = {m: r.gen_dir(m, seed) for m in r.generated_sets()}
+    if (r.gen_dir("blank", seed) / "metadata.jsonl").exists():
+        sets[TRIVIAL_SET] = r.gen_dir("blank", seed)
+    result = evaluate_images(reference, list(sets.values()), tools, names=list(sets), score_real=True)
     out = r.work / "eval" / f"seed{seed}"
     write_image_report(result, out, command=f"benchmarks/micro/run.py --job metrics --seed {seed}")
-    # The lab poses rendered as real lab photos: where a generator's labels come from, scored the same way.
-    lab = evaluate_images(r.data("wild_test"), [r.data("lab_gen")], tools, names=["real lab (same poses)"])
     metrics = json.loads((out / "metrics.json").read_text())
-    metrics["rows"]["Real lab (same poses)"] = lab.rows["real lab (same poses)"]
+    # The held-out poses as real photos: the lab photos the labels come from, and (v2) the oracle: real
+    # wild photos of the same poses, scored exactly like a generated set.
+    real = {"Real lab (same poses)": r.data("lab_gen")}
+    if "wild_gen" in r.cfg["world"]:
+        real[ORACLE_SET] = r.data("wild_gen")
+    extra = evaluate_images(reference, list(real.values()), tools, names=list(real))
+    for name, folder in real.items():
+        metrics["rows"][name] = extra.rows[name]
+        sets[name] = folder
+    for name, folder in sets.items():  # PCK@0.1 of the detector against each set's own labels (gate c)
+        scan = scan_detector(detector, folder)
+        metrics["rows"].setdefault(name, {})["PCK@0.1"] = scan.pck if len(scan.gt) else None
+    metrics["reference"] = str(reference)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+
+
+def job_yardsticks(r: Runner) -> None:
+    """The yardstick requirements and gates (a), (b) measured once per run (``eval/yardsticks.json``)."""
+    sys.path.insert(0, str(HERE))
+    from gates import measure_yardsticks  # benchmarks/micro/gates.py
+
+    out = measure_yardsticks(r)
+    path = r.work / "eval" / "yardsticks.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, default=float))
 
 
 def job_tas_probe(r: Runner) -> None:
@@ -626,7 +772,13 @@ def job_tas_probe(r: Runner) -> None:
     path.write_text(json.dumps(out, indent=2))
 
 
-JOBS = {"base": job_base, "features": job_features, "detector": job_detector, "tas_probe": job_tas_probe}
+JOBS = {
+    "base": job_base,
+    "features": job_features,
+    "detector": job_detector,
+    "tas_probe": job_tas_probe,
+    "yardsticks": job_yardsticks,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -634,6 +786,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="full", help="full | quick | tiny (config.yaml)")
     p.add_argument("--quick", action="store_true", help="the same as --profile quick (smoke run)")
     p.add_argument("--config", default=str(CONFIG))
+    p.add_argument(
+        "--override", default=None, help="a second profile merged on top (e.g. --profile gpu --override tiny)"
+    )
     p.add_argument("--work", default=None, help="output folder (default outputs/micro/<profile>)")
     p.add_argument(
         "--install-default",
@@ -643,15 +798,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only-install-default", action="store_true", help="install from finished stages, run nothing"
     )
+    p.add_argument("--jobs", type=int, default=None, help="parallel jobs (default: the profile's)")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from finished stages")
     p.add_argument("--results", default=None, help="report folder (default benchmarks/results)")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--split", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.profile = "quick"
-    cfg = load_profile(args.profile, Path(args.config))
-    work = Path(args.work) if args.work else REPO / "outputs" / "micro" / args.profile
+    cfg = load_profile(args.profile, Path(args.config), args.override)
+    if args.jobs:
+        cfg["jobs"] = args.jobs
+    work = Path(args.work) if args.work else REPO / "outputs" / "micro" / cfg["profile"]
     r = Runner(cfg, work)
     r.results = Path(args.results) if args.results else RESULTS
     if args.job:
@@ -660,6 +819,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
         if args.job == "metrics":
             job_metrics(r, args.seed)
+        elif args.job == "empty":
+            job_empty(r, args.split)
         else:
             JOBS[args.job](r)
         return 0

@@ -45,6 +45,7 @@ def main(base_path: str, data: str, n: int = 32, seed: int = 0, resolution: int 
         with checkpointing_off(base.unet):
             return base.unet(x, t, encoder_hidden_states=text)
 
+    precondition = attention_in_hand(forward, store, xt, data, len(x0), indices, resolution)
     res = tas_refine(forward, store, xt, t, indices, lengths, cfg, 1000, g)
     with torch.no_grad():
         after = measure_loss(forward, store, res.latents, indices, lengths, cfg)
@@ -56,9 +57,49 @@ def main(base_path: str, data: str, n: int = 32, seed: int = 0, resolution: int 
         "tas_loss_before": res.loss_before.mean().item(),
         "tas_loss_after": float(after.mean()),
         "relative_change_of_noise_target": rel,
+        **precondition,
     }
     print(json.dumps(out, indent=2))
     return out
+
+
+def attention_in_hand(forward, store, latents, data: str, n: int, indices: list, resolution: int) -> dict:
+    """TAS's precondition: the share of each hand token's cross-attention (normalised over space) that
+    falls inside the hand box, over the box's share of the image. 1 = attention ignores the hand; TAS
+    can only sharpen attention that already points at it (v2 asks >= 2)."""
+    import numpy as np
+
+    from handsynth.data import read_dataset
+    from handsynth.diffusion.attention import run_and_capture
+
+    samples = [s for s in read_dataset(data) if s.file_name and s.prompt][:n]
+    with torch.no_grad():
+        maps = run_and_capture(forward, store, latents, (resolution, resolution))  # (B, h, w, T)
+    h, w = maps.shape[1:3]
+    ratios, shares, masses = [], [], []
+    for b, (s, idx) in enumerate(zip(samples, indices)):
+        if not s.hands or not idx:
+            continue
+        x, y, bw, bh = np.asarray(s.hands[0].bbox, np.float64) * np.array([w / s.width, h / s.height] * 2)
+        ys, xs = np.mgrid[0:h, 0:w] + 0.5
+        mask = torch.from_numpy(((xs >= x) & (xs <= x + bw) & (ys >= y) & (ys <= y + bh)).astype(np.float32))
+        share = float(mask.mean())
+        if share <= 0:
+            continue
+        m = maps[b, :, :, idx].float()  # (h, w, k)
+        m = m / m.sum((0, 1), keepdim=True).clamp_min(1e-12)
+        mass = float((m * mask[..., None]).sum((0, 1)).mean())
+        ratios.append(mass / share)
+        shares.append(share)
+        masses.append(mass)
+    if not ratios:
+        return {"attention_in_hand_ratio": None}
+    return {
+        "attention_in_hand_ratio": float(np.mean(ratios)),
+        "attention_in_hand_mass": float(np.mean(masses)),
+        "hand_box_area_share": float(np.mean(shares)),
+        "precondition_images": len(ratios),
+    }
 
 
 if __name__ == "__main__":

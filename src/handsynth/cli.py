@@ -7,6 +7,7 @@ only collects them, so stages never edit each other's command code.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import logging
@@ -61,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed its one-line error (or --help): same exit code, no raise
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -73,7 +77,31 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"handsynth: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path the user named cannot be used: one sentence, not a traceback
+        if args.verbose:
+            raise
+        print(f"handsynth: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+OS_ERROR_HINTS = {
+    errno.EACCES: "permission denied; check the permissions or choose another folder",
+    errno.EPERM: "operation not permitted; check the permissions or choose another folder",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.ENOSPC: "no space left on the device; free some space and rerun (finished work is kept)",
+    errno.ENOTDIR: "a file stands where a folder is needed; choose another path",
+    errno.EEXIST: "a file stands where a folder is needed; choose another path",
+    errno.EISDIR: "is a folder where a file is needed; choose another path",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One sentence for an operating-system error: the path involved and what to do about it."""
+    what = OS_ERROR_HINTS.get(err.errno or -1, err.strerror or type(err).__name__)
+    path = err.filename if err.filename is not None else ""
+    return f"{path}: {what}" if path else f"{what} ({err})"
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.runtime import add_threads_argument
 
@@ -268,10 +269,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="poses -> condition maps -> AttentionHand images with exact labels -> evaluation + sheet"
     )
     p.add_argument("--out", default="outputs/demo", help="output folder (resumed if it exists)")
-    p.add_argument("--n", type=int, default=16, help="number of poses (one image each)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=cli_args.positive_int, default=16, help="number of poses (one image each)")
+    p.add_argument("--seed", type=cli_args.seed, default=0)
     p.add_argument(
-        "--size", type=int, default=None, help="image size (default: 64 for the default model, else 512)"
+        "--size",
+        type=cli_args.image_side,
+        default=None,
+        help="image size (default: 64 for the default model, else 512)",
     )
     p.add_argument(
         "--checkpoint", default=None, help="an AttentionHand run folder (default: the embedded model)"
@@ -279,10 +283,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--base-model", default=None, help="SD-1.x folder or hub id for --checkpoint (default: its config's)"
     )
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps")
-    p.add_argument("--guidance", type=float, default=9.0, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=cli_args.positive_int, default=20, help="DDIM steps")
     p.add_argument(
-        "--reference", type=int, default=32, help="world photos rendered as the FID reference (0: none)"
+        "--guidance", type=cli_args.non_negative, default=9.0, help="classifier-free guidance scale"
+    )
+    p.add_argument(
+        "--reference",
+        type=cli_args.count,
+        default=32,
+        help="world photos rendered as the FID reference (0: none)",
     )
     add_threads_argument(p)
     p.set_defaults(func=_run)

@@ -84,6 +84,9 @@ SWITCHES = {
     ),
     "grad_clip": (["train.max_grad_norm=1.0"], lambda logs, m, t: t.cfg.train.max_grad_norm == 1.0),
     "tas_controlled": (["tas.unet=controlled"], lambda logs, m, t: "tas_loss" in logs),
+    # Every prompt dropped (ControlNet-style caption dropout): TAS has no hand token to act on and the
+    # step still trains the module.
+    "empty_prompts": (["data.empty_prompt_prob=1.0"], lambda logs, m, t: "loss_global" in logs),
     "local_prompt_hand": (
         ["data.local_prompt=hand"],
         lambda logs, m, t: t.dataset()[0]["prompt_local"] == "hand",

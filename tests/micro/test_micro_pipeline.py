@@ -167,7 +167,10 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
         "ah_separate",
         "ah_infer_local",
         "ah_infer_tas",
+        *(f"ah_tas{k}_{t}" for k in (1, 5, 50) for t in ("eps", "res") if (k, t) != (1, "eps")),
     }
+    assert full["methods"]["ah_tas5_res"]["requires"] == "tas_precondition"
+    assert full["methods"]["ah_local"]["generate"]["input"] == "local"
     # The inference variants are not trained: they generate from the attentionhand modules.
     r = micro_run.Runner(full, tmp_path)
     cmd = [str(c) for c in r.generate_cmd("ah_infer_local", 1)]
@@ -194,15 +197,19 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
 def test_stages_skip_finished_outputs(runner):
     r, jobs = runner
     r.stage_guidance()
-    assert jobs == ["train_attentionhand_seed0"]  # sd is not trained
-    (r.run_dir("attentionhand", 0) / "controlnet").mkdir(parents=True)
-    (r.run_dir("attentionhand", 0) / "controlnet" / "config.json").write_text("{}")
+    assert jobs == ["train_attentionhand_seed0", "train_ah_local_seed0"]  # sd is not trained
+    for m in ("attentionhand", "ah_local"):
+        (r.run_dir(m, 0) / "controlnet").mkdir(parents=True)
+        (r.run_dir(m, 0) / "controlnet" / "config.json").write_text("{}")
     jobs.clear()
     r.stage_guidance()
     assert jobs == []
     r.stage_world()
-    assert sorted(jobs) == ["world_lab_gen", "world_lab_train", "world_wild_test", "world_wild_train"]
-    for split in r.cfg["world"]:  # the renders finished: the next pass marks them done
+    first = ["world_lab_gen", "world_lab_train", "world_wild_test", "world_wild_train"]
+    empty = ["empty_wild_calib", "empty_wild_test", "empty_wild_train"]
+    assert sorted(jobs) == sorted([*first, *empty, "world_wild_gen", "world_wild_gen_ref"])
+    assert jobs.index("world_wild_gen") > jobs.index("world_lab_gen")  # re-renders lab_gen's poses
+    for split in [*r.cfg["world"], *(f"empty_{k}" for k in r.cfg["empty"])]:  # finished: marked done
         r.data(split).mkdir(parents=True)
         (r.data(split) / "metadata.jsonl").write_text("")
     r.stage_world()
@@ -211,21 +218,87 @@ def test_stages_skip_finished_outputs(runner):
     assert jobs == []
     cfg = __import__("yaml").safe_load(r.guidance_config("attentionhand", 0).read_text())
     assert cfg["tas"]["resolution"] == 8 and cfg["train"]["seed"] == 0
+    assert cfg["data"]["empty_prompt_prob"] == 0.5  # v2: ControlNet-style caption dropout
 
 
-def test_verdicts_need_three_seeds_and_two_standard_errors(runner):
-    from report import verdict
+def test_tas_sweep_is_not_trained_when_the_precondition_fails(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
+    import run as micro_run
 
-    better = {"FID": [10.0, 11.0, 10.5], "Hand Conf.": [0.9, 0.91, 0.92]}
-    worse = {"FID": [20.0, 21.0, 20.5], "Hand Conf.": [0.5, 0.95, 0.2]}
-    overall, rows = verdict(better, worse, ["FID", "Hand Conf."], 3)
-    assert rows[0]["verdict"] == "reproduced" and rows[0]["mean_advantage"] == pytest.approx(10.0)
-    assert rows[1]["verdict"].startswith("inconclusive")
-    assert overall.startswith("partly reproduced")
-    overall, rows = verdict(worse, better, ["FID"], 3)
-    assert overall == "not reproduced" and rows[0]["verdict"] == "contradicted"
-    _, rows = verdict({"FID": [1.0]}, {"FID": [2.0]}, ["FID"], 1)
-    assert rows[0]["verdict"].startswith("inconclusive at this budget")
+    r = micro_run.Runner(micro_run.load_profile("full"), tmp_path / "work")
+    jobs: list[str] = []
+    r.parallel = lambda js: jobs.extend(name for name, _ in js)
+    (r.work / "eval").mkdir(parents=True)
+    (r.work / "eval" / "tas_probe.json").write_text(json.dumps({"attention_in_hand_ratio": 1.1}))
+    assert "precondition failed" in r.skipped("ah_tas5_eps") and r.skipped("attentionhand") is None
+    r.stage_guidance()
+    assert jobs and not any("ah_tas" in j for j in jobs)
+    (r.work / "eval" / "tas_probe.json").write_text(json.dumps({"attention_in_hand_ratio": 2.5}))
+    jobs.clear()
+    r.stage_guidance()
+    assert "train_ah_tas50_res_seed0" in jobs
+    sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
+def test_gpu_profile_with_a_tiny_override_keeps_the_gpu_structure():
+    sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
+    import run as micro_run
+
+    gpu = micro_run.load_profile("gpu")
+    test = micro_run.load_profile("gpu", override="tiny")
+    assert gpu["size"] == test["size"] == 128 and test["profile"] == "gpu+tiny"
+    assert test["base"]["unet_channels"] == gpu["base"]["unet_channels"] and test["base"]["unet_steps"] == 2
+    assert test["world"]["lab_gen"]["n"] == 4 and gpu["world"]["lab_gen"]["n"] >= 1000
+    r = micro_run.Runner(test, Path("/nonexistent"))
+    assert r.self_job("base")[3:6] == ["gpu", "--override", "tiny"]
+    sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
+def test_local_only_generates_from_the_crop_with_labels_in_crop_pixels():
+    from handsynth.data.records import LocalCrop
+    from handsynth.micro.data import local_as_global
+
+    s = _sample(0, "right")
+    s.conditions = {"mesh": "mesh/a.png"}
+    s.local = LocalCrop(box=[16.0, 8.0, 32.0], size=64, conditions={"mesh": "local/mesh/a.png"})
+    (t,) = local_as_global([s])
+    j2 = np.asarray(s.hands[0].joints_2d)
+    assert t.conditions == {"mesh": "local/mesh/a.png"} and t.local is None and t.width == 64
+    assert np.allclose(t.hands[0].joints_2d, (j2 - [16, 8]) * 2)
+    # The crop's camera projects the 3D joints onto the crop's 2D labels.
+    from handsynth.render.camera import project
+
+    s_proj = project(np.asarray(s.hands[0].joints_3d), np.asarray(s.K))
+    t_proj = project(np.asarray(t.hands[0].joints_3d), np.asarray(t.K))
+    assert np.allclose(t_proj, (s_proj - [16, 8]) * 2)
+
+
+def test_controls_blank_keeps_labels_and_shuffle_moves_every_label(tmp_path):
+    from PIL import Image
+
+    from handsynth.data import read_dataset, write_metadata
+    from handsynth.micro.controls import write_blank, write_shuffled
+
+    samples = [_sample(i, "right") for i in range(5)]
+    (tmp_path / "gen" / "images").mkdir(parents=True)
+    for s in samples:
+        s.hands[0].joints_3d = [[x, y, z + 0.5] for x, y, z in s.hands[0].joints_3d]  # in front of the camera
+        s.file_name = f"images/{s.id}.png"
+        Image.fromarray(np.full((64, 64, 3), 10 * int(s.id.split("_")[1]), np.uint8)).save(
+            tmp_path / "gen" / s.file_name
+        )
+    write_metadata(tmp_path / "gen" / "metadata.jsonl", samples)
+    blank = read_dataset(write_blank(tmp_path / "gen" / "metadata.jsonl", tmp_path / "blank", 32))
+    assert [b.hands[0].joints_2d for b in blank] == [s.hands[0].joints_2d for s in samples]
+    assert np.asarray(Image.open(tmp_path / "blank" / blank[0].file_name)).std() == 0
+    shuffled = read_dataset(write_shuffled(tmp_path / "gen", tmp_path / "shuf", seed=1))
+    by_id = {s.id: s for s in samples}
+    assert sorted(x.id for x in shuffled) == sorted(by_id)
+    for x in shuffled:  # same image, another record's hand
+        assert x.hands[0].joints_2d != by_id[x.id].hands[0].joints_2d
+    assert sorted(str(x.hands[0].joints_2d) for x in shuffled) == sorted(
+        str(s.hands[0].joints_2d) for s in samples
+    )
 
 
 def test_report_is_written_from_finished_stages(runner):
@@ -237,6 +310,83 @@ def test_report_is_written_from_finished_stages(runner):
     md = r.stage_report()
     text = md.read_text()
     assert "`tiny` profile" in text and "NOT evidence" in text
-    assert "| AttentionHand | ✓ | ✓ | shared | 3.00 |" in text
+    assert "| AttentionHand | 3.00 |" in text
+    assert "yardsticks stage has not run" in text  # no gates measured: nothing is judged
     data = json.loads(md.with_suffix(".json").read_text())
     assert data["table1"]["sd"]["FID"] == [5.0]
+    assert {c["label"] for c in data["claims"]} == {"not measurable"}
+
+
+def test_report_labels_follow_gates_trivial_rows_and_seeds(tmp_path):
+    """A hand-made 3-seed run: the claim whose gates pass is labelled from its paired tests; a failed
+    gate (c) or a method worse than the trivial row makes a claim not measurable."""
+    sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
+    import run as micro_run
+
+    cfg = micro_run.load_profile("tiny")
+    cfg["seeds"] = [0, 1, 2]
+    cfg["methods"] = {
+        m: cfg["methods"].get(m, {"train": {}, "generate": {"method": "attentionhand"}})
+        for m in ("sd", "attentionhand", "controlnet", "ah_notas")
+    }
+    r = micro_run.Runner(cfg, tmp_path / "work")
+    r.results = tmp_path / "results"
+    for seed in range(3):
+        rows = {
+            "attentionhand": {"FID": 10.0 + seed * 0.1, "MSE-2D": 50.0 + seed, "PCK@0.1": 0.6},
+            "controlnet": {"FID": 20.0 + seed * 0.1, "MSE-2D": 80.0 + 2 * seed, "PCK@0.1": 0.55},
+            "ah_notas": {"FID": 10.5, "MSE-2D": 300.0, "PCK@0.1": 0.1},  # fails gate (c)
+            "sd": {"FID": 5.0, "MSE-2D": 400.0},
+            "Trivial: blank images": {"FID": 100.0, "MSE-2D": 250.0},
+            "Oracle: real wild, same poses": {"FID": 1.0, "MSE-2D": 10.0, "PCK@0.1": 0.9},
+        }
+        out = r.work / "eval" / f"seed{seed}"
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps({"rows": rows}))
+    gates = [
+        {"name": n, "value": 1.0, "threshold": 0.5, "passed": True}
+        for n in ("Y1 d", "Y2 d", "Y3 d", "(a) v", "(b1) h")
+    ]
+    (r.work / "eval" / "yardsticks.json").write_text(
+        json.dumps({"gates": gates, "trivial_t1": {"MSE-2D": 200.0}})
+    )
+    (r.work / "eval" / "tas_probe.json").write_text(json.dumps({"attention_in_hand_ratio": 3.0}))
+    data = json.loads(r.stage_report().with_suffix(".json").read_text())
+    claims = {c["id"]: c for c in data["claims"]}
+    cn = claims["T1-cn"]
+    assert cn["label"] == "reproduced", cn
+    by_metric = {m["metric"]: m for m in cn["metrics"]}
+    assert by_metric["FID"]["measurable"] and by_metric["MSE-2D"]["mean"] == pytest.approx(31.0)
+    assert not by_metric["KID"]["measurable"]  # no trivial row for KID in this table
+    assert claims["T1-tas"]["label"] == "not measurable" and "(c)" in claims["T1-tas"]["reason"]
+    sd = {m["metric"]: m for m in claims["T1-sd"]["metrics"]}
+    assert not sd["MSE-2D"]["measurable"] and "does not beat the trivial row" in sd["MSE-2D"]["reason"]
+    assert data["tests"] >= 2
+    sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
+def test_text_encoder_trains_with_the_unet_when_asked():
+    from handsynth.text.tokenizer import encode_prompts
+
+    parts = build_components(SMALL)
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(4, 4, 16, 16, generator=g)
+    ids = encode_prompts(["a left hand", "a right fist", "an empty table", "a left hand"], parts["tokenizer"])
+    before = [p.detach().clone() for p in parts["text_encoder"].parameters()]
+    cfg = MicroBaseConfig(
+        **{**SMALL.__dict__, "unet_steps": 3, "unet_batch_size": 4, "train_text_encoder": True}
+    )
+    train_unet(
+        parts["unet"],
+        dict(parts["scheduler"].config),
+        (mean, torch.full_like(mean, 1e-3)),
+        None,
+        None,
+        cfg,
+        text_encoder=parts["text_encoder"],
+        ids=ids,
+        uncond_ids=encode_prompts([""], parts["tokenizer"])[0],
+    )
+    after = list(parts["text_encoder"].parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+    assert not any(p.requires_grad for p in after)  # frozen again for everything that follows

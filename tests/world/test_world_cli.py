@@ -73,20 +73,48 @@ def test_workers_write_the_same_files(tmp_path):
         (["--maps", "mesh,colour"], "colour"),
         (["--hand-model", "mano"], "--mano-dir"),
         (["--n", "0"], "--n"),
-        (["--object-prob", "1.5"], "object probability"),
+        (["--object-prob", "1.5"], "--object-prob"),
         (["--size", "8"], "size"),
-        (["--supersample", "7"], "supersample"),
+        (["--supersample", "7"], "--supersample"),
+        (["--hand-fraction", "big"], "--hand-fraction"),
+        (["--hand-fraction", "0.7,0.4"], "hand fraction"),
     ],
 )
-def test_bad_arguments_fail_before_writing(tmp_path, extra, match):
+def test_bad_arguments_fail_before_writing(tmp_path, capsys, extra, match):
     out = tmp_path / "bad"
     base = ["world", "render", "--domain", "lab", "--n", "2", "--out", str(out)]
-    args = parse(base + extra)
-    with pytest.raises(UserError, match=match):
-        args.func(args)
+    try:
+        args = parse(base + extra)
+    except SystemExit as exc:  # refused while parsing (handsynth.cli_args): argparse names the flag
+        assert exc.code == 2 and match in capsys.readouterr().err
+    else:
+        with pytest.raises(UserError, match=match):
+            args.func(args)
     assert not out.exists()
 
 
 def test_unknown_domain_is_an_argparse_error():
     with pytest.raises(SystemExit):
         parse(["world", "render", "--domain", "studio", "--n", "1", "--out", "x"])
+
+
+def test_poses_with_too_few_records_fail_before_writing(tmp_path):
+    (tmp_path / "poses.jsonl").write_text("")
+    out = tmp_path / "bad"
+    args = parse(
+        [
+            "world",
+            "render",
+            "--domain",
+            "wild",
+            "--n",
+            "2",
+            "--out",
+            str(out),
+            "--poses",
+            str(tmp_path / "poses.jsonl"),
+        ]
+    )
+    with pytest.raises(UserError, match="--poses"):
+        args.func(args)
+    assert not out.exists()

@@ -174,3 +174,31 @@ def test_hand_mesh_normals_point_outwards(models):
         c = v.mean(axis=0)
         palm_region = np.linalg.norm(v - c, axis=1) < 0.04
         assert np.mean(np.sum(n[palm_region] * (v[palm_region] - c), axis=1) > 0) > 0.9, side
+
+
+def test_poses_reuse_a_records_hand_camera_and_placement_in_another_domain(tmp_path, lab):
+    from handsynth.data import write_metadata
+
+    sample, _ = lab[0]
+    write_metadata(tmp_path / "poses.jsonl", [sample])
+    gen = WorldGenerator(
+        WorldConfig(domain="wild", size=SIZE, seed=3, maps=(), poses=str(tmp_path / "poses.jsonl"))
+    )
+    try:
+        wild, files = gen.generate(0)
+    finally:
+        gen.release()
+    assert wild.source["domain"] == "wild" and wild.hands[0].side == sample.hands[0].side
+    assert np.allclose(wild.hands[0].joints_2d, sample.hands[0].joints_2d)
+    assert np.allclose(wild.K, sample.K) and wild.file_name in files
+
+
+def test_hand_fraction_overrides_the_domains_hand_size():
+    gen = WorldGenerator(
+        WorldConfig(domain="wild", size=SIZE, seed=3, maps=(), local=False, hand_fraction=(0.5, 0.6))
+    )
+    try:
+        sides = [max(gen.generate(i)[0].hands[0].bbox[2:]) / SIZE for i in range(3)]
+    finally:
+        gen.release()
+    assert min(sides) >= 0.4, sides

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 
 
@@ -69,8 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="s0",
         help="DexYCB split setup: s0 (seen), s1 (unseen subjects), s2 (unseen cameras), s3 (unseen grasps)",
     )
-    p.add_argument("--limit", type=int, default=None, help="import at most this many frames (default: all)")
-    p.add_argument("--every", type=int, default=1, help="keep every K-th frame (default: 1)")
+    p.add_argument(
+        "--limit",
+        type=cli_args.positive_int,
+        default=None,
+        help="import at most this many frames (default: all)",
+    )
+    p.add_argument(
+        "--every", type=cli_args.positive_int, default=1, help="keep every K-th frame (default: 1)"
+    )
     p.add_argument(
         "--link",
         default="symlink",
@@ -92,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--min-hand-size",
-        type=float,
+        type=cli_args.non_negative,
         default=32.0,
         help="COCO-WholeBody: drop hands whose box is smaller (px, default: 32)",
     )

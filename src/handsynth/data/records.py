@@ -99,6 +99,29 @@ class Hand:
         return dict(self.__dict__)
 
 
+def check_placement(hand: Hand, width: int, height: int, where: str, prefix: str) -> None:
+    """Refuse a hand no camera could see: joints behind the camera, or a box wholly outside the image.
+
+    Such a record renders empty maps while keeping its labels, so training would learn from labels
+    of a hand that is not in the picture.
+    """
+    behind = [j for j, p in enumerate(hand.joints_3d) if p[2] <= 0]
+    if behind:
+        raise _fail(
+            where,
+            f"{prefix}.joints_3d",
+            f"puts joint {behind[0]} behind the camera (z = {hand.joints_3d[behind[0]][2]:g} m, must be > 0); "
+            "hands are in the camera frame with z forward",
+        )
+    x, y, w, h = hand.bbox
+    if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+        raise _fail(
+            where,
+            f"{prefix}.bbox",
+            f"{hand.bbox} lies wholly outside the {width}x{height} image; the hand would not be visible",
+        )
+
+
 @dataclass
 class LocalCrop:
     """The square crop around the hand(s) used for local conditions.
@@ -127,8 +150,8 @@ class LocalCrop:
             raise _fail(where, "local.size", f"must be a positive integer, got {size!r}")
         conds = _str_map(d.get("conditions", {}), where, "local.conditions")
         fn = d.get("file_name")
-        if fn is not None and not isinstance(fn, str):
-            raise _fail(where, "local.file_name", "must be a string")
+        if fn is not None:
+            check_relative_path(fn, where, "local.file_name")
         return cls(box=box, size=size, conditions=conds, file_name=fn)
 
     def to_local(self, xy: Any) -> Any:
@@ -155,6 +178,8 @@ class LocalCrop:
 def _str_map(d: Any, where: str, name: str) -> dict[str, str]:
     if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in d.items()):
         raise _fail(where, name, "must map names to relative file paths (strings)")
+    for key, rel in d.items():
+        check_relative_path(rel, where, f"{name}.{key}")
     return dict(d)
 
 
@@ -182,6 +207,26 @@ def _derived_column(key: str, conditions: Any) -> bool:
         and isinstance(conditions, dict)
         and key[: -len("_file_name")] in conditions
     )
+
+
+def check_relative_path(rel: Any, where: str, field_name: str) -> str:
+    """Refuse a path that could leave the dataset folder: absolute, drive-qualified, ``..`` or empty.
+
+    Every path a record names goes through here, so no stage can be made to read (and copy, or serve)
+    a file outside the folder; symlinks are checked where the folder is known (``iter_records``).
+    """
+    if not isinstance(rel, str):
+        raise _fail(where, field_name, "must be a string")
+    parts = rel.replace("\\", "/").split("/")
+    if (
+        not rel
+        or "\x00" in rel
+        or rel.startswith(("/", "\\", "~"))
+        or (len(rel) > 1 and rel[1] == ":")
+        or ".." in parts
+    ):
+        raise _fail(where, field_name, f"must be a relative path inside the dataset folder, got {rel!r}")
+    return rel
 
 
 @dataclass
@@ -241,6 +286,8 @@ class Sample:
         if not isinstance(d["hands"], list):
             raise _fail(where, "hands", "must be a list")
         hands = [Hand.from_dict(h, where, f"hands[{i}]") for i, h in enumerate(d["hands"])]
+        for i, h in enumerate(hands):
+            check_placement(h, d["width"], d["height"], where, f"hands[{i}]")
         sides = [h.side for h in hands]
         if len(set(sides)) != len(sides):
             raise _fail(where, "hands", f"holds the same side twice: {sides}")
@@ -248,8 +295,8 @@ class Sample:
         if not isinstance(prompt, str):
             raise _fail(where, "prompt", "must be a string")
         fn = d.get("file_name")
-        if fn is not None and (not isinstance(fn, str) or fn.startswith("/") or ".." in fn.split("/")):
-            raise _fail(where, "file_name", f"must be a relative path inside the dataset, got {fn!r}")
+        if fn is not None:
+            check_relative_path(fn, where, "file_name")
         source = d.get("source", {})
         if not isinstance(source, dict):
             raise _fail(where, "source", "must be an object")
@@ -290,6 +337,16 @@ class Sample:
         d["source"] = self.source
         d.update(self.extra)
         return d
+
+    def paths(self) -> dict[str, str]:
+        """Every file the record names, keyed by its field (``file_name``, ``conditions.mesh`` ...)."""
+        named = {"file_name": self.file_name} if self.file_name else {}
+        named.update({f"conditions.{k}": v for k, v in self.conditions.items()})
+        if self.local is not None:
+            if self.local.file_name:
+                named["local.file_name"] = self.local.file_name
+            named.update({f"local.conditions.{k}": v for k, v in self.local.conditions.items()})
+        return named
 
     def hand(self, side: str) -> Hand | None:
         return next((h for h in self.hands if h.side == side), None)

@@ -6,7 +6,9 @@ through the same type checks (a typo in a key is an error naming the key, never 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -67,14 +69,15 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return value
         raise UserError(f"config field '{where}' must be an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise UserError(f"config field '{where}' must be a number, got {value!r}")
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is not None and math.isfinite(number):
+            return number
+        raise UserError(f"config field '{where}' must be a finite number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from handsynth.data.folder import truncate_step_log
 from handsynth.errors import UserError
 
 if TYPE_CHECKING:
@@ -260,6 +261,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
         accelerator.load_state(str(resume_from))
         if main:
             log.info("resumed from %s at step %d", resume_from, state.step)
+            truncate_step_log(out / TRAIN_LOG, state.step)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         if log_with is not None:

@@ -10,6 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.runtime import add_threads_argument
 
@@ -46,11 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     im.add_argument("--estimator", help="3D estimator: a handsynth recon checkpoint or import:mod:fn")
     im.add_argument("--clip", help="local transformers CLIP folder for the CLIP score")
-    im.add_argument("--crop-scale", type=float, default=1.5, help="hand crop side = scale x max(bbox w, h)")
-    im.add_argument("--batch-size", type=int, default=16)
-    im.add_argument("--kid-subsets", type=int, default=100)
-    im.add_argument("--kid-subset-size", type=int, default=1000)
-    im.add_argument("--limit", type=int, help="use the first N records of each folder")
+    im.add_argument(
+        "--crop-scale", type=cli_args.positive, default=1.5, help="hand crop side = scale x max(bbox w, h)"
+    )
+    im.add_argument("--batch-size", type=cli_args.positive_int, default=16)
+    im.add_argument("--kid-subsets", type=cli_args.positive_int, default=100)
+    im.add_argument("--kid-subset-size", type=cli_args.positive_int, default=1000)
+    im.add_argument("--limit", type=cli_args.positive_int, help="use the first N records of each folder")
     im.add_argument(
         "--score-real", action="store_true", help="also run detector/estimator/CLIP on the real set"
     )
@@ -78,9 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sv.add_argument("--names", nargs="+", help="method names (default: folder names)")
     sv.add_argument("--db", default="study.sqlite", help="SQLite file for answers")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--seed", type=int, default=0, help="seed of the per-participant candidate order")
-    sv.add_argument("--limit", type=int, help="at most N trials (the paper used 24)")
+    sv.add_argument("--port", type=cli_args.port, default=8000)
+    sv.add_argument(
+        "--seed", type=cli_args.seed, default=0, help="seed of the per-participant candidate order"
+    )
+    sv.add_argument("--limit", type=cli_args.positive_int, help="at most N trials (the paper used 24)")
     sv.add_argument("--title", default="Hand image study")
     sv.set_defaults(func=cmd_study_serve)
     sr = sts.add_parser("report", help="preference percentages per method and question")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from handsynth import cli_args
 from handsynth.generate.inputs import PROMPT_SOURCES
 from handsynth.runtime import add_threads_argument
 
@@ -68,20 +69,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "others: stable-diffusion-v1-5/stable-diffusion-v1-5)",
     )
     g.add_argument("--condition", default=None, help="condition map the control module reads (default mesh)")
-    g.add_argument("--conditioning-scale", type=float, default=1.0)
+    g.add_argument("--conditioning-scale", type=cli_args.non_negative, default=1.0)
     g.add_argument("--mode", default="global", choices=MODES, help="attentionhand inference mode")
-    g.add_argument("--local-blend", type=float, default=0.5, help="global+local: weight of the local branch")
+    g.add_argument(
+        "--local-blend", type=cli_args.fraction, default=0.5, help="global+local: weight of the local branch"
+    )
     g.add_argument("--tas", action="store_true", help="attentionhand: TAS at inference (off by default)")
-    g.add_argument("--tas-steps", type=int, default=25, help="TAS runs in the first N denoising steps")
+    g.add_argument(
+        "--tas-steps", type=cli_args.count, default=25, help="TAS runs in the first N denoising steps"
+    )
     g.add_argument("--tas-thresholds", default="0:0.05,10:0.5,20:0.8", help="A&E step:threshold pairs")
-    g.add_argument("--tas-iterations", type=int, default=20, help="max refinement iterations (<= 20)")
+    g.add_argument(
+        "--tas-iterations",
+        type=cli_args.int_in(0, 20, what="a number of iterations"),
+        default=20,
+        help="max refinement iterations (<= 20)",
+    )
 
     s = p.add_argument_group("sampling")
     s.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
-    s.add_argument("--steps", type=int, default=20)
-    s.add_argument("--guidance", type=float, default=9.0, help="classifier-free guidance scale")
+    s.add_argument("--steps", type=cli_args.positive_int, default=20)
+    s.add_argument(
+        "--guidance", type=cli_args.non_negative, default=9.0, help="classifier-free guidance scale"
+    )
     s.add_argument("--negative-prompt", default="")
-    s.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    s.add_argument("--eta", type=cli_args.float_in(0.0, 1.0, what="a DDIM eta"), default=0.0, help="DDIM eta")
     s.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="fp16/bf16: GPU")
     s.add_argument(
         "--variant",
@@ -89,21 +101,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="diffusers weight variant to load, e.g. fp16 (*.fp16.safetensors); found by itself for "
         "folders that hold only one variant",
     )
-    s.add_argument("--seed", type=int, default=0, help="global seed; each image's seed derives from it")
-    s.add_argument("--batch-size", type=int, default=1)
+    s.add_argument(
+        "--seed", type=cli_args.seed, default=0, help="global seed; each image's seed derives from it"
+    )
+    s.add_argument("--batch-size", type=cli_args.positive_int, default=1)
     s.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     add_threads_argument(s)
 
     d = p.add_argument_group("data")
     d.add_argument("--in", dest="inp", required=True, help="poses (.jsonl) or a dataset folder with maps")
     d.add_argument("--out", required=True, help="output dataset folder (resumed when it exists)")
-    d.add_argument("--size", type=int, default=None, help="square output size (default: each record's)")
+    d.add_argument(
+        "--size", type=cli_args.image_side, default=None, help="square output size (default: each record's)"
+    )
     d.add_argument("--prompts", default="auto", choices=PROMPT_SOURCES, help="where prompts come from")
     d.add_argument("--prompt-file", default=None, help="one prompt per line (line j mod n for image j)")
-    d.add_argument("--prompts-per-pose", type=int, default=1, help="K images per pose")
-    d.add_argument("--limit", type=int, default=None, help="only the first N images of the plan")
-    d.add_argument("--shards", type=int, default=None, metavar="N", help="also write WebDataset shards of N")
-    d.add_argument("--sheet-rows", type=int, default=8, help="samples on the contact / attention sheets")
+    d.add_argument("--prompts-per-pose", type=cli_args.positive_int, default=1, help="K images per pose")
+    d.add_argument(
+        "--limit", type=cli_args.positive_int, default=None, help="only the first N images of the plan"
+    )
+    d.add_argument(
+        "--shards",
+        type=cli_args.positive_int,
+        default=None,
+        metavar="N",
+        help="also write WebDataset shards of N",
+    )
+    d.add_argument(
+        "--sheet-rows", type=cli_args.count, default=8, help="samples on the contact / attention sheets"
+    )
     d.add_argument("--overwrite", action="store_true", help="start the --out folder again")
     d.add_argument("--hand-model", choices=["openhand", "mano"], default=None, help="for bare poses")
     d.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")

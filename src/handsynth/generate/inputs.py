@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from handsynth.data import Sample, dataset_root, metadata_path, read_dataset
+from handsynth.data.images import check_image
 from handsynth.errors import UserError
 from handsynth.generate.plan import WorkItem, item_seed
 
@@ -60,6 +61,9 @@ def load_inputs(
             _check_file(root, s, m, s.conditions.get(m), "condition", m in stored)
             if needs_local and s.local is not None and m in s.local.conditions:
                 _check_file(root, s, m, s.local.conditions[m], "local condition")
+        for field_name, rel in s.paths().items():  # every map is carried into the output: all must load
+            if field_name != "file_name" and (root / rel).is_file():
+                check_image(root / rel, f"record {s.id} ({field_name})")
         if needs_local and s.local is None and not s.hands:
             raise UserError(
                 f"record {s.id} has neither a local crop box nor hands to make one; the local branch "

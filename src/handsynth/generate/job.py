@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from handsynth.data import DatasetWriter, LocalCrop, Sample, atomic_write_file, iter_records, write_metadata
+from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
 from handsynth.generate import sheets
 from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts, load_inputs
@@ -115,6 +116,12 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
                 f"record {mano[0]} needs the MANO hand model to render its maps: pass --mano-dir PATH "
                 "(the folder holding MANO_RIGHT.pkl / MANO_LEFT.pkl) or --hand-model openhand"
             )
+    if inputs.render:  # hands posed from their parameters must match their labels: checked up front
+        from handsynth.render.conditions import ConditionRenderer, scale_sample
+
+        renderer = ConditionRenderer(hand_model=job.hand_model, model_dir=job.mano_dir)
+        for s in inputs.samples:
+            renderer.check_record(scale_sample(s, job.size, job.size) if job.size else s)
     items = build_plan(inputs.samples, job.prompts_per_pose, job.seed)
     source = assign_prompts(items, job.prompts, job.seed, job.prompt_file)
     check_prompts(items, method.tokenizer())
@@ -333,6 +340,13 @@ def run_job(method: GenerationMethod, job: JobConfig, dist: Dist | None = None) 
     """Generate every planned image not yet in ``job.out``; resumable, safe to split over processes."""
     dist = dist or Dist()
     inputs, items, config = prepare(method, job)
+    with FolderLock(job.out, rank=dist.rank):
+        return _run_locked(method, job, dist, inputs, items, config)
+
+
+def _run_locked(
+    method: GenerationMethod, job: JobConfig, dist: Dist, inputs: Inputs, items: list[WorkItem], config: dict
+) -> JobResult:
     out = Path(job.out)
     if job.overwrite and dist.rank == 0 and out.exists():
         _reset_folder(out)

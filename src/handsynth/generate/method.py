@@ -109,6 +109,13 @@ class GenerationMethod(abc.ABC):
 
     def check_size(self, width: int, height: int, where: str) -> None:
         """Refuse an output size the model cannot produce (latents must survive every downsampling)."""
+        from handsynth.cli_args import MAX_IMAGE_SIDE
+
+        if max(width, height) > MAX_IMAGE_SIDE:
+            raise UserError(
+                f"{where}: size {width}x{height} is larger than handsynth generates or renders "
+                f"({MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}); pass a smaller --size"
+            )
         mult = self.size_multiple()
         if width % mult or height % mult:
             raise UserError(

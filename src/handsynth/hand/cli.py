@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -70,14 +71,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = poses_sub.add_parser(
         "sample", help="random plausible hand poses with a camera that frames them (records as JSON lines)"
     )
-    s.add_argument("--n", type=int, required=True, help="number of samples")
-    s.add_argument("--seed", type=int, default=0, help="random seed (sample i depends only on seed and i)")
-    s.add_argument("--start", type=int, default=0, help="index of the first sample (to extend a run)")
+    s.add_argument("--n", type=cli_args.positive_int, required=True, help="number of samples")
+    s.add_argument(
+        "--seed", type=cli_args.seed, default=0, help="random seed (sample i depends only on seed and i)"
+    )
+    s.add_argument(
+        "--start", type=cli_args.count, default=0, help="index of the first sample (to extend a run)"
+    )
     s.add_argument("--two-hands", action="store_true", help="a right and a left hand in every sample")
-    s.add_argument("--size", type=int, default=512, help="square image size in pixels")
+    s.add_argument("--size", type=cli_args.image_side, default=512, help="square image size in pixels")
     s.add_argument("--hand-model", default="openhand", choices=("openhand", "mano"))
     s.add_argument("--mano-dir", default=None, help="folder holding the MANO files (with --hand-model mano)")
-    s.add_argument("--beta-std", type=float, default=1.0, help="standard deviation of the shape parameters")
+    s.add_argument(
+        "--beta-std",
+        type=cli_args.non_negative,
+        default=1.0,
+        help="standard deviation of the shape parameters",
+    )
     s.add_argument("--out", required=True, help="output .jsonl file (or a folder: FOLDER/metadata.jsonl)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     s.set_defaults(func=_poses_sample)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from handsynth import cli_args
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -171,7 +173,7 @@ def openhand_contact_sheet(cell: int = 256, side: str = "right", use_gl: bool = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render the OpenHand canonical-pose contact sheet.")
     parser.add_argument("--out", default="docs/openhand_poses.png")
-    parser.add_argument("--cell", type=int, default=256)
+    parser.add_argument("--cell", type=cli_args.image_side, default=256)
     parser.add_argument("--side", default="right", choices=("right", "left"))
     parser.add_argument("--numpy", action="store_true", help="use the numpy rasteriser, not OpenGL")
     args = parser.parse_args(argv)

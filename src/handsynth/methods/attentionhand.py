@@ -69,6 +69,9 @@ class DataConfig:
     # "hand") or hand (the single word "hand": our option, not released behaviour).
     local_prompt: Literal["full", "hand"] = "full"
     max_samples: int | None = None
+    # Share of training prompts replaced by "" (ControlNet trains with 50 %: the module must read the
+    # condition, not the caption). 0 = the released code (no dropout).
+    empty_prompt_prob: float = 0.0
 
 
 @dataclass
@@ -103,6 +106,8 @@ class AttentionHandConfig:
             raise UserError(f"model.resolution must be a multiple of 64, got {self.model.resolution}")
         if self.tas.iterations < 0:
             raise UserError(f"tas.iterations must be >= 0, got {self.tas.iterations}")
+        if not 0.0 <= self.data.empty_prompt_prob <= 1.0:
+            raise UserError(f"data.empty_prompt_prob must be in [0, 1], got {self.data.empty_prompt_prob}")
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -311,6 +316,10 @@ class AttentionHandTask:
         dev = base.unet.device
         images, conds, prompts, indices, groups = self._inputs(batch)
         n = len(batch["id"])
+        if cfg.data.empty_prompt_prob > 0:
+            drop = (torch.rand(len(prompts), generator=generator) < cfg.data.empty_prompt_prob).tolist()
+            prompts = ["" if d else q for q, d in zip(prompts, drop)]
+            indices = [[] if d else i for i, d in zip(indices, drop)]
         x0 = encode_images(base, images.to(dev), generator=generator).float()
         ids = tokenize(base.tokenizer, prompts)
         lengths = prompt_lengths(ids, base.tokenizer.eos_token_id)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from handsynth import cli_args
 from handsynth.cli_common import add_deprecated_alias
 from handsynth.errors import UserError
 from handsynth.runtime import add_threads_argument
@@ -147,7 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. tas.iterations=3"
     )
-    p.add_argument("--max-steps", type=int, help="shortcut for --set train.max_steps=N")
+    p.add_argument("--max-steps", type=cli_args.positive_int, help="shortcut for --set train.max_steps=N")
     p.add_argument(
         "--resume",
         default="auto",

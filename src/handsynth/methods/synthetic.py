@@ -2,7 +2,8 @@
 
 Each sample is a flat background with a coloured "hand" blob at the projection of 21 joints, a mesh
 condition image that is the blob's silhouette, a local crop box around it and a hand prompt. Labels are
-self-consistent (joints_2d = K @ joints_3d), so the records pass validation like real ones.
+self-consistent (joints_3d are what the OpenHand parameters pose, joints_2d = K @ joints_3d), so the
+records pass validation, and rendering their poses gives maps that match their labels, like real ones.
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ def write_synthetic_dataset(
     ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1) and
     ``depth`` (the blob at 500 mm), for methods that read several maps.
     """
+    import torch
+
+    from handsynth.hand import load_hand_model
+
     rng = np.random.default_rng(seed)
     writer = DatasetWriter(folder)
+    model = load_hand_model("openhand", side="right")
     f = size * 1.2
     K = [[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]]
     for i in range(n):
@@ -40,7 +46,14 @@ def write_synthetic_dataset(
         if writer.has(sid):
             continue
         centre = np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), 0.5])
-        joints = centre + rng.normal(scale=0.02, size=(21, 3))
+        orient = rng.normal(scale=0.3, size=3)
+        with torch.no_grad():
+            posed = model(
+                torch.tensor(orient[None], dtype=torch.float32),
+                transl=torch.tensor(centre[None], dtype=torch.float32),
+                joints_only=True,
+            )
+        joints = posed.joints[0].numpy().astype(np.float64)
         uv = joints[:, :2] / joints[:, 2:] * f + size / 2
         x0, y0 = uv.min(0) - 4
         x1, y1 = uv.max(0) + 4
@@ -58,7 +71,7 @@ def write_synthetic_dataset(
         hand = Hand(
             side="right",
             model="openhand",
-            global_orient=[0.0] * 3,
+            global_orient=orient.tolist(),
             hand_pose=[0.0] * 45,
             betas=[0.0] * 10,
             transl=centre.tolist(),

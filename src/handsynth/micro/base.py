@@ -8,15 +8,16 @@ in the paper) must itself be trained in the micro world. It keeps SD's structure
   same role).
 - UNet: ``UNet2DConditionModel`` with 3 levels (16^2, 8^2, 4^2), cross-attention at 16^2 and 8^2
   (TAS reads the 8^2 maps, the micro analog of SD's 16^2 maps of 64^2 latents).
-- Text encoder: a 2-layer CLIP text transformer with SD's real 49,408-token tokenizer, **frozen at its
-  seeded random initialisation** (SD keeps CLIP frozen too; here it is a fixed random embedding of
-  the prompt that the UNet's cross-attention learns to read; training it would cost CPU time for no
-  benefit to the comparisons, which all share it).
+- Text encoder: a 2-layer CLIP text transformer with SD's real 49,408-token tokenizer. By default it
+  stays at its seeded random initialisation (a fixed random embedding the UNet's cross-attention
+  learns to read); with ``train_text_encoder`` (the micro benchmark v2) it trains with the UNet, so
+  words like "hand" or "fist" get embeddings that mean something to the image (SD's CLIP was trained
+  for that too, on image-text pairs, before SD froze it). AttentionHand later keeps it frozen.
 - Scheduler: SD-1.5's (scaled-linear betas 0.00085 -> 0.012, 1000 steps, epsilon prediction).
 
 Pretraining is the plain latent-diffusion noise-prediction loop on (image, caption) pairs with 10 %
-empty captions (so classifier-free guidance works). Latents and text embeddings are computed once
-(both encoders are frozen), so a step costs one UNet forward/backward.
+empty captions (so classifier-free guidance works). Latents are computed once (the VAE is frozen by
+then); text embeddings too when the text encoder is frozen, so a step is one UNet forward/backward.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class MicroBaseConfig:
     unet_lr: float = 5e-4
     uncond_prob: float = 0.1
     max_images: int | None = None
+    # v2: train the CLIP text encoder with the UNet (a frozen random encoder left hand-token attention
+    # flat in v1, so TAS had nothing to sharpen); its learning rate is the UNet's.
+    train_text_encoder: bool = False
+    device: str = "cpu"  # "cpu", "cuda", or "auto" (cuda when available): the gpu profile's base
 
     @property
     def latent_size(self) -> int:
@@ -175,13 +180,14 @@ def train_vae(
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.vae_steps, max(1, cfg.vae_steps // 20)))
     vae.train()
+    dev = _device_of(vae)
     stats: dict = {}
     bar = tqdm(range(cfg.vae_steps), desc="micro vae", unit="step")
     for step in bar:
         idx = torch.randint(0, len(images), (cfg.vae_batch_size,), generator=g)
-        x = images[idx]
+        x = images[idx].to(dev)
         post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(dev)
         rec = vae.decode(z).sample
         l1 = (rec - x).abs().mean()
         kl = post.kl().mean()  # summed over latent dims, averaged over the batch
@@ -204,11 +210,23 @@ def encode_dataset(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and std of every image (unscaled)."""
     means, stds = [], []
+    dev = _device_of(vae)
     for i in range(0, len(images), batch):
-        post = vae.encode(images[i : i + batch]).latent_dist
-        means.append(post.mean)
-        stds.append(post.std)
+        post = vae.encode(images[i : i + batch].to(dev)).latent_dist
+        means.append(post.mean.cpu())
+        stds.append(post.std.cpu())
     return torch.cat(means), torch.cat(stds)
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 @torch.no_grad()
@@ -220,7 +238,7 @@ def encode_captions(
     out = []
     for i in range(0, len(captions), batch):
         ids = encode_prompts(captions[i : i + batch], tokenizer)
-        out.append(text_encoder(ids)[0])
+        out.append(text_encoder(ids.to(_device_of(text_encoder)))[0].cpu())
     return torch.cat(out)
 
 
@@ -232,33 +250,54 @@ def train_unet(
     uncond: torch.Tensor,
     cfg: MicroBaseConfig,
     log_path: Path | None = None,
+    text_encoder: torch.nn.Module | None = None,
+    ids: torch.Tensor | None = None,
+    uncond_ids: torch.Tensor | None = None,
 ) -> dict:
-    """Epsilon-prediction training of the UNet on scaled latents with caption dropout."""
+    """Epsilon-prediction training of the UNet on scaled latents with caption dropout.
+
+    With ``text_encoder`` (and the captions' token ``ids`` (N, 77), the empty caption's ``uncond_ids``)
+    the encoder trains with the UNet and ``text`` / ``uncond`` are unused; otherwise the precomputed
+    embeddings ``text`` (N, 77, D) and ``uncond`` (77, D) are read.
+    """
     from diffusers import DDPMScheduler
 
     noise_sched = DDPMScheduler.from_config(scheduler_config)
     mean, std = latents
     g = torch.Generator().manual_seed(cfg.seed + 1)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.unet_lr, weight_decay=1e-2)
+    params = list(unet.parameters())
+    if text_encoder is not None:
+        text_encoder.train()
+        text_encoder.requires_grad_(True)
+        params += list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.unet_steps, max(1, cfg.unet_steps // 20)))
     unet.train()
+    dev = _device_of(unet)
     stats: dict = {}
     ema_loss = None
     bar = tqdm(range(cfg.unet_steps), desc="micro unet", unit="step")
     for step in bar:
         idx = torch.randint(0, len(mean), (cfg.unet_batch_size,), generator=g)
         x0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)
-        cond = text[idx].clone()
         drop = torch.rand(len(idx), generator=g) < cfg.uncond_prob
-        cond[drop] = uncond
+        if text_encoder is not None:
+            batch_ids = ids[idx].clone()
+            batch_ids[drop] = uncond_ids
+            cond = text_encoder(batch_ids.to(dev))[0]
+        else:
+            cond = text[idx].clone()
+            cond[drop] = uncond
+            cond = cond.to(dev)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
         xt = noise_sched.add_noise(x0, noise, t)
-        pred = unet(xt, t, encoder_hidden_states=cond).sample
+        pred = unet(xt.to(dev), t.to(dev), encoder_hidden_states=cond).sample
+        noise = noise.to(dev)
         loss = F.mse_loss(pred, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         lv = float(loss.detach())
@@ -267,6 +306,9 @@ def train_unet(
         bar.set_postfix(loss=f"{ema_loss:.4f}")
         _log(log_path, {"stage": "unet", **stats}, step, 25)
     unet.eval()
+    if text_encoder is not None:
+        text_encoder.eval()
+        text_encoder.requires_grad_(False)
     return stats
 
 
@@ -286,8 +328,12 @@ def _log(path: Path | None, row: dict, step: int, every: int) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Path:
+def pretrain_base(
+    data: str | Path, out: str | Path, cfg: MicroBaseConfig, extra_data: list[str | Path] = ()
+) -> Path:
     """Train the VAE, then the text-to-image UNet, on ``data`` (images + captions); save to ``out``.
+
+    ``extra_data``: more folders trained on alike (the micro benchmark's no-hand photos).
 
     The result is a standard diffusers SD folder (``--base-model out`` everywhere in handsynth, and
     ``StableDiffusionPipeline.from_pretrained(out)``), plus ``handsynth_micro.json`` (config, losses,
@@ -302,15 +348,26 @@ def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Pa
         return out
     torch.manual_seed(cfg.seed)
     images, captions = load_images_and_captions(data, cfg.resolution, cfg.max_images)
+    for extra in extra_data:
+        more, more_captions = load_images_and_captions(extra, cfg.resolution)
+        images, captions = torch.cat([images, more]), captions + more_captions
     parts = build_components(cfg)
+    dev = resolve_device(cfg.device)
+    for k in ("vae", "unet", "text_encoder"):
+        parts[k].to(dev)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "train_log.jsonl"
-    info: dict = {"config": asdict(cfg), "data": str(data), "num_images": len(images)}
+    info: dict = {
+        "config": asdict(cfg),
+        "data": str(data),
+        "extra_data": [str(e) for e in extra_data],
+        "num_images": len(images),
+    }
     t0 = time.time()
     vae_dir = work / "vae"
     if (vae_dir / "config.json").exists():
-        parts["vae"] = AutoencoderKL.from_pretrained(vae_dir)
+        parts["vae"] = AutoencoderKL.from_pretrained(vae_dir).to(dev)
         info["vae"] = json.loads((work / "vae_stats.json").read_text())
     else:
         stats = train_vae(parts["vae"], images, cfg, log_path)
@@ -327,8 +384,19 @@ def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Pa
     mean, std = encode_dataset(vae, images)
     scale = float(vae.config.scaling_factor)
     text_encoder = parts["text_encoder"].eval()
-    text = encode_captions(text_encoder, parts["tokenizer"], captions)
-    uncond = encode_captions(text_encoder, parts["tokenizer"], [""])[0]
+    if cfg.train_text_encoder:
+        from handsynth.text.tokenizer import encode_prompts
+
+        text = uncond = None
+        trained = dict(
+            text_encoder=text_encoder,
+            ids=encode_prompts(captions, parts["tokenizer"]),
+            uncond_ids=encode_prompts([""], parts["tokenizer"])[0],
+        )
+    else:
+        text = encode_captions(text_encoder, parts["tokenizer"], captions)
+        uncond = encode_captions(text_encoder, parts["tokenizer"], [""])[0]
+        trained = {}
     stats = train_unet(
         parts["unet"],
         dict(parts["scheduler"].config),
@@ -337,6 +405,7 @@ def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Pa
         uncond,
         cfg,
         log_path,
+        **trained,
     )
     stats["seconds"] = round(time.time() - t1, 1)
     info["unet"] = stats
@@ -347,6 +416,8 @@ def pretrain_base(data: str | Path, out: str | Path, cfg: MicroBaseConfig) -> Pa
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
+    for k in ("vae", "unet", "text_encoder"):
+        parts[k].to("cpu")
     save_base_folder(parts, tmp)
     (tmp / MICRO_INFO).write_text(json.dumps(info, indent=2))
     shutil.rmtree(out, ignore_errors=True)

@@ -85,3 +85,37 @@ def hand_crops(arrays: WorldArrays, size: int, scale: float | None = None) -> np
 
     s = DEFAULT_SCALE if scale is None else scale
     return np.stack([hand_crop(img, box, size, s) for img, box in zip(arrays.images, arrays.bboxes)])
+
+
+def local_as_global(samples: list[Sample]) -> list[Sample]:
+    """Each record's local crop as a record of its own: the local condition maps become the (global)
+    maps, and the camera and 2D labels move into crop pixels (global = box_xy + local * side / size).
+
+    Why: Table 4's "local only" model is trained on crops; it must generate from the crop it knows.
+    Records without a local crop are left out. The image and the crop's RGB file are not carried over.
+    """
+    import copy
+
+    out = []
+    for s in samples:
+        if s.local is None or not s.local.conditions:
+            continue
+        x, y, side = (float(v) for v in s.local.box)
+        k = s.local.size / side
+        t = copy.deepcopy(s)
+        t.width = t.height = int(s.local.size)
+        K = np.asarray(s.K, np.float64).copy()
+        K[0, 0] *= k
+        K[1, 1] *= k
+        K[0, 2] = (K[0, 2] - x) * k
+        K[1, 2] = (K[1, 2] - y) * k
+        t.K = K.tolist()
+        for h in t.hands:
+            h.joints_2d = ((np.asarray(h.joints_2d, np.float64) - [x, y]) * k).tolist()
+            bx, by, bw, bh = h.bbox
+            h.bbox = [(bx - x) * k, (by - y) * k, bw * k, bh * k]
+        t.conditions = dict(s.local.conditions)
+        t.local = None
+        t.file_name = None
+        out.append(t)
+    return out

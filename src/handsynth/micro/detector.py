@@ -122,9 +122,18 @@ def gaussian_targets(cells: torch.Tensor, h: int, w: int, sigma: float = 1.0) ->
 
 
 def train_detector(
-    arrays: WorldArrays, steps: int = 1000, batch_size: int = 32, lr: float = 2e-3, seed: int = 0
+    arrays: WorldArrays,
+    steps: int = 1000,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    negatives: np.ndarray | None = None,
 ) -> tuple[WorldHandDetector, dict]:
-    """Train the heat-map detector on photos + 2D joints; returns it and held-out pixel errors."""
+    """Train the heat-map detector on photos + 2D joints; returns it and held-out pixel errors.
+
+    ``negatives`` (N, S, S, 3) uint8: hand-less photos whose target is a uniform map (no peak), so the
+    confidence of a hand-less image falls towards 9/cells and a threshold can tell "no hand".
+    """
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     size = arrays.images.shape[1]
@@ -146,8 +155,13 @@ def train_detector(
         b = train[torch.randint(0, len(train), (batch_size,), generator=g)]
         x = imgs[b].float()
         x = (x * (0.8 + 0.4 * torch.rand(len(b), 3, 1, 1, generator=g))).clamp(0, 255)
-        logits = net(x)
         target = gaussian_targets(kps[b] * (hm / size), hm, hm)
+        if negatives is not None and len(negatives):
+            k = max(1, batch_size // 4)
+            nb = torch.randint(0, len(negatives), (k,), generator=g)
+            x = torch.cat([x, torch.from_numpy(negatives[nb.numpy()]).permute(0, 3, 1, 2).float()])
+            target = torch.cat([target, torch.full((k, *target.shape[1:]), 1.0 / (hm * hm))])
+        logits = net(x)
         logp = torch.log_softmax(logits.flatten(2), -1)
         loss = -(target.flatten(2) * logp).sum(-1).mean()
         opt.zero_grad(set_to_none=True)

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from handsynth import cli_args
 from handsynth.cli_common import add_deprecated_alias
 from handsynth.runtime import add_threads_argument
 
@@ -124,7 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_threads_argument(p)
         p.add_argument("--out", required=True, help=out_help)
         p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--batch-size", type=cli_args.positive_int, default=32)
         p.set_defaults(func=func)
 
     toy = sub.add_parser(
@@ -133,9 +134,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Random hands of the chosen hand model, drawn as coloured 2D skeletons, with exact labels.",
     )
     toy.add_argument("--out", required=True, help="dataset folder to write (resumed if it exists)")
-    toy.add_argument("--n", type=int, default=200, help="number of samples")
-    toy.add_argument("--size", type=int, default=96, help="image side in pixels")
-    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--n", type=cli_args.positive_int, default=200, help="number of samples")
+    toy.add_argument("--size", type=cli_args.image_side, default=96, help="image side in pixels")
+    toy.add_argument("--seed", type=cli_args.seed, default=0)
     toy.add_argument("--hand-model", default="openhand", help="openhand | mano")
     toy.add_argument("--mano-dir", default=None, help="MANO folder for --hand-model mano")
     add_deprecated_alias(toy, "--hand-model-path", "--mano-dir")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.recon.data import Augment
 from handsynth.recon.losses import LossWeights
@@ -66,6 +68,8 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     kwargs = {}
     for k, v in d.items():
         sub = NESTED.get(k) if cls is TrainConfig else None
+        if isinstance(v, float) and not math.isfinite(v):  # YAML's .nan / .inf: refused like the flags
+            raise UserError(f"{where}.{k}: must be a finite number, got {v}")
         kwargs[k] = _build(sub, v, f"{where}.{k}") if sub is not None else v
     return cls(**kwargs)
 
@@ -114,7 +118,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                     help="record dataset and its sampling ratio; repeat to mix datasets",
                 )
             else:
-                parser.add_argument(flag, dest=dest, type=tp, default=None, metavar=f.name.upper(), help=hint)
+                checked = {int: cli_args.int_in(), float: cli_args.finite}.get(tp, tp)
+                parser.add_argument(
+                    flag, dest=dest, type=checked, default=None, metavar=f.name.upper(), help=hint
+                )
 
     add(TrainConfig, None)
     for group, cls in NESTED.items():

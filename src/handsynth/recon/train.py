@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from handsynth.data.folder import truncate_step_log
 from handsynth.errors import UserError
 from handsynth.recon.checkpoint import list_checkpoints, save_checkpoint
 from handsynth.recon.config import TrainConfig
@@ -115,6 +116,8 @@ def train(
         saved = json.loads((ck / "state.json").read_text())
         counts = [int(saved.get("draws", {}).get(p, 0)) for p in paths]
         log.info("resuming %s from step %d", out, step)
+        if acc.is_main_process:
+            truncate_step_log(out / "train_log.jsonl", step)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 
 DEFAULT_SHEET_ROWS = 8
@@ -47,8 +48,10 @@ def render_dataset(
         "local": local,
         "expand": expand,
     }
-    writer = DatasetWriter(out, config=config)
     renderer = ConditionRenderer(hand_model=hand_model, model_dir=mano_dir, expand=expand)
+    for s in samples:  # every record is checked before anything is written
+        renderer.check_record(scale_sample(s, size, size) if size is not None else s)
+    writer = DatasetWriter(out, config=config, lock=True)
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
     from handsynth.progress import progress
@@ -106,12 +109,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render condition maps for poses into a dataset folder")
     p.add_argument("--in", dest="inp", required=True, help="poses.jsonl or a dataset folder")
     p.add_argument("--out", required=True, help="output dataset folder (resumed if it exists)")
-    p.add_argument("--size", type=int, default=None, help="square output size (default: each record's own)")
+    p.add_argument(
+        "--size",
+        type=cli_args.image_side,
+        default=None,
+        help="square output size (default: each record's own)",
+    )
     p.add_argument("--maps", default=",".join(MAP_NAMES), help=f"comma list of {','.join(MAP_NAMES)}")
     p.add_argument(
         "--hand-model", choices=["openhand", "mano"], default=None, help="default: each record's own"
     )
     p.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
-    p.add_argument("--expand", type=float, default=1.25, help="local crop: hand box expansion factor")
+    p.add_argument(
+        "--expand", type=cli_args.positive, default=1.25, help="local crop: hand box expansion factor"
+    )
     p.add_argument("--no-local", action="store_true", help="skip the local (hand crop) maps")
     p.set_defaults(func=_run)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handsynth.data.records import LocalCrop, Sample
+from handsynth.data.records import Hand, LocalCrop, Sample
 from handsynth.errors import UserError
 
 
@@ -40,6 +40,37 @@ def scale_sample(sample: Sample, width: int, height: int) -> Sample:
         h.bbox = [h.bbox[0] * sx, h.bbox[1] * sy, h.bbox[2] * sx, h.bbox[3] * sy]
     out.local = None
     return out
+
+
+# Largest distance (metres) between a joint posed from a record's parameters and its stored joints_3d:
+# far above float and mesh-detail noise (< 1 mm), far below a wrong pose or a stale label.
+JOINT_TOLERANCE_M = 0.01
+
+
+def check_joints_match(sample_id: str, hand: Hand, posed: np.ndarray) -> None:
+    """Refuse a record whose hand parameters disagree with its stored ``joints_3d``.
+
+    The maps are rendered from the parameters but the labels are copied from ``joints_3d``; when they
+    disagree, the output would pair an image with labels of another hand.
+    """
+    err = np.linalg.norm(posed - np.asarray(hand.joints_3d), axis=-1)
+    if float(err.max()) > JOINT_TOLERANCE_M:
+        raise UserError(
+            f"record {sample_id}: the {hand.side} hand's parameters put joint {int(err.argmax())} "
+            f"{1000 * float(err.max()):.0f} mm from its stored joints_3d (tolerance "
+            f"{1000 * JOINT_TOLERANCE_M:.0f} mm); recompute the labels from the parameters or fix the record"
+        )
+
+
+def check_render_size(sample_id: str, width: int, height: int) -> None:
+    """Refuse an image size beyond the renderer's framebuffers, naming the record."""
+    from handsynth.cli_args import MAX_IMAGE_SIDE
+
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise UserError(
+            f"record {sample_id}: {width}x{height} pixels is larger than the renderer supports "
+            f"({MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}); pass --size or scale the record down"
+        )
 
 
 class ConditionRenderer:
@@ -74,6 +105,23 @@ class ConditionRenderer:
         return self._renderers[(width, height)]
 
     @torch.no_grad()
+    def check_record(self, sample: Sample) -> None:
+        """Refuse a record this renderer would turn into wrong output: no hands, too large, or hand
+        parameters that disagree with the stored joints (the maps would not match the labels)."""
+        if not sample.hands:
+            raise UserError(f"record {sample.id} has no hands to render")
+        check_render_size(sample.id, sample.width, sample.height)
+        for h in sample.hands:
+            if (self.hand_model or h.model) != h.model:
+                continue  # another hand model was asked for: its joints legitimately differ
+            model = self._model(h.model, h.side)
+            params = [
+                torch.tensor([x], dtype=torch.float32)
+                for x in (h.global_orient, h.hand_pose, h.betas, h.transl)
+            ]
+            check_joints_match(sample.id, h, model(*params, joints_only=True).joints[0].numpy())
+
+    @torch.no_grad()
     def hand_meshes(self, sample: Sample) -> list:
         """One SceneMesh per hand of the record, in the camera frame."""
         from handsynth.render import SceneMesh
@@ -94,8 +142,7 @@ class ConditionRenderer:
         self, sample: Sample, maps: tuple[str, ...], local: bool = True, local_size: int | None = None
     ) -> RenderedConditions:
         """Render ``maps`` for one record; ``local`` adds the hand crop (AttentionHand's local branch)."""
-        if not sample.hands:
-            raise UserError(f"record {sample.id} has no hands to render")
+        self.check_record(sample)
         meshes = self.hand_meshes(sample)
         K = np.asarray(sample.K, dtype=np.float64)
         joints_2d = [np.asarray(h.joints_2d) for h in sample.hands]

@@ -15,7 +15,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from handsynth.data.folder import dataset_root, read_dataset, write_metadata
+from handsynth.data.folder import check_editable, dataset_root, read_dataset, write_metadata
+from handsynth.data.images import load_rgb
+from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
 from handsynth.text.captioner import DEFAULT_QUESTION
 from handsynth.text.cot import run_chain
@@ -37,11 +39,56 @@ def _is_done(sample: Any, cot: bool) -> bool:
     return ("caption_chain" if cot else "caption") in sample.source
 
 
-def _load_image(root: Path, sample: Any) -> Any:
-    from PIL import Image
+def _load_images(root: Path, batch: list[Any], rep: CaptionReport) -> tuple[list[Any], list[Any]]:
+    """The batch's records whose image loads, and their images; a bad image fails only its record."""
+    kept, images = [], []
+    for s in batch:
+        try:
+            images.append(load_rgb(root / s.file_name, f"record {s.id}"))
+        except UserError as err:
+            log.warning("%s", err)
+            rep.failed.append(s.id)
+            continue
+        kept.append(s)
+    return kept, images
 
-    with Image.open(root / sample.file_name) as im:
-        return im.convert("RGB")
+
+class PromptFitter:
+    """Cuts captions to the 77 CLIP tokens the text encoder reads, at a word boundary.
+
+    Why: a VLM easily writes 200+ tokens; stored whole, the next stage (``generate``) refuses the
+    record. The cut is recorded in the caption's provenance, so nothing is shortened silently.
+    """
+
+    def __init__(self, tokenizer: Any | None = None) -> None:
+        self._tokenizer = tokenizer
+
+    def count(self, text: str) -> int:
+        """CLIP tokens of ``text`` as the text encoder sees it (start and end tokens included)."""
+        from handsynth.text.tokenizer import clean_prompt, clip_tokenizer
+
+        if self._tokenizer is None:
+            self._tokenizer = clip_tokenizer()
+        return len(self._tokenizer(clean_prompt(text)).input_ids)
+
+    def fit(self, text: str) -> tuple[str, int | None]:
+        """``(text, None)`` when it fits, else the longest word prefix that fits and the original count."""
+        from handsynth.text.tokenizer import CONTEXT_LENGTH
+
+        if len(text.encode("utf-8")) <= CONTEXT_LENGTH - 2:  # a token covers at least one byte
+            return text, None
+        n = self.count(text)
+        if n <= CONTEXT_LENGTH:
+            return text, None
+        words = text.split()
+        lo, hi = 0, len(words)  # the longest prefix of lo words fits; hi words does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.count(" ".join(words[:mid])) <= CONTEXT_LENGTH:
+                lo = mid
+            else:
+                hi = mid
+        return " ".join(words[:lo]).rstrip(",;:"), n
 
 
 def caption_dataset(
@@ -57,6 +104,8 @@ def caption_dataset(
 ) -> CaptionReport:
     """Caption every record not yet captioned; the caption (or the CoT prompt) becomes ``prompt``."""
     samples = read_dataset(path)
+    check_editable(path)
+    lock = FolderLock(dataset_root(path))  # noqa: F841 (held until the function returns)
     root = dataset_root(path)
     todo = [s for s in samples if overwrite or not _is_done(s, cot)]
     rep = CaptionReport(total=len(samples), skipped=len(samples) - len(todo))
@@ -70,9 +119,15 @@ def caption_dataset(
             )
     last_save = time.monotonic()
     dirty = False
+    fitter = PromptFitter()
     for b in tqdm(range(0, len(todo), batch_size), desc="caption", unit="batch", disable=not todo):
         batch = todo[b : b + batch_size]
-        images = [_load_image(root, s) for s in batch] if needs_image else [None] * len(batch)
+        if needs_image:
+            batch, images = _load_images(root, batch, rep)
+        else:
+            images = [None] * len(batch)
+        if not batch:
+            continue
         if cot:
             results = run_chain(backend, batch, images, question, semantics, max_json_retries)
             texts = [r.prompt if r else None for r in results]
@@ -92,6 +147,10 @@ def caption_dataset(
             }
             if res is not None:
                 s.source["caption_chain"] = res.chain
+            text, tokens = fitter.fit(text)
+            if tokens is not None:
+                s.source["caption"]["prompt_truncated"] = {"tokens": tokens, "kept": text}
+                log.warning("record %s: caption of %d CLIP tokens cut to 77 at a word boundary", s.id, tokens)
             if s.prompt != text and "hand_token_indices" in s.extra:
                 del s.extra["hand_token_indices"]  # stale: positions belong to the old prompt
             s.prompt = text
@@ -110,6 +169,8 @@ def tag_dataset(
 ) -> list[tuple[Any, TagResult]]:
     """Add ``hand_token_indices`` to every record; returns (sample, result) pairs for the table."""
     samples = read_dataset(path)
+    check_editable(path)
+    lock = FolderLock(dataset_root(path))  # noqa: F841 (held until the function returns)
     out = []
     for s in tqdm(samples, desc="tag", unit="record", disable=len(samples) < 200):
         res = tag_prompt(s.prompt, tokenizer, rules, tagger)
@@ -122,6 +183,8 @@ def tag_dataset(
 def fill_prompts(path: str | Path, seed: int = 0, overwrite: bool = False) -> int:
     """Give a generated prompt to every record without one (all records with ``overwrite``)."""
     samples = read_dataset(path)
+    check_editable(path)
+    lock = FolderLock(dataset_root(path))  # noqa: F841 (held until the function returns)
     n = 0
     for s in samples:
         if overwrite or not s.prompt.strip():

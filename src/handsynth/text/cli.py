@@ -6,6 +6,7 @@ import argparse
 import os
 from dataclasses import replace
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tokenizer", default=None, help="model folder/hub id whose tokenizer/ to use (default: SD-1.x CLIP)"
     )
     p.add_argument(
-        "--show", type=int, default=20, help="rows of the prompt -> selected words table (0: none)"
+        "--show", type=cli_args.count, default=20, help="rows of the prompt -> selected words table (0: none)"
     )
     p.set_defaults(func=_tag)
 
@@ -62,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CoT steps 2-3 by the model or by the offline rules (auto: model when it can chat)",
     )
     p.add_argument("--overwrite", action="store_true", help="caption records that already have a caption")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--batch-size", type=cli_args.positive_int, default=8)
+    p.add_argument("--max-new-tokens", type=cli_args.positive_int, default=None)
     p.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1 ... (auto)")
     p.add_argument("--dtype", default="auto", help="transformers: auto, float32, float16, bfloat16")
     p.add_argument("--trust-remote-code", action="store_true")
@@ -71,16 +72,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key"
     )
-    p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request")
+    p.add_argument("--concurrency", type=cli_args.positive_int, default=4)
+    p.add_argument("--timeout", type=cli_args.positive, default=120.0, help="openai: seconds per request")
     p.add_argument(
-        "--retries", type=int, default=3, help="openai: retries per request (exponential back-off)"
+        "--retries", type=cli_args.count, default=3, help="openai: retries per request (exponential back-off)"
     )
     p.add_argument(
-        "--max-image-side", type=int, default=None, help="openai: downscale images to this longer side"
+        "--max-image-side",
+        type=cli_args.image_side,
+        default=None,
+        help="openai: downscale images to this longer side",
     )
     p.add_argument(
-        "--save-interval", type=float, default=30.0, help="seconds between checkpoints of metadata.jsonl"
+        "--save-interval",
+        type=cli_args.non_negative,
+        default=30.0,
+        help="seconds between checkpoints of metadata.jsonl",
     )
     p.set_defaults(func=_caption)
 
@@ -88,8 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--in", dest="input", default=None, help="dataset folder: fill records that have no prompt"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n", type=int, default=10, help="without --in: how many prompts to print")
+    p.add_argument("--seed", type=cli_args.seed, default=0)
+    p.add_argument(
+        "--n", type=cli_args.positive_int, default=10, help="without --in: how many prompts to print"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing prompts too")
     p.set_defaults(func=_prompts)
 

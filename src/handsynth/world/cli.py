@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.world.scene import DOMAINS, WorldConfig
@@ -61,7 +62,7 @@ def render_world(
         raise UserError(f"--workers must be at least 1, got {workers}")
     from handsynth.world.scene import WorldGenerator, sample_id
 
-    writer = DatasetWriter(out, config=config.to_dict())
+    writer = DatasetWriter(out, config=config.to_dict(), lock=True)
     todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
     bar = progress(total=len(todo), desc=f"world {config.domain}", unit="img")
     if todo and workers == 1:
@@ -138,11 +139,29 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         model_dir=args.mano_dir,
         object_probability=args.object_prob,
         supersample=args.supersample,
+        hand_fraction=_fraction(args.hand_fraction),
+        poses=args.poses,
     )
+
+
+def _fraction(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"--hand-fraction {text!r}: give LOW,HIGH, e.g. 0.45,0.7") from None
+    return lo, hi
 
 
 def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if config.poses:
+        from handsynth.data import read_dataset
+
+        have = sum(1 for s in read_dataset(config.poses) if s.hands)
+        if have < args.start + args.n:
+            raise UserError(f"--poses {config.poses} has {have} records with a hand; --n {args.n} needs more")
     sheet = render_world(config, args.n, args.out, start=args.start, workers=args.workers)
     print(f"wrote {args.out} ({config.domain}, contact sheet: {sheet})")
     return 0
@@ -158,28 +177,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--domain", choices=DOMAINS, required=True, help="lab: studio, hand large; wild: clutter, hand small"
     )
-    p.add_argument("--n", type=int, required=True, help="number of images")
+    p.add_argument("--n", type=cli_args.positive_int, required=True, help="number of images")
     p.add_argument("--out", required=True, help="output dataset folder (resumed if it exists)")
-    p.add_argument("--size", type=int, default=128, help="square image size (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="sample i depends only on (seed, domain, i)")
-    p.add_argument("--start", type=int, default=0, help="first sample index (to shard a big run)")
+    p.add_argument("--size", type=cli_args.image_side, default=128, help="square image size (default 128)")
+    p.add_argument("--seed", type=cli_args.seed, default=0, help="sample i depends only on (seed, domain, i)")
+    p.add_argument("--start", type=cli_args.count, default=0, help="first sample index (to shard a big run)")
     p.add_argument(
         "--maps",
         default=DEFAULT_MAPS,
         help=f"condition maps per sample, comma list, '' for none (default {DEFAULT_MAPS})",
     )
     p.add_argument("--no-local", action="store_true", help="skip the local hand crop (maps and RGB)")
-    p.add_argument("--local-size", type=int, default=None, help="local crop size (default: --size)")
+    p.add_argument(
+        "--local-size", type=cli_args.image_side, default=None, help="local crop size (default: --size)"
+    )
     p.add_argument(
         "--object-prob",
-        type=float,
+        type=cli_args.probability,
         default=None,
         help="chance of an object in the hand (default lab 0, wild 0.6)",
     )
     p.add_argument("--hand-model", choices=["openhand", "mano"], default="openhand")
     p.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
     p.add_argument(
-        "--supersample", type=int, default=2, help="anti-aliasing factor of the photo render (1-4)"
+        "--supersample",
+        type=cli_args.int_in(1, 4, what="a supersampling factor"),
+        default=2,
+        help="anti-aliasing factor of the photo render (1-4)",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (each uses one core)")
+    p.add_argument(
+        "--workers", type=cli_args.positive_int, default=1, help="parallel processes (each uses one core)"
+    )
+    p.add_argument(
+        "--hand-fraction",
+        default=None,
+        help="LOW,HIGH hand box side / image side (default lab 0.55,0.8; wild 0.22,0.45)",
+    )
+    p.add_argument(
+        "--poses",
+        default=None,
+        help="dataset folder or .jsonl: sample i reuses record i's hand, camera and placement "
+        "(real photos of the same poses in another domain)",
+    )
     p.set_defaults(func=_run)

@@ -52,6 +52,8 @@ class WorldConfig:
     object_probability: float | None = None  # default: 0 (lab), 0.6 (wild)
     supersample: int = 2  # photo rendered at this factor and box-filtered: anti-aliased edges
     expand: float = 1.25  # local crop side = expand * longest side of the hand box
+    hand_fraction: tuple[float, float] | None = None  # hand box side / image side; default per domain
+    poses: str | None = None  # records (folder or .jsonl) whose hands, camera and placement are reused
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -65,10 +67,17 @@ class WorldConfig:
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
+        if self.hand_fraction is not None:
+            lo, hi = (float(x) for x in self.hand_fraction)
+            if not 0.05 <= lo <= hi <= 1.0:
+                raise UserError(f"hand fraction must be 0.05 <= low <= high <= 1, got {self.hand_fraction}")
+            self.hand_fraction = (lo, hi)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["maps"] = list(self.maps)
+        if self.hand_fraction is not None:
+            d["hand_fraction"] = list(self.hand_fraction)
         d["stage"] = "world"
         return d
 
@@ -164,6 +173,21 @@ class WorldGenerator:
     def sample_id(self, index: int) -> str:
         return sample_id(self.cfg.domain, index)
 
+    def given_hand(self, index: int) -> tuple[Hand, np.ndarray] | None:
+        """With ``poses``: the first hand of record ``index`` and its intrinsics (else None)."""
+        if not self.cfg.poses:
+            return None
+        if not hasattr(self, "_poses"):
+            from handsynth.data import read_dataset
+
+            self._poses = [s for s in read_dataset(self.cfg.poses) if s.hands]
+        if index >= len(self._poses):
+            raise UserError(
+                f"--poses {self.cfg.poses} has {len(self._poses)} records with a hand; sample {index} asked"
+            )
+        rec = self._poses[index]
+        return rec.hands[0], np.asarray(rec.K, np.float64)
+
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, _DOMAIN_CODE[self.cfg.domain], index])
 
@@ -219,10 +243,16 @@ class WorldGenerator:
         side = ("right", "left")[int(rng.integers(2))]
         tone = int(rng.integers(1, 11))
         obj = objects.sample_object(rng) if rng.random() < cfg.object_probability else None
+        given = self.given_hand(index)
+        if given is not None:  # the same hand, camera and placement; the domain's own appearance
+            side, obj = given[0].side, None
 
         # Pose and place the hand (one forward pass, transl added afterwards exactly as the model does).
         hand_pose, betas = self._articulation(side, rng, obj)
         global_orient, arm_dir = self._orientation(side, betas, rng)
+        if given is not None:
+            hand_pose, betas = np.asarray(given[0].hand_pose), np.asarray(given[0].betas)
+            global_orient = np.asarray(given[0].global_orient)
         model = self.model(side)
         with torch.no_grad():
             out = model(
@@ -230,8 +260,12 @@ class WorldGenerator:
                 torch.tensor(hand_pose[None], dtype=torch.float32),
                 torch.tensor(betas[None], dtype=torch.float32),
             )
-        framing = sample_framing(cfg.domain, rng, size)
+        framing = sample_framing(cfg.domain, rng, size, cfg.hand_fraction)
         transl = place_hand(out.vertices[0].double().numpy(), framing, size)
+        if given is not None:
+            if given[1].shape != (3, 3) or abs(given[1][0, 2] * 2 - size) > 1:
+                raise UserError(f"--poses records must be {size}x{size} images like --size; re-render them")
+            framing.K, transl = given[1], np.asarray(given[0].transl, np.float64)
         t32 = torch.tensor(transl[None, None], dtype=torch.float32)
         verts = (out.vertices + t32)[0].numpy()
         joints = (out.joints + t32)[0].numpy()

@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import mimetypes
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -24,15 +25,40 @@ from handsynth.eval.study.trials import QUESTIONS, Trial, permutation
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16_384
+SOCKET_TIMEOUT_S = 10.0  # a client that stops sending mid-request frees its thread after this
+
+
+def is_inside(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` may be served: under one of ``roots`` by the record dataset rules (a symlink
+    leaving its folder only to an image, as ``handsynth prepare`` links them)."""
+    from handsynth.data.folder import Confinement
+
+    for root in roots:
+        # A symlinked file is judged by where it sits (its folder resolved), not by its target.
+        where = path.parent.resolve() / path.name if path.is_symlink() else path.resolve()
+        try:
+            rel = where.relative_to(root)
+        except ValueError:
+            continue
+        if Confinement(root).where(rel.as_posix()) is None:
+            return True
+    return False
 
 
 class StudyApp:
     """State shared by the request handlers."""
 
     def __init__(
-        self, trials: list[Trial], db: str | Path, seed: int = 0, title: str = "Hand image study"
+        self,
+        trials: list[Trial],
+        db: str | Path,
+        seed: int = 0,
+        title: str = "Hand image study",
+        roots: list[str | Path] | None = None,
     ) -> None:
         self.trials = trials
+        given = roots if roots is not None else [r for t in trials for r in t.roots]
+        self.roots = sorted({Path(r).resolve() for r in given})  # the only folders files come from
         self.db = Path(db)
         self.seed = seed
         self.title = title
@@ -67,11 +93,15 @@ class StudyApp:
             return None
         t = self.trials[trial]
         if which == "mesh":
-            return t.mesh
-        if not which.isdigit() or int(which) >= len(t.candidates):
+            path = t.mesh
+        elif not which.isdigit() or int(which) >= len(t.candidates):
             return None
-        perm = permutation(len(t.candidates), self.seed, participant, t.id)
-        return t.candidates[perm[int(which)]][1]
+        else:
+            perm = permutation(len(t.candidates), self.seed, participant, t.id)
+            path = t.candidates[perm[int(which)]][1]
+        if path is None or not is_inside(path, self.roots):
+            return None
+        return path
 
     def record(self, body: dict) -> str | None:
         """Validate and store an answer; returns an error message or None."""
@@ -98,6 +128,7 @@ class StudyApp:
 def make_handler(app: StudyApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "handsynth-study"
+        timeout = SOCKET_TIMEOUT_S  # StreamRequestHandler applies it to the socket
 
         def log_message(self, fmt: str, *args) -> None:
             log.debug("%s " + fmt, self.address_string(), *args)
@@ -135,13 +166,25 @@ def make_handler(app: StudyApp) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if urlsplit(self.path).path != "/api/answer":
                 return self._json(404, {"error": "not found"})
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                return self._json(400, {"error": "Content-Length must be a number"})
             if not 0 < length <= MAX_BODY:
                 return self._json(413, {"error": "body missing or too large"})
             try:
-                body = json.loads(self.rfile.read(length))
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                self.close_connection = True
+                return self._json(408, {"error": "body not received in time"})
+            if len(raw) < length:
+                return self._json(400, {"error": "body shorter than its Content-Length"})
+            try:
+                body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 return self._json(400, {"error": "body must be JSON"})
+            except RecursionError:
+                return self._json(400, {"error": "body is nested too deeply"})
             if not isinstance(body, dict):
                 return self._json(400, {"error": "body must be a JSON object"})
             err = app.record(body)
@@ -152,10 +195,18 @@ def make_handler(app: StudyApp) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class StudyServer(ThreadingHTTPServer):
+    """The threading server, logging a failed request as one line instead of a traceback on stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        err = sys.exc_info()[1]
+        log.warning("request from %s failed: %s: %s", client_address[0], type(err).__name__, err)
+
+
 def make_server(app: StudyApp, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(app))
-    server.daemon_threads = True
-    return server
+    return StudyServer((host, port), make_handler(app))
 
 
 def serve_in_thread(app: StudyApp, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:

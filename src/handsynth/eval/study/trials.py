@@ -28,6 +28,7 @@ class Trial:
     prompt: str
     mesh: Path | None
     candidates: list[tuple[str, Path]]  # (method, image path), canonical order
+    roots: tuple[Path, ...] = ()  # the dataset folders the files come from: the server serves nothing else
 
 
 def build_trials(
@@ -62,7 +63,7 @@ def build_trials(
             raise UserError(
                 f"image {missing[0]} listed in a metadata.jsonl is missing; regenerate or remove the record"
             )
-        trials.append(Trial(sid, s.prompt, mesh, cands))
+        trials.append(Trial(sid, s.prompt, mesh, cands, tuple(root for root, _ in tables)))
         if limit and len(trials) >= limit:
             break
     if not trials:

@@ -1,0 +1,61 @@
+"""Yardsticks of the micro benchmark v2: PCK, the trivial predictors, presence threshold, no-hand photos, gates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handsynth.micro.yardsticks import (
+    at_least,
+    at_most,
+    centre_keypoints,
+    mse_2d,
+    pck,
+    presence_threshold,
+    wrist_mse_3d_cm2,
+)
+
+
+def test_pck_counts_joints_within_a_tenth_of_the_box_side():
+    gt = np.zeros((2, 21, 2))
+    pred = gt.copy()
+    pred[0, :10, 0] = 0.9  # inside 0.1 * 10
+    pred[0, 10:, 0] = 1.1  # outside
+    pred[1] += 5.0
+    boxes = np.array([[0, 0, 10, 4], [0, 0, 10, 4]], np.float64)
+    assert pck(pred, gt, boxes) == pytest.approx([10 / 21, 0.0])
+
+
+def test_centre_predictor_and_mse_2d_match_their_definitions():
+    gt = np.array([[[0.0, 0.0]] * 21, [[64.0, 64.0]] * 21])
+    centre = centre_keypoints(gt, 64, 64)
+    assert centre.shape == gt.shape and np.all(centre == 32.0)
+    assert mse_2d(centre, gt) == pytest.approx(2 * 32.0**2)  # squared distance summed over x, y
+
+
+def test_wrist_predictor_error_is_the_root_relative_spread_in_cm2():
+    joints = np.zeros((1, 21, 3))
+    joints[0, 1:, 0] = 0.01  # 20 joints 1 cm from the wrist
+    assert wrist_mse_3d_cm2(joints) == pytest.approx(20 / 21)
+
+
+def test_presence_threshold_leaves_the_asked_false_positive_rate_on_its_split():
+    conf = np.linspace(0, 1, 101)
+    thr = presence_threshold(conf, 0.1)
+    assert (conf >= thr).mean() == pytest.approx(0.1, abs=0.011)
+
+
+def test_gates_pass_fail_and_not_measured():
+    assert at_least("x", 3.1, 3.0).passed is True and at_least("x", 2.9, 3.0).passed is False
+    assert at_most("y", 0.05, 0.1).passed is True and at_most("y", 0.2, 0.1).passed is False
+    assert at_least("z", None, 1.0).passed is None and at_least("z", float("nan"), 1.0).passed is None
+
+
+def test_no_hand_photos_are_records_without_hands_captioned_as_empty(tmp_path):
+    from handsynth.data import read_dataset
+    from handsynth.micro.empty import render_empty
+
+    samples = read_dataset(render_empty("wild", 3, 32, 0, tmp_path / "empty"))
+    assert len(samples) == 3 and all(not s.hands for s in samples)
+    assert all("hand" not in s.prompt or "no hand" in s.prompt for s in samples)
+    assert all((tmp_path / "empty" / s.file_name).exists() for s in samples)
