@@ -2,6 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.handsynth-installed
+BROWSER := $(VENV)/.handsynth-browser
 export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -12,12 +13,17 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
 
+# Chromium + chromedriver: only the study page's browser test needs them (not `make demo`).
+$(BROWSER): scripts/setup.sh | $(STAMP)
+	bash scripts/setup.sh --browser-only
+	touch $(BROWSER)
+
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/handsynth demo --out outputs/demo
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(PY) -m pytest -n 2 -q tests
 
 lint: $(STAMP)

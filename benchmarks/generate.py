@@ -161,7 +161,12 @@ def main() -> int:
     def run_whole_job():
         out = work / "job"
         shutil.rmtree(out, ignore_errors=True)
-        run_job(method, JobConfig(str(inp), str(out), batch_size=args.batch, prompts="records"))
+        run_job(
+            method,
+            JobConfig(
+                str(inp), str(out), batch_size=args.batch, prompts="records", threads=torch.get_num_threads()
+            ),
+        )
 
     cases = {
         "diffusers": run_pipeline,
@@ -185,10 +190,11 @@ def main() -> int:
             sync()
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
-    # On a shared CPU, wall time swings with other people's load; this process's CPU time does not
-    # (much). It is the primary measure on the CPU (it leaves out I/O waits, which wall time keeps).
+    # Wall time is the headline (what a user waits for, and what the job's overlap of writing with
+    # denoising shortens); process CPU time is shown beside it (it swings less with other people's
+    # load, but counts the writer thread's work that wall time hides).
     on_gpu = torch.device(args.device).type == "cuda"
-    primary = wall if on_gpu else cpu
+    primary = wall
 
     def ratio(a: str, b: str, t: dict) -> float:
         return statistics.median(x / y for x, y in zip(t[a], t[b]))
@@ -203,6 +209,7 @@ def main() -> int:
     }
     ratios = {k: ratio(a, b, primary) for k, (a, b) in pairs.items()}
     wall_ratios = {k: ratio(a, b, wall) for k, (a, b) in pairs.items()}
+    cpu_ratios = {k: ratio(a, b, cpu) for k, (a, b) in pairs.items()}
     shutil.rmtree(work, ignore_errors=True)
     cmd = "python benchmarks/generate.py " + " ".join(sys.argv[1:])
     device = (
@@ -215,12 +222,13 @@ def main() -> int:
         "torch_threads": torch.get_num_threads(),
         "load_average_end": list(os.getloadavg()),
         "platform": platform.platform(),
-        "measure": "wall time (CUDA synchronised)" if on_gpu else "process CPU time",
+        "measure": "wall time (CUDA synchronised)" if on_gpu else "wall time",
         "wall_seconds_per_round": wall,
         "cpu_seconds_per_round": cpu,
         "images_per_s": ips,
         "ratios": ratios,
         "wall_ratios": wall_ratios,
+        "cpu_ratios": cpu_ratios,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(result, indent=2))
@@ -234,29 +242,30 @@ def main() -> int:
         f"in rotated order; medians. Measure: {measure} (load average at the end "
         f"{[round(x, 2) for x in result['load_average_end']]}).",
         "",
-        f"| case | images/s ({measure}) | s per round | vs. diffusers ({measure}) | vs. diffusers (wall) |",
+        f"| case | images/s ({measure}) | s per round | vs. diffusers ({measure}) | vs. diffusers (process CPU time) |",
         "|---|---:|---:|---:|---:|",
     ]
     for k in ("diffusers", "sampler", "job"):
         rel = (
             ("1.000x", "1.000x")
             if k == "diffusers"
-            else (f"{ratios[k + '_vs_diffusers']:.3f}x", f"{wall_ratios[k + '_vs_diffusers']:.3f}x")
+            else (f"{ratios[k + '_vs_diffusers']:.3f}x", f"{cpu_ratios[k + '_vs_diffusers']:.3f}x")
         )
         lines.append(f"| {k} | {ips[k]:.3f} | {med[k]:.2f} | {rel[0]} | {rel[1]} |")
     lines += [
         "",
-        f"| AttentionHand mode | images/s ({measure}) | time vs. `global` | (wall) |",
+        f"| AttentionHand mode | images/s ({measure}) | time vs. `global` | (process CPU time) |",
         "|---|---:|---:|---:|",
         f"| global | {ips['sampler']:.3f} | 1.00x | 1.00x |",
         f"| global+local | {ips['global+local']:.3f} | {ratios['global_local_vs_global']:.2f}x "
-        f"| {wall_ratios['global_local_vs_global']:.2f}x |",
+        f"| {cpu_ratios['global_local_vs_global']:.2f}x |",
         f"| global + TAS (first {args.tas_steps} steps) | {ips['tas']:.3f} | {ratios['tas_vs_global']:.2f}x "
-        f"| {wall_ratios['tas_vs_global']:.2f}x |",
+        f"| {cpu_ratios['tas_vs_global']:.2f}x |",
         "",
         "`sampler` is our ControlNet loop alone; `job` is the whole `handsynth generate` job (input checks, "
-        "prompt tagging, condition loading, PNG and record writes with an fsync per file, merge, contact "
-        "sheet). Goals of the issue: our overhead at most 5% over diffusers' pipeline — job "
+        "prompt tagging, condition loading on a prefetch thread, PNG and record writes with an fsync per "
+        "file on a writer thread beside the denoising, merge, contact sheet). Goals: the job's wall time "
+        "at most 1.05x diffusers' pipeline — job "
         f"{ratios['job_vs_diffusers']:.3f}x, loop {ratios['sampler_vs_diffusers']:.3f}x "
         f"({'met' if ratios['job_vs_diffusers'] <= 1.05 else 'NOT met'}); `global+local` at most 2.1x "
         f"`global` — {ratios['global_local_vs_global']:.2f}x "

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (work / name / "metadata.jsonl").exists():
             out = ["--out", work / name, "--size", 64, "--seed", seed, "--maps", maps]
             handsynth("world", "render", "--domain", domain, "--n", n, *out)
-    common = ["--data", work / "wild", "--base-model", model.base, "--set", "model.resolution=64"]
+    common = ["--in", work / "wild", "--base-model", model.base, "--set", "model.resolution=64"]
     budget = [
         *("--set", f"train.max_steps={args.steps}", "--set", "train.batch_size=4"),
         *("--set", "train.learning_rate=3e-4", "--set", "train.checkpoint_every=0"),

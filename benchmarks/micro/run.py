@@ -304,7 +304,7 @@ class Runner:
             1,
         ]
         for d in data:
-            cmd += ["--data", str(d)]
+            cmd += ["--in", str(d)]
         return cmd
 
     @property
@@ -452,7 +452,7 @@ class Runner:
                             self.trainer(method),
                             "--config",
                             cfg,
-                            "--data",
+                            "--in",
                             self.data("wild_train"),
                             "--out",
                             run,
@@ -583,7 +583,7 @@ class Runner:
                                             "eval",
                                             "--checkpoint",
                                             out / "run",
-                                            "--data",
+                                            "--in",
                                             self.data("wild_test"),
                                             "--out",
                                             out / "eval",

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import sys
 
+from handsynth.cli_common import CommandParser
 from handsynth.errors import UserError
 
 # Stage modules that contribute sub-commands, in the order they appear in ``--help``.
@@ -30,13 +31,28 @@ COMMAND_MODULES = [
 ]
 
 
+def version() -> str:
+    """The installed distribution's version (the source tree's when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    import handsynth
+
+    try:
+        return dist_version("handsynth")
+    except PackageNotFoundError:
+        return handsynth.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="handsynth",
         description="Photo-realistic hand images with exact 3D labels (AttentionHand, HandBooster, SesaHand).",
     )
+    parser.add_argument("--version", action="version", version=f"handsynth {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Sub-commands (and theirs) are built with CommandParser: defaults shown in every --help.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(name) is None:
             continue  # stage not built yet

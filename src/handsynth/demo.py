@@ -18,6 +18,7 @@ from pathlib import Path
 import handsynth
 from handsynth import cli_args
 from handsynth.errors import UserError
+from handsynth.runtime import add_threads_argument
 
 # Background phrases of the micro world's wild photos: the default model's prompt distribution.
 WILD_BACKGROUNDS = (
@@ -57,6 +58,7 @@ def run_demo(
     guidance: float = 9.0,
     reference: int = 32,
     batch_size: int = 8,
+    threads: int | str = "auto",
 ) -> dict[str, Path]:
     """Run the demo into ``out`` (resumable); returns the paths a user looks at."""
     from handsynth.hand.priors import SceneConfig, sample_records
@@ -64,12 +66,16 @@ def run_demo(
 
     t0 = time.time()
     default = None
-    if checkpoint is None:
+    if checkpoint in (None, "default"):
         default = default_model()  # a missing asset is an error before anything is written
         checkpoint = str(default.checkpoint)
         base_model = base_model or str(default.base)
     elif not Path(checkpoint).is_dir():
         raise UserError(f"--checkpoint {checkpoint} does not exist: pass the folder `handsynth train` wrote")
+    from handsynth.runtime import configure_threads, small_base
+
+    # Set before the first torch work (pose sampling, rendering, evaluation run on the CPU too).
+    configure_threads(threads, "cpu", small_model=small_base([base_model or "?"]))
     if size is None:
         size = int(default.info.get("size", 64)) if default is not None else 512
     if size % 8:
@@ -97,7 +103,7 @@ def run_demo(
         total,
         f"generating {n} labelled images with AttentionHand ({'default model' if default else checkpoint})",
     )
-    generated = _generate(out, checkpoint, base_model, seed, steps, guidance, batch_size)
+    generated = _generate(out, checkpoint, base_model, seed, steps, guidance, batch_size, threads)
 
     _step(4, total, "quick evaluation")
     evaluation = _evaluate(out, generated, default, reference, size, seed)
@@ -120,7 +126,14 @@ def run_demo(
 
 
 def _generate(
-    out: Path, checkpoint: str, base_model: str | None, seed: int, steps: int, guidance: float, batch: int
+    out: Path,
+    checkpoint: str,
+    base_model: str | None,
+    seed: int,
+    steps: int,
+    guidance: float,
+    batch: int,
+    threads: int | str = "auto",
 ) -> Path:
     cond = out / "conditions"
     prompt_file = out / "prompts.txt"
@@ -135,6 +148,7 @@ def _generate(
         prompt_file=str(prompt_file),
         seed=seed,
         batch_size=batch,
+        threads=threads,
     )
     handsynth.run_job(method, job, handsynth.Dist())
     return out / "generated"
@@ -232,6 +246,7 @@ def _run(args: argparse.Namespace) -> int:
         steps=args.steps,
         guidance=args.guidance,
         reference=args.reference,
+        threads=args.threads,
     )
     print("\nhandsynth demo finished:")
     for name, path in paths.items():
@@ -268,4 +283,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=32,
         help="world photos rendered as the FID reference (0: none)",
     )
+    add_threads_argument(p)
     p.set_defaults(func=_run)

@@ -137,7 +137,8 @@ def test_hf_imagefolder_reads_written_folder(tmp_path):
     datasets = pytest.importorskip("datasets")
     w = DatasetWriter(tmp_path)
     for i in range(3):
-        w.write(make_sample(i), {f"images/{i:06d}.png": np.full((8, 8, 3), i * 40, np.uint8)})
+        images = {f"images/{i:06d}.png": np.full((8, 8, 3), i * 40, np.uint8)}
+        w.write(make_sample(i), {**images, f"conditions/mesh/{i:06d}.png": np.zeros((8, 8, 3), np.uint8)})
     ds = datasets.load_dataset("imagefolder", data_dir=str(tmp_path), split="train")
     assert len(ds) == 3
     row = sorted(ds, key=lambda r: r["id"])[1]
@@ -165,3 +166,32 @@ def test_webdataset_shards_hold_every_sample(tmp_path):
     assert [r["__key__"] for r in rows] == [f"{i:06d}" for i in range(5)]
     assert set(rows[3]) >= {"json", "image.png", "mesh.png"}
     assert json.loads(rows[3]["json"])["id"] == "000003"
+
+
+def test_hf_imagefolder_decodes_condition_maps_as_images(tmp_path):
+    """Condition maps arrive as Image columns (conditioning_image for diffusers' train_controlnet.py,
+    one column per map), for a generated folder and for render output that has no file_name."""
+    datasets = pytest.importorskip("datasets")
+    gen, cond = DatasetWriter(tmp_path / "gen"), DatasetWriter(tmp_path / "cond")
+    for i in range(2):
+        s = make_sample(i)
+        files = {
+            s.file_name: np.full((8, 8, 3), 10, np.uint8),
+            s.conditions["mesh"]: np.full((8, 8, 3), 200, np.uint8),
+        }
+        gen.write(s, files)
+        bare = make_sample(i)
+        bare.file_name = None
+        cond.write(bare, {bare.conditions["mesh"]: np.full((8, 8, 3), 200, np.uint8)})
+    for folder, has_image in ((tmp_path / "gen", True), (tmp_path / "cond", False)):
+        ds = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train")
+        assert isinstance(ds.features["conditioning_image"], datasets.Image)
+        assert isinstance(ds.features["mesh"], datasets.Image)
+        assert ("image" in ds.features) == has_image
+        assert np.asarray(ds[0]["conditioning_image"]).mean() == 200
+    # the derived columns are not carried as unknown fields: a round trip writes them once, fresh
+    rec = read_dataset(tmp_path / "gen")[0]
+    assert not any(k.endswith("_file_name") for k in rec.extra)
+    rec.conditions = {"normal": "conditions/normal/x.png"}
+    d = rec.to_dict()
+    assert d["conditioning_image_file_name"] == "conditions/normal/x.png" and "mesh_file_name" not in d

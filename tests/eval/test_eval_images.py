@@ -147,7 +147,7 @@ def test_cli_images_and_recon_reports(datasets, tmp_path):
 def test_cli_user_errors_write_nothing(datasets, tmp_path, capsys):
     out = tmp_path / "never"
     rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
-               "--out", str(out), "--detector", "none"])  # fmt: skip
+               "--out", str(out), "--detector", "none", "--extractor", "inception"])  # fmt: skip
     assert rc == 2 and "--inception-weights" in capsys.readouterr().err and not out.exists()
     rc = main(["evaluate", "recon", "--pred", str(tmp_path / "nope.json"), "--gt", str(datasets["real"]),
                "--out", str(out)])  # fmt: skip
@@ -161,3 +161,22 @@ def test_mediapipe_detector_runs_offline():
     det = MediaPipeHandDetector()
     assert det.detect(np.zeros((64, 64, 3), np.uint8)) == []
     assert "mediapipe" in sys.modules
+
+
+def test_without_inception_weights_fid_is_skipped_and_world_tools_give_numbers(datasets, tmp_path, capsys):
+    """docs/eval.md: an absent tool's metrics are skipped with a note; the shipped world tools give
+    offline numbers."""
+    out = tmp_path / "skipped"
+    rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
+               "--out", str(out), "--detector", "none"])  # fmt: skip
+    assert rc == 0 and "--extractor world" in capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["rows"]["fake_a"].get("FID") is None
+    assert any("FID/KID/FID-H/KID-H skipped" in n for n in m["notes"])
+    out = tmp_path / "world"
+    rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
+               "--out", str(out), "--extractor", "world", "--detector", "world", "--kid-subsets", "5"])  # fmt: skip
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    row = m["rows"]["fake_a"]
+    assert row["FID"] > 0 and "Hand Conf." in row and m["tools"]["feature_extractor"]

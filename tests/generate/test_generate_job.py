@@ -59,6 +59,7 @@ def test_writes_labelled_records_with_provenance(cli, controlnet_dir, poses_dir,
         assert r.source["method"] == "controlnet" and r.source["checkpoint_sha256"] == sha
         assert r.source["checkpoint"] == str(controlnet_dir) and r.source["base_model"] == "tiny"
         assert r.source["scheduler"] == "ddim" and r.source["steps"] == 2 and r.source["guidance"] == 9.0
+        assert r.source["torch_threads"] == 1  # --threads auto: one thread for the tiny base on the CPU
         assert r.source["seed"] == item_seed(0, src.id, r.source["prompt_index"])
         assert r.extra["hand_token_indices"]  # every synthetic prompt names a hand or a finger
         assert pixels(out / r.file_name).shape == (64, 64, 3)

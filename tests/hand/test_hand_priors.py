@@ -114,6 +114,7 @@ def test_cli_writes_readable_jsonl(tmp_path):
     samples = read_dataset(out)
     assert [s.id for s in samples] == ["3_0000000", "3_0000001"]
     assert samples[0].source["seed"] == 3 and samples[0].width == 128
+    assert samples[0].source["flat_hand_mean"] is False  # how hand_pose is read (docs/format.md)
     assert main(["poses", "sample", "--n", "2", "--out", str(out)]) == 2  # exists: refused
     assert main(["poses", "sample", "--n", "0", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert not (tmp_path / "x.jsonl").exists()

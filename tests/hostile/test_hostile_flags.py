@@ -84,5 +84,5 @@ def test_recon_yaml_config_refuses_nan(tmp_path, capsys):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("lr: .nan\n")
     out = tmp_path / "run"
-    refused(["recon", "train", "--config", cfg, "--data", tmp_path, "--out", out], capsys, "lr", "finite")
+    refused(["recon", "train", "--config", cfg, "--in", tmp_path, "--out", out], capsys, "lr", "finite")
     assert not out.exists()

@@ -36,7 +36,7 @@ def test_recon_resume_logs_each_step_once(tmp_path, capsys):
     data = tmp_path / "toy"
     assert run_cli(["recon", "toy-data", "--out", data, "--n", "8", "--size", "32"], capsys)[0] == 0
     run = tmp_path / "run"
-    base = ["recon", "train", "--data", data, "--out", run, "--batch-size", "4", "--num-workers", "0"]
+    base = ["recon", "train", "--in", data, "--out", run, "--batch-size", "4", "--num-workers", "0"]
     base += ["--log-every", "1", "--save-every", "2", "--warmup", "0"]
     assert run_cli([*base, "--steps", "2"], capsys)[0] == 0
     log = run / "train_log.jsonl"
@@ -55,7 +55,7 @@ def test_attentionhand_resume_logs_each_step_once(tmp_path, capsys):
     data = write_synthetic_dataset(tmp_path / "data", n=4, size=64)
     tiny = Path(__file__).resolve().parents[2] / "configs" / "attentionhand_tiny.yaml"
     run = tmp_path / "run"
-    base = ["train", "--config", tiny, "--data", data, "--out", run]
+    base = ["train", "--config", tiny, "--in", data, "--out", run]
     for s in ("model.resolution=64", "train.validate_every=0", "train.checkpoint_every=2"):
         base += ["--set", s]
     assert run_cli([*base, "--max-steps", "2"], capsys)[0] == 0

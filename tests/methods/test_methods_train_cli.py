@@ -47,7 +47,7 @@ def test_cli_trains_with_loop_features(tiny_dataset, tmp_path, capsys):
         "train",
         "--config",
         TINY,
-        "--data",
+        "--in",
         str(tiny_dataset),
         "--out",
         str(run),
@@ -74,13 +74,13 @@ def test_cli_trains_with_loop_features(tiny_dataset, tmp_path, capsys):
 
 def test_user_errors_come_before_any_output(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
-    base = ["train", "--config", TINY, "--data", str(tiny_dataset), "--out", str(run)]
+    base = ["train", "--config", TINY, "--in", str(tiny_dataset), "--out", str(run)]
     assert main([*base, "--set", "tas.iterationz=3"]) == 2
     assert "tas.iterationz" in capsys.readouterr().err
     assert main([*base, "--base-model", str(tmp_path / "no_sd_here")]) == 2
     assert "not a complete diffusers Stable Diffusion folder" in capsys.readouterr().err
     assert main([*base, "--set", "model.branches=[both]"]) == 2
-    assert main(["train", "--config", TINY, "--data", str(tmp_path / "nodata"), "--out", str(run)]) == 2
+    assert main(["train", "--config", TINY, "--in", str(tmp_path / "nodata"), "--out", str(run)]) == 2
     assert not run.exists()
 
 
@@ -93,7 +93,7 @@ def test_two_process_gloo_run_trains_one_set_of_weights(tiny_dataset, tmp_path):
     cmd = [
         accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-        "-m", "handsynth.cli", "train", "--config", TINY, "--data", str(tiny_dataset), "--out", str(run),
+        "-m", "handsynth.cli", "train", "--config", TINY, "--in", str(tiny_dataset), "--out", str(run),
         "--max-steps", "2", *FAST,
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -150,7 +150,7 @@ def test_condition_dropout_zeroes_whole_maps(multi_map_dataset, tmp_path):
 
 
 def _run(data, out, steps, *extra):
-    args = ["train", "--method", "uni-controlnet", "--data", str(data), "--out", str(out), "--max-steps"]
+    args = ["train", "--method", "uni-controlnet", "--in", str(data), "--out", str(out), "--max-steps"]
     args += [str(steps), *FAST, "--set", "model.maps=[mesh, seg]", "--set", "train.checkpoint_every=2"]
     args += ["--set", "train.learning_rate=1e-3", *extra]
     return main(args)

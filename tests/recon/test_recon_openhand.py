@@ -55,11 +55,11 @@ def test_cli_chain_with_openhand(models, tmp_path, capsys) -> None:
     data = tmp_path / "toy"
     assert main(["recon", "toy-data", "--out", str(data), "--n", "4", "--size", "64"]) == 0
     run = tmp_path / "run"
-    argv = ["recon", "train", "--data", str(data), "--out", str(run), "--steps", "2", "--batch-size", "4"]
+    argv = ["recon", "train", "--in", str(data), "--out", str(run), "--steps", "2", "--batch-size", "4"]
     argv += ["--width", "0.125", "--img-size", "32", "--hidden", "16", "--num-workers", "0", "--no-augment"]
     assert main(argv) == 0
     out = tmp_path / "eval"
-    assert main(["recon", "eval", "--checkpoint", str(run), "--data", str(data), "--out", str(out)]) == 0
+    assert main(["recon", "eval", "--checkpoint", str(run), "--in", str(data), "--out", str(out)]) == 0
     s = json.loads((out / "metrics.json").read_text())["summary"]
     assert s["MPJPE"] > 0 and s["MPVPE"] > 0 and s["PA-MPVPE"] <= s["MPVPE"] + 1e-6
     xyz, verts = json.loads((out / "pred.json").read_text())

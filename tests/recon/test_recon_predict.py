@@ -101,8 +101,7 @@ def standin_models(monkeypatch):
 def test_cli_predict_writes_freihand_layout(data, checkpoint, tmp_path, standin_models, capsys) -> None:
     out = tmp_path / "pred.json"
     assert (
-        main(["recon", "predict", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out)])
-        == 0
+        main(["recon", "predict", "--checkpoint", str(checkpoint), "--in", str(data), "--out", str(out)]) == 0
     )
     xyz, verts = json.loads(out.read_text())
     assert len(xyz) == len(verts) == 6
@@ -122,9 +121,7 @@ def test_cli_eval_reports_joint_and_vertex_metrics(
     data, checkpoint, tmp_path, standin_models, capsys
 ) -> None:
     out = tmp_path / "ev"
-    assert (
-        main(["recon", "eval", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out)]) == 0
-    )
+    assert main(["recon", "eval", "--checkpoint", str(checkpoint), "--in", str(data), "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     s = metrics["summary"]
     assert s["MPJPE"] > 0 and s["PA-MPJPE"] <= s["MPJPE"] + 1e-6 and s["MPVPE"] is not None
@@ -145,6 +142,6 @@ def test_estimator_plugs_into_the_eval_protocol(data, checkpoint, standin_models
 def test_bad_checkpoint_is_a_user_error_before_output(data, tmp_path, capsys) -> None:
     out = tmp_path / "pred.json"
     assert (
-        main(["recon", "predict", "--checkpoint", str(tmp_path), "--data", str(data), "--out", str(out)]) == 2
+        main(["recon", "predict", "--checkpoint", str(tmp_path), "--in", str(data), "--out", str(out)]) == 2
     )
     assert "not a reconstruction checkpoint" in capsys.readouterr().err and not out.exists()

@@ -86,7 +86,7 @@ def test_cli_train_mixes_datasets_and_reads_yaml(data, tmp_path, monkeypatch, ca
     )
     out = tmp_path / "cli"
     argv = ["recon", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out), "--log-every", "5"]
-    argv += ["--data", f"{data[0]}:3", "--data", f"{data[1]}:1", "--lr", "1e-3", "--loss-params", "0"]
+    argv += ["--in", f"{data[0]}:3", "--in", f"{data[1]}:1", "--lr", "1e-3", "--loss-params", "0"]
     assert main(argv) == 0
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["steps"] == 5 and saved["lr"] == 1e-3 and saved["loss"]["params"] == 0
@@ -94,5 +94,5 @@ def test_cli_train_mixes_datasets_and_reads_yaml(data, tmp_path, monkeypatch, ca
     draws = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])["draws"]
     assert sum(draws.values()) == 40 and draws[str(data[0])] > draws[str(data[1])]
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 5
-    assert main(["recon", "train", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2  # no --data
-    assert "--data" in capsys.readouterr().err
+    assert main(["recon", "train", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2  # no --in
+    assert "--in" in capsys.readouterr().err

@@ -183,6 +183,32 @@ def _str_map(d: Any, where: str, name: str) -> dict[str, str]:
     return dict(d)
 
 
+CONDITIONING_COLUMN = "conditioning_image"  # diffusers train_controlnet.py's default column
+PREFERRED_CONDITION = "mesh"  # the map AttentionHand and the ControlNet baseline read
+
+
+def image_columns(conditions: dict[str, str]) -> dict[str, str]:
+    """``*_file_name`` keys that Hugging Face ``datasets`` (imagefolder) decodes as Image columns:
+    ``<map>_file_name`` per condition map and ``conditioning_image_file_name`` (the mesh map, else the
+    first), so a folder trains directly with diffusers' ``train_controlnet.py``. Derived from
+    ``conditions`` on every write; readers ignore them."""
+    if not conditions:
+        return {}
+    main = conditions.get(PREFERRED_CONDITION) or next(iter(conditions.values()))
+    return {f"{CONDITIONING_COLUMN}_file_name": main, **{f"{m}_file_name": p for m, p in conditions.items()}}
+
+
+def _derived_column(key: str, conditions: Any) -> bool:
+    """A column :func:`image_columns` writes (dropped on read: it is rebuilt from ``conditions``)."""
+    if key == f"{CONDITIONING_COLUMN}_file_name":
+        return True
+    return (
+        key.endswith("_file_name")
+        and isinstance(conditions, dict)
+        and key[: -len("_file_name")] in conditions
+    )
+
+
 def check_relative_path(rel: Any, where: str, field_name: str) -> str:
     """Refuse a path that could leave the dataset folder: absolute, drive-qualified, ``..`` or empty.
 
@@ -286,7 +312,11 @@ class Sample:
             conditions=_str_map(d.get("conditions", {}), where, "conditions"),
             local=LocalCrop.from_dict(d["local"], where) if d.get("local") is not None else None,
             source=source,
-            extra={k: v for k, v in d.items() if k not in cls.KNOWN},
+            extra={
+                k: v
+                for k, v in d.items()
+                if k not in cls.KNOWN and not _derived_column(k, d.get("conditions"))
+            },
         )
 
     def to_dict(self) -> dict:
@@ -301,6 +331,7 @@ class Sample:
             prompt=self.prompt,
             conditions=self.conditions,
         )
+        d.update(image_columns(self.conditions))
         if self.local is not None:
             d["local"] = self.local.to_dict()
         d["source"] = self.source

@@ -121,9 +121,77 @@ def missing_parts(folder: str | Path) -> list[str]:
     for sub, (config, weights) in REQUIRED_PARTS.items():
         if not (folder / sub / config).exists():
             missing.append(f"{sub}/{config}")
-        if weights and not any((folder / sub / w).exists() for w in weights):
+        if weights and not any(_weight_files(folder / sub, w) for w in weights):
             missing.append(f"{sub}/{' or '.join(weights)}")
     return missing
+
+
+def _weight_files(sub: Path, name: str) -> list[Path]:
+    """``name`` and its variants (``diffusion_pytorch_model.fp16.safetensors`` for ``fp16``)."""
+    stem, _, ext = name.partition(".")
+    return [p for p in (sub / name, *sub.glob(f"{stem}.*.{ext}")) if p.is_file()]
+
+
+def weight_variant(folder: str | Path, preferred: str | None = None) -> str | None:
+    """The diffusers ``variant=`` to load ``folder`` with: ``preferred`` when given; None when plain
+    weight files exist; else the one variant the folder holds (e.g. ``fp16``-only downloads)."""
+    if preferred:
+        return preferred
+    folder = Path(folder)
+    subs = [p for p in (folder, *folder.iterdir()) if p.is_dir()] if folder.is_dir() else []
+    plain = variants = False
+    found: set[str] = set()
+    for sub in subs:
+        for f in sub.iterdir():
+            parts = f.name.split(".")
+            if f.suffix not in (".safetensors", ".bin") or parts[0] not in (
+                "diffusion_pytorch_model",
+                "model",
+            ):
+                continue
+            if len(parts) == 2:
+                plain = True
+            elif len(parts) == 3:
+                variants = True
+                found.add(parts[1])
+    if plain or not variants:
+        return None
+    if len(found) > 1:
+        raise UserError(f"{folder} holds weight variants {sorted(found)} only: pass --variant NAME")
+    return found.pop()
+
+
+def _is_local_spec(spec: str) -> bool:
+    """A path (not ``tiny``, not a hub id ``org/name``)."""
+    if spec in (TINY, SD15_RANDOM):
+        return False
+    return spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/")
+
+
+def base_from_run(spec: str, run_folder: str | os.PathLike) -> str:
+    """A base model named in a run folder's config, as a path usable from anywhere.
+
+    Runs store local bases relative to the run folder (so a run folder can be moved or shipped with
+    its base, as the embedded default model is); older runs stored them relative to the directory
+    ``train`` ran in, which is kept when only that reading exists.
+    """
+    p = Path(spec).expanduser()
+    if not _is_local_spec(spec) and not Path(run_folder, spec).exists() and not p.exists():
+        return spec  # tiny, or a hub id
+    if p.is_absolute():
+        return str(p)
+    beside = Path(run_folder).expanduser() / p
+    if beside.exists() or not p.exists():
+        return os.path.normpath(beside.resolve())
+    return str(p.resolve())
+
+
+def base_for_run(spec: str, run_folder: str | os.PathLike) -> str:
+    """How a run folder's config stores ``spec``: local folders relative to the run folder."""
+    p = Path(spec).expanduser()
+    if not (_is_local_spec(spec) or p.exists()) or not p.exists():
+        return spec
+    return os.path.relpath(p.resolve(), Path(run_folder).expanduser().resolve())
 
 
 def resolve_base(spec: str) -> str:
@@ -134,21 +202,23 @@ def resolve_base(spec: str) -> str:
         return spec
     p = Path(spec).expanduser()
     # A hub id is exactly "org/name"; anything else (or anything that exists) is a folder.
-    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/")
-    if p.exists() or looks_like_path:
+    if p.exists() or _is_local_spec(spec):
         missing = missing_parts(p)
         if missing:
             raise UserError(
                 f"base model folder {p} is not a complete diffusers Stable Diffusion folder: missing "
-                f"{', '.join(missing)}; download it with `huggingface-cli download "
+                f"{', '.join(missing)}; download it with `hf download "
                 "stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir PATH` or pass --base-model tiny"
             )
         return str(p)
     return spec  # a hub id, e.g. stable-diffusion-v1-5/stable-diffusion-v1-5
 
 
-def load_base(spec: str = TINY, dtype: torch.dtype = torch.float32) -> BaseModel:
-    """Load the frozen SD parts from ``tiny``, ``sd15-random``, a local diffusers folder or a hub id."""
+def load_base(spec: str = TINY, dtype: torch.dtype = torch.float32, variant: str | None = None) -> BaseModel:
+    """Load the frozen SD parts from ``tiny``, ``sd15-random``, a local diffusers folder or a hub id.
+
+    ``variant`` (e.g. ``fp16``) loads ``*.fp16.safetensors`` weights; for a local folder holding only
+    one variant it is found without being named."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -164,10 +234,16 @@ def load_base(spec: str = TINY, dtype: torch.dtype = torch.float32) -> BaseModel
         )
         return base.to("cpu", dtype).freeze()
     where = resolve_base(spec)
+    if Path(where).is_dir():
+        variant = weight_variant(where, variant)
     try:
-        unet = UNet2DConditionModel.from_pretrained(where, subfolder="unet", torch_dtype=dtype)
-        vae = AutoencoderKL.from_pretrained(where, subfolder="vae", torch_dtype=dtype)
-        text_encoder = CLIPTextModel.from_pretrained(where, subfolder="text_encoder", dtype=dtype)
+        unet = UNet2DConditionModel.from_pretrained(
+            where, subfolder="unet", torch_dtype=dtype, variant=variant
+        )
+        vae = AutoencoderKL.from_pretrained(where, subfolder="vae", torch_dtype=dtype, variant=variant)
+        text_encoder = CLIPTextModel.from_pretrained(
+            where, subfolder="text_encoder", dtype=dtype, variant=variant
+        )
         tokenizer = CLIPTokenizer.from_pretrained(where, subfolder="tokenizer")
         from diffusers import DDPMScheduler
 

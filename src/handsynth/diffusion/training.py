@@ -64,6 +64,31 @@ class TrainConfig:
     log_every: int = 1
     num_workers: int = 0
     allow_tf32: bool = True
+    # accelerate's log_with: tensorboard | wandb | none; auto = tensorboard when installed, else none.
+    tracker: str = "auto"
+
+
+TRACKERS = ("auto", "tensorboard", "wandb", "none")
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def resolve_tracker(name: str) -> str | None:
+    """The accelerate ``log_with`` value for ``train.tracker`` (None: no tracker); a clear error when
+    the named tracker's package is not installed."""
+    import importlib.util
+
+    if name not in TRACKERS:
+        raise UserError(f"train.tracker {name!r} is unknown; choose from {', '.join(TRACKERS)}")
+    if name == "none":
+        return None
+    if name == "auto":
+        return "tensorboard" if importlib.util.find_spec("tensorboard") is not None else None
+    if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+        raise UserError(
+            f"train.tracker {name} needs the {TRACKER_PACKAGES[name]} package: pip install "
+            f"{TRACKER_PACKAGES[name]} (or --set train.tracker=none)"
+        )
+    return name
 
 
 class TrainTask(Protocol):
@@ -173,9 +198,11 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from diffusers.optimization import get_scheduler
-    from tqdm.auto import tqdm
+
+    from handsynth.progress import progress
 
     out = Path(out)
+    log_with = resolve_tracker(cfg.tracker)
     resume_from: Path | None = None
     if resume == "auto":
         resume_from = latest_checkpoint(out)
@@ -193,7 +220,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
         cpu=no_gpu,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=cfg.mixed_precision,
-        log_with="tensorboard",
+        log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
     )
     if cfg.allow_tf32 and torch.cuda.is_available():
@@ -237,13 +264,14 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
             truncate_step_log(out / TRAIN_LOG, state.step)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        accelerator.init_trackers("train")
+        if log_with is not None:
+            accelerator.init_trackers("train")
     rank_log = out / "logs" / f"process_{accelerator.process_index}.jsonl"
     if rank_log is not None:
         rank_log.parent.mkdir(parents=True, exist_ok=True)
 
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
-    bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not main, desc="train", unit="step")
+    bar = progress(total=cfg.max_steps, initial=state.step, disable=not main, desc="train", unit="step")
     last_logs: dict[str, float] = {}
     model.train()
     while state.step < cfg.max_steps:
@@ -366,10 +394,11 @@ def _validate(accelerator, task: TrainTask, model, ema, out: Path, step: int) ->
     folder = out / "validation" / f"step_{step}"
     folder.mkdir(parents=True, exist_ok=True)
     writer = None
-    try:
-        writer = accelerator.get_tracker("tensorboard", unwrap=True)
-    except Exception:
-        writer = None
+    if accelerator.trackers:
+        try:
+            writer = accelerator.get_tracker("tensorboard", unwrap=True)
+        except Exception:
+            writer = None
     for name, img in images.items():
         Image.fromarray(img).save(folder / f"{name}.png")
         if writer is not None and hasattr(writer, "add_image"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from handsynth import cli_args
 from handsynth.errors import UserError
+from handsynth.runtime import add_threads_argument
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     im.add_argument(
         "--inception-weights", help="pytorch-fid/torch-fidelity pt_inception .pth or clean-fid .pt"
     )
-    im.add_argument("--extractor", help="'inception' (default) or import:package.module:factory")
+    im.add_argument(
+        "--extractor",
+        help="'inception' (default; FID/KID are skipped without --inception-weights), 'world' (the micro "
+        "world's extractor shipped with the default model: offline numbers) or import:package.module:factory",
+    )
     im.add_argument("--no-fid", action="store_true", help="skip FID/KID/FID-H/KID-H")
     im.add_argument(
         "--detector",
         default="auto",
-        help="2D hand detector: auto (MediaPipe if installed), mediapipe, none, import:mod:fn",
+        help="2D hand detector: auto (MediaPipe if installed), mediapipe, world (the micro world's, shipped), "
+        "none, import:mod:fn",
     )
     im.add_argument("--estimator", help="3D estimator: a handsynth recon checkpoint or import:mod:fn")
     im.add_argument("--clip", help="local transformers CLIP folder for the CLIP score")
@@ -52,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--score-real", action="store_true", help="also run detector/estimator/CLIP on the real set"
     )
     im.add_argument("--device", default="cpu")
+    add_threads_argument(im)
     im.set_defaults(func=cmd_images)
 
     rc = evs.add_parser("recon", help="MPJPE, PA-MPJPE, MPVPE, PA-MPVPE, AUC, F@5/15, MRRPE, RRVE")
@@ -101,9 +108,14 @@ def _factory(spec: str, flag: str):
         raise UserError(f"{flag} {spec}: cannot import it ({err})") from err
 
 
-def _detector(spec: str):
+def _detector(spec: str, device: str = "cpu"):
     if spec == "none":
         return None
+    if spec == "world":
+        from handsynth.eval.features import world_tool
+        from handsynth.micro.detector import WorldHandDetector
+
+        return WorldHandDetector.load(world_tool("detector"), device)
     if spec.startswith("import:"):
         det = _factory(spec, "--detector")
         if not hasattr(det, "detect"):
@@ -115,14 +127,16 @@ def _detector(spec: str):
         from handsynth.eval.mediapipe_detector import MediaPipeHandDetector
 
         return MediaPipeHandDetector()
-    raise UserError(f"--detector {spec}: use auto, mediapipe, none or import:package.module:factory")
+    raise UserError(f"--detector {spec}: use auto, mediapipe, world, none or import:package.module:factory")
 
 
 def cmd_images(args: argparse.Namespace) -> int:
     from handsynth.eval.features import load_extractor
     from handsynth.eval.image_eval import ImageTools, evaluate_images
     from handsynth.eval.report import write_image_report
+    from handsynth.runtime import configure_threads
 
+    configure_threads(args.threads, args.device, small_model=args.extractor == "world")
     if args.crop_scale < 1.0:
         raise UserError(
             f"--crop-scale {args.crop_scale}: must be at least 1.0 so the crop holds the whole bbox"
@@ -133,9 +147,18 @@ def cmd_images(args: argparse.Namespace) -> int:
         kid_subsets=args.kid_subsets,
         kid_subset_size=args.kid_subset_size,
     )
-    if not args.no_fid:
+    if args.no_fid:
+        pass
+    elif args.extractor is None and not args.inception_weights:
+        # docs/eval.md: a metric whose tool is absent is skipped (the report's Notes say so).
+        print(
+            "handsynth: note: FID/KID skipped: no --inception-weights; --extractor world gives offline "
+            "numbers with the micro world's feature extractor",
+            file=sys.stderr,
+        )
+    else:
         tools.extractor = load_extractor(args.extractor, args.inception_weights, args.device)
-    tools.detector = _detector(args.detector)
+    tools.detector = _detector(args.detector, args.device)
     if args.estimator:
         from handsynth.eval.estimator3d import load_estimator
 

@@ -14,11 +14,22 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from handsynth.errors import UserError
+from handsynth.progress import progress
 
 DEFAULT_INPUT_SIZE = 299
+WORLD = "world"  # the micro world's evaluation tools, shipped with the embedded default model
+
+
+def world_tool(name: str):
+    """Folder of a world evaluation tool (``features``/``detector``) shipped with the default model."""
+    from handsynth.micro.assets import default_model
+
+    folder = default_model().tool(name)
+    if folder is None:
+        raise UserError(f"the embedded default model ships no world {name} tool; reinstall handsynth")
+    return folder
 
 
 def extractor_name(extractor: nn.Module) -> str:
@@ -33,7 +44,8 @@ def load_extractor(spec: str | None, inception_weights: str | None, device: str 
     """Build the extractor named on the command line.
 
     ``spec`` None or "inception": the FID Inception from ``inception_weights`` (a .pth state dict or
-    clean-fid TorchScript file). ``import:pkg.mod:factory``: a user module.
+    clean-fid TorchScript file). ``world``: the micro world's extractor (offline, trained on 64² world
+    photos: numbers comparable only among images of that world). ``import:pkg.mod:factory``: a user module.
     """
     if spec is None or spec == "inception":
         if not inception_weights:
@@ -44,6 +56,10 @@ def load_extractor(spec: str | None, inception_weights: str | None, device: str 
         from handsynth.eval.inception import load_inception
 
         return load_inception(inception_weights, device=device)
+    if spec == WORLD:
+        from handsynth.micro.features import WorldFeatureExtractor
+
+        return WorldFeatureExtractor.load(world_tool("features"), device)
     if spec.startswith("import:"):
         target = spec[len("import:") :]
         mod_name, _, attr = target.partition(":")
@@ -57,7 +73,7 @@ def load_extractor(spec: str | None, inception_weights: str | None, device: str 
         if not isinstance(model, nn.Module):
             raise UserError(f"--extractor {spec}: the factory must return a torch nn.Module")
         return model.eval().to(device)
-    raise UserError(f"--extractor {spec}: unknown; use 'inception' or import:package.module:factory")
+    raise UserError(f"--extractor {spec}: unknown; use 'inception', 'world' or import:package.module:factory")
 
 
 def to_tensor(images: Iterable[np.ndarray]) -> torch.Tensor:
@@ -86,7 +102,7 @@ def extract_features(
             feats.append(out.reshape(len(batch), -1).double().cpu().numpy())
             batch.clear()
 
-    for img in tqdm(images, desc=desc, total=total, leave=False):
+    for img in progress(images, desc=desc, total=total, unit="img"):
         if batch and (img.shape != batch[0].shape or len(batch) >= batch_size):
             flush()
         batch.append(img)

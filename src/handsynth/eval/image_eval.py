@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from torch import nn
-from tqdm import tqdm
 
 from handsynth.data.records import Sample
 from handsynth.errors import UserError
@@ -24,6 +23,7 @@ from handsynth.eval.estimator3d import Hand3DEstimator, root_relative_mpjpe, squ
 from handsynth.eval.features import extractor_input_size, extractor_name, to_tensor
 from handsynth.eval.fid import fid_from_features, kid_from_features
 from handsynth.eval.keypoints2d import HandScore, Keypoint2DDetector, score_hands, summarise
+from handsynth.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def scan_dataset(
     est = _Batcher(run_est, tools.batch_size) if labels and tools.estimator is not None else None
     clip = _Batcher(run_clip, tools.batch_size) if labels and tools.clip is not None else None
 
-    for s in tqdm(samples, desc=f"evaluate {name}", leave=False):
+    for s in progress(samples, desc=f"evaluate {name}", unit="img"):
         img = load_rgb(root / s.file_name)
         h, w = img.shape[:2]
         sx, sy = w / s.width, h / s.height
@@ -218,11 +218,13 @@ def evaluate_images(
     notes = []
     if tools.extractor is None:
         notes.append(
-            "FID/KID/FID-H/KID-H skipped: no feature extractor (pass --inception-weights or --extractor)."
+            "FID/KID/FID-H/KID-H skipped: no feature extractor (pass --inception-weights, or --extractor "
+            "world for offline numbers from the micro world's extractor)."
         )
     if tools.detector is None:
         notes.append(
-            "Hand Conf./MSE-2D skipped: no 2D detector (install the mediapipe extra or pass --detector)."
+            "Hand Conf./MSE-2D skipped: no 2D detector (install the mediapipe extra, or pass --detector "
+            "world or --detector import:...)."
         )
     if tools.estimator is None:
         notes.append("MSE-3D skipped: no 3D estimator (pass --estimator).")

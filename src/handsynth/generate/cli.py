@@ -13,10 +13,12 @@ from handsynth.generate.inputs import PROMPT_SOURCES
 from handsynth.generate.job import Dist, JobConfig, run_job
 from handsynth.methods.interface import DTYPES, SCHEDULERS
 from handsynth.methods.registry import METHOD_NAMES, METHODS, add_generate_options, build_generator
+from handsynth.runtime import add_threads_argument
 
 
 def _run(args: argparse.Namespace) -> int:
     method = build_generator(args)  # an unknown method or bad option fails here, before anything else
+    method.variant = args.variant
     job = JobConfig(
         inp=args.inp,
         out=args.out,
@@ -32,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         hand_model=args.hand_model,
         mano_dir=args.mano_dir,
+        threads=args.threads,
     )
     dist = Dist.from_accelerate(cpu=args.cpu)
     result = run_job(method, job, dist)
@@ -74,10 +77,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--eta", type=cli_args.float_in(0.0, 1.0, what="a DDIM eta"), default=0.0, help="DDIM eta")
     s.add_argument("--dtype", default="fp32", choices=tuple(DTYPES), help="fp16/bf16: GPU")
     s.add_argument(
+        "--variant",
+        default=None,
+        help="diffusers weight variant to load, e.g. fp16 (*.fp16.safetensors); found by itself for "
+        "folders that hold only one variant",
+    )
+    s.add_argument(
         "--seed", type=cli_args.seed, default=0, help="global seed; each image's seed derives from it"
     )
     s.add_argument("--batch-size", type=cli_args.positive_int, default=1)
     s.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    add_threads_argument(s)
 
     d = p.add_argument_group("data")
     d.add_argument("--in", dest="inp", required=True, help="poses (.jsonl) or a dataset folder with maps")
@@ -120,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     import logging
     import sys
 
+    from handsynth.cli_common import CommandParser
     from handsynth.errors import UserError
 
-    parser = argparse.ArgumentParser(prog="handsynth generate", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="handsynth generate", description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.set_defaults(func=_run)
     args = parser.parse_args(argv)

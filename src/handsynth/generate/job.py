@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from handsynth.data import DatasetWriter, LocalCrop, Sample, atomic_write_file, iter_records, write_metadata
 from handsynth.data.lock import FolderLock
@@ -38,6 +37,7 @@ from handsynth.generate import sheets
 from handsynth.generate.inputs import Inputs, assign_prompts, check_prompts, load_inputs
 from handsynth.generate.plan import WorkItem, batches, build_plan, shard_for_rank
 from handsynth.methods.interface import GenerationMethod, GenRequest, GenResult
+from handsynth.progress import progress
 from handsynth.render.maps import RESIZE, condition_image
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class JobConfig:
     overwrite: bool = False
     hand_model: str | None = None  # for bare poses: hand model to render with (None: each record's)
     mano_dir: str | None = None
+    threads: int | str = "auto"  # torch CPU threads (handsynth.runtime); recorded in each record's source
 
 
 @dataclass
@@ -355,45 +356,125 @@ def _generate(
 ) -> int:
     import torch
 
+    from handsynth.runtime import configure_threads, is_small_unet
+
+    unet_config = getattr(method, "unet_config", None)
+    small = is_small_unet(unet_config()) if callable(unet_config) else False
+    threads = configure_threads(job.threads, dist.device, small_model=small)
     method.load(torch.device(dist.device))
     part = DatasetWriter(out / PARTS / f"rank-{dist.rank:05d}")
     source = SampleSource(inputs, method, job)
-    provenance = method.provenance()
+    provenance = {**method.provenance(), "torch_threads": threads}
     tokenizer = method.tokenizer()
-    count = 0
-    bar = tqdm(
-        total=len(mine), desc=f"generate[{dist.rank}]", unit="img", disable=None if dist.rank == 0 else True
-    )
-    for batch in _same_size_batches(mine, job):
-        requests, samples = [], []
-        for it in batch:
-            sample, glob, loc, files = source.get(it)
-            samples.append((sample, files))
-            requests.append(
-                GenRequest(
-                    item=it,
-                    width=sample.width,
-                    height=sample.height,
-                    conditions=glob,
-                    local_conditions=loc,
-                    box=sample.local.box if sample.local is not None else None,
+    bar = progress(total=len(mine), desc=f"generate[{dist.rank}]", unit="img", disable=dist.rank != 0)
+    writer = SampleWriter(out, part, bar)
+    try:
+        for batch, inputs_of_batch in _prefetched(source, _same_size_batches(mine, job)):
+            requests, samples = [], []
+            for it, (sample, glob, loc, files) in zip(batch, inputs_of_batch):
+                samples.append((sample, files))
+                requests.append(
+                    GenRequest(
+                        item=it,
+                        width=sample.width,
+                        height=sample.height,
+                        conditions=glob,
+                        local_conditions=loc,
+                        box=sample.local.box if sample.local is not None else None,
+                    )
                 )
-            )
-        results = method.generate(requests)
-        for it, (sample, shared_files), res in zip(batch, samples, results):
-            rec, own = make_record(it, sample, res, provenance)
-            if res.attention and it.index < job.sheet_rows:
-                names = sheets.token_names(tokenizer, it.prompt, sorted(res.attention))
-                strip = sheets.attention_strip(res.image, res.attention, names, f"{it.out_id}: {it.prompt}")
-                own[f"{sheets.ATTENTION_DIR}/{it.out_id}.png"] = strip
-            # Files go to the dataset folder first; the record line (in this process's part file) last.
-            for rel, content in {**shared_files, **own}.items():
-                atomic_write_file(out / rel, content)
-            part.write(rec)
-            count += 1
-            bar.update(1)
-    bar.close()
-    return count
+            results = method.generate(requests)
+            for it, (sample, shared_files), res in zip(batch, samples, results):
+                rec, own = make_record(it, sample, res, provenance)
+                attention = None
+                if res.attention and it.index < job.sheet_rows:
+                    names = sheets.token_names(tokenizer, it.prompt, sorted(res.attention))
+                    attention = (res, names)
+                writer.submit(it, rec, shared_files, own, attention)
+    finally:
+        writer.close()  # whatever was generated is written (files first, record last) before returning
+        bar.close()
+    return writer.count
+
+
+def _prefetched(source: SampleSource, work: list[list[WorkItem]]):
+    """Yields (batch, its loaded inputs), loading (or rendering) batch i+1 on one worker thread while
+    the caller denoises batch i. Every load runs on that same thread (a renderer's GL context stays
+    with the thread that made it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(batch: list[WorkItem]) -> list:
+        return [source.get(it) for it in batch]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="handsynth-inputs") as pool:
+        pending = pool.submit(load, work[0]) if work else None
+        for i, batch in enumerate(work):
+            loaded = pending.result()
+            pending = pool.submit(load, work[i + 1]) if i + 1 < len(work) else None
+            yield batch, loaded
+
+
+class SampleWriter:
+    """Writes generated samples on a background thread while the next batch is denoised.
+
+    PNG encoding and the fsyncs of each sample (files through temp files + renames, then its record
+    line) run beside the denoising loop instead of between batches; torch releases the GIL in its
+    kernels, so on a CPU the writer gets the core the sampler leaves. Samples are written in order,
+    each one whole before its record line, so a kill still leaves whole samples. A pose's shared
+    condition files are written once per run. At most ``max_pending`` samples wait in memory; an
+    error on the writer thread is raised in the caller at the next submit or at close.
+    """
+
+    def __init__(self, out: Path, part: DatasetWriter, bar: Any = None, max_pending: int = 16) -> None:
+        import queue
+        import threading
+
+        self.out, self.part, self.bar = out, part, bar
+        self.count = 0
+        self.error: BaseException | None = None
+        self._written: set[str] = set()
+        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="handsynth-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: WorkItem, rec: Sample, shared: dict, own: dict, attention: Any = None) -> None:
+        self._raise()
+        self._queue.put((item, rec, shared, own, attention))
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(*job)
+                except BaseException as err:  # handed to the caller's thread
+                    self.error = err
+
+    def _write(self, item: WorkItem, rec: Sample, shared: dict, own: dict, attention: Any) -> None:
+        if attention is not None:
+            res, names = attention
+            strip = sheets.attention_strip(res.image, res.attention, names, f"{item.out_id}: {item.prompt}")
+            own[f"{sheets.ATTENTION_DIR}/{item.out_id}.png"] = strip
+        # Files go to the dataset folder first; the record line (in this process's part file) last.
+        for rel, content in shared.items():
+            if rel not in self._written:
+                atomic_write_file(self.out / rel, content)
+                self._written.add(rel)
+        for rel, content in own.items():
+            atomic_write_file(self.out / rel, content)
+        self.part.write(rec)
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread, raise the writer's error if it had one."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
 
 
 def _finish(

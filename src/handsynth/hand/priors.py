@@ -263,13 +263,16 @@ def sample_records(
     progress: bool = True,
 ) -> list:
     """``n`` dataset records (:class:`handsynth.data.records.Sample`) of random hands, reproducible by seed."""
-    from tqdm import tqdm
-
     from handsynth.data.records import Hand, Sample
     from handsynth.pinhole import bbox_from_points, project
+    from handsynth.progress import progress as progress_bar
 
+    flat = {bool(getattr(m, "flat_hand_mean", False)) for m in models.values()}
+    if len(flat) > 1:
+        raise ValueError("the right and left hand models disagree on flat_hand_mean")
+    flat_hand_mean = flat.pop() if flat else False
     out = []
-    for i in tqdm(range(start, start + n), desc="poses", disable=not progress):
+    for i in progress_bar(range(start, start + n), desc="poses", unit="pose", disable=not progress):
         rng = np.random.default_rng([seed, i])
         K, hands = sample_scene(rng, models, cfg)
         recs = []
@@ -296,7 +299,13 @@ def sample_records(
                 K=K.tolist(),
                 hands=recs,
                 prompt="",
-                source={"generator": "handsynth poses sample", "seed": seed, "index": i},
+                source={
+                    "generator": "handsynth poses sample",
+                    "seed": seed,
+                    "index": i,
+                    # how hand_pose is read (docs/format.md): relative to MANO's mean pose unless True
+                    "flat_hand_mean": flat_hand_mean,
+                },
             )
         )
     return out

@@ -1,7 +1,7 @@
 """``handsynth train``: train a method's guidance module on a record dataset folder.
 
     handsynth train --method attentionhand --config configs/attentionhand_tiny.yaml \\
-        --data DATASET --out RUN [--base-model PATH] [--set tas.iterations=3 ...] [--resume auto|PATH|never]
+        --in DATASET --out RUN [--base-model PATH] [--set tas.iterations=3 ...] [--resume auto|PATH|never]
 
 Runs in one process; ``accelerate launch --num_processes N -m handsynth.cli train ...`` (or
 ``accelerate launch $(which handsynth) train ...``) runs it on several GPUs or nodes.
@@ -15,10 +15,16 @@ from pathlib import Path
 import yaml
 
 from handsynth import cli_args
+from handsynth.cli_common import add_deprecated_alias
 from handsynth.config import CONFIG_NAME, save_config, to_dict
 from handsynth.data.settings import refuse_other_settings
+from handsynth.diffusion.base import base_from_run
 from handsynth.errors import UserError
 from handsynth.methods.registry import build_training, trainable
+from handsynth.runtime import add_threads_argument
+
+# Settings a resumed run may change: the step budget and where the logs go.
+RESUMABLE_CHANGES = {"train.max_steps", "train.tracker"}
 
 
 def _check_run_folder(out: Path, cfg, resume: str) -> None:
@@ -26,26 +32,39 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
     saved = out / CONFIG_NAME
     if not saved.exists() or resume == "never":
         return
-    old = yaml.safe_load(saved.read_text()) or {}
+    old, new = yaml.safe_load(saved.read_text()) or {}, to_dict(cfg)
+    # The base may be stored relative to the run folder (now) or to the old working directory
+    # (runs written before): the same folder either way is the same setting.
+    for d in (old, new):
+        model = d.get("model")
+        if isinstance(model, dict) and isinstance(model.get("base_model"), str):
+            model["base_model"] = base_from_run(model["base_model"], out)
     how = "use a new --out folder or --resume never to start over there"
-    refuse_other_settings(out, old, to_dict(cfg), how, ignore=("train.max_steps",))
+    refuse_other_settings(out, old, new, how, ignore=RESUMABLE_CHANGES)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     from handsynth.diffusion.training import run_training  # a command module: `--help` skips the loop
+    from handsynth.methods.attentionhand.training import config_for_run_folder
+    from handsynth.runtime import configure_threads, small_base
 
     cfg, task = build_training(args.method, args.config, args.data, args.set or [], args.base_model)
+    on_gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
+    configure_threads(args.threads, "cuda" if on_gpu else "cpu", small_base([cfg.model.base_model]))
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps
     out = Path(args.out)
-    _check_run_folder(out, cfg, args.resume)
+    stored = config_for_run_folder(cfg, out)  # a local base relative to the run folder
+    _check_run_folder(out, stored, args.resume)
     resume = None if args.resume == "never" else args.resume
     if args.resume == "never" and (out / "checkpoints").exists():
         raise UserError(
             f"{out} already holds checkpoints; pass a new --out folder or --resume auto to continue"
         )
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / CONFIG_NAME)
+    save_config(stored, out / CONFIG_NAME)
     summary = run_training(task, cfg.train, out, resume=resume)
     if summary["is_main_process"]:
         weights = out / getattr(task, "weights_dir", "controlnet")
@@ -61,7 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config", help="YAML config (e.g. configs/attentionhand_sd15.yaml); defaults when omitted"
     )
-    p.add_argument("--data", required=True, help="dataset folder holding metadata.jsonl (or a .jsonl file)")
+    p.add_argument(
+        "--in", dest="data", required=True, help="dataset folder holding metadata.jsonl (or a .jsonl file)"
+    )
+    add_deprecated_alias(p, "--data", "--in")
     p.add_argument("--out", required=True, help="run folder: weights, checkpoints, logs, validation images")
     p.add_argument(
         "--base-model", help="'tiny', a local diffusers SD folder, or a hub id (overrides the config)"
@@ -75,4 +97,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="'auto' (latest checkpoint of --out, if any), a checkpoint folder, or 'never'",
     )
+    add_threads_argument(p)
     p.set_defaults(func=cmd_train)

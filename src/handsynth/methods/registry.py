@@ -44,7 +44,7 @@ METHODS: dict[str, MethodSpec] = {
             "attentionhand",
             method=f"{_AH}.generator:AttentionHandGenerator",
             generator=f"{_AH}.generator:from_args",
-            checkpoint="the `handsynth train` run folder",
+            checkpoint="the `handsynth train` run folder (`default`: the embedded model)",
             config=f"{_AH}.training:AttentionHandConfig",
             task=f"{_AH}.training:AttentionHandTask",
             options=f"{_AH}.options:add_arguments",

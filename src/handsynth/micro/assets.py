@@ -3,7 +3,8 @@
 The default model is the micro benchmark's micro base (a diffusers SD folder) plus its AttentionHand
 guidance module (a ``handsynth train`` run folder holding ``controlnet/`` + ``handsynth_config.yaml``),
 stored in fp16 safetensors inside the package (``handsynth/assets/default/``) so ``make demo`` runs
-from a fresh clone with no download. ``PROVENANCE.md`` there names the command and seed that made it.
+from a fresh clone with no download. ``info.json`` there names the command, profile and seed that made
+it. ``--checkpoint default`` names this run folder wherever a command takes an AttentionHand checkpoint.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def default_model(root: str | Path | None = None) -> DefaultModel:
             "or pass --base-model PATH --checkpoint RUN"
         )
     return DefaultModel(root, base, ckpt)
+
+
+def resolve_checkpoint(spec: str) -> str:
+    """``default`` -> the embedded default AttentionHand run folder; anything else unchanged."""
+    return str(default_model().checkpoint) if spec == DEFAULT_NAME else spec
 
 
 def folder_bytes(folder: Path) -> int:

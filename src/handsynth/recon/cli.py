@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 from handsynth import cli_args
+from handsynth.cli_common import add_deprecated_alias
+from handsynth.runtime import add_threads_argument
 
 
 def _device(name: str | None) -> str:
@@ -16,10 +18,18 @@ def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _threads(args: argparse.Namespace) -> None:
+    """``--threads``: a number is applied; auto keeps torch's choice (the recon model is not tiny)."""
+    from handsynth.runtime import configure_threads
+
+    configure_threads(args.threads, _device(getattr(args, "device", None)))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from handsynth.recon.config import config_from_args, load_config
     from handsynth.recon.train import train
 
+    _threads(args)
     cfg = config_from_args(args, load_config(args.config) if args.config else None)
     summary = train(cfg, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`, one summary line
@@ -35,13 +45,14 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
     resolve_checkpoint(args.checkpoint)
     if not metadata_path(args.data).exists():
-        raise UserError(f"--data {args.data}: no metadata.jsonl there; pass a handsynth dataset folder")
+        raise UserError(f"--in {args.data}: no metadata.jsonl there; pass a handsynth dataset folder")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from handsynth.errors import UserError
     from handsynth.recon.predict import ReconEstimator, predict_dataset, write_freihand_pred
 
+    _threads(args)
     _check_inputs(args)
     if Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder; pass a file name such as pred.json")
@@ -58,6 +69,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from handsynth.recon.evaluate import evaluate_checkpoint
     from handsynth.recon.predict import ReconEstimator
 
+    _threads(args)
     _check_inputs(args)
     est = ReconEstimator.from_checkpoint(
         args.checkpoint, device=_device(args.device), batch_size=args.batch_size
@@ -74,7 +86,7 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     from handsynth.recon.model import ModelConfig, load_hand_model_for
     from handsynth.recon.toy import make_toy_dataset
 
-    cfg = ModelConfig(hand_model=args.hand_model, hand_model_path=args.hand_model_path)
+    cfg = ModelConfig(hand_model=args.hand_model, hand_model_path=args.mano_dir)
     folder = make_toy_dataset(
         args.out, args.n, load_hand_model_for(cfg), args.hand_model, args.seed, args.size, progress=True
     )
@@ -97,6 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--config", help="YAML file of TrainConfig fields (flags override it)")
     t.add_argument("--overwrite", action="store_true", help="discard checkpoints in --out and start again")
     add_config_arguments(t)
+    add_deprecated_alias(t, "--hand-model-path", "--mano-dir")
+    add_deprecated_alias(t, "--data", "--in")
+    add_threads_argument(t)
     t.set_defaults(func=_cmd_train)
 
     for name, func, helptext, out_help in [
@@ -105,7 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ]:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--checkpoint", required=True, help="checkpoint folder or training run folder")
-        p.add_argument("--data", required=True, help="dataset folder (metadata.jsonl + images)")
+        p.add_argument("--in", dest="data", required=True, help="dataset folder (metadata.jsonl + images)")
+        add_deprecated_alias(p, "--data", "--in")
+        add_threads_argument(p)
         p.add_argument("--out", required=True, help=out_help)
         p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
         p.add_argument("--batch-size", type=cli_args.positive_int, default=32)
@@ -121,5 +138,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     toy.add_argument("--size", type=cli_args.image_side, default=96, help="image side in pixels")
     toy.add_argument("--seed", type=cli_args.seed, default=0)
     toy.add_argument("--hand-model", default="openhand", help="openhand | mano")
-    toy.add_argument("--hand-model-path", default=None, help="MANO folder for --hand-model mano")
+    toy.add_argument("--mano-dir", default=None, help="MANO folder for --hand-model mano")
+    add_deprecated_alias(toy, "--hand-model-path", "--mano-dir")
     toy.set_defaults(func=_cmd_toy)

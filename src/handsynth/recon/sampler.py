@@ -1,4 +1,4 @@
-"""Drawing training items from several datasets in given proportions (``--data real:1.0 --data synth:0.5``).
+"""Drawing training items from several datasets in given proportions (``--in real:1.0 --in synth:0.5``).
 
 Each draw picks dataset ``d`` with probability ``ratio_d / sum(ratios)`` and then an item of it
 uniformly, independently of dataset sizes, so a small real set is not drowned by a large synthetic
@@ -26,7 +26,7 @@ def parse_data_spec(spec: str) -> tuple[str, float]:
         except ValueError:
             path, ratio = spec, 1.0
     if not (ratio > 0 and np.isfinite(ratio)):
-        raise UserError(f"--data {spec!r}: the ratio after ':' must be a positive number, e.g. synth:0.5")
+        raise UserError(f"--in {spec!r}: the ratio after ':' must be a positive number, e.g. synth:0.5")
     return path, ratio
 
 
@@ -46,9 +46,7 @@ class RatioSampler(torch.utils.data.Sampler):
             raise ValueError("sizes and ratios must be non-empty and of equal length")
         empty = [i for i, n in enumerate(sizes) if n <= 0]
         if empty:
-            raise UserError(
-                f"dataset #{empty[0] + 1} of --data has no hands to train on; remove it or fix it"
-            )
+            raise UserError(f"dataset #{empty[0] + 1} of --in has no hands to train on; remove it or fix it")
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         p = np.asarray(ratios, dtype=np.float64)

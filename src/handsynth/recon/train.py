@@ -40,7 +40,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[MixedCrops, list[float], list[str]
     from handsynth.data.folder import dataset_root, read_dataset
 
     if not cfg.data:
-        raise UserError("no training data: pass --data PATH[:RATIO] at least once (e.g. --data real:1.0)")
+        raise UserError("no training data: pass --in PATH[:RATIO] at least once (e.g. --in real:1.0)")
     parts, ratios, paths = [], [], []
     aug = cfg.aug if cfg.augment else None
     for spec in cfg.data:

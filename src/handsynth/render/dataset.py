@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tqdm import tqdm
-
 from handsynth.data import DatasetWriter, atomic_write_file, read_dataset
 from handsynth.errors import UserError
+from handsynth.progress import progress
 from handsynth.render.conditions import ConditionRenderer, scale_sample
 from handsynth.render.maps import load_map
 from handsynth.viz import contact_sheet
@@ -45,7 +44,7 @@ def render_dataset(
     writer = DatasetWriter(out, config=config, lock=True)
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
-    for sample in tqdm(todo, desc="render", unit="pose", disable=None):
+    for sample in progress(todo, desc="render", unit="pose"):
         if size is not None:
             sample = scale_sample(sample, size, size)
         sample.source = {**sample.source, "rendered_with": hand_model or "record"}

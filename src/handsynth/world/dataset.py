@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from handsynth.data import DatasetWriter, atomic_write_file, encode_file, read_dataset
 from handsynth.errors import UserError
+from handsynth.progress import progress
 from handsynth.render.maps import load_map
 from handsynth.viz import contact_sheet
 from handsynth.world.scene import WorldConfig, WorldGenerator, sample_id
@@ -61,7 +61,7 @@ def render_world(
         raise UserError(f"--workers must be at least 1, got {workers}")
     writer = DatasetWriter(out, config=config.to_dict(), lock=True)
     todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
-    bar = tqdm(total=len(todo), desc=f"world {config.domain}", unit="img", disable=None)
+    bar = progress(total=len(todo), desc=f"world {config.domain}", unit="img")
     if todo and workers == 1:
         gen = WorldGenerator(config)
         try:

@@ -77,10 +77,14 @@ class AttentionHandGenerator(DiffusersBaseline):
             raise UserError(f"--tas-iterations must be between 0 and 20, got {tas_iterations}")
         if not 0 <= local_blend <= 1:
             raise UserError(f"--local-blend must be between 0 and 1, got {local_blend}")
+        from handsynth.diffusion.base import base_from_run
+        from handsynth.micro.assets import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
         self.train_cfg = self._read_config(checkpoint) if isinstance(checkpoint, (str, Path)) else None
         model_cfg = self.train_cfg.model if self.train_cfg is not None else None
-        if base_model is None:
-            base_model = model_cfg.base_model if model_cfg is not None else "tiny"
+        if base_model is None:  # a local base in the run's config is relative to the run folder
+            base_model = base_from_run(model_cfg.base_model, checkpoint) if model_cfg is not None else "tiny"
         condition = condition or (model_cfg.condition if model_cfg is not None else "mesh")
         super().__init__(checkpoint, base_model, sampling, condition, conditioning_scale)
         self.mode = mode
@@ -159,7 +163,12 @@ class AttentionHandGenerator(DiffusersBaseline):
         from diffusers import ControlNetModel
 
         if self.module is None:
-            nets = {k: ControlNetModel.from_pretrained(str(p)) for k, p in self._net_folders().items()}
+            from handsynth.methods.baselines.generators import _variant_of
+
+            nets = {
+                k: ControlNetModel.from_pretrained(str(p), variant=_variant_of(str(p), self.variant))
+                for k, p in self._net_folders().items()
+            }
             self.module = GuidanceModule(nets)
         super().load(device)  # the module is set: the shared load only moves it
         stage = self.train_cfg.tas if self.train_cfg is not None else TASConfig()

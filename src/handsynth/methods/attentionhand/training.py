@@ -442,7 +442,19 @@ class AttentionHandTask:
 
     def save(self, model: torch.nn.Module, folder: Path) -> None:
         model.save(folder)
-        save_config(self.cfg, Path(folder) / CONFIG_NAME)
+        save_config(config_for_run_folder(self.cfg, folder), Path(folder) / CONFIG_NAME)
+
+
+def config_for_run_folder(cfg: AttentionHandConfig, folder: str | Path) -> AttentionHandConfig:
+    """The config as a run folder stores it: a local base model relative to the folder, so the
+    folder (and a base shipped beside it) can be moved; generate resolves it back (base_from_run)."""
+    import copy
+
+    from handsynth.diffusion.base import base_for_run
+
+    stored = copy.deepcopy(cfg)
+    stored.model.base_model = base_for_run(cfg.model.base_model, folder)
+    return stored
 
 
 def _nullctx():

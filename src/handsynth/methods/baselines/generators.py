@@ -52,6 +52,13 @@ def _load_config(cls: Any, path: str, what: str, subfolder: str | None = None) -
         ) from None
 
 
+def _variant_of(path: str, preferred: str | None) -> str | None:
+    """The weight variant of a local module folder (None for hub ids: diffusers' own default)."""
+    from handsynth.diffusion.base import weight_variant
+
+    return weight_variant(path, preferred) if Path(path).is_dir() else preferred
+
+
 def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """Move only what differs (diffusers warns on every ``.to(dtype=...)``, even a no-op one)."""
     p = next(module.parameters())
@@ -70,6 +77,7 @@ class DiffusersBaseline(GenerationMethod):
     """
 
     module_class: str = ""  # diffusers class name the checkpoint must be
+    variant: str | None = None  # diffusers weight variant (--variant fp16); found for variant-only folders
 
     def __init__(
         self,
@@ -192,13 +200,15 @@ class DiffusersBaseline(GenerationMethod):
             raise UserError("--dtype fp16 needs a GPU; use fp32 (or bf16) on the CPU")
         self.device = device
         if self.base is None:
-            self.base = load_base(self.base_model, dtype=dtype)
+            self.base = load_base(self.base_model, dtype=dtype, variant=self.variant)
         for m in (self.base.unet, self.base.vae, self.base.text_encoder):
             _move(m, device, dtype)
         if self.module_class and self.module is None:
             import diffusers
 
-            self.module = getattr(diffusers, self.module_class).from_pretrained(str(self.checkpoint))
+            self.module = getattr(diffusers, self.module_class).from_pretrained(
+                str(self.checkpoint), variant=_variant_of(str(self.checkpoint), self.variant)
+            )
         if self.module is not None:
             _move(self.module, device, dtype).eval().requires_grad_(False)
         self.scheduler = make_scheduler(self.sampling.scheduler, self.base.scheduler_config)

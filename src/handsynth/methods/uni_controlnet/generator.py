@@ -70,6 +70,10 @@ class UniControlNetGenerator(DiffusersBaseline):
         model_cfg = self.train_cfg.model
         if base_model is None:
             base_model = model_cfg.base_model
+            if isinstance(checkpoint, (str, Path)):  # a local base is stored relative to the run folder
+                from handsynth.diffusion.base import base_from_run
+
+                base_model = base_from_run(base_model, checkpoint)
         super().__init__(checkpoint, base_model, sampling, model_cfg.maps[0], conditioning_scale)
         self.map_names = list(model_cfg.maps)
         self.maps = tuple(self.map_names)

@@ -168,4 +168,6 @@ class UniControlNetTask:
 
     def save(self, model: UniControlAdapter, folder: Path) -> None:
         model.save_pretrained(Path(folder) / WEIGHTS_DIR)
-        save_config(self.cfg, Path(folder) / CONFIG_NAME)
+        from handsynth.methods.attentionhand.training import config_for_run_folder
+
+        save_config(config_for_run_folder(self.cfg, folder), Path(folder) / CONFIG_NAME)  # base run-relative
