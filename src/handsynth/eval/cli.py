@@ -112,7 +112,7 @@ def _detector(spec: str, device: str = "cpu"):
     if spec == "none":
         return None
     if spec == "world":
-        from handsynth.eval.features import world_tool
+        from handsynth.diffusion.embedded import world_tool
         from handsynth.micro.detector import WorldHandDetector
 
         return WorldHandDetector.load(world_tool("detector"), device)
@@ -156,6 +156,11 @@ def cmd_images(args: argparse.Namespace) -> int:
             "numbers with the micro world's feature extractor",
             file=sys.stderr,
         )
+    elif args.extractor == "world":
+        from handsynth.diffusion.embedded import world_tool
+        from handsynth.micro.features import WorldFeatureExtractor
+
+        tools.extractor = WorldFeatureExtractor.load(world_tool("features"), args.device)
     else:
         tools.extractor = load_extractor(args.extractor, args.inception_weights, args.device)
     tools.detector = _detector(args.detector, args.device)

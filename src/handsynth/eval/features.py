@@ -22,16 +22,6 @@ DEFAULT_INPUT_SIZE = 299
 WORLD = "world"  # the micro world's evaluation tools, shipped with the embedded default model
 
 
-def world_tool(name: str):
-    """Folder of a world evaluation tool (``features``/``detector``) shipped with the default model."""
-    from handsynth.micro.assets import default_model
-
-    folder = default_model().tool(name)
-    if folder is None:
-        raise UserError(f"the embedded default model ships no world {name} tool; reinstall handsynth")
-    return folder
-
-
 def extractor_name(extractor: nn.Module) -> str:
     return str(getattr(extractor, "name", type(extractor).__name__))
 
@@ -56,10 +46,10 @@ def load_extractor(spec: str | None, inception_weights: str | None, device: str 
         from handsynth.eval.inception import load_inception
 
         return load_inception(inception_weights, device=device)
-    if spec == WORLD:
-        from handsynth.micro.features import WorldFeatureExtractor
-
-        return WorldFeatureExtractor.load(world_tool("features"), device)
+    if spec == WORLD:  # the lab's extractor: the command layer builds it (eval does not import micro)
+        raise UserError(
+            "--extractor world is resolved by `handsynth evaluate images`; pass the module itself"
+        )
     if spec.startswith("import:"):
         target = spec[len("import:") :]
         mod_name, _, attr = target.partition(":")

@@ -78,7 +78,7 @@ class AttentionHandGenerator(DiffusersBaseline):
         if not 0 <= local_blend <= 1:
             raise UserError(f"--local-blend must be between 0 and 1, got {local_blend}")
         from handsynth.diffusion.base import base_from_run
-        from handsynth.micro.assets import resolve_checkpoint
+        from handsynth.diffusion.embedded import resolve_checkpoint
 
         checkpoint = resolve_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
         self.train_cfg = self._read_config(checkpoint) if isinstance(checkpoint, (str, Path)) else None
