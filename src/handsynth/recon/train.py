@@ -181,6 +181,10 @@ def train(
         bar.close()
         if cfg.log_with:
             acc.end_training()
+        if acc.num_processes == 1:  # let a later run in this process pick other settings (as the loop does)
+            from accelerate.state import AcceleratorState
+
+            AcceleratorState._reset_state(reset_partial_state=True)
     final = list_checkpoints(out)
     return {"step": step, "last": last, "checkpoint": str(final[-1][1]) if final else None, "draws": counts}
 
