@@ -48,3 +48,41 @@ def test_coco_wholebody_missing_annotation_and_resume(tmp_path):
     assert prepare("coco-wholebody", PrepareOptions(**opts, limit=1)).written == 1
     again = prepare("coco-wholebody", PrepareOptions(**opts))
     assert (again.written, again.present) == (1, 1)
+
+
+def test_coco_wholebody_fits_make_full_hands(tmp_path, mano_dir):
+    """--fits: a fitted side becomes a 3D hand posed by MANO with the fit's camera; the other stays 2D."""
+    import json
+
+    from fixtures.mano_standin import pose_hand
+
+    from handsynth.pinhole import project
+
+    root = tmp_path / "coco"
+    write_coco_wholebody(root)
+    rng = np.random.default_rng(0)
+    K = [[500.0, 0, 320], [0, 500.0, 213], [0, 0, 1]]
+    fit = {
+        "global_orient": rng.normal(0, 0.3, 3).tolist(),
+        "hand_pose": rng.normal(0, 0.2, 45).tolist(),
+        "betas": rng.normal(0, 0.5, 10).tolist(),
+        "transl": [0.02, -0.01, 0.6],
+    }
+    fits = tmp_path / "fits.json"
+    fits.write_text(json.dumps({"flat_hand_mean": False, "fits": {"1": {"K": K, "right": fit}}}))
+    opts = PrepareOptions(
+        root=root, out=tmp_path / "out", split="val", mano_dir=mano_dir, fits=fits, progress=False
+    )
+    summary = prepare("coco-wholebody", opts)
+    assert summary.written == 2
+    rec = read_dataset(tmp_path / "out")[0]
+    assert rec.id == "cocowb_val_1" and [h.side for h in rec.hands] == ["right"]
+    assert [h["side"] for h in rec.extra["hands_2d"]] == ["left"]  # the unfitted side stays 2D
+    _, joints = pose_hand(mano_dir, "right", False, *(np.asarray(fit[k]) for k in fit))
+    np.testing.assert_allclose(rec.hands[0].joints_3d, joints, atol=1e-6)
+    np.testing.assert_allclose(rec.hands[0].joints_2d, project(joints, np.asarray(K)), atol=1e-4)
+    assert rec.K == K and rec.source["camera"] == "fit" and rec.source["flat_hand_mean"] is False
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"flat_hand_mean": False, "fits": {"1": {"right": {**fit, "betas": [0.0]}}}}))
+    with pytest.raises(UserError, match=r"annotation 1, right: 'betas' must be 10 finite numbers"):
+        prepare("coco-wholebody", PrepareOptions(root=root, out=tmp_path / "o2", split="val", fits=bad))

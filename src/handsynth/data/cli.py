@@ -35,6 +35,7 @@ def _prepare(args: argparse.Namespace) -> int:
         versions=versions,
         subset=args.subset,
         min_hand_size=args.min_hand_size,
+        fits=Path(args.fits) if args.fits else None,
         overwrite=args.overwrite,
     )
     summary = prepare(args.dataset, opts)
@@ -103,6 +104,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=cli_args.non_negative,
         default=32.0,
         help="COCO-WholeBody: drop hands whose box is smaller (px, default: 32)",
+    )
+    p.add_argument(
+        "--fits",
+        default=None,
+        help="COCO-WholeBody: JSON of MANO fits per annotation id; fitted hands become full 3D hands "
+        "(format in docs/datasets.md; needs --mano-dir)",
     )
     p.add_argument(
         "--strict", action="store_true", help="a hand failing the MANO consistency check is an error"

@@ -50,6 +50,7 @@ class PrepareOptions:
     versions: tuple[str, ...] = ("gs",)
     subset: str = "all"
     min_hand_size: float = 32.0
+    fits: Path | None = None  # COCO-WholeBody: MANO fits per annotation id (docs/datasets.md)
     overwrite: bool = False
     progress: bool = True
 
@@ -437,7 +438,7 @@ def _frame_record(
             summary.skipped["hand: not wholly in front of the camera"] += 1
             continue
         hands.append(rec)
-    if frame.hands and not hands:
+    if frame.hands and not hands and not frame.fields.get("hands_2d"):
         summary.skipped["frame: no hand left"] += 1
         return None
     if not (frame.width and frame.height):
