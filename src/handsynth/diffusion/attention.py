@@ -174,7 +174,11 @@ def install_attention_store(unet: torch.nn.Module, store: AttentionStore | None 
         if name.endswith("attn2.processor"):
             layer = name[: -len(".processor")]
             store.layer_factors[layer] = layer_downsampling(layer, num_levels)
-            procs[name] = StoringAttnProcessor(store, layer, proc)
+            if getattr(proc, "keeps_store_inside", False):  # e.g. HSA: capture must see its bias
+                proc.inner = StoringAttnProcessor(store, layer, proc.inner)
+                procs[name] = proc
+            else:
+                procs[name] = StoringAttnProcessor(store, layer, proc)
         else:
             procs[name] = proc
     unet.set_attn_processor(procs)
@@ -186,6 +190,8 @@ def remove_attention_store(unet: torch.nn.Module) -> None:
     """Put back the processors that were there before :func:`install_attention_store`."""
     procs = {}
     for name, proc in unet.attn_processors.items():
+        if getattr(proc, "keeps_store_inside", False) and isinstance(proc.inner, StoringAttnProcessor):
+            proc.inner = proc.inner.fallback
         procs[name] = proc.fallback if isinstance(proc, StoringAttnProcessor) else proc
     unet.set_attn_processor(procs)
     unet._handsynth_attention_store = None
