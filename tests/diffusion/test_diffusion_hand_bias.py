@@ -186,3 +186,27 @@ def test_bad_inputs_are_named(fresh_unet, hand_text):
         HSAConfig(mask="fuzzy")
     with pytest.raises(ValueError, match="already has HSA"):
         install_hand_bias(fresh_unet)
+
+
+def test_controlnet_and_unet_share_one_handle(fresh_unet, hand_text):
+    """Installed on both nets: every cross-attention layer of each, one beta per layer, one uninstall."""
+    from diffusers import ControlNetModel
+
+    controlnet = ControlNetModel.from_unet(fresh_unet, conditioning_channels=3)
+    torch.nn.init.normal_(controlnet.controlnet_mid_block.weight, generator=torch.Generator().manual_seed(2))
+    lat, cond = seeded(2, 4, 16, 16), seeded(2, 3, 128, 128, seed=1)
+    t, text = torch.tensor([500, 500]), hand_text["embeds"]
+
+    def residuals():
+        with torch.no_grad():
+            return controlnet(lat, t, text, controlnet_cond=cond, return_dict=False)[1]
+
+    plain = residuals()
+    hsa = install_hand_bias({"unet": fresh_unet, "controlnet": controlnet}, HSAConfig(learnable="per_layer"))
+    assert len(hsa.betas) == 10 + 4  # the ControlNet copies the UNet's encoder: 3 down + mid
+    with hsa.conditioning(_mask(2, 16, 16), hand_text["indices"]):
+        biased = residuals()
+    assert not torch.allclose(plain, biased)
+    remove_hand_bias(hsa)
+    assert torch.equal(residuals(), plain)
+    assert not any(isinstance(p, HandBiasAttnProcessor) for p in controlnet.attn_processors.values())
