@@ -166,6 +166,8 @@ def to_markdown(result: dict) -> str:
         f"Command: `{result['command']}`",
         "",
         "Goal (issue 13 §6): HSA ≤ 1.05× the step without it. `×` is the ratio of medians to `stock`.",
+        "`HSA installed, inactive` adds only a Python wrapper call per layer: its distance from 1.00 is",
+        "the run's noise floor (a shared CPU); read the other rows against it.",
         "",
     ]
     for pname, rows in result["rows"].items():
