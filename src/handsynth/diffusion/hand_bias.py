@@ -38,7 +38,8 @@ class HSAConfig:
     ``mask``: soft area weights in [0, 1] or hard (area >= 0.5); ``learnable: per_layer`` makes beta one
     parameter per layer (initialised to ``bias``); ``schedule: timestep`` scales beta linearly from 1 at
     t = T-1 down to ``schedule_min`` at t = 0 (strongest while the structure forms, as TAS's alpha_t);
-    ``cfg_uncond``: bias the unconditional CFG half (``same``) or not (``none``)."""
+    ``cfg_uncond``: bias the unconditional CFG half (``same``) or not (``none``); ``enabled`` is read by
+    the method that decides whether to call :func:`install_hand_bias` at all."""
 
     enabled: bool = True
     bias: float = 1.0
@@ -175,6 +176,21 @@ class HandBias(torch.nn.Module):
             self._grid_cache[key] = w.flatten(1)
         return self._grid_cache[key]
 
+    def _token_weights(self, num_keys: int, device: torch.device) -> torch.Tensor:
+        """(B, K) indicator of the hand-token positions (cached per batch)."""
+        key = ("tokens", num_keys, str(device))
+        if key not in self._grid_cache:
+            tokens = torch.zeros(len(self._tokens), num_keys, device=device)
+            for b, idx in enumerate(self._tokens):
+                bad = [i for i in idx if not 0 <= i < num_keys]
+                if bad:
+                    raise ValueError(
+                        f"hand-token positions {bad} of sample {b} lie beyond the {num_keys} text tokens"
+                    )
+                tokens[b, idx] = 1.0
+            self._grid_cache[key] = tokens
+        return self._grid_cache[key]
+
     def bias(
         self,
         layer: str,
@@ -195,14 +211,7 @@ class HandBias(torch.nn.Module):
             raise ValueError(
                 f"HSA was given {n} masks but the attention batch is {batch} (expected {n} or {2 * n})"
             )
-        tokens = torch.zeros(n, num_keys, device=device)
-        for b, idx in enumerate(self._tokens):
-            bad = [i for i in idx if not 0 <= i < num_keys]
-            if bad:
-                raise ValueError(
-                    f"hand-token positions {bad} of sample {b} lie beyond the {num_keys} text tokens"
-                )
-            tokens[b, idx] = 1.0
+        tokens = self._token_weights(num_keys, device)
         q = self._query_weights(num_queries, device)
         if batch == 2 * n:  # classifier-free guidance: [unconditional, conditional]
             same = self.config.cfg_uncond == "same"
