@@ -204,6 +204,8 @@ def test_controlnet_and_unet_share_one_handle(fresh_unet, hand_text):
     plain = residuals()
     hsa = install_hand_bias({"unet": fresh_unet, "controlnet": controlnet}, HSAConfig(learnable="per_layer"))
     assert len(hsa.betas) == 10 + 4  # the ControlNet copies the UNet's encoder: 3 down + mid
+    saved = {**fresh_unet.state_dict(), **controlnet.state_dict()}
+    assert not any("hand_bias" in k or "betas" in k for k in saved)  # saved nets stay plain diffusers
     with hsa.conditioning(_mask(2, 16, 16), hand_text["indices"]):
         biased = residuals()
     assert not torch.allclose(plain, biased)

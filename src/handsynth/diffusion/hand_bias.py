@@ -293,7 +293,8 @@ def install_hand_bias(
                 procs[name] = proc
         module.set_attn_processor(procs)
         hook = module.register_forward_pre_hook(state._observe, with_kwargs=True)
-        module._handsynth_hand_bias = state
+        # Not a submodule: the betas must stay out of the net's parameters() and state_dict().
+        module.__dict__["_handsynth_hand_bias"] = state
         state._modules_hooked.append((module, key, hook))
     return state
 
@@ -307,5 +308,5 @@ def remove_hand_bias(state: HandBias) -> None:
         }
         module.set_attn_processor(procs)
         hook.remove()
-        module._handsynth_hand_bias = None
+        module.__dict__["_handsynth_hand_bias"] = None
     state._modules_hooked = []
