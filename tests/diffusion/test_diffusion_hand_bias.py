@@ -212,3 +212,20 @@ def test_controlnet_and_unet_share_one_handle(fresh_unet, hand_text):
     remove_hand_bias(hsa)
     assert torch.equal(residuals(), plain)
     assert not any(isinstance(p, HandBiasAttnProcessor) for p in controlnet.attn_processors.values())
+
+
+def test_gradient_checkpointing_recomputes_with_the_bias(fresh_unet, hand_text):
+    """Backward inside the conditioning block: checkpointed recomputation sees the same bias."""
+    lat, t = seeded(2, 4, 16, 16), torch.tensor([500, 500])
+    hsa = install_hand_bias(fresh_unet, HSAConfig(bias=1.0, learnable="per_layer"))
+    grads = []
+    for checkpointing in (False, True):
+        if checkpointing:
+            fresh_unet.enable_gradient_checkpointing()
+        fresh_unet.train()
+        hsa.zero_grad(set_to_none=True)
+        with hsa.conditioning(_mask(2, 16, 16), hand_text["indices"]):
+            out = fresh_unet(lat, t, encoder_hidden_states=hand_text["embeds"]).sample
+            out.square().mean().backward()
+        grads.append(torch.stack([p.grad for p in hsa.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0

@@ -114,6 +114,8 @@ class HandBias(torch.nn.Module):
         """Bias the forwards inside the block with ``masks`` (B, H, W) or (B, 1, H, W) and hand tokens.
 
         ``latent_hw`` and ``timesteps`` default to what the hooked UNet/ControlNet forward receives.
+        With gradient checkpointing, call ``backward()`` inside the block too: the recomputed
+        forward must see the same bias.
         """
         if masks.ndim == 3:
             masks = masks[:, None]
