@@ -229,3 +229,33 @@ def test_gradient_checkpointing_recomputes_with_the_bias(fresh_unet, hand_text):
             out.square().mean().backward()
         grads.append(torch.stack([p.grad for p in hsa.parameters()]))
     assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0
+
+
+def test_own_sdpa_path_equals_the_generic_mask_route(fresh_unet, hand_text, monkeypatch):
+    """HSA's broadcast-bias SDPA (inner = stock SDPA) computes what the per-head mask route computes."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    import handsynth.diffusion.hand_bias as hand_bias
+
+    calls = []
+    original = hand_bias._biased_sdpa
+    monkeypatch.setattr(hand_bias, "_biased_sdpa", lambda *a: calls.append(1) or original(*a))
+
+    class Opaque(AttnProcessor2_0):  # not exactly AttnProcessor2_0: HSA must use the attention_mask route
+        pass
+
+    lat, text = seeded(2, 4, 16, 16), hand_text["embeds"]
+    mask, indices = _mask(2, 16, 16), hand_text["indices"]
+    hsa = install_hand_bias(fresh_unet, HSAConfig(bias=1.5))
+    with hsa.conditioning(mask, indices):
+        own = _forward(fresh_unet, text, lat)
+        both = _forward(fresh_unet, torch.cat([text, text]), torch.cat([lat, lat]))
+    assert len(calls) == 2 * 10  # every cross-attention layer took the broadcast path
+    for proc in fresh_unet.attn_processors.values():
+        if isinstance(proc, HandBiasAttnProcessor):
+            proc.inner = Opaque()
+    with hsa.conditioning(mask, indices):
+        generic = _forward(fresh_unet, text, lat)
+        generic_both = _forward(fresh_unet, torch.cat([text, text]), torch.cat([lat, lat]))
+    assert len(calls) == 20
+    assert torch.allclose(own, generic, atol=1e-5) and torch.allclose(both, generic_both, atol=1e-5)
