@@ -156,6 +156,8 @@ def test_learnable_beta_gets_a_gradient_and_latents_none(fresh_unet, hand_text):
     grads = [p.grad for p in hsa.parameters()]
     assert all(g is not None and torch.isfinite(g) for g in grads) and any(g.abs() > 0 for g in grads)
     assert scale.tolist() == [1.0, 0.5]  # timestep schedule: 1 at t=T-1, schedule_min at t=0
+    with hsa.conditioning(_mask(2, 16, 16), hand_text["indices"], timesteps=torch.tensor([999, 0])):
+        assert hsa._schedule(4, torch.device("cpu")).tolist() == [1.0, 0.5, 1.0, 0.5]  # CFG batch
 
 
 def test_store_installed_first_also_sits_inside(fresh_unet, hand_text):

@@ -162,6 +162,8 @@ class HandBias(torch.nn.Module):
         t = t.to(device=device, dtype=torch.float32)
         if t.numel() == 1:
             t = t.expand(batch)
+        elif 2 * t.numel() == batch:  # one timestep per sample, CFG batch
+            t = torch.cat([t, t])
         elif t.numel() != batch:
             raise ValueError(f"{t.numel()} timesteps for a batch of {batch}")
         frac = (t / max(self.config.num_train_timesteps - 1, 1)).clamp(0, 1)
@@ -172,7 +174,7 @@ class HandBias(torch.nn.Module):
         latent_hw = self._fixed_latent_hw or self._latent_hw
         if latent_hw is None:
             raise RuntimeError("HSA does not know the latent size: pass latent_hw= to conditioning()")
-        key = (num_queries, str(device))
+        key = (num_queries, tuple(latent_hw), str(device))
         if key not in self._grid_cache:
             grid = query_grid(latent_hw, num_queries)
             w = F.adaptive_avg_pool2d(self._masks.to(device), grid)  # area resampling, any aspect ratio
