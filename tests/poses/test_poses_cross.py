@@ -85,3 +85,32 @@ def test_cli_draws_n_per_object_and_names_missing_real_objects(tmp_path, capsys)
     ]
     assert main(args2) == 2
     assert "no pose of object 'box'" in capsys.readouterr().err
+
+
+def test_reports_are_written(tmp_path):
+    from PIL import Image
+
+    syn = write_jsonl(tmp_path / "s.jsonl", _poses("cup", 30, 1))
+    real = write_jsonl(tmp_path / "r.jsonl", _poses("cup", 5, 3))
+    png = tmp_path / "cross.png"
+    args = ["poses", "cross-sample", "--synthetic", str(syn), "--real", str(real), "--n", "50"]
+    assert main([*args, "--out", str(tmp_path / "o"), "--report", str(png)]) == 0
+    png2 = tmp_path / "fps.png"
+    assert (
+        main(
+            [
+                "poses",
+                "fps",
+                "--in",
+                str(syn),
+                "--per-object",
+                "6",
+                "--out",
+                str(tmp_path / "f"),
+                "--report",
+                str(png2),
+            ]
+        )
+        == 0
+    )
+    assert Image.open(png).size[0] > 100 and Image.open(png2).size == (350, 200)

@@ -95,6 +95,7 @@ def _fps(args: argparse.Namespace) -> int:
     samples = _read(args.input, "--in")
     groups = _vectors_by_object(samples, args.translation_scale)
     picked: list[Sample] = []
+    report: list[tuple[str, np.ndarray, list[int]]] = []
     step = {
         "fps": {"seed": args.seed, "per_object": args.per_object, "translation_scale": args.translation_scale}
     }
@@ -108,14 +109,20 @@ def _fps(args: argparse.Namespace) -> int:
                 args.per_object,
             )
         picked += [_with_source(samples[idx[p]], step) for p in picks]
+        report.append((name, vecs, picks))
     config = {"command": "poses fps", **step["fps"]}
     _write(args.out, config, args.overwrite, picked, "fps")
+    if args.report:
+        from handsynth.poses.report import fps_report
+
+        fps_report(report, args.seed, Path(args.report))
     log.info("%d poses of %d objects kept from %d", len(picked), len(groups), len(samples))
     return 0
 
 
 def _cross_sample(args: argparse.Namespace) -> int:
     from handsynth.poses.cross import cross_weights, draw
+    from handsynth.poses.report import mean_similarity
 
     synthetic = _read(args.synthetic, "--synthetic")
     real = _read(args.real, "--real")
@@ -138,13 +145,22 @@ def _cross_sample(args: argparse.Namespace) -> int:
         }
     }
     picked: list[Sample] = []
+    before, after = [], []
     for k, (name, (idx, vecs)) in enumerate(syn_groups.items()):
         weights = cross_weights(vecs, real_groups[name][1], floor=args.floor)
-        for d, p in enumerate(draw(weights, args.n, seed=args.seed + k, replace=replace)):
+        drawn = draw(weights, args.n, seed=args.seed + k, replace=replace)
+        similarity = mean_similarity(vecs, real_groups[name][1])
+        before.append(similarity)
+        after.append(similarity[drawn])
+        for d, p in enumerate(drawn):
             src = synthetic[idx[p]]
             picked.append(_with_source(src, step, new_id=f"{src.id}-draw{d:06d}"))
     config = {"command": "poses cross-sample", **step["cross_sample"]}
     _write(args.out, config, args.overwrite, picked, "cross-sample")
+    if args.report:
+        from handsynth.poses.report import cross_report
+
+        cross_report(np.concatenate(before), np.concatenate(after), Path(args.report))
     log.info("%d draws over %d objects from %d synthetic poses", len(picked), len(syn_groups), len(synthetic))
     return 0
 
