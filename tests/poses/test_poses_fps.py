@@ -88,3 +88,30 @@ def test_fps_picks_are_less_alike_than_random_picks():
     picks = farthest_pose_sampling(unit, 30, seed=0)
     rand = np.random.default_rng(0).choice(500, 30, replace=False)
     assert _mean_off_diagonal(unit[picks] @ unit[picks].T) < _mean_off_diagonal(unit[rand] @ unit[rand].T)
+
+
+def test_bad_report_path_is_refused_before_output(tmp_path, capsys):
+    src = write_jsonl(
+        tmp_path / "p.jsonl",
+        [pose_record("a"), pose_record("b", Rotation.random(random_state=1).as_matrix())],
+    )
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "poses",
+                "fps",
+                "--in",
+                str(src),
+                "--per-object",
+                "1",
+                "--out",
+                str(out),
+                "--report",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "must be a .png file path" in capsys.readouterr().err
+    assert not out.exists()

@@ -46,6 +46,12 @@ def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], desc:
     return done
 
 
+def _check_report(path: str | None) -> None:
+    """Refuse a report path that cannot take a PNG before any record is written."""
+    if path is not None and (not path.lower().endswith(".png") or Path(path).is_dir()):
+        raise UserError(f"--report {path} must be a .png file path (not a folder)")
+
+
 def _with_source(sample: Sample, step: dict, new_id: str | None = None) -> Sample:
     out = copy.deepcopy(sample)
     out.source = {**out.source, "handbooster": {**out.source.get("handbooster", {}), **step}}
@@ -92,6 +98,7 @@ def _vectors_by_object(samples: list[Sample], scale: float) -> dict[str, tuple[l
 def _fps(args: argparse.Namespace) -> int:
     from handsynth.poses.fps import farthest_pose_sampling
 
+    _check_report(args.report)
     samples = _read(args.input, "--in")
     groups = _vectors_by_object(samples, args.translation_scale)
     picked: list[Sample] = []
@@ -124,6 +131,7 @@ def _cross_sample(args: argparse.Namespace) -> int:
     from handsynth.poses.cross import cross_weights, draw
     from handsynth.poses.report import mean_similarity
 
+    _check_report(args.report)
     synthetic = _read(args.synthetic, "--synthetic")
     real = _read(args.real, "--real")
     syn_groups = _vectors_by_object(synthetic, args.translation_scale)
