@@ -66,3 +66,20 @@ def test_resumed_run_appends_nothing_twice(tmp_path):
     assert main(args) == 0
     assert len(read_jsonl(tmp_path / "out" / "metadata.jsonl")) == 7
     assert main([*args, "--rule", "and"]) == 2  # other settings into the same folder: refused
+
+
+def test_images_stay_readable_from_the_output_folder(tmp_path):
+    from PIL import Image
+
+    from handsynth.data.folder import iter_records
+
+    src = tmp_path / "in"
+    (src / "images").mkdir(parents=True)
+    Image.new("RGB", (256, 256), "red").save(src / "images" / "a.png")
+    rec = pose_record("a", sequence=("s", 0))
+    rec["file_name"] = "images/a.png"
+    write_jsonl(src / "metadata.jsonl", [rec])
+    out = tmp_path / "out"
+    assert main(["poses", "grasp-status", "--in", str(src), "--out", str(out)]) == 0
+    (sample,) = list(iter_records(out))
+    assert Image.open(out / sample.file_name).getpixel((0, 0)) == (255, 0, 0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from handsynth import cli_args
+from handsynth.data.folder import dataset_root
 from handsynth.data.records import Sample
 from handsynth.errors import UserError
 
@@ -29,8 +30,28 @@ def _read(path: str, flag: str) -> list[Sample]:
     return samples
 
 
-def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], desc: str) -> int:
-    """Append ``samples`` to the dataset folder ``out``, skipping ids already there (a resumed run)."""
+def _carry_files(sample: Sample, src_root: Path, out_root: Path) -> dict[str, bytes]:
+    """Make the files a record names readable from the output folder: images are linked (as
+    ``handsynth prepare`` does), other files copied (returned for the writer). Missing ones stay unnamed
+    in the output as they were in the input."""
+    from handsynth.data.folder import LINKABLE_SUFFIXES
+
+    copies: dict[str, bytes] = {}
+    for rel in sample.paths().values():
+        src, dst = src_root / rel, out_root / rel
+        if not src.is_file() or dst.exists() or dst.is_symlink():
+            continue
+        if rel.lower().endswith(LINKABLE_SUFFIXES):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.symlink_to(src.resolve())
+        else:
+            copies[rel] = src.read_bytes()
+    return copies
+
+
+def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_root: Path, desc: str) -> int:
+    """Append ``samples`` (read from ``src_root``) to the dataset folder ``out``, skipping ids already
+    there (a resumed run)."""
     from handsynth.data.folder import DatasetWriter
     from handsynth.progress import progress
 
@@ -39,7 +60,7 @@ def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], desc:
     with progress(total=len(samples), desc=desc, unit="record") as bar:
         for s in samples:
             if not writer.has(s.id):
-                writer.write(s)
+                writer.write(s, _carry_files(s, src_root, writer.root))
                 done += 1
             bar.update()
     print(writer.meta)
@@ -79,7 +100,7 @@ def _grasp_status(args: argparse.Namespace) -> int:
         "rte_mm": args.rte_mm,
         "rule": args.rule,
     }
-    _write(args.out, config, args.overwrite, labelled, "grasp status")
+    _write(args.out, config, args.overwrite, labelled, dataset_root(args.input), "grasp status")
     n_grasp = sum(s.extra["grasping"] for s in labelled)
     log.info("%d of %d records grasping (%s rule)", n_grasp, len(labelled), args.rule)
     return 0
@@ -118,7 +139,7 @@ def _fps(args: argparse.Namespace) -> int:
         picked += [_with_source(samples[idx[p]], step) for p in picks]
         report.append((name, vecs, picks))
     config = {"command": "poses fps", **step["fps"]}
-    _write(args.out, config, args.overwrite, picked, "fps")
+    _write(args.out, config, args.overwrite, picked, dataset_root(args.input), "fps")
     if args.report:
         from handsynth.poses.report import fps_report
 
@@ -164,7 +185,7 @@ def _cross_sample(args: argparse.Namespace) -> int:
             src = synthetic[idx[p]]
             picked.append(_with_source(src, step, new_id=f"{src.id}-draw{d:06d}"))
     config = {"command": "poses cross-sample", **step["cross_sample"]}
-    _write(args.out, config, args.overwrite, picked, "cross-sample")
+    _write(args.out, config, args.overwrite, picked, dataset_root(args.synthetic), "cross-sample")
     if args.report:
         from handsynth.poses.report import cross_report
 
