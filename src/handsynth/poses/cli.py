@@ -1,0 +1,274 @@
+"""``handsynth poses grasp-status | fps | cross-sample``: HandBooster's condition creator steps that
+need no hand model (issue 12 §5). Registered on the ``poses`` command that ``handsynth.hand.cli`` makes."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from handsynth import cli_args
+from handsynth.data.folder import dataset_root
+from handsynth.data.records import Sample
+from handsynth.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _read(path: str, flag: str) -> list[Sample]:
+    from handsynth.data.folder import iter_records, metadata_path
+
+    if not metadata_path(path).exists():
+        raise UserError(f"{flag} {path} holds no records: pass a dataset folder or a .jsonl file")
+    samples = list(iter_records(path))
+    if not samples:
+        raise UserError(f"{flag} {path} holds no records: pass a dataset with at least one record")
+    return samples
+
+
+def _carry_files(sample: Sample, src_root: Path, out_root: Path) -> dict[str, bytes]:
+    """Make the files a record names readable from the output folder: images are linked (as
+    ``handsynth prepare`` does), other files copied (returned for the writer). Missing ones stay unnamed
+    in the output as they were in the input."""
+    from handsynth.data.folder import LINKABLE_SUFFIXES
+
+    copies: dict[str, bytes] = {}
+    for rel in sample.paths().values():
+        src, dst = src_root / rel, out_root / rel
+        if not src.is_file() or dst.exists() or dst.is_symlink():
+            continue
+        if rel.lower().endswith(LINKABLE_SUFFIXES):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.symlink_to(src.resolve())
+        else:
+            copies[rel] = src.read_bytes()
+    return copies
+
+
+def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_root: Path, desc: str) -> int:
+    """Append ``samples`` (read from ``src_root``) to the dataset folder ``out``, skipping ids already
+    there (a resumed run)."""
+    from handsynth.data.folder import DatasetWriter
+    from handsynth.progress import progress
+
+    writer = DatasetWriter(Path(out), config=config, overwrite=overwrite, lock=True)
+    done = 0
+    with progress(total=len(samples), desc=desc, unit="record") as bar:
+        for s in samples:
+            if not writer.has(s.id):
+                writer.write(s, _carry_files(s, src_root, writer.root))
+                done += 1
+            bar.update()
+    print(writer.meta)
+    return done
+
+
+def _check_report(path: str | None) -> None:
+    """Refuse a report path that cannot take a PNG before any record is written."""
+    if path is not None and (not path.lower().endswith(".png") or Path(path).is_dir()):
+        raise UserError(f"--report {path} must be a .png file path (not a folder)")
+
+
+def _with_source(sample: Sample, step: dict, new_id: str | None = None) -> Sample:
+    out = copy.deepcopy(sample)
+    out.source = {**out.source, "handbooster": {**out.source.get("handbooster", {}), **step}}
+    if new_id is not None:
+        out.id = new_id
+    return out
+
+
+def _grasp_status(args: argparse.Namespace) -> int:
+    from handsynth.poses.grasp_status import GraspRule, pose_errors
+
+    samples = _read(args.input, "--in")
+    rule = GraspRule(args.rre_deg, args.rte_mm, args.rule)
+    errors = pose_errors(samples)  # every error before any output
+    labelled = []
+    for s, (rre, rte) in zip(samples, errors, strict=True):
+        out = _with_source(
+            s, {"grasp_status": {"rre_deg": args.rre_deg, "rte_mm": args.rte_mm, "rule": args.rule}}
+        )
+        out.extra["grasping"] = rule.grasping(rre, rte)
+        labelled.append(out)
+    config = {
+        "command": "poses grasp-status",
+        "rre_deg": args.rre_deg,
+        "rte_mm": args.rte_mm,
+        "rule": args.rule,
+    }
+    _write(args.out, config, args.overwrite, labelled, dataset_root(args.input), "grasp status")
+    n_grasp = sum(s.extra["grasping"] for s in labelled)
+    log.info("%d of %d records grasping (%s rule)", n_grasp, len(labelled), args.rule)
+    return 0
+
+
+def _vectors_by_object(samples: list[Sample], scale: float) -> dict[str, tuple[list[int], np.ndarray]]:
+    from handsynth.poses.features import object_name, pose_vector
+
+    rows: dict[str, list[int]] = defaultdict(list)
+    vecs = [pose_vector(s, scale) for s in samples]
+    for i, s in enumerate(samples):
+        rows[object_name(s)].append(i)
+    return {name: (idx, np.stack([vecs[i] for i in idx])) for name, idx in sorted(rows.items())}
+
+
+def _fps(args: argparse.Namespace) -> int:
+    from handsynth.poses.fps import farthest_pose_sampling
+
+    _check_report(args.report)
+    samples = _read(args.input, "--in")
+    groups = _vectors_by_object(samples, args.translation_scale)
+    picked: list[Sample] = []
+    report: list[tuple[str, np.ndarray, list[int]]] = []
+    step = {
+        "fps": {"seed": args.seed, "per_object": args.per_object, "translation_scale": args.translation_scale}
+    }
+    for k, (name, (idx, vecs)) in enumerate(groups.items()):
+        picks = farthest_pose_sampling(vecs, args.per_object, seed=args.seed + k)
+        if len(idx) < args.per_object:
+            log.warning(
+                "object %s has %d poses, fewer than --per-object %d: all kept",
+                name,
+                len(idx),
+                args.per_object,
+            )
+        picked += [_with_source(samples[idx[p]], step) for p in picks]
+        report.append((name, vecs, picks))
+    config = {"command": "poses fps", **step["fps"]}
+    _write(args.out, config, args.overwrite, picked, dataset_root(args.input), "fps")
+    if args.report:
+        from handsynth.poses.report import fps_report
+
+        fps_report(report, args.seed, Path(args.report))
+    log.info("%d poses of %d objects kept from %d", len(picked), len(groups), len(samples))
+    return 0
+
+
+def _cross_sample(args: argparse.Namespace) -> int:
+    from handsynth.poses.cross import cross_weights, draw
+    from handsynth.poses.report import mean_similarity
+
+    _check_report(args.report)
+    synthetic = _read(args.synthetic, "--synthetic")
+    real = _read(args.real, "--real")
+    syn_groups = _vectors_by_object(synthetic, args.translation_scale)
+    real_groups = _vectors_by_object(real, args.translation_scale)
+    missing = sorted(set(syn_groups) - set(real_groups))
+    if missing:
+        raise UserError(
+            f"--real {args.real} has no pose of object {missing[0]!r} (in --synthetic): cross-sampling "
+            "compares each object's synthetic poses with its real ones"
+        )
+    replace = not args.without_replacement
+    step = {
+        "cross_sample": {
+            "seed": args.seed,
+            "n": args.n,
+            "floor": args.floor,
+            "replace": replace,
+            "translation_scale": args.translation_scale,
+        }
+    }
+    picked: list[Sample] = []
+    before, after = [], []
+    for k, (name, (idx, vecs)) in enumerate(syn_groups.items()):
+        weights = cross_weights(vecs, real_groups[name][1], floor=args.floor)
+        drawn = draw(weights, args.n, seed=args.seed + k, replace=replace)
+        similarity = mean_similarity(vecs, real_groups[name][1])
+        before.append(similarity)
+        after.append(similarity[drawn])
+        for d, p in enumerate(drawn):
+            src = synthetic[idx[p]]
+            picked.append(_with_source(src, step, new_id=f"{src.id}-draw{d:06d}"))
+    config = {"command": "poses cross-sample", **step["cross_sample"]}
+    _write(args.out, config, args.overwrite, picked, dataset_root(args.synthetic), "cross-sample")
+    if args.report:
+        from handsynth.poses.report import cross_report
+
+        cross_report(np.concatenate(before), np.concatenate(after), Path(args.report))
+    log.info("%d draws over %d objects from %d synthetic poses", len(picked), len(syn_groups), len(synthetic))
+    return 0
+
+
+def _poses_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The ACTION sub-parsers of the ``poses`` command made by ``handsynth.hand.cli``."""
+    poses = sub.choices.get("poses")
+    if poses is None:
+        poses = sub.add_parser("poses", help="hand poses")
+        poses.set_defaults(func=lambda a: (poses.print_help(), 2)[1])
+        return poses.add_subparsers(dest="poses_command", metavar="ACTION")
+    return next(a for a in poses._actions if isinstance(a, argparse._SubParsersAction))
+
+
+_OVERWRITE = "restart an output folder written with other settings"
+
+
+def _sampling_flags(p: argparse.ArgumentParser, report_help: str) -> None:
+    p.add_argument(
+        "--translation-scale",
+        type=cli_args.non_negative,
+        default=1.0,
+        help="multiplier of the object translation (metres) in the pose vector",
+    )
+    p.add_argument("--report", default=None, help=report_help)
+    p.add_argument("--overwrite", action="store_true", help=_OVERWRITE)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    actions = _poses_parser(sub)
+    g = actions.add_parser(
+        "grasp-status",
+        help="label each frame of a video dataset grasping or not (object moved since frame 0)",
+    )
+    g.add_argument(
+        "--in", dest="input", required=True, help="dataset folder or .jsonl with 'sequence' and 'objects'"
+    )
+    g.add_argument("--out", required=True, help="output dataset folder (records gain 'grasping')")
+    g.add_argument(
+        "--rre-deg", type=cli_args.non_negative, default=5.0, help="rotation error threshold (degrees)"
+    )
+    g.add_argument(
+        "--rte-mm", type=cli_args.non_negative, default=10.0, help="translation error threshold (mm)"
+    )
+    g.add_argument(
+        "--rule",
+        choices=("or", "and"),
+        default="or",
+        help="grasping when either error (or) or both (and) exceed",
+    )
+    g.add_argument("--overwrite", action="store_true", help=_OVERWRITE)
+    g.set_defaults(func=_grasp_status)
+
+    f = actions.add_parser("fps", help="farthest pose sampling per object (HandBooster Alg. 1)")
+    f.add_argument("--in", dest="input", required=True, help="dataset folder or .jsonl of hand-object poses")
+    f.add_argument(
+        "--per-object", type=cli_args.positive_int, required=True, help="poses kept per object name"
+    )
+    f.add_argument("--out", required=True, help="output dataset folder")
+    f.add_argument(
+        "--seed", type=cli_args.seed, default=0, help="random seed (the first pick of each object)"
+    )
+    _sampling_flags(f, "PNG: pose similarity matrices of FPS vs random picks")
+    f.set_defaults(func=_fps)
+
+    c = actions.add_parser(
+        "cross-sample", help="draw synthetic poses unlike the real ones more often (HandBooster Eq. 6)"
+    )
+    c.add_argument("--synthetic", required=True, help="dataset folder or .jsonl of synthetic poses")
+    c.add_argument("--real", required=True, help="dataset folder or .jsonl of real poses")
+    c.add_argument("--n", type=cli_args.positive_int, required=True, help="draws per object name")
+    c.add_argument("--out", required=True, help="output dataset folder (one record per draw)")
+    c.add_argument(
+        "--floor",
+        type=cli_args.non_negative,
+        default=0.0,
+        help="added to every min-max weight (0: the most real-like pose is never drawn, as in the paper)",
+    )
+    c.add_argument("--without-replacement", action="store_true", help="never draw a pose twice")
+    c.add_argument("--seed", type=cli_args.seed, default=0, help="random seed of the draws")
+    _sampling_flags(c, "PNG: real–synthetic similarity histogram before/after")
+    c.set_defaults(func=_cross_sample)

@@ -1,0 +1,44 @@
+"""HandBooster's pose vector v = concat(15 joint quaternions, object rotation quaternion, object
+translation × scale), with the hand's global orientation removed: the object pose is expressed in the
+hand's root frame (rotation by the global orientation, origin at the wrist), so two grasps that differ
+only by where the camera stands compare as equal."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handsynth.data.records import Sample
+from handsynth.errors import UserError
+from handsynth.poses.quaternions import axis_angle_to_matrix, axis_angle_to_quaternion, matrix_to_quaternion
+
+VECTOR_SIZE = 15 * 4 + 4 + 3
+
+
+def pose_vector(sample: Sample, translation_scale: float = 1.0) -> np.ndarray:
+    """The 67-d pose vector of the record's first hand and first object (quaternions with w >= 0).
+
+    ``translation_scale`` multiplies the object translation (metres): at 1 the translation is small
+    next to 16 unit quaternions and barely moves the cosine (see docs/handbooster.md).
+    """
+    if not sample.hands:
+        raise UserError(f"record {sample.id} has no hand: the pose vector needs the hand's pose")
+    objects = sample.extra.get("objects")
+    if not objects:
+        raise UserError(f"record {sample.id} has no 'objects': the pose vector needs the object's pose")
+    hand = sample.hands[0]
+    joints = axis_angle_to_quaternion(np.asarray(hand.hand_pose, dtype=np.float64).reshape(15, 3))
+    R_root = axis_angle_to_matrix(np.asarray(hand.global_orient, dtype=np.float64))
+    pose = np.asarray(objects[0]["pose"], dtype=np.float64)
+    R_obj = R_root.T @ pose[:, :3]
+    t_obj = R_root.T @ (pose[:, 3] - np.asarray(hand.joints_3d[0], dtype=np.float64))
+    return np.concatenate([joints.ravel(), matrix_to_quaternion(R_obj), t_obj * translation_scale])
+
+
+def object_name(sample: Sample) -> str:
+    return str(sample.extra["objects"][0]["name"])
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, so a dot product is the cosine."""
+    v = np.asarray(vectors, dtype=np.float64)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)

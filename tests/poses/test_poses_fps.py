@@ -1,0 +1,117 @@
+"""Farthest pose sampling: the vectorised Alg. 1 picks exactly what the literal loop picks; the CLI keeps
+M poses per object, expressed without the hand's global orientation."""
+
+from __future__ import annotations
+
+import numpy as np
+from posefixtures import pose_record, read_jsonl, write_jsonl
+from scipy.spatial.transform import Rotation
+
+from handsynth.cli import main
+from handsynth.data.records import Sample
+from handsynth.poses.features import VECTOR_SIZE, pose_vector
+from handsynth.poses.fps import farthest_pose_sampling, farthest_pose_sampling_literal
+
+
+def test_vectorised_picks_equal_the_literal_loop():
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        vecs = rng.normal(size=(200, VECTOR_SIZE))
+        assert farthest_pose_sampling(vecs, 25, seed) == farthest_pose_sampling_literal(vecs, 25, seed)
+
+
+def test_picks_spread_out_and_never_repeat():
+    # two tight clusters far apart: the second pick comes from the other cluster
+    rng = np.random.default_rng(1)
+    a = np.array([1.0, 0.0, 0.0]) + 0.01 * rng.normal(size=(50, 3))
+    b = np.array([0.0, 1.0, 0.0]) + 0.01 * rng.normal(size=(50, 3))
+    picks = farthest_pose_sampling(np.concatenate([a, b]), 100, seed=0)
+    assert (picks[0] < 50) != (picks[1] < 50)
+    assert sorted(picks) == list(range(100))
+
+
+def test_pose_vector_ignores_the_global_orientation():
+    rng = np.random.default_rng(2)
+    hand_pose = rng.normal(size=45) * 0.3
+    R_obj = Rotation.random(random_state=4).as_matrix()
+    base = Sample.from_dict(pose_record("a", R_obj, (0.05, 0.0, 0.5), hand_pose=hand_pose))
+    g = Rotation.from_rotvec([0.3, -1.1, 0.4])
+    # the same grasp seen rotated: hand orientation and object pose rotated together about the wrist
+    wrist = np.array(base.hands[0].joints_3d[0])
+    rec = pose_record(
+        "b",
+        g.as_matrix() @ R_obj,
+        tuple(wrist + g.apply(np.array([0.05, 0.0, 0.5]) - wrist)),
+        hand_pose=hand_pose,
+        global_orient=tuple(g.as_rotvec()),
+    )
+    turned = Sample.from_dict(rec)
+    np.testing.assert_allclose(pose_vector(turned), pose_vector(base), atol=1e-12)
+    v = pose_vector(base, translation_scale=10.0)
+    assert v.shape == (VECTOR_SIZE,) and (v[0:64:4] >= 0).all()
+    np.testing.assert_allclose(v[-3:], 10 * (np.array([0.05, 0.0, 0.5]) - wrist))
+
+
+def test_cli_keeps_m_per_object_seeded_and_resumable(tmp_path):
+    rng = np.random.default_rng(3)
+    recs = [
+        pose_record(
+            f"{name}{i}",
+            Rotation.random(random_state=i).as_matrix(),
+            name=name,
+            hand_pose=rng.normal(size=45),
+        )
+        for name in ("cup", "box")
+        for i in range(30 if name == "cup" else 3)
+    ]
+    src = write_jsonl(tmp_path / "p.jsonl", recs)
+    out = tmp_path / "out"
+    args = ["poses", "fps", "--in", str(src), "--per-object", "5", "--out", str(out), "--seed", "7"]
+    assert main(args) == 0
+    got = read_jsonl(out / "metadata.jsonl")
+    assert sum(r["objects"][0]["name"] == "cup" for r in got) == 5
+    assert sum(r["objects"][0]["name"] == "box" for r in got) == 3  # fewer than M: all kept
+    assert got[0]["source"]["handbooster"]["fps"]["seed"] == 7
+    (out / "metadata.jsonl").write_text(
+        "".join(line + "\n" for line in (out / "metadata.jsonl").read_text().splitlines()[:2])
+    )
+    assert main(args) == 0  # a killed run resumed: the same picks, none twice
+    assert [r["id"] for r in read_jsonl(out / "metadata.jsonl")] == [r["id"] for r in got]
+
+
+def test_fps_picks_are_less_alike_than_random_picks():
+    """The report's claim: mean pairwise similarity of FPS picks is below that of random picks."""
+    from handsynth.poses.features import unit_rows
+    from handsynth.poses.report import _mean_off_diagonal
+
+    unit = unit_rows(np.random.default_rng(5).normal(size=(500, VECTOR_SIZE)) + 1.0)
+    picks = farthest_pose_sampling(unit, 30, seed=0)
+    rand = np.random.default_rng(0).choice(500, 30, replace=False)
+    assert _mean_off_diagonal(unit[picks] @ unit[picks].T) < _mean_off_diagonal(unit[rand] @ unit[rand].T)
+
+
+def test_bad_report_path_is_refused_before_output(tmp_path, capsys):
+    src = write_jsonl(
+        tmp_path / "p.jsonl",
+        [pose_record("a"), pose_record("b", Rotation.random(random_state=1).as_matrix())],
+    )
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "poses",
+                "fps",
+                "--in",
+                str(src),
+                "--per-object",
+                "1",
+                "--out",
+                str(out),
+                "--report",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "must be a .png file path" in capsys.readouterr().err
+    assert not out.exists()
