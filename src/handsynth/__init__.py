@@ -16,8 +16,7 @@ The entry points a script needs are importable from here, lazily (``import hands
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from handsynth.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -44,10 +43,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'handsynth' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -14,8 +14,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from handsynth.lazy import lazy_getattr
 
 # Imported on first use: a module that needs one part (e.g. the samplers) does not load them all.
 _EXPORTS = {
@@ -40,7 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'handsynth.diffusion' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
