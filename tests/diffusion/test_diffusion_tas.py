@@ -214,7 +214,8 @@ def test_residual_noise_equals_noise_without_update(tiny_base, fresh_unet, hand_
     assert not torch.allclose(eps_hat2, eps, atol=1e-3)
 
 
-def test_inference_step_refines_to_threshold(fresh_unet, hand_text):
+def _one_sample_step(fresh_unet, hand_text):
+    """A store on the UNet, one latent, a forward at t = 800 that counts its calls, the hand tokens."""
     store = install_attention_store(fresh_unet)
     lat = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(2))
     text = hand_text["embeds"][:1]
@@ -224,7 +225,11 @@ def test_inference_step_refines_to_threshold(fresh_unet, hand_text):
         calls.append(1)
         return fresh_unet(x, torch.tensor([800]), encoder_hidden_states=text)
 
-    idx, lens = hand_text["indices"][:1], hand_text["lengths"][:1]
+    return store, lat, forward, calls, hand_text["indices"][:1], hand_text["lengths"][:1]
+
+
+def test_inference_step_refines_to_threshold(fresh_unet, hand_text):
+    store, lat, forward, calls, idx, lens = _one_sample_step(fresh_unet, hand_text)
     cfg = TASConfig()
     before = measure_loss(forward, store, lat, idx, lens, cfg)
     inf = TASInferenceConfig(thresholds={0: 0.99}, max_refinement_iterations=3, max_steps=2)
@@ -274,16 +279,7 @@ def test_inference_schedule_scales_with_sampler_steps():
 
 
 def test_inference_step_uses_the_scaled_schedule(fresh_unet, hand_text):
-    store = install_attention_store(fresh_unet)
-    lat = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(2))
-    text = hand_text["embeds"][:1]
-    calls = []
-
-    def forward(x):
-        calls.append(1)
-        return fresh_unet(x, torch.tensor([800]), encoder_hidden_states=text)
-
-    idx, lens = hand_text["indices"][:1], hand_text["lengths"][:1]
+    store, lat, forward, calls, idx, lens = _one_sample_step(fresh_unet, hand_text)
     inf = TASInferenceConfig(thresholds={0: 0.99, 10: 0.99}, max_refinement_iterations=2)
     ran = {}
     for steps, index in ((20, 4), (20, 10), (50, 4), (50, 10), (50, 25)):

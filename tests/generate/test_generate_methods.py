@@ -40,6 +40,30 @@ def requests(n: int = 2, seed0: int = 0, box: list[float] | None = None) -> list
     return out
 
 
+def diffusers_pipeline(cls, base, scheduler, **modules):
+    """diffusers' own pipeline ``cls`` on the base's parts: the independent side of a parity test."""
+    pipe = cls(
+        vae=base.vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        unet=base.unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+        **modules,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def seed_noise(reqs: list[GenRequest]) -> torch.Tensor:
+    """Each request's initial latent noise, drawn from its seed (what our loop draws)."""
+    return torch.cat(
+        [torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(r.seed)) for r in reqs]
+    )
+
+
 def arr(images) -> np.ndarray:
     return np.stack([np.asarray(im, dtype=np.int16) for im in images])
 
@@ -52,7 +76,7 @@ def controlnet(controlnet_dir):
 
 
 def test_our_loop_equals_diffusers_controlnet_pipeline(tiny_base, controlnet):
-    from diffusers import StableDiffusionControlNetPipeline
+    from diffusers import DDIMScheduler, StableDiffusionControlNetPipeline
 
     from handsynth.methods.sampler import ControlNetSampler
 
@@ -62,21 +86,10 @@ def test_our_loop_equals_diffusers_controlnet_pipeline(tiny_base, controlnet):
         tiny_base, controlnet, make_scheduler("ddim", tiny_base.scheduler_config), sampling
     )
     got = arr(r.image for r in ours(reqs))
-    pipe = StableDiffusionControlNetPipeline(
-        vae=tiny_base.vae,
-        text_encoder=tiny_base.text_encoder,
-        tokenizer=tiny_base.tokenizer,
-        unet=tiny_base.unet,
-        controlnet=controlnet,
-        scheduler=make_scheduler("ddim", tiny_base.scheduler_config),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    noise = torch.cat(
-        [torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(r.seed)) for r in reqs]
-    )
+    # The reference's scheduler comes straight from diffusers (the pipeline sets it up itself).
+    scheduler = DDIMScheduler.from_config(tiny_base.scheduler_config)
+    pipe = diffusers_pipeline(StableDiffusionControlNetPipeline, tiny_base, scheduler, controlnet=controlnet)
+    noise = seed_noise(reqs)
     ref = pipe(
         prompt_embeds=encode_prompts(tiny_base, PROMPTS, "cpu"),
         negative_prompt_embeds=encode_prompts(tiny_base, ["", ""], "cpu"),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from test_generate_job import pixels
-from test_generate_methods import PROMPTS, SIZE, arr, requests
+from test_generate_methods import PROMPTS, SIZE, arr, diffusers_pipeline, requests, seed_noise
 
 from handsynth.data import read_dataset
 from handsynth.diffusion.schedulers import SAMPLERS, sampling_scheduler
@@ -48,20 +48,8 @@ def test_controlnet_loop_at_scale_0_equals_stable_diffusion_pipeline(
     got = arr(r.image for r in ours(reqs))
 
     reference = getattr(diffusers, SAMPLERS[name]).from_config(config)  # independent of handsynth
-    pipe = StableDiffusionPipeline(
-        vae=tiny_base.vae,
-        text_encoder=tiny_base.text_encoder,
-        tokenizer=tiny_base.tokenizer,
-        unet=tiny_base.unet,
-        scheduler=reference,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    noise = torch.cat(
-        [torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(r.seed)) for r in reqs]
-    )
+    pipe = diffusers_pipeline(StableDiffusionPipeline, tiny_base, reference)
+    noise = seed_noise(reqs)
     step_gens = [torch.Generator().manual_seed(r.seed + 1) for r in reqs]
     ref = pipe(
         prompt_embeds=encode_prompts(tiny_base, PROMPTS, "cpu"),
