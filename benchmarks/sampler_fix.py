@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    import handsynth.diffusion.schedulers as schedulers
+    import handsynth.methods.interface as interface
     from handsynth.data import read_dataset
     from handsynth.demo import demo_prompts
     from handsynth.eval.image_eval import ImageTools, evaluate_images
@@ -128,18 +128,25 @@ def main(argv: list[str] | None = None) -> int:
     rows["sd (diffusers pipeline)"] = _generate(
         SDBaseline(base_model=base, sampling=sampling), lab, work / "sd", prompts, args.seed
     )
-    real_fn = schedulers.sampling_scheduler
-    schedulers.sampling_scheduler = _old_sampling_scheduler
+    # The old set-up, swapped in where the generators build their sampler (make_scheduler's module).
+    calls = []
+
+    def old_setup(*a, **k):
+        calls.append(1)
+        return _old_sampling_scheduler(*a, **k)
+
+    before = work / "ah_before"
+    fresh = not (before / "metadata.jsonl").exists()
+    real_fn = interface.sampling_scheduler
+    interface.sampling_scheduler = old_setup
     try:
         rows["attentionhand, before fix (clip_sample)"] = _generate(
-            AttentionHandGenerator(ckpt, base_model=base, sampling=sampling),
-            lab,
-            work / "ah_before",
-            prompts,
-            0,
+            AttentionHandGenerator(ckpt, base_model=base, sampling=sampling), lab, before, prompts, 0
         )
     finally:
-        schedulers.sampling_scheduler = real_fn
+        interface.sampling_scheduler = real_fn
+    if fresh and not calls:
+        raise SystemExit("the old sampler set-up was never used: make_scheduler no longer calls it here")
     rows["attentionhand, fixed"] = _generate(
         AttentionHandGenerator(ckpt, base_model=base, sampling=sampling), lab, work / "ah_fixed", prompts, 0
     )
