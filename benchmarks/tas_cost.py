@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> dict:
     import handsynth.diffusion.tas as tas_mod
     from handsynth.config import load_config
     from handsynth.diffusion.tas import TASConfig, measure_loss
-    from handsynth.methods.attentionhand.training import AttentionHandConfig, AttentionHandTask, collate
+    from handsynth.methods.attentionhand.training import AttentionHandConfig, AttentionHandTask
+    from handsynth.methods.record_task import collate
     from handsynth.methods.synthetic import write_synthetic_dataset
 
     torch.set_num_threads(args.threads)

@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from handsynth.methods.attentionhand.training import (
-    AttentionHandConfig,
-    AttentionHandDataset,
-    collate,
-    crop_square,
-)
+from handsynth.methods.attentionhand.training import AttentionHandConfig, AttentionHandDataset, crop_square
+from handsynth.methods.record_task import collate
 from handsynth.methods.registry import build_training
 
 TINY_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "attentionhand_tiny.yaml")

@@ -31,10 +31,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from handsynth.config import CONFIG_NAME, save_config
-from handsynth.data.folder import dataset_root, read_dataset
 from handsynth.data.records import Sample
 from handsynth.diffusion.attention import checkpointing_off, install_attention_store
-from handsynth.diffusion.base import load_base, resolve_base
+from handsynth.diffusion.base import load_base
 from handsynth.diffusion.controlnet import GuidanceModule, controlled_unet_forward
 from handsynth.diffusion.encoding import encode_images, prompt_lengths, tokenize
 from handsynth.diffusion.schedulers import (
@@ -52,6 +51,7 @@ from handsynth.diffusion.tas import (
 )
 from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
+from handsynth.methods.record_task import RecordTrainTask
 from handsynth.text.tagging import hand_token_indices
 from handsynth.text.tokenizer import clip_tokenizer
 
@@ -240,42 +240,21 @@ class AttentionHandDataset(Dataset):
         }
 
 
-def collate(items: list[dict]) -> dict:
-    out = {}
-    for k in items[0]:
-        vals = [it[k] for it in items]
-        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
-    return out
-
-
 # -- training --------------------------------------------------------------------------------------------
-class AttentionHandTask:
+class AttentionHandTask(RecordTrainTask):
     """The :class:`~handsynth.diffusion.training.TrainTask` of AttentionHand."""
 
     def __init__(self, cfg: AttentionHandConfig, data: str | Path) -> None:
         cfg.check()
         self.cfg = cfg
-        resolve_base(cfg.model.base_model)  # a missing/partial base folder fails here, before any output
-        samples = read_dataset(data)
-        if cfg.data.max_samples:
-            samples = samples[: cfg.data.max_samples]
+        super().__init__(cfg.model.base_model, data, cfg.data.max_samples)
+        m = cfg.model
         self._dataset = AttentionHandDataset(
-            samples, dataset_root(data), cfg.model.resolution, cfg.model.condition, cfg.data.local_prompt
+            self.samples, self.root, m.resolution, m.condition, cfg.data.local_prompt
         )
-        self.base = None
         self.store = None
-        self.accelerator = None
 
     # -- TrainTask API --
-    def dataset(self) -> Dataset:
-        return self._dataset
-
-    def collate(self, items: list[dict]) -> dict:
-        return collate(items)
-
-    def batch_ids(self, batch: dict) -> list[str]:
-        return list(batch["id"])
-
     def build(self, accelerator: Accelerator) -> torch.nn.Module:
         cfg = self.cfg
         self.accelerator = accelerator

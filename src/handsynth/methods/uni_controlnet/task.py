@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from handsynth.config import CONFIG_NAME, save_config
+from handsynth.methods.record_task import RecordTrainTask
 from handsynth.methods.uni_controlnet.config import WEIGHTS_DIR, UniControlNetConfig
 from handsynth.methods.uni_controlnet.data import (
     UniControlNetDataset,
@@ -32,39 +32,18 @@ if TYPE_CHECKING:
     from handsynth.methods.uni_controlnet.adapter import UniControlAdapter
 
 
-class UniControlNetTask:
+class UniControlNetTask(RecordTrainTask):
     """The :class:`~handsynth.diffusion.training.TrainTask` of Uni-ControlNet's local adapter."""
 
     weights_dir = WEIGHTS_DIR
 
     def __init__(self, cfg: UniControlNetConfig, data: str | Path) -> None:
-        from handsynth.data.folder import dataset_root, read_dataset
-        from handsynth.diffusion.base import resolve_base
-
         self.cfg = cfg.check()
-        resolve_base(cfg.model.base_model)  # a missing/partial base folder fails here, before any output
-        samples = read_dataset(data)
-        if cfg.data.max_samples:
-            samples = samples[: cfg.data.max_samples]
+        super().__init__(cfg.model.base_model, data, cfg.data.max_samples)
         m = cfg.model
-        self._dataset = UniControlNetDataset(
-            samples, dataset_root(data), m.resolution, m.maps, m.missing_maps
-        )
-        self.base = None
-        self.accelerator = None
+        self._dataset = UniControlNetDataset(self.samples, self.root, m.resolution, m.maps, m.missing_maps)
 
     # -- TrainTask API --
-    def dataset(self) -> Dataset:
-        return self._dataset
-
-    def collate(self, items: list[dict]) -> dict:
-        from handsynth.methods.attentionhand.training import collate
-
-        return collate(items)
-
-    def batch_ids(self, batch: dict) -> list[str]:
-        return list(batch["id"])
-
     def build(self, accelerator: Accelerator) -> torch.nn.Module:
         from handsynth.diffusion.base import load_base
         from handsynth.diffusion.schedulers import training_scheduler
