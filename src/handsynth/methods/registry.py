@@ -36,6 +36,7 @@ class MethodSpec:
 _AH = "handsynth.methods.attentionhand"
 _BASELINES = "handsynth.methods.baselines.generators"
 _UNI = "handsynth.methods.uni_controlnet"
+_SESA = "handsynth.methods.sesahand"
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
@@ -75,7 +76,16 @@ METHODS: dict[str, MethodSpec] = {
             config=f"{_UNI}.config:UniControlNetConfig",
             task=f"{_UNI}.task:UniControlNetTask",
         ),
-        # handbooster, sesahand: later
+        MethodSpec(
+            "sesahand",
+            method=f"{_SESA}.generator:SesaHandGenerator",
+            generator=f"{_SESA}.generator:from_args",
+            checkpoint="the `handsynth train --method sesahand` run folder",
+            config=f"{_SESA}.config:SesaHandConfig",
+            task=f"{_SESA}.task:SesaHandTask",
+            options=f"{_SESA}.generator:add_arguments",
+        ),
+        # handbooster: later
     )
 }
 
