@@ -18,6 +18,7 @@ from handsynth.errors import UserError
 from handsynth.hand.model import load_hand_model
 from handsynth.render.body import compose_body_map, openpose18
 from handsynth.render.crop import crop_box, to_local
+from handsynth.render.forearm import make_forearm
 from handsynth.render.maps import BODY_MAP
 from handsynth.render.renderer import Renderer
 from handsynth.render.scene import LABELS, SceneMesh
@@ -96,8 +97,6 @@ class BodyScene:
 
     @classmethod
     def of(cls, renderer: ConditionRenderer, sample: Sample, hand_meshes: list) -> BodyScene:
-        from handsynth.world.forearm import make_forearm
-
         body = sample.extra.get("body") or {}
         arms = []
         for i, arm in enumerate(body.get("forearms") or []):
