@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from handsynth.methods.sampler import ControlNetSampler
 from handsynth.methods.sesahand.config import WEIGHTS_DIR, SesaHandConfig
 from handsynth.methods.sesahand.data import hand_mask, stack_streams
 from handsynth.methods.sesahand.fusion import FUSION_FILE, FUSION_LAYOUT_FILE
+
+log = logging.getLogger(__name__)
 
 
 class SesaHandSampler(ControlNetSampler):
@@ -98,6 +101,7 @@ class SesaHandGenerator(DiffusersBaseline):
         if hsa_bias is not None:
             self.hsa_config.bias = float(hsa_bias)
         self.hsa = None
+        self._warned_empty = False
 
     @staticmethod
     def _read_config(checkpoint: str | Path) -> SesaHandConfig:
@@ -180,6 +184,10 @@ class SesaHandGenerator(DiffusersBaseline):
         )
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        empty = [r.item.sample.id for r in requests if not r.prompt.strip()]
+        if self.hsa is not None and empty and not self._warned_empty:
+            self._warned_empty = True
+            log.warning("record %s has an empty prompt: no hand tokens, so HSA does nothing for it", empty[0])
         return self.sampler(requests)
 
 
