@@ -39,6 +39,11 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     "+ fusion (default: levels 2,3)": ("sesahand", ["hsa.enabled=false"], "attention fusion, default levels"),
     "+ fusion levels 3": ("sesahand", ["hsa.enabled=false", "fusion.levels=[3]"], "lowest level only"),
     "+ fusion levels 0-3": ("sesahand", ["hsa.enabled=false", "fusion.levels=[0,1,2,3]"], "every level"),
+    "+ fusion, light context": (
+        "sesahand",
+        ["hsa.enabled=false", "fusion.context=light"],
+        "default levels; mid/coarse through a conv pyramid, not the trunk",
+    ),
     "+ fusion sum": ("sesahand", ["hsa.enabled=false", "fusion.mode=sum"], "scalar gates, default levels"),
     "+ fusion concat": ("sesahand", ["hsa.enabled=false", "fusion.mode=concat"], "12-channel ControlNet"),
     "+ HSA": ("sesahand", ["fusion.enabled=false"], "plain ControlNet + HSA (beta 1, soft mask)"),

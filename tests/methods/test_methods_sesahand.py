@@ -57,11 +57,12 @@ def sesa_data(tmp_path_factory):
     return _with_structure_maps(src, tmp / "data")
 
 
-def _fusion(base, mode="attention", levels=None, granularities=("fine", "mid", "coarse")):
+def _fusion(base, mode="attention", levels=None, granularities=("fine", "mid", "coarse"), context="trunk"):
     from handsynth.methods.sesahand.fusion import FusionConfig, StructuralFusion
 
     torch.manual_seed(0)
-    cfg = FusionConfig(mode=mode, levels=levels, granularities=list(granularities), head_dim=16)
+    grans = list(granularities)
+    cfg = FusionConfig(mode=mode, levels=levels, granularities=grans, head_dim=16, context=context)
     return StructuralFusion.from_unet(base.unet, CHANNELS, cfg).eval()
 
 
@@ -83,10 +84,12 @@ def _perturb_fusion(model, seed=1, scale=0.2):
 
 
 @pytest.mark.parametrize(
-    ("mode", "levels"), [("attention", [0, 1, 2, 3]), ("attention", None), ("sum", [1, 3])]
-)
-def test_fusion_at_init_is_exactly_the_plain_controlnet(tiny_base, mode, levels):
-    model = _fusion(tiny_base, mode, levels)
+    ("mode", "levels", "context"),
+    [("attention", [0, 1, 2, 3], "trunk"), ("attention", None, "trunk"), ("sum", [1, 3], "trunk"),
+     ("attention", [0, 1, 2, 3], "light")],
+)  # fmt: skip
+def test_fusion_at_init_is_exactly_the_plain_controlnet(tiny_base, mode, levels, context):
+    model = _fusion(tiny_base, mode, levels, context=context)
     x, t, text, cond = _inputs()
     with torch.no_grad():
         down, mid = model(x, t, text, cond)
@@ -100,10 +103,12 @@ def test_fusion_at_init_is_exactly_the_plain_controlnet(tiny_base, mode, levels)
     assert model.levels == (levels if levels is not None else [2, 3])
 
 
-def test_trained_fusion_reads_every_stream_and_round_trips(tiny_base, tmp_path):
+@pytest.mark.parametrize("context", ["trunk", "light"])
+def test_trained_fusion_reads_every_stream_and_round_trips(tiny_base, tmp_path, context):
     from handsynth.methods.sesahand.fusion import StructuralFusion
 
-    model = _fusion(tiny_base, "attention", [1, 3])
+    model = _fusion(tiny_base, "attention", [1, 3], context=context)
+    assert bool(model.pyramids) == (context == "light")
     x, t, text, cond = _inputs()
     with torch.no_grad():  # a trained ControlNet: its zero convolutions are no longer zero
         for name, p in model.controlnet.named_parameters():

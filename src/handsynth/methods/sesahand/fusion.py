@@ -10,7 +10,9 @@ Reading of the paper's summary (docs/sesahand.md, every fork a config switch):
 - after down block ``l`` of every fused level, a :class:`AttentionFusion` block lets the fine stream's
   tokens attend to the tokens of all streams (queries: fine; keys/values: fine, mid, coarse, each with a
   learned stream embedding) and adds the result through a zero-initialised projection; the fused map
-  replaces the fine stream's state (and its residual) and the trunk continues on it;
+  replaces the fine stream's state (and its residual) and the trunk continues on it
+  (``context='light'``: the mid/coarse streams skip the trunk and reach each level through a strided-conv
+  pyramid of their own, our cheaper ablation);
 - only the fine stream's residuals (zero convs, mid block) reach the UNet.
 
 At initialisation every fusion output is zero, so the model computes exactly the plain ControlNet of the
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 GRANULARITIES = ("fine", "mid", "coarse")
 FUSION_MODES = ("attention", "sum", "concat")
+CONTEXT_PATHS = ("trunk", "light")
 FUSION_FILE = "fusion.safetensors"
 FUSION_LAYOUT_FILE = "fusion.json"
 FINE = "fine"
@@ -57,6 +60,9 @@ class FusionConfig:
     levels: list[int] | None = None
     granularities: list[str] = field(default_factory=lambda: list(GRANULARITIES))
     head_dim: int = 64  # attention heads = channels // head_dim (at least 1)
+    # How the mid/coarse streams reach each fused level: `trunk` (the shared ControlNet trunk, the
+    # paper's reading) or `light` (a strided-conv pyramid of their own: far cheaper; our ablation).
+    context: str = "trunk"
 
     def check(self) -> FusionConfig:
         if self.mode not in FUSION_MODES:
@@ -72,6 +78,8 @@ class FusionConfig:
             or any(not isinstance(x, int) or x < 0 for x in self.levels)
         ):
             raise UserError(f"fusion.levels must be distinct non-negative block indices, got {self.levels}")
+        if self.context not in CONTEXT_PATHS:
+            raise UserError(f"fusion.context must be one of {', '.join(CONTEXT_PATHS)}, got {self.context!r}")
         if self.head_dim < 1:
             raise UserError(f"fusion.head_dim must be positive, got {self.head_dim}")
         return self
@@ -130,6 +138,22 @@ class GatedSumFusion(nn.Module):
         return fine + sum(g * s for g, s in zip(self.gates, streams[1:]))
 
 
+class LightPyramid(nn.Module):
+    """``fusion.context: light``: a context stream's features at every trunk level without the trunk:
+    one 3x3 conv + SiLU per level, strided where the trunk's block downsamples."""
+
+    def __init__(self, widths: list[int], strides: list[int]) -> None:
+        super().__init__()
+        ins = [widths[0], *widths[:-1]]
+        self.levels = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=s, padding=1), nn.SiLU())
+            for c_in, c_out, s in zip(ins, widths, strides)
+        )
+
+    def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        return self.levels[level](x)
+
+
 def _check_trunk(net: nn.Module) -> None:
     cfg = net.config
     if cfg.class_embed_type is not None or cfg.addition_embed_type is not None or cfg.global_pool_conditions:
@@ -177,6 +201,15 @@ class StructuralFusion(nn.Module):
                 g: ControlNetConditioningEmbedding(width, self.channels[g], emb_channels)
                 for g in self.granularities
                 if g != FINE and not self.concat
+            }
+        )
+        self.light = config.context == "light" and not self.concat
+        strides = [2 if getattr(b, "downsamplers", None) else 1 for b in controlnet.down_blocks]
+        self.pyramids = nn.ModuleDict(
+            {
+                g: LightPyramid(list(controlnet.config.block_out_channels), strides)
+                for g in self.encoders
+                if self.light
             }
         )
         block_cls = AttentionFusion if config.mode == "attention" else GatedSumFusion
@@ -293,6 +326,9 @@ class StructuralFusion(nn.Module):
         last_fused = max(self.levels, default=-1)
         for i, block in enumerate(net.down_blocks):
             for g in list(streams) if i <= last_fused else [FINE]:
+                if g != FINE and self.light:
+                    streams[g] = self.pyramids[g](streams[g], i)
+                    continue
                 if getattr(block, "has_cross_attention", False):
                     h, res = block(
                         hidden_states=streams[g], temb=emb, encoder_hidden_states=encoder_hidden_states
