@@ -87,25 +87,9 @@ def _sync(device: str) -> None:
 
 def _dataset(folder: Path, size: int) -> Path:
     """Four synthetic records with mesh, seg, skeleton and body maps (and local crops for AttentionHand)."""
-    import numpy as np
-    from PIL import Image
-
-    from handsynth.data import DatasetWriter, read_dataset
     from handsynth.methods.synthetic import write_synthetic_dataset
-    from handsynth.render.body import compose_body_map
-    from handsynth.render.skeleton import draw_skeleton
 
-    src = write_synthetic_dataset(folder / "src", n=4, size=size, extra_maps=("seg",))
-    writer = DatasetWriter(folder / "data")
-    for s in read_dataset(src):
-        files = {rel: Image.open(src / rel).copy() for rel in [s.file_name, *s.conditions.values()]}
-        s.conditions = {**s.conditions, "skeleton": f"c/skeleton/{s.id}.png", "body": f"c/body/{s.id}.png"}
-        files[s.conditions["skeleton"]] = draw_skeleton([np.asarray(s.hands[0].joints_2d)], size, size)
-        arm = np.zeros((size, size), bool)
-        arm[size // 2 :, size // 3 : size // 2] = True
-        files[s.conditions["body"]] = compose_body_map(size, size, arm)
-        writer.write(s, files)
-    return folder / "data"
+    return write_synthetic_dataset(folder / "data", n=4, size=size, extra_maps=("seg", "skeleton", "body"))
 
 
 def _trainable(model: torch.nn.Module) -> int:

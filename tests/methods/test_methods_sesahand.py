@@ -27,23 +27,12 @@ def tiny_base():
     return load_base("tiny")
 
 
-def _with_structure_maps(src, dst, prompts=None):
-    """Copy a synthetic dataset, adding the skeleton and body maps (body: a grey bar below the hand)."""
-    from handsynth.render.body import compose_body_map
-    from handsynth.render.skeleton import draw_skeleton
-
+def _with_prompts(src, dst, prompts):
+    """A copy of a record folder whose prompts cycle through ``prompts``."""
     writer = DatasetWriter(dst)
     for i, s in enumerate(read_dataset(src)):
-        files = {s.file_name: Image.open(src / s.file_name).convert("RGB")}
-        files.update({src_rel: Image.open(src / src_rel).copy() for src_rel in s.conditions.values()})
-        s.conditions = {**s.conditions, "skeleton": f"conditions/skeleton/{s.id}.png"}
-        s.conditions["body"] = f"conditions/body/{s.id}.png"
-        files[s.conditions["skeleton"]] = draw_skeleton([np.asarray(s.hands[0].joints_2d)], SIZE, SIZE)
-        bar = np.zeros((SIZE, SIZE), bool)
-        bar[SIZE // 2 :, SIZE // 3 : SIZE // 2] = True
-        files[s.conditions["body"]] = compose_body_map(SIZE, SIZE, bar)
-        if prompts is not None:
-            s.prompt = prompts[i % len(prompts)]
+        files = {rel: Image.open(src / rel).copy() for rel in [s.file_name, *s.conditions.values()]}
+        s.prompt = prompts[i % len(prompts)]
         writer.write(s, files)
     return dst
 
@@ -52,9 +41,8 @@ def _with_structure_maps(src, dst, prompts=None):
 def sesa_data(tmp_path_factory):
     from handsynth.methods.synthetic import write_synthetic_dataset
 
-    tmp = tmp_path_factory.mktemp("sesa")
-    src = write_synthetic_dataset(tmp / "src", n=4, size=SIZE, extra_maps=("seg",))
-    return _with_structure_maps(src, tmp / "data")
+    maps = ("seg", "skeleton", "body")
+    return write_synthetic_dataset(tmp_path_factory.mktemp("sesa") / "data", n=4, size=SIZE, extra_maps=maps)
 
 
 def _fusion(base, mode="attention", levels=None, granularities=("fine", "mid", "coarse"), context="trunk"):
@@ -215,14 +203,6 @@ def test_generate_round_trip_with_hsa_on_by_default(sesa_run, sesa_data, tmp_pat
     assert read_dataset(tmp_path / "nohsa")[0].source["hsa"] is None
 
 
-def test_generate_defaults_are_ddim_20_cfg_9():
-    from handsynth.methods.sesahand.generator import SesaHandGenerator
-
-    g = SesaHandGenerator(None, base_model="tiny")
-    assert (g.sampling.scheduler, g.sampling.steps, g.sampling.guidance) == ("ddim", 20, 9.0)
-    assert g.hsa_config.enabled and g.maps == ("mesh", "seg", "skeleton", "body")
-
-
 def test_records_missing_maps_are_one_error_with_the_render_line(tmp_path, capsys):
     from handsynth.methods.synthetic import write_synthetic_dataset
 
@@ -236,7 +216,7 @@ def test_records_missing_maps_are_one_error_with_the_render_line(tmp_path, capsy
 
 def test_hand_words_beyond_77_tokens_name_the_record(sesa_data, tmp_path, capsys):
     long = "a photo of " + "a very bright and sunny kitchen table with " * 12 + "a right hand"
-    data = _with_structure_maps(sesa_data, tmp_path / "long", prompts=[long])
+    data = _with_prompts(sesa_data, tmp_path / "long", [long])
     assert _train(data, tmp_path / "out", 1) == 2
     err = capsys.readouterr().err
     assert "record 000000" in err and "beyond CLIP's 77 tokens" in err
@@ -245,7 +225,7 @@ def test_hand_words_beyond_77_tokens_name_the_record(sesa_data, tmp_path, capsys
 def test_empty_prompts_warn_once_and_prompt_field_switches_to_the_caption(sesa_data, tmp_path, caplog):
     from handsynth.methods.registry import build_training
 
-    data = _with_structure_maps(sesa_data, tmp_path / "empty", prompts=[""])
+    data = _with_prompts(sesa_data, tmp_path / "empty", [""])
     with caplog.at_level(logging.WARNING):
         build_training("sesahand", None, str(data), ["model.resolution=64"])
     warned = [r for r in caplog.records if "empty prompt" in r.getMessage()]

@@ -83,7 +83,7 @@ METHODS: dict[str, MethodSpec] = {
             checkpoint="the `handsynth train --method sesahand` run folder",
             config=f"{_SESA}.config:SesaHandConfig",
             task=f"{_SESA}.task:SesaHandTask",
-            options=f"{_SESA}.generator:add_arguments",
+            options=f"{_SESA}.options:add_arguments",
         ),
         # handbooster: later
     )

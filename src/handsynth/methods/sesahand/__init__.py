@@ -5,21 +5,9 @@
 - ``config``: :class:`SesaHandConfig` (``handsynth train --method sesahand``);
 - ``data``: records -> images, stacked structure maps, prompts, hand masks and hand tokens;
 - ``task``: :class:`SesaHandTask` on the shared training loop;
-- ``generator``: ``handsynth generate --method sesahand`` (DDIM 20, CFG 9, HSA on by default).
+- ``generator``: ``handsynth generate --method sesahand`` (DDIM 20, CFG 9, HSA on by default);
+- ``options``: its own ``handsynth generate`` flags.
 
 HSA itself is the shared diffusion part :mod:`handsynth.diffusion.hand_bias`; the CoT prompts come from
 ``handsynth caption --cot``. Every reading of the paper is listed in docs/sesahand.md.
 """
-
-from handsynth.lazy import lazy_getattr
-
-__getattr__ = lazy_getattr(
-    __name__,
-    {
-        "FusionConfig": "handsynth.methods.sesahand.fusion",
-        "StructuralFusion": "handsynth.methods.sesahand.fusion",
-        "SesaHandConfig": "handsynth.methods.sesahand.config",
-        "SesaHandTask": "handsynth.methods.sesahand.task",
-        "SesaHandGenerator": "handsynth.methods.sesahand.generator",
-    },
-)

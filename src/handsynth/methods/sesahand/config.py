@@ -10,6 +10,7 @@ from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
 from handsynth.methods.attentionhand.training import ValidationConfig  # same released sampler settings
 from handsynth.methods.sesahand.fusion import GRANULARITIES, FusionConfig
+from handsynth.render.maps import check_maps
 
 WEIGHTS_DIR = "controlnet"  # the trunk as a diffusers ControlNetModel; fusion.safetensors beside it
 # Which condition maps make up each granularity (channel-stacked in this order).
@@ -58,7 +59,6 @@ class SesaHandConfig:
 
     def check(self) -> SesaHandConfig:
         """Reject inconsistent settings before anything is loaded or written."""
-        from handsynth.render.maps import check_maps
 
         self.fusion.check()
         try:

@@ -20,6 +20,8 @@ from torch.utils.data import Dataset
 from handsynth.data.records import Sample
 from handsynth.errors import UserError
 from handsynth.methods.uni_controlnet.data import map_channels, map_tensor, open_image
+from handsynth.text.tagging import tag_prompt
+from handsynth.text.tokenizer import clip_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,6 @@ def record_prompt(sample: Sample, prompt_field: str) -> str:
 
 def hand_tokens(sample_id: str, prompt: str, tokenizer) -> list[int]:
     """CLIP positions of the prompt's hand words; a hand word cut off by the 77-token limit is an error."""
-    from handsynth.text.tagging import tag_prompt
 
     words = tag_prompt(prompt, tokenizer).words
     lost = [w.word for w in words if not w.positions]
@@ -102,8 +103,6 @@ class SesaHandDataset(Dataset):
         hsa_enabled: bool = True,
         tokenizer=None,
     ) -> None:
-        from handsynth.text.tokenizer import clip_tokenizer
-
         self.root = Path(root)
         self.samples = samples
         self.resolution = resolution

@@ -18,16 +18,16 @@ from typing import Any
 
 import torch
 
-from handsynth import cli_args
 from handsynth.config import CONFIG_NAME, load_config
 from handsynth.data.provenance import tree_sha256
+from handsynth.diffusion.hand_bias import install_hand_bias
 from handsynth.errors import UserError
 from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
 from handsynth.methods.interface import GenRequest, GenResult, SamplingConfig, sampling_from_args
 from handsynth.methods.sampler import ControlNetSampler
 from handsynth.methods.sesahand.config import WEIGHTS_DIR, SesaHandConfig
 from handsynth.methods.sesahand.data import hand_mask, stack_streams
-from handsynth.methods.sesahand.fusion import FUSION_FILE, FUSION_LAYOUT_FILE
+from handsynth.methods.sesahand.fusion import FUSION_FILE, FUSION_LAYOUT_FILE, StructuralFusion
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +161,6 @@ class SesaHandGenerator(DiffusersBaseline):
         return fp
 
     def load(self, device: torch.device) -> None:
-        from handsynth.diffusion.hand_bias import install_hand_bias
-        from handsynth.methods.sesahand.fusion import StructuralFusion
-
         if self.module is None:
             self.module = StructuralFusion.load(Path(str(self.checkpoint)).expanduser())
         super().load(device)  # the module is set: the shared load only moves it
@@ -189,17 +186,6 @@ class SesaHandGenerator(DiffusersBaseline):
             self._warned_empty = True
             log.warning("record %s has an empty prompt: no hand tokens, so HSA does nothing for it", empty[0])
         return self.sampler(requests)
-
-
-def add_arguments(g: argparse._ArgumentGroup) -> None:
-    """SesaHand's own ``handsynth generate`` flags."""
-    g.add_argument("--no-hsa", action="store_true", help="sesahand: generate without HSA (on by default)")
-    g.add_argument(
-        "--hsa-bias",
-        type=cli_args.finite,
-        default=None,
-        help="sesahand: HSA beta (default: the run's hsa.bias)",
-    )
 
 
 def from_args(args: argparse.Namespace) -> SesaHandGenerator:

@@ -19,14 +19,22 @@ import torch
 import torch.nn.functional as F
 
 from handsynth.config import CONFIG_NAME, save_config
+from handsynth.diffusion.base import load_base
+from handsynth.diffusion.controlnet import controlled_unet_forward
+from handsynth.diffusion.encoding import encode_images, tokenize
+from handsynth.diffusion.hand_bias import install_hand_bias
+from handsynth.diffusion.schedulers import sampling_scheduler, training_scheduler, training_target
+from handsynth.methods.attentionhand.training import config_for_run_folder
+from handsynth.methods.interface import GenRequest, SamplingConfig, WorkItem
 from handsynth.methods.record_task import RecordTrainTask
 from handsynth.methods.sesahand.config import SesaHandConfig
 from handsynth.methods.sesahand.data import SesaHandDataset, stream_channels
+from handsynth.methods.sesahand.fusion import StructuralFusion
+from handsynth.methods.sesahand.generator import SesaHandSampler
+from handsynth.methods.uni_controlnet.data import open_image
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
-
-    from handsynth.methods.sesahand.fusion import StructuralFusion
 
 
 class SesaHandTask(RecordTrainTask):
@@ -44,11 +52,6 @@ class SesaHandTask(RecordTrainTask):
 
     # -- TrainTask API --
     def build(self, accelerator: Accelerator) -> torch.nn.Module:
-        from handsynth.diffusion.base import load_base
-        from handsynth.diffusion.hand_bias import install_hand_bias
-        from handsynth.diffusion.schedulers import training_scheduler
-        from handsynth.methods.sesahand.fusion import StructuralFusion
-
         cfg = self.cfg
         self.accelerator = accelerator
         base = load_base(cfg.model.base_model)
@@ -85,10 +88,6 @@ class SesaHandTask(RecordTrainTask):
     def loss(
         self, model: torch.nn.Module, batch: dict, step: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        from handsynth.diffusion.controlnet import controlled_unet_forward
-        from handsynth.diffusion.encoding import encode_images, tokenize
-        from handsynth.diffusion.schedulers import training_target
-
         base = self.base
         dev = base.unet.device
         prompts, indices = list(batch["prompt"]), [list(i) for i in batch["indices"]]
@@ -118,9 +117,6 @@ class SesaHandTask(RecordTrainTask):
 
     def sampler(self, model: StructuralFusion):
         """The generator's sampling loop on this run's base and module (validation)."""
-        from handsynth.diffusion.schedulers import sampling_scheduler
-        from handsynth.methods.interface import SamplingConfig
-        from handsynth.methods.sesahand.generator import SesaHandSampler
 
         v = self.cfg.validation
         sampling = SamplingConfig(steps=v.num_inference_steps, guidance=v.guidance_scale, scheduler=v.sampler)
@@ -135,8 +131,6 @@ class SesaHandTask(RecordTrainTask):
 
     def validate(self, model: torch.nn.Module, step: int) -> dict[str, np.ndarray]:
         """The first validation samples through the generator's loop: fine maps | image."""
-        from handsynth.methods.interface import GenRequest, WorkItem
-        from handsynth.methods.uni_controlnet.data import open_image
 
         self._release_hsa()
         v, res = self.cfg.validation, self.cfg.model.resolution
@@ -155,8 +149,6 @@ class SesaHandTask(RecordTrainTask):
         return out
 
     def save(self, model: StructuralFusion, folder: Path) -> None:
-        from handsynth.methods.attentionhand.training import config_for_run_folder
-
         self._release_hsa()
         model.save(folder)
         save_config(config_for_run_folder(self.cfg, folder), Path(folder) / CONFIG_NAME)  # base run-relative
