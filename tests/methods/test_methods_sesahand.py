@@ -152,6 +152,19 @@ def sesa_run(sesa_data, tmp_path_factory):
     return out
 
 
+def test_training_resumes_to_the_same_weights(sesa_data, tmp_path):
+    from safetensors.torch import load_file
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    sets = ["--set", "train.checkpoint_every=2", "--set", "train.learning_rate=1e-3"]
+    assert _train(sesa_data, straight, 4, *sets) == 0
+    assert _train(sesa_data, resumed, 2, *sets) == 0
+    assert _train(sesa_data, resumed, 4, *sets) == 0  # continues from checkpoints/step_2
+    for name in ("fusion.safetensors", "controlnet/diffusion_pytorch_model.safetensors"):
+        a, b = load_file(straight / name), load_file(resumed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_train_writes_a_controlnet_the_fusion_and_the_config(sesa_run):
     from safetensors.torch import load_file
 
@@ -258,8 +271,9 @@ def test_bad_sesahand_settings_are_config_errors(sesa_data):
             build_training("sesahand", None, str(sesa_data), ["model.resolution=64", override])
 
 
-def test_hsa_bias_reaches_training_and_learnable_betas_train(sesa_data, stub_accelerator):
+def test_hsa_bias_reaches_training_and_learnable_betas_train(sesa_data, stub_accelerator, tmp_path):
     from handsynth.methods.registry import build_training
+    from handsynth.methods.sesahand.fusion import StructuralFusion
 
     losses = {}
     for name, sets in (
@@ -278,6 +292,13 @@ def test_hsa_bias_reaches_training_and_learnable_betas_train(sesa_data, stub_acc
         if name == "learn":
             betas = [p for n, p in model.named_parameters() if n.startswith("hsa.betas")]
             assert betas and any(p.grad is not None and p.grad.abs().sum() > 0 for p in betas)
+            with torch.no_grad():
+                betas[0].fill_(3.5)
+            model.save(tmp_path / "learned")
+            loaded = StructuralFusion.load(tmp_path / "learned")  # the betas ride along for generation
+            assert set(loaded.hsa_betas) == set(task.hsa.betas) and 3.5 in [
+                float(b) for b in loaded.hsa_betas.values()
+            ]
         task._release_hsa()
         from handsynth.diffusion.hand_bias import remove_hand_bias
 
