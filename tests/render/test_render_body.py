@@ -126,7 +126,7 @@ def test_forearm_on_a_missing_hand_is_refused(world):
     other = "left" if s.hands[0].side == "right" else "right"
     s.extra["body"] = {"forearms": [{"side": other}]}
     with pytest.raises(UserError, match=f"body.forearms\\[0\\] is attached to the {other} hand"):
-        ConditionRenderer().render(s, ("body",), local=False)
+        ConditionRenderer().check_record(s)  # render_dataset checks every record before writing
 
 
 @pytest.mark.parametrize(

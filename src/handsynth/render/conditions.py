@@ -83,6 +83,16 @@ def check_render_size(sample_id: str, width: int, height: int) -> None:
         )
 
 
+def check_forearms(sample: Sample) -> None:
+    """Refuse a ``body.forearms`` entry attached to a hand the record does not have."""
+    for i, arm in enumerate((sample.extra.get("body") or {}).get("forearms") or []):
+        if sample.hand(arm["side"]) is None:
+            raise UserError(
+                f"record {sample.id}: body.forearms[{i}] is attached to the {arm['side']} hand, which the "
+                "record does not have; fix the record's body field"
+            )
+
+
 @dataclass
 class BodyScene:
     """What the `body` map of one record shows: arm tubes (with the hands that may hide them) and the
@@ -97,16 +107,13 @@ class BodyScene:
 
     @classmethod
     def of(cls, renderer: ConditionRenderer, sample: Sample, hand_meshes: list) -> BodyScene:
+        """The body scene of ``sample``; ``hand_meshes`` are its posed hands (other meshes are ignored)."""
+        check_forearms(sample)
         body = sample.extra.get("body") or {}
         arms = []
-        for i, arm in enumerate(body.get("forearms") or []):
+        for arm in body.get("forearms") or []:
             side = arm["side"]
-            mesh = next((m for m in hand_meshes if m.label == side), None)
-            if mesh is None:
-                raise UserError(
-                    f"record {sample.id}: body.forearms[{i}] is attached to the {side} hand, which the "
-                    "record does not have; fix the record's body field"
-                )
+            mesh = next(m for m in hand_meshes if m.label == side)
             tube = make_forearm(
                 mesh.vertices,
                 renderer.posed_joints(sample, side),
@@ -116,7 +123,8 @@ class BodyScene:
             arms.append(SceneMesh(tube.vertices, tube.faces, label="object"))
         kp = body.get("keypoints_2d")
         keypoints = openpose18(np.asarray(kp, np.float64)) if kp is not None else None
-        return cls(meshes=[*hand_meshes, *arms] if arms else [], keypoints=keypoints)
+        hands = [m for m in hand_meshes if m.label != "object"]  # objects would read as arm in `seg`
+        return cls(meshes=[*hands, *arms] if arms else [], keypoints=keypoints)
 
     def draw(self, renderer, K: np.ndarray, box: list[float] | None = None, size: int | None = None):
         """The body map at the record's size, or of the local crop ``box`` at ``size`` x ``size``."""
@@ -170,6 +178,7 @@ class ConditionRenderer:
         if not sample.hands:
             raise UserError(f"record {sample.id} has no hands to render")
         check_render_size(sample.id, sample.width, sample.height)
+        check_forearms(sample)
         for h in sample.hands:
             if (self.hand_model or h.model) != h.model:
                 continue  # another hand model was asked for: its joints legitimately differ
