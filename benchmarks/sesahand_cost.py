@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,7 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     "+ fusion (default: levels 2,3)": ("sesahand", ["hsa.enabled=false"], "attention fusion, default levels"),
     "+ fusion levels 3": ("sesahand", ["hsa.enabled=false", "fusion.levels=[3]"], "lowest level only"),
     "+ fusion levels 0-3": ("sesahand", ["hsa.enabled=false", "fusion.levels=[0,1,2,3]"], "every level"),
-    "+ fusion, light context": (
+    "+ fusion light context": (
         "sesahand",
         ["hsa.enabled=false", "fusion.context=light"],
         "default levels; mid/coarse through a conv pyramid, not the trunk",
@@ -102,11 +103,17 @@ def run(args: argparse.Namespace) -> dict:
     from handsynth.methods.registry import build_training
 
     torch.set_num_threads(args.threads)
+    settings = {k: v for k, v in SETTINGS.items() if not args.settings or k in args.settings}
     tmp = Path(tempfile.mkdtemp(prefix="sesahand_cost_"))
     data = _dataset(tmp, args.resolution)
     acc = _Accelerator(args.device)
+    if args.share_base:  # one frozen base for every setting (an SD-1.5-size base per setting is too big)
+        import handsynth.methods.sesahand.task as sesa_task
+
+        shared = sesa_task.load_base(args.base)
+        sesa_task.load_base = lambda spec, *a, **kw: shared
     tasks, models, batches, params, memory = {}, {}, {}, {}, {}
-    for label, (method, sets, _) in SETTINGS.items():
+    for label, (method, sets, _) in settings.items():
         overrides = [f"model.resolution={args.resolution}", f"model.base_model={args.base}", *sets]
         if method == "sesahand":
             overrides.append(f"fusion.head_dim={args.head_dim}")
@@ -148,12 +155,13 @@ def run(args: argparse.Namespace) -> dict:
         "training step (loss + backward)": train_step,
         "sampling step (CFG batch, no grad)": sample_step,
     }
-    times: dict[str, dict[str, list[float]]] = {p: {k: [] for k in SETTINGS} for p in passes}
+    passes = {k: fn for k, fn in passes.items() if k.split()[0] in args.passes}
+    times: dict[str, dict[str, list[float]]] = {p: {k: [] for k in settings} for p in passes}
     total = args.warmup + args.repeats
     start = time.perf_counter()
     for r in range(total):
         for pname, fn in passes.items():
-            for label in SETTINGS:
+            for label in settings:
                 if fn is sample_step and (label in SAMPLING_SKIPPED):
                     continue
                 if args.device.startswith("cuda"):
@@ -178,11 +186,12 @@ def run(args: argparse.Namespace) -> dict:
     rows: dict[str, dict] = {}
     for pname in passes:
         rows[pname] = {}
-        for label, (method, _, _) in SETTINGS.items():
+        for label, (method, _, _) in settings.items():
             v = times[pname][label]
             if not v:
                 continue
-            ref = statistics.median(times[pname][REFERENCE[method]])
+            ref_times = times[pname].get(REFERENCE[method])
+            ref = statistics.median(ref_times) if ref_times else float("nan")
             rows[pname][label] = {
                 "median_ms": 1000 * statistics.median(v),
                 "ratio": statistics.median(v) / ref,
@@ -201,10 +210,10 @@ def run(args: argparse.Namespace) -> dict:
         "warmup": args.warmup,
         "load": list(os.getloadavg()),
         "wall_s": round(time.perf_counter() - start, 1),
-        "command": "python benchmarks/sesahand_cost.py " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "benchmarks/sesahand_cost.py", *sys.argv[1:]]),
         "params": params,
         "rows": rows,
-        "notes": {k: v[2] for k, v in SETTINGS.items()},
+        "notes": {k: v[2] for k, v in settings.items()},
     }
 
 
@@ -247,8 +256,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--repeats", type=int, default=7, help="timed rounds (default 7)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    ap.add_argument("--settings", default="", help="semicolon list of setting labels (default: all)")
+    ap.add_argument("--passes", default="training,sampling", help="training and/or sampling (default both)")
+    ap.add_argument("--share-base", action="store_true", help="one frozen base for all (SesaHand rows only)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sesahand_cost.md")
     args = ap.parse_args()
+    args.settings = [x.strip() for x in args.settings.split(";") if x.strip()]
+    unknown = [x for x in args.settings if x not in SETTINGS]
+    if unknown:
+        sys.exit(f"error: --settings: unknown {unknown}; choose from {list(SETTINGS)}")
+    args.passes = [x.strip() for x in args.passes.split(",") if x.strip()]
+    if not args.passes or any(x not in ("training", "sampling") for x in args.passes):
+        sys.exit("error: --passes must list training and/or sampling")
+    if args.share_base and any(SETTINGS[k][0] != "sesahand" for k in args.settings or SETTINGS):
+        sys.exit("error: --share-base works for the SesaHand rows only: pass --settings")
     for name in ("resolution", "batch", "repeats", "threads", "head_dim"):
         if getattr(args, name) < 1:
             sys.exit(f"error: --{name.replace('_', '-')} must be a positive integer")
