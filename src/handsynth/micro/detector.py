@@ -139,9 +139,10 @@ def random_affine(
     mirror = torch.where(u[:, 4] < 0.5 * strength, -1.0, 1.0)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # forward map in normalised coords: p_out = zoom * R(angle) * diag(mirror, 1) * p_in + shift
-    fwd = torch.stack(
-        [torch.stack([cos * mirror, -sin], -1), torch.stack([sin * mirror, cos], -1)], -2
-    ) * zoom[:, None, None]
+    fwd = (
+        torch.stack([torch.stack([cos * mirror, -sin], -1), torch.stack([sin * mirror, cos], -1)], -2)
+        * zoom[:, None, None]
+    )
     inv = torch.linalg.inv(fwd)
     theta = torch.cat([inv, -(inv @ shift[..., None])], -1)  # grid_sample samples p_in = inv (p_out - shift)
     grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
