@@ -17,7 +17,7 @@ import torch
 from handsynth.data.records import Hand, LocalCrop, Sample, object_pose
 from handsynth.errors import UserError
 from handsynth.hand.model import load_hand_model
-from handsynth.objects.meshes import load_mesh, resolve_mesh
+from handsynth.objects.meshes import absolute_mesh_paths, load_mesh, resolve_mesh
 from handsynth.render.crop import crop_box
 from handsynth.render.renderer import Renderer
 from handsynth.render.scene import SceneMesh
@@ -194,9 +194,14 @@ class ConditionRenderer:
     def render_into(
         self, sample: Sample, maps: tuple[str, ...], local: bool = True, local_size: int | None = None
     ) -> tuple[Sample, dict[str, np.ndarray]]:
-        """Render and return the record with its `conditions`/`local` filled, plus the files to write."""
+        """Render and return the record with its `conditions`/`local` filled, plus the files to write.
+
+        Relative object mesh paths become absolute: the record is written to another folder.
+        """
         rendered = self.render(sample, maps, local=local, local_size=local_size)
         out = copy.deepcopy(sample)
+        if out.extra.get("objects"):
+            out.extra["objects"] = absolute_mesh_paths(out.extra["objects"], self.data_root or ".")
         files: dict[str, np.ndarray] = {}
         out.conditions = dict(out.conditions)
         for name, array in rendered.global_maps.items():

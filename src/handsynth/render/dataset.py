@@ -7,7 +7,6 @@ from pathlib import Path
 
 from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, read_dataset
 from handsynth.errors import UserError
-from handsynth.objects.meshes import absolute_mesh_paths
 from handsynth.progress import progress
 from handsynth.render.conditions import ConditionRenderer, scale_sample
 from handsynth.render.maps import load_map
@@ -59,8 +58,6 @@ def render_dataset(
         if size is not None:
             sample = scale_sample(sample, size, size)
         sample.source = {**sample.source, "rendered_with": hand_model or "record"}
-        if sample.extra.get("objects"):
-            sample.extra["objects"] = absolute_mesh_paths(sample.extra["objects"], root_in)
         sample, files = renderer.render_into(sample, maps, local=local)
         writer.write(sample, files)
     # The sheet is drawn from the folder, so a resumed run shows the same first samples.
