@@ -76,14 +76,3 @@ def load_mesh(key: str, what: str) -> trimesh.Trimesh:
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise UserError(f"{what}: mesh file {key} holds no triangles")
     return mesh
-
-
-def absolute_mesh_paths(objects: list[dict], root: str | os.PathLike) -> list[dict]:
-    """``objects`` with relative mesh paths made absolute, for a record copied to another folder."""
-    out = []
-    for o in objects:
-        mesh = o.get("mesh")
-        if mesh and not mesh.startswith(WORLD_MESH_PREFIX) and not Path(mesh).is_absolute():
-            o = {**o, "mesh": str((Path(root) / mesh).resolve())}
-        out.append(o)
-    return out

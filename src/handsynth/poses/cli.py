@@ -30,28 +30,10 @@ def _read(path: str, flag: str) -> list[Sample]:
     return samples
 
 
-def _carry_files(sample: Sample, src_root: Path, out_root: Path) -> dict[str, bytes]:
-    """Make the files a record names readable from the output folder: images are linked (as
-    ``handsynth prepare`` does), other files copied (returned for the writer). Missing ones stay unnamed
-    in the output as they were in the input."""
-    from handsynth.data.folder import LINKABLE_SUFFIXES
-
-    copies: dict[str, bytes] = {}
-    for rel in sample.paths().values():
-        src, dst = src_root / rel, out_root / rel
-        if not src.is_file() or dst.exists() or dst.is_symlink():
-            continue
-        if rel.lower().endswith(LINKABLE_SUFFIXES):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.symlink_to(src.resolve())
-        else:
-            copies[rel] = src.read_bytes()
-    return copies
-
-
 def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_root: Path, desc: str) -> int:
     """Append ``samples`` (read from ``src_root``) to the dataset folder ``out``, skipping ids already
     there (a resumed run)."""
+    from handsynth.data.carry import carry_record
     from handsynth.data.folder import DatasetWriter
     from handsynth.progress import progress
 
@@ -60,7 +42,7 @@ def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_r
     with progress(total=len(samples), desc=desc, unit="record") as bar:
         for s in samples:
             if not writer.has(s.id):
-                writer.write(s, _carry_files(s, src_root, writer.root))
+                writer.write(*carry_record(s, src_root, writer.root))
                 done += 1
             bar.update()
     print(writer.meta)

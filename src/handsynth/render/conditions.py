@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handsynth.data.carry import absolute_mesh_paths
 from handsynth.data.records import Hand, LocalCrop, Sample, object_pose
 from handsynth.errors import UserError
 from handsynth.hand.model import load_hand_model
-from handsynth.objects.meshes import absolute_mesh_paths, load_mesh, resolve_mesh
+from handsynth.objects.meshes import load_mesh, resolve_mesh
 from handsynth.render.crop import crop_box
 from handsynth.render.renderer import Renderer
 from handsynth.render.scene import SceneMesh
