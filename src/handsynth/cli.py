@@ -27,7 +27,7 @@ COMMAND_MODULES = [
     "handsynth.methods.cli",  # train
     "handsynth.generate.cli",  # generate
     "handsynth.eval.cli",  # evaluate, study
-    "handsynth.recon.cli",  # recon
+    "handsynth.recon.cli",  # recon, filter
     "handsynth.demo",  # demo
 ]
 

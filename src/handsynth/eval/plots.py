@@ -174,7 +174,7 @@ def histogram_plot(
     if threshold is not None:
         tx = left + threshold / hi * pw
         d.line([(tx, top), (tx, top + ph)], fill=(0, 0, 0), width=2)
-        d.text((min(tx + 4, left + pw - 60), top + 4), f"max {threshold:g}", fill="black", font=font)
+        d.text((min(tx + 4, left + pw - 60), top + 4), f"max {threshold:.1f}", fill="black", font=font)
     d.text((left, 10), title, fill="black", font=font)
     d.text((left + pw // 2 - 30, h - 18), xlabel, fill="black", font=font)
     return img
