@@ -101,7 +101,7 @@ def test_corrupted_record_is_rejected_and_faithful_one_kept(trained, tmp_path, s
     assert set(scores.errors) == set(ef.METRICS)  # the records use the estimator's hand model
     threshold = (err["corrupted"] + err["faithful"]) / 2
     out = tmp_path / "kept"
-    args = ["filter", "--data", str(gen), "--estimator", str(run), "--out", str(out)]
+    args = ["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out)]
     assert main([*args, "--max-mpjpe", f"{threshold:.3f}"]) == 0
     kept = read_dataset(out)
     assert [s.id for s in kept] == ["faithful"]
@@ -120,7 +120,7 @@ def test_corrupted_record_is_rejected_and_faithful_one_kept(trained, tmp_path, s
 def test_percentile_preset_uses_the_reference_errors(trained, tmp_path, standin_models):
     real, run, gen = trained
     out = tmp_path / "kept"
-    args = ["filter", "--data", str(gen), "--estimator", str(run), "--out", str(out)]
+    args = ["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out)]
     assert main([*args, "--preset", "percentile:50", "--reference", str(real)]) == 0
     report = json.loads((out / "filter_report.json").read_text())
     ref = ef.score_hands(ReconEstimator.from_checkpoint(run), real, show_progress=False)
@@ -139,5 +139,5 @@ def test_percentile_preset_uses_the_reference_errors(trained, tmp_path, standin_
 def test_bad_settings_fail_before_any_output(trained, tmp_path, standin_models, capsys, extra, message):
     _, run, gen = trained
     out = tmp_path / "kept"
-    assert main(["filter", "--data", str(gen), "--estimator", str(run), "--out", str(out), *extra]) == 2
+    assert main(["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err and not out.exists()

@@ -111,7 +111,7 @@ def _cmd_filter(args: argparse.Namespace) -> int:
         ef.resolve_thresholds(None, explicit)  # the error naming the flags
     if isinstance(preset, float) and not args.reference:
         ef.resolve_thresholds(preset, explicit)  # the error asking for --reference
-    for flag, path in (("--data", args.data), ("--reference", args.reference)):
+    for flag, path in (("--in", args.data), ("--reference", args.reference)):
         if path and not metadata_path(path).exists():
             raise UserError(f"{flag} {path}: no metadata.jsonl there; pass a handsynth dataset folder")
     if Path(args.out).resolve() == Path(args.data).resolve():
@@ -201,7 +201,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rejected when any hand's root-relative MPJPE/MPVPE or PA-MPJPE/PA-MPVPE (mm) exceeds its "
         "threshold. Writes the kept records (images linked) and filter_report.md/json to --out.",
     )
-    f.add_argument("--data", "--in", dest="data", required=True, help="generated dataset folder to filter")
+    f.add_argument("--in", dest="data", required=True, help="generated dataset folder to filter")
+    add_deprecated_alias(f, "--data", "--in")  # the spelling; --in is the project's
     f.add_argument("--estimator", required=True, help="recon checkpoint or training run folder")
     f.add_argument("--out", required=True, help="output dataset folder of the kept records")
     f.add_argument(
