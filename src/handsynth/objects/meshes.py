@@ -41,7 +41,7 @@ def resolve_mesh(mesh: str | None, root: str | os.PathLike | None, what: str) ->
     if not mesh:
         raise UserError(
             f"{what} has no 'mesh': give its mesh file or 'world:<kind>' (for DexYCB/HO3D, import with "
-            "--objects), or render hands only with --no-objects"
+            "--objects), or drop the object (`handsynth render --no-objects` draws hands only)"
         )
     if mesh.startswith(WORLD_MESH_PREFIX):
         kind = mesh[len(WORLD_MESH_PREFIX) :]
