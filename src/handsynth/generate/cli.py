@@ -69,12 +69,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = p.add_argument_group("sampling")
     s.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
-    s.add_argument("--steps", type=cli_args.positive_int, default=20)
     s.add_argument(
-        "--guidance", type=cli_args.non_negative, default=9.0, help="classifier-free guidance scale"
+        "--steps",
+        type=cli_args.positive_int,
+        default=None,
+        help="denoising steps (default 20; the method's own)",
+    )
+    s.add_argument(
+        "--guidance",
+        type=cli_args.non_negative,
+        default=None,
+        help="classifier-free guidance scale (default 9; the method's own)",
     )
     s.add_argument("--negative-prompt", default="")
-    s.add_argument("--eta", type=cli_args.float_in(0.0, 1.0, what="a DDIM eta"), default=0.0, help="DDIM eta")
+    s.add_argument(
+        "--eta",
+        type=cli_args.float_in(0.0, 1.0, what="a DDIM eta"),
+        default=None,
+        help="DDIM eta (default 0; the method's own)",
+    )
     s.add_argument("--dtype", default="fp32", choices=tuple(DTYPES), help="fp16/bf16: GPU")
     s.add_argument(
         "--variant",

@@ -52,11 +52,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, task = build_training(args.method, args.config, args.data, args.set or [], args.base_model)
     on_gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
-    configure_threads(args.threads, "cuda" if on_gpu else "cpu", small_base([cfg.model.base_model]))
+    base = getattr(cfg.model, "base_model", None)  # None: a method without a pretrained base
+    configure_threads(args.threads, "cuda" if on_gpu else "cpu", small_base([base]) if base else False)
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps
     out = Path(args.out)
-    stored = config_for_run_folder(cfg, out)  # a local base relative to the run folder
+    stored = config_for_run_folder(cfg, out) if base else cfg  # a local base relative to the run folder
     _check_run_folder(out, stored, args.resume)
     resume = None if args.resume == "never" else args.resume
     if args.resume == "never" and (out / "checkpoints").exists():
@@ -68,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = run_training(task, cfg.train, out, resume=resume)
     if summary["is_main_process"]:
         weights = out / getattr(task, "weights_dir", "controlnet")
-        print(f"trained {summary['step']} steps; guidance module saved in {weights}")
+        print(f"trained {summary['step']} steps; weights saved in {weights}")
     return 0
 
 

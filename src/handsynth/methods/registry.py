@@ -36,6 +36,7 @@ class MethodSpec:
 _AH = "handsynth.methods.attentionhand"
 _BASELINES = "handsynth.methods.baselines.generators"
 _UNI = "handsynth.methods.uni_controlnet"
+_HB = "handsynth.methods.handbooster"
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
@@ -75,7 +76,15 @@ METHODS: dict[str, MethodSpec] = {
             config=f"{_UNI}.config:UniControlNetConfig",
             task=f"{_UNI}.task:UniControlNetTask",
         ),
-        # handbooster, sesahand: later
+        MethodSpec(
+            "handbooster",
+            method=f"{_HB}.generator:HandBoosterGenerator",
+            generator=f"{_HB}.generator:from_args",
+            checkpoint="the `handsynth train --method handbooster` run folder",
+            config=f"{_HB}.config:HandBoosterConfig",
+            task=f"{_HB}.task:HandBoosterTask",
+        ),
+        # sesahand: later
     )
 }
 

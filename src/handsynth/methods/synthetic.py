@@ -29,8 +29,9 @@ def write_synthetic_dataset(
 ) -> Path:
     """Write ``n`` samples of ``size``^2 to ``folder`` (a record dataset folder) and return it.
 
-    ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1) and
-    ``depth`` (the blob at 500 mm), for methods that read several maps.
+    ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1),
+    ``depth`` (the blob at 500 mm), ``normal`` (facing the camera) and ``texture`` (the blob's colour),
+    for methods that read several maps.
     """
     import torch
 
@@ -95,6 +96,14 @@ def write_synthetic_dataset(
         silhouette = np.asarray(mesh)[..., 0] > 0
         if "seg" in extra_maps:
             files[sample.conditions["seg"]] = Image.fromarray(silhouette.astype(np.uint8))
+        if "normal" in extra_maps:  # a flat blob facing the camera: n = (0, 0, -1)
+            files[sample.conditions["normal"]] = Image.fromarray(
+                np.where(silhouette[..., None], np.uint8([128, 128, 0]), np.uint8(0)).astype(np.uint8)
+            )
+        if "texture" in extra_maps:  # the blob in its skin colour on black
+            files[sample.conditions["texture"]] = Image.fromarray(
+                np.where(silhouette[..., None], np.asarray(img), 0).astype(np.uint8)
+            )
         if "depth" in extra_maps:
             files[sample.conditions["depth"]] = Image.fromarray(silhouette.astype(np.uint16) * 500)
         writer.write(sample, files)
