@@ -41,22 +41,35 @@ def hand_box(hand: Hand, width: int, height: int, expand: float) -> list[float]:
     return [float(x), float(y), float(side)]
 
 
+def mirror_map(name: str, arr: np.ndarray) -> np.ndarray:
+    """A full RGB map (or the photo) seen in a mirror through x = 0: flipped left-right, the normal
+    map's x component negated on the hand, the seg labels of the right and left hand swapped."""
+    out = arr[:, ::-1].copy()
+    if name == "normal":
+        fg = out.any(axis=-1)
+        out[..., 0] = np.where(fg, 255 - out[..., 0], 0)
+    elif name == SEG:
+        out = np.where(out == _SEG_RIGHT, _SEG_LEFT, np.where(out == _SEG_LEFT, _SEG_RIGHT, out)).astype(
+            out.dtype
+        )
+    return out
+
+
 def crop_maps(
     maps: dict[str, np.ndarray], box: list[float], size: int, mirror: bool
 ) -> dict[str, np.ndarray]:
-    """Crop (and mirror) RGB uint8 maps (``condition_image`` form, or the photo as ``image``)."""
+    """Crop RGB uint8 maps (``condition_image`` form, or the photo as ``image``) to ``size``^2; with
+    ``mirror``, the crop of the mirrored maps by the mirrored box (mirroring before resampling keeps
+    the normal flip exact at the hand's edge)."""
     out = {}
     for name, arr in maps.items():
-        crop = crop_image(arr, box, size, resample="nearest" if name in _NEAREST_MAPS else "bilinear")
+        crop_at = box
         if mirror:
-            crop = crop[:, ::-1].copy()
-            if name == "normal":
-                crop[..., 0] = 255 - crop[..., 0]  # n_x -> -n_x
-            elif name == SEG:
-                label = crop.copy()
-                crop[label == _SEG_RIGHT] = _SEG_LEFT
-                crop[label == _SEG_LEFT] = _SEG_RIGHT
-        out[name] = crop
+            arr = mirror_map(name, arr)
+            crop_at = [arr.shape[1] - box[0] - box[2], box[1], box[2]]
+        out[name] = crop_image(
+            arr, crop_at, size, resample="nearest" if name in _NEAREST_MAPS else "bilinear"
+        )
     return out
 
 
