@@ -226,3 +226,23 @@ def test_train_then_generate_from_the_command_line(hb_inputs, tmp_path, capsys):
     assert (run / "unet").is_dir() and (run / "orientation.safetensors").is_file()
     assert main(["generate", *_args(run, hb_inputs, tmp_path / "gen", "--steps", "2", "--limit", "1")]) == 0
     assert len(read_dataset(tmp_path / "gen")) == 1
+
+
+def test_rendered_world_records_train_items_and_generate(cli, hb_run, tmp_path):
+    """Real renders (the micro world, hand-only): the weight map marks the rendered hand, left hands are
+    mirrored and flipped back, and generation writes one crop per hand."""
+    from handsynth.methods.handbooster.data import HandBoosterDataset
+    from handsynth.world.dataset import render_world
+    from handsynth.world.scene import WorldConfig
+
+    world = tmp_path / "world"
+    render_world(WorldConfig(domain="lab", size=64, maps=("normal", "texture", "seg"), local=False), 4, world)
+    recs = read_dataset(world)
+    assert {h.side for r in recs for h in r.hands} == {"left", "right"}  # both paths run
+    ds = HandBoosterDataset(recs, world, _config(["normal", "texture"]))
+    for i in range(len(ds)):
+        w = ds[i]["weight"]
+        hand = float((w == 1).float().mean())
+        assert 0.03 < hand < 0.9 and {round(v, 3) for v in np.unique(w.numpy()).tolist()} == {0.1, 1.0}
+    assert cli(_args(hb_run, world, tmp_path / "gen", "--steps", "1")) == 0
+    assert [r.id for r in read_dataset(tmp_path / "gen")] == [r.id for r in recs]

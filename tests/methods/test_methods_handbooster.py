@@ -220,7 +220,9 @@ def test_training_lowers_the_loss_and_saves_a_run_folder(hb_data, tmp_path):
     from handsynth.diffusion.training import run_training
 
     cfg = tiny_config()
-    cfg.train.max_steps = 30
+    cfg.train.max_steps, cfg.train.validate_every, cfg.train.ema = 30, 30, False
+    cfg.model.conditions = ["seg", "normal", "texture"]  # a one-channel map first: the sheet still draws
+    cfg.validation.num_inference_steps = 2
     task = HandBoosterTask(cfg, hb_data)
     torch.manual_seed(cfg.train.seed)
     start = HandBoosterModel(cfg).eval()
@@ -228,10 +230,12 @@ def test_training_lowers_the_loss_and_saves_a_run_folder(hb_data, tmp_path):
     before = _fixed_loss(task, start)
     run_training(task, cfg.train, tmp_path / "run", resume=None)
     after = _fixed_loss(task, HandBoosterModel.load(tmp_path / "run", cfg))
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.8 * before, (before, after)
     assert (tmp_path / "run" / "unet" / "config.json").is_file()
     assert (tmp_path / "run" / "orientation.safetensors").is_file()
     assert (tmp_path / "run" / "handsynth_config.yaml").is_file()
+    sheet = np.asarray(Image.open(next((tmp_path / "run" / "validation" / "step_30").glob("sample_*.png"))))
+    assert sheet.shape == (16, 48, 3)  # conditions | generated | real
 
 
 def test_resume_continues_the_same_run_with_ema_every_10(hb_data, tmp_path):

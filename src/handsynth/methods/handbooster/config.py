@@ -66,6 +66,20 @@ class ValidationConfig:
     seed: int = 0
 
 
+def paper_train_config() -> TrainConfig:
+    """The paper's optimiser (Sec. 4.1): Adam (0.9, 0.99), lr 8e-5, clip 1, EMA 0.995 every 10 steps."""
+    return TrainConfig(
+        learning_rate=8e-5,
+        adam_beta1=0.9,
+        adam_beta2=0.99,
+        adam_weight_decay=0.0,
+        max_grad_norm=1.0,
+        ema=True,
+        ema_decay=0.995,
+        ema_update_every=10,
+    )
+
+
 @dataclass
 class HandBoosterConfig:
     method: str = "handbooster"
@@ -74,7 +88,7 @@ class HandBoosterConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=lambda: paper_train_config())
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def check(self) -> HandBoosterConfig:

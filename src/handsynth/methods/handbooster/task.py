@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from handsynth.config import CONFIG_NAME, save_config
-from handsynth.methods.handbooster.config import HandBoosterConfig, LossConfig
+from handsynth.methods.handbooster.config import CONDITION_CHANNELS, HandBoosterConfig, LossConfig
 from handsynth.methods.handbooster.data import HandBoosterDataset
 from handsynth.methods.record_task import RecordTrainTask
 
@@ -119,7 +119,8 @@ class HandBoosterTask(RecordTrainTask):
                 v.guidance_scale,
                 v.eta,
             )
-            tiles = [item["conditions"][:3], x[0].cpu(), item["image"]]
+            first = CONDITION_CHANNELS[self.cfg.model.conditions[0]]  # the first map, as a picture
+            tiles = [item["conditions"][:first], x[0].cpu(), item["image"]]
             out[f"sample_{item['id']}"] = np.concatenate([to_uint8(t) for t in tiles], axis=1)
         return out
 
