@@ -255,3 +255,20 @@ def test_resume_continues_the_same_run_with_ema_every_10(hb_data, tmp_path):
     assert resumed["params_sha256"] == whole["params_sha256"]
     log = [json.loads(line) for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 13))
+
+
+def test_ema_updates_only_every_n_steps(hb_data, tmp_path):
+    """9 steps with ema_update_every=10: the EMA never stepped, so the saved weights are the initial ones;
+    with every step the saved weights moved."""
+    from handsynth.diffusion.training import run_training
+
+    saved = {}
+    for every in (10, 1):
+        cfg = tiny_config()
+        cfg.train.max_steps, cfg.train.ema, cfg.train.ema_update_every = 9, True, every
+        run_training(HandBoosterTask(cfg, hb_data), cfg.train, tmp_path / str(every), resume=None)
+        saved[every] = HandBoosterModel.load(tmp_path / str(every), cfg).state_dict()
+    torch.manual_seed(tiny_config().train.seed)
+    initial = HandBoosterModel(tiny_config()).state_dict()
+    assert all(torch.equal(saved[10][k], initial[k]) for k in initial)
+    assert not all(torch.equal(saved[1][k], initial[k]) for k in initial)
