@@ -192,6 +192,10 @@ def test_refusals_come_before_any_output(cli, hb_run, hb_inputs, tmp_path):
     no_texture = write_synthetic_dataset(tmp_path / "nt", n=1, size=48, extra_maps=("normal",))
     with pytest.raises(UserError, match="texture"):
         cli(_args(hb_run, no_texture, out))
+    incomplete = _run_folder(tmp_path / "incomplete", ["normal", "texture"])
+    (incomplete / "orientation.safetensors").unlink()
+    with pytest.raises(UserError, match="has no orientation.safetensors"):
+        cli(_args(incomplete, hb_inputs, out))
     with pytest.raises(UserError, match="not a HandBooster run folder"):
         cli(_args(hb_inputs, hb_inputs, out))
     assert not out.exists()

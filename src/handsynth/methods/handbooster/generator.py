@@ -199,6 +199,11 @@ class HandBoosterGenerator(GenerationMethod):
         from diffusers import UNet2DModel
 
         check_unet_config(UNet2DModel.load_config(str(self.checkpoint / UNET_DIR)), self.cfg, self.checkpoint)
+        if self.cfg.orientation.enabled and not (self.checkpoint / ORIENTATION_FILE).is_file():
+            raise UserError(
+                f"checkpoint {self.checkpoint} has no {ORIENTATION_FILE} but its config reads the orientation; "
+                "the run folder is incomplete (did training finish?)"
+            )
 
     def tokenizer(self) -> Any:
         return None

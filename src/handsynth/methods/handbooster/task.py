@@ -67,12 +67,11 @@ class HandBoosterTask(RecordTrainTask):
 
     # -- TrainTask API --
     def build(self, accelerator: Accelerator) -> torch.nn.Module:
-        from diffusers import DDPMScheduler
-
+        from handsynth.diffusion.schedulers import training_scheduler
         from handsynth.methods.handbooster.model import HandBoosterModel
 
         self.accelerator = accelerator
-        self.scheduler = DDPMScheduler(**self.cfg.scheduler_config())
+        self.scheduler = training_scheduler(self.cfg.scheduler_config())
         torch.manual_seed(self.cfg.train.seed)  # the initial weights are a function of the seed
         model = HandBoosterModel(self.cfg).to(accelerator.device)
         if self.cfg.train.gradient_checkpointing:
