@@ -79,6 +79,24 @@ def test_weight_map_is_not_uniform_on_a_visible_hand(hb_data):
     assert item["conditions"].shape == (6, 16, 16) and item["image"].shape == (3, 16, 16)
 
 
+def test_a_held_object_joins_the_crop_box_and_a_far_one_does_not(hb_data):
+    from handsynth.methods.handbooster.data import hand_box
+
+    s = read_dataset(hb_data)[0]
+    hand = s.hands[0]
+    seg = np.zeros((s.height, s.width), np.uint8)
+    alone = hand_box(hand, s.width, s.height, 1.5, seg)
+    assert alone == hand_box(hand, s.width, s.height, 1.5)
+    x, y, w, h = (int(round(v)) for v in hand.bbox)
+    held = seg.copy()
+    held[y : y + h, x + w - 2 : min(x + w + 6, s.width)] = 3  # an object sticking out right of the hand
+    box = hand_box(hand, s.width, s.height, 1.5, held)
+    assert box[2] > alone[2]
+    far = seg.copy()
+    far[:3, :3] = 3  # an object in the corner, outside the hand's square
+    assert hand_box(hand, s.width, s.height, 1.5, far) == alone
+
+
 def _mirror_dataset(src, dst) -> None:
     """Every record of ``src`` mirrored left-right, as a left hand (image and maps flipped)."""
     writer = DatasetWriter(dst)

@@ -28,14 +28,32 @@ from handsynth.render.crop import crop_box, crop_image
 from handsynth.render.maps import condition_image
 
 SEG = "seg"
-_SEG_RIGHT, _SEG_LEFT = 1, 2  # handsynth.render.maps labels (0 background, 3 object)
+_SEG_RIGHT, _SEG_LEFT, _SEG_OBJECT = 1, 2, 3  # handsynth.render.maps labels (0 background)
 _NEAREST_MAPS = ("seg", "depth")  # labels and depths must not blend
 
 
-def hand_box(hand: Hand, width: int, height: int, expand: float) -> list[float]:
-    """Square [x, y, side] around the hand box x ``expand``, shifted inside the image where it fits
-    (the released code's "no black edge"); a side longer than the image is centred on it."""
-    x, y, side = crop_box(hand.bbox, expand)
+def hand_box(
+    hand: Hand, width: int, height: int, expand: float, seg: np.ndarray | None = None
+) -> list[float]:
+    """Square [x, y, side] around the hand (+ object) box x ``expand``, shifted inside the image where
+    it fits (the released code's "no black edge"); a side longer than the image is centred on it.
+
+    ``seg`` (the seg map, label 3 = object): object pixels inside the hand's own square join the box,
+    so a held object is in the crop and an object elsewhere in the picture does not widen it.
+    """
+    box = list(hand.bbox)
+    if seg is not None:
+        label = seg[..., 0] if seg.ndim == 3 else seg
+        x, y, side = crop_box(hand.bbox, expand)
+        x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+        x1, y1 = min(int(np.ceil(x + side)), label.shape[1]), min(int(np.ceil(y + side)), label.shape[0])
+        rows, cols = np.nonzero(label[y0:y1, x0:x1] == _SEG_OBJECT)
+        if rows.size:
+            lo_x, lo_y = min(box[0], x0 + cols.min()), min(box[1], y0 + rows.min())
+            hi_x = max(box[0] + box[2], x0 + cols.max() + 1)
+            hi_y = max(box[1] + box[3], y0 + rows.max() + 1)
+            box = [float(lo_x), float(lo_y), float(hi_x - lo_x), float(hi_y - lo_y)]
+    x, y, side = crop_box(box, expand)
     x = min(max(x, 0.0), width - side) if side <= width else (width - side) / 2
     y = min(max(y, 0.0), height - side) if side <= height else (height - side) / 2
     return [float(x), float(y), float(side)]
@@ -161,7 +179,7 @@ class HandBoosterDataset(Dataset):
         with Image.open(self.root / s.file_name) as im:
             photo = np.asarray(im.convert("RGB").resize((s.width, s.height), Image.Resampling.BICUBIC))
         maps = {m: read_rgb_map(m, self.root / s.conditions[m], s.width, s.height) for m in self.needed}
-        box = hand_box(hand, s.width, s.height, cfg.data.crop_expand)
+        box = hand_box(hand, s.width, s.height, cfg.data.crop_expand, maps[SEG])
         crops = crop_maps({"image": photo, **maps}, box, size, mirror)
         image = torch.from_numpy(crops["image"].astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
         return {

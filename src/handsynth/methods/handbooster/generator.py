@@ -32,7 +32,7 @@ from handsynth.data.records import Sample
 from handsynth.diffusion.schedulers import sampling_scheduler
 from handsynth.errors import UserError
 from handsynth.methods.handbooster.config import ORIENTATION_FILE, UNET_DIR, HandBoosterConfig
-from handsynth.methods.handbooster.data import condition_tensor, crop_maps, hand_box
+from handsynth.methods.handbooster.data import SEG, condition_tensor, crop_maps, hand_box
 from handsynth.methods.handbooster.model import check_unet_config, orientation_quaternion
 from handsynth.methods.interface import (
     DTYPES,
@@ -175,7 +175,10 @@ class HandBoosterGenerator(GenerationMethod):
             raise UserError(
                 f"--method handbooster samples with --scheduler ddim or ddpm, not {self.sampling.scheduler}"
             )
-        self.maps = tuple(self.cfg.model.conditions)
+        conditions = list(self.cfg.model.conditions)
+        # seg, when a record has it, puts a held object into the crop box (as at training)
+        self.maps = tuple(dict.fromkeys([*conditions, SEG]))
+        self.optional_maps = () if SEG in conditions else (SEG,)
         self.model: HandBoosterModel | None = None
         self.device = torch.device("cpu")
         self._sha: str | None = None
@@ -229,7 +232,7 @@ class HandBoosterGenerator(GenerationMethod):
         return {
             "method": self.name,
             "checkpoint_sha256": self.checkpoint_sha256(),
-            "conditions": list(self.maps),
+            "conditions": list(self.cfg.model.conditions),
             "sample_size": self.cfg.model.sample_size,
             "sampler": {"scheduler": s.scheduler, "steps": s.steps, "eta": s.eta, "guidance": s.guidance},
             "dtype": s.dtype,
@@ -258,9 +261,9 @@ class HandBoosterGenerator(GenerationMethod):
             side = s.extra.get(HAND_KEY)
             hand = s.hand(side) if side else s.hands[0]
             mirror = cfg.data.mirror_left and hand.side == "left"
-            maps = {m: np.asarray(r.conditions[m].convert("RGB")) for m in self.maps}
-            box = hand_box(hand, r.width, r.height, cfg.data.crop_expand)
-            conds.append(condition_tensor(crop_maps(maps, box, size, mirror), list(self.maps)))
+            maps = {m: np.asarray(r.conditions[m].convert("RGB")) for m in self.maps if m in r.conditions}
+            box = hand_box(hand, r.width, r.height, cfg.data.crop_expand, maps.get(SEG))
+            conds.append(condition_tensor(crop_maps(maps, box, size, mirror), list(cfg.model.conditions)))
             quats.append(
                 torch.from_numpy(orientation_quaternion(hand.global_orient, mirror).astype(np.float32))
             )
@@ -280,7 +283,7 @@ class HandBoosterGenerator(GenerationMethod):
                 GenResult(
                     image=Image.fromarray(np.ascontiguousarray(arr)),
                     record=record,
-                    conditions={m: Image.fromarray(crops[m]) for m in self.maps},
+                    conditions={m: Image.fromarray(crops[m]) for m in crops},
                 )
             )
         return results
