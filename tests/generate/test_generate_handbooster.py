@@ -196,6 +196,12 @@ def test_refusals_come_before_any_output(cli, hb_run, hb_inputs, tmp_path):
     (incomplete / "orientation.safetensors").unlink()
     with pytest.raises(UserError, match="has no orientation.safetensors"):
         cli(_args(incomplete, hb_inputs, out))
+    handless = tmp_path / "handless.jsonl"
+    rec = json.loads((hb_inputs / "metadata.jsonl").read_text().splitlines()[0])
+    rec["hands"], rec["conditions"] = [], {}
+    handless.write_text(json.dumps({k: v for k, v in rec.items() if k not in ("local", "file_name")}) + "\n")
+    with pytest.raises(UserError, match="has no hand"):
+        cli(_args(hb_run, handless, out))
     with pytest.raises(UserError, match="not a HandBooster run folder"):
         cli(_args(hb_inputs, hb_inputs, out))
     assert not out.exists()
@@ -250,3 +256,17 @@ def test_rendered_world_records_train_items_and_generate(cli, hb_run, tmp_path):
         assert 0.03 < hand < 0.9 and {round(v, 3) for v in np.unique(w.numpy()).tolist()} == {0.1, 1.0}
     assert cli(_args(hb_run, world, tmp_path / "gen", "--steps", "1")) == 0
     assert [r.id for r in read_dataset(tmp_path / "gen")] == [r.id for r in recs]
+    # bare poses: the job renders the maps HandBooster reads (seg included), then crops them
+    bare = tmp_path / "poses.jsonl"
+    lines = []
+    for line in (world / "metadata.jsonl").read_text().splitlines()[:2]:
+        r = json.loads(line)
+        for key in ("conditions", "local", "file_name"):
+            r.pop(key, None)
+        lines.append(json.dumps({k: v for k, v in r.items() if not k.startswith("conditions.")}) + "\n")
+    bare.write_text("".join(lines))
+    assert cli(_args(hb_run, bare, tmp_path / "bare", "--steps", "1")) == 0
+    out = read_dataset(tmp_path / "bare")
+    assert set(out[0].conditions) == {"normal", "texture", "seg"}
+    seg = np.asarray(Image.open(tmp_path / "bare" / out[0].conditions["seg"]).convert("L"))
+    assert seg.shape == (SIZE, SIZE) and seg.max() >= 1  # the hand is in the crop

@@ -122,7 +122,9 @@ def plan_hands(samples: list[Sample]) -> list[Sample]:
     """One plan record per hand: a record with several hands becomes ``<id>-<side>`` copies."""
     out = []
     for s in samples:
-        if len(s.hands) <= 1:
+        if not s.hands:
+            raise UserError(f"record {s.id} has no hand: HandBooster generates one crop per hand; remove it")
+        if len(s.hands) == 1:
             out.append(s)
             continue
         for h in s.hands:
