@@ -213,6 +213,10 @@ class HandBoosterGenerator(GenerationMethod):
     def tokenizer(self) -> Any:
         return None
 
+    def unet_config(self) -> dict:
+        """What the job's thread heuristic reads (a tiny UNet runs best on few CPU threads)."""
+        return {"block_out_channels": list(self.cfg.model.block_out_channels)}
+
     def size_multiple(self) -> int:
         return 1  # any input size: the crop is resampled to model.sample_size
 
