@@ -173,9 +173,10 @@ def test_orientation_dropout_rate(hb_data):
 
 
 # -- model ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("inject", ["add", "concat"])
-def test_checkpoint_round_trip(tmp_path, inject):
+@pytest.mark.parametrize("inject,attention", [("add", "full"), ("concat", "full"), ("add", "linear")])
+def test_checkpoint_round_trip(tmp_path, inject, attention):
     cfg = tiny_config(inject=inject)
+    cfg.model.attention = attention
     torch.manual_seed(0)
     model = HandBoosterModel(cfg).eval()
     x, c = torch.randn(2, 3, 16, 16), torch.randn(2, 6, 16, 16)
@@ -188,6 +189,18 @@ def test_checkpoint_round_trip(tmp_path, inject):
     loaded = HandBoosterModel.load(tmp_path, cfg)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, t, c, q), before)
+    if attention == "linear":  # every level attends linearly, the mid block fully (set again on load)
+        from diffusers.models.attention_processor import Attention
+
+        from handsynth.methods.handbooster.model import LinearAttentionProcessor
+
+        kinds = {
+            n.split(".")[0]: type(m.processor).__name__
+            for n, m in loaded.unet.named_modules()
+            if isinstance(m, Attention)
+        }
+        assert kinds["down_blocks"] == kinds["up_blocks"] == LinearAttentionProcessor.__name__
+        assert kinds["mid_block"] != LinearAttentionProcessor.__name__
     if inject == "concat":  # the time embedding fills only the first half of the 8d embedding
         emb = loaded.unet.time_embedding(torch.randn(2, loaded.unet.config.block_out_channels[0]))
         assert emb[:, 32:].abs().max() == 0 and emb[:, :32].abs().max() > 0

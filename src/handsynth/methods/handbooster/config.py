@@ -20,9 +20,10 @@ class ModelConfig:
     sample_size: int = 128  # the crop side the UNet generates (paper: 128)
     block_out_channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     layers_per_block: int = 2
-    # full: diffusers self-attention at the two lowest resolutions + the mid block (default: diffusers'
-    # own blocks; the released code's linear attention at every level is not built); none: no attention.
-    attention: Literal["full", "none"] = "full"
+    # full (default): diffusers' self-attention at the two lowest resolutions + the mid block, the
+    # standard DDPM layout; linear: the released code's linear attention at every level (full in the mid
+    # block), cheaper at high resolution; none: no attention.
+    attention: Literal["full", "linear", "none"] = "full"
     attention_head_dim: int = 8
     norm_num_groups: int = 32
     conditions: list[str] = field(default_factory=lambda: ["normal", "texture"])  # concatenated in order

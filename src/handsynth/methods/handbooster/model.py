@@ -57,12 +57,58 @@ class OrientationEncoder(nn.Module):
         return emb
 
 
+class LinearAttentionProcessor:
+    """Linear ("efficient") attention for a diffusers ``Attention`` module, as the released HandBooster
+    UNet uses at every level: softmax of the queries over features and of the keys over positions, then
+    q (k^T v): O(N d^2) instead of O(N^2 d), so attention at 128^2 costs little. Same weights as full
+    attention (to_q, to_k, to_v, to_out, group norm), so only the processor differs."""
+
+    def __call__(
+        self,
+        attn: nn.Module,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: object,
+        **kwargs: object,
+    ) -> torch.Tensor:
+        residual = hidden_states
+        b, c, h, w = hidden_states.shape
+        x = hidden_states.view(b, c, h * w).transpose(1, 2)
+        if attn.group_norm is not None:
+            x = attn.group_norm(x.transpose(1, 2)).transpose(1, 2)
+        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+        heads = attn.heads
+        d = q.shape[-1] // heads
+        q, k, v = (t.view(b, -1, heads, d).transpose(1, 2) for t in (q, k, v))  # (b, heads, n, d)
+        q = q.softmax(dim=-1) * d**-0.5
+        k = k.softmax(dim=-2)
+        out = q @ (k.transpose(-1, -2) @ v)
+        out = out.transpose(1, 2).reshape(b, -1, heads * d)
+        out = attn.to_out[1](attn.to_out[0](out))
+        out = out.transpose(1, 2).reshape(b, c, h, w)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
+def use_linear_attention(unet: nn.Module) -> None:
+    """Linear attention in every down/up block; the mid block keeps full attention (released layout)."""
+    from diffusers.models.attention_processor import Attention
+
+    for name, module in unet.named_modules():
+        if isinstance(module, Attention) and not name.startswith("mid_block"):
+            module.set_processor(LinearAttentionProcessor())
+
+
 def unet_kwargs(cfg: HandBoosterConfig) -> dict:
-    """The ``UNet2DModel`` of a config: attention at the two lowest resolutions + mid (or none)."""
+    """The ``UNet2DModel`` of a config: attention at the two lowest resolutions + mid (``full``), at every
+    level + mid (``linear``: linear in the levels, full in the mid block) or none."""
     m = cfg.model
     n = len(m.block_out_channels)
-    attn = m.attention == "full"
-    n_attn = min(2, n) if attn else 0
+    attn = m.attention != "none"
+    n_attn = {"full": min(2, n), "linear": n, "none": 0}[m.attention]
     width = m.block_out_channels[0]
     o = cfg.orientation
     kwargs = dict(
@@ -93,6 +139,8 @@ class HandBoosterModel(nn.Module):
 
         self.cfg = cfg
         self.unet = unet if unet is not None else UNet2DModel(**unet_kwargs(cfg))
+        if cfg.model.attention == "linear":  # a processor is not part of the saved config: set it here
+            use_linear_attention(self.unet)
         width = cfg.model.block_out_channels[0]
         self.orientation = OrientationEncoder(width) if cfg.orientation.enabled else None
         self.concat = cfg.orientation.enabled and cfg.orientation.inject == "concat"
