@@ -293,7 +293,7 @@ def judge(r, data: dict, yard: dict, gates_c: dict, tas: dict) -> tuple[list[Cla
             c.failed_gates.append(c.note)
         if not yard:
             c.failed_gates.append("yardsticks not measured")
-        needed = [y.get("Y3")] if t2 else [y.get("Y1"), y.get("Y2"), *common]
+        needed = [y.get("Y3")] if t2 else [y.get("Y1"), y.get("Y2"), y.get("Y4"), *common]
         for g in needed:
             if g is not None and g.get("passed") is not True:
                 c.failed_gates.append(_short(g))
@@ -420,7 +420,7 @@ def write_report(r) -> Path:
     lines.append(
         "Reference set: real `wild` photos of the same held-out poses (another rendering) when the profile has "
         "them, else real wild test photos. Hand Conf., MSE-2D (px²) and PCK@0.1 with the world detector against "
-        "each set's own condition joints; MSE-3D (cm², root-relative) with the recon model trained on real wild."
+        "each set's own condition joints; MSE-3D (cm², root-relative) with the recon model trained on the real photos (wild + lab)."
     )
     lines.append("")
     header = ["Method", *T1, "PCK@0.1"]

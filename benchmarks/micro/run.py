@@ -258,13 +258,9 @@ class Runner:
             jobs.append(("tool_detector", self.self_job("detector")))
         if not (self.tool("recon") / ".done").exists():
             t = self.cfg["tools"]["recon"]
+            data = [self.data(s) for s in t.get("data", ["wild_train"])]
             jobs.append(
-                (
-                    "tool_recon",
-                    self.recon_train_cmd(
-                        [self.data("wild_train")], self.tool("recon"), t["steps"], t["batch_size"], 0
-                    ),
-                )
+                ("tool_recon", self.recon_train_cmd(data, self.tool("recon"), t["steps"], t["batch_size"], 0))
             )
         self.parallel(jobs)
         if (self.tool("recon") / "checkpoints").exists():
@@ -684,10 +680,19 @@ def job_detector(r: Runner) -> None:
     from handsynth.micro.detector import train_detector
 
     t = r.cfg["tools"]["detector"]
-    arrays = load_world([r.data("wild_train")], r.cfg["size"])
+    # Both real domains (the held-out poses it scores are framed like the lab's), with zoom / rotation /
+    # shift / mirror augmentation; never the held-out poses themselves.
+    splits = t.get("data", ["wild_train", "lab_train"])
+    arrays = load_world([r.data(s) for s in splits], r.cfg["size"])
     negatives = _empty_images(r, "wild_train")
-    det, stats = train_detector(arrays, steps=t["steps"], batch_size=t["batch_size"], negatives=negatives)
-    data = ["wild_train"] + (["empty_wild_train"] if negatives is not None else [])
+    det, stats = train_detector(
+        arrays,
+        steps=t["steps"],
+        batch_size=t["batch_size"],
+        negatives=negatives,
+        augment=t.get("augment", True),
+    )
+    data = splits + (["empty_wild_train"] if negatives is not None else [])
     det.save(r.tool("detector"), {"training": stats, "data": data})
 
 

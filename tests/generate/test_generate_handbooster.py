@@ -111,6 +111,26 @@ def test_images_depend_on_the_seed_only_and_resume(cli, hb_run, hb_inputs, tmp_p
     assert np.array_equal(_images(resumed), a)
 
 
+def test_object_mesh_paths_still_resolve_from_the_output(cli, hb_run, hb_inputs, tmp_path):
+    rec = json.loads((hb_inputs / "metadata.jsonl").read_text().splitlines()[0])
+    eye = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    rec["objects"] = [
+        {"name": "cup", "mesh": "meshes/cup.obj", "R": eye, "t": [0.0, 0.0, 0.5]},
+        {"name": "box", "mesh": "world:box", "R": eye, "t": [0.0, 0.1, 0.5]},
+    ]
+    inp = tmp_path / "in"
+    for rel in [rec["file_name"], *rec["conditions"].values()]:
+        (inp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (inp / rel).symlink_to(hb_inputs / rel)
+    (inp / "meshes").mkdir()
+    (inp / "meshes" / "cup.obj").write_text("v 0 0 0\nv 0.01 0 0\nv 0 0.01 0\nf 1 2 3\n")
+    (inp / "metadata.jsonl").write_text(json.dumps(rec) + "\n")
+    assert cli(_args(hb_run, inp, tmp_path / "out", "--steps", "1")) == 0
+    objects = read_dataset(tmp_path / "out")[0].extra["objects"]
+    assert objects[0]["mesh"] == str((inp / "meshes" / "cup.obj").resolve())
+    assert objects[1]["mesh"] == "world:box" and objects[0]["t"] == [0.0, 0.0, 0.5]  # camera frame kept
+
+
 def test_a_two_hand_record_is_one_image_per_hand(cli, hb_run, hb_inputs, tmp_path):
     rec = json.loads((hb_inputs / "metadata.jsonl").read_text().splitlines()[0])
     left = copy.deepcopy(rec["hands"][0])
