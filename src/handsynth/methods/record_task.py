@@ -26,8 +26,14 @@ class RecordTrainTask:
 
     _dataset: Dataset
 
-    def __init__(self, base_model: str, data: str | Path, max_samples: int | None = None) -> None:
-        resolve_base(base_model)  # a missing/partial base folder fails here, before any output
+    def __init__(
+        self,
+        base_model: str,
+        data: str | Path,
+        max_samples: int | None = None,
+        base_config: str | None = None,
+    ) -> None:
+        resolve_base(base_model, base_config)  # a missing/partial base fails here, before any output
         samples = read_dataset(data)
         self.samples = samples[:max_samples] if max_samples else samples
         self.root = dataset_root(data)
