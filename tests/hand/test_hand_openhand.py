@@ -190,3 +190,20 @@ def test_detail_choice(monkeypatch):
     assert load_hand_model("openhand").num_vertices == len(build_right("light").vertices)
     with pytest.raises(UserError, match="detail"):
         openhand_arrays("right", "medium")
+
+
+def test_dense_build_is_cached_exactly(tmp_path, monkeypatch):
+    """The dense surface is built once per machine and read back bit for bit; a damaged cache file is
+    rebuilt, not trusted."""
+    from handsynth.hand import openhand
+
+    monkeypatch.setenv("HANDSYNTH_CACHE", str(tmp_path))
+    built = openhand._dense_right.__wrapped__()
+    (saved,) = tmp_path.glob("openhand-dense-*.npz")
+    again = openhand._dense_right.__wrapped__()
+    for a, b in zip(built, again):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    saved.write_bytes(b"not an npz file")
+    rebuilt = openhand._dense_right.__wrapped__()
+    assert all(np.array_equal(a, b) for a, b in zip(built, rebuilt))
+    assert np.load(saved)["verts"].shape == built[0].shape  # and saved again

@@ -22,6 +22,7 @@ import torch
 
 from handsynth.diffusion.components import sd15_components, tiny_components
 from handsynth.errors import UserError
+from handsynth.runtime import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,6 @@ class BaseModel:
         for m in (self.unet, self.vae, self.text_encoder):
             m.to(device=device, dtype=dtype)
         return self
-
-
-def cache_dir() -> Path:
-    """Where built-in models are saved once (``HANDSYNTH_CACHE`` or ~/.cache/handsynth)."""
-    root = os.environ.get("HANDSYNTH_CACHE") or Path.home() / ".cache" / "handsynth"
-    return Path(root)
 
 
 def save_base_folder(components: dict, folder: str | Path) -> Path:
