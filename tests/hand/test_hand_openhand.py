@@ -192,18 +192,21 @@ def test_detail_choice(monkeypatch):
         openhand_arrays("right", "medium")
 
 
-def test_dense_build_is_cached_exactly(tmp_path, monkeypatch):
-    """The dense surface is built once per machine and read back bit for bit; a damaged cache file is
-    rebuilt, not trusted."""
+def test_build_is_cached_exactly(tmp_path, monkeypatch):
+    """A hand is built once per machine and read back bit for bit; a damaged cache file is rebuilt,
+    not trusted."""
     from handsynth.hand import openhand
 
     monkeypatch.setenv("HANDSYNTH_CACHE", str(tmp_path))
-    built = openhand._dense_right.__wrapped__()
-    (saved,) = tmp_path.glob("openhand-dense-*.npz")
-    again = openhand._dense_right.__wrapped__()
-    for a, b in zip(built, again):
-        assert a.dtype == b.dtype and np.array_equal(a, b)
+    built = openhand.build_right.__wrapped__("light")
+    (saved,) = tmp_path.glob("openhand-light-*.npz")
+    again = openhand.build_right.__wrapped__("light")
+    fresh = openhand._build_right("light")
+    for name in ("vertices", "faces", "weights", "J_regressor", "shapedirs"):
+        a, b, c = getattr(built, name), getattr(again, name), getattr(fresh, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b) and np.array_equal(a, c), name
+    assert again.tip_vertices == fresh.tip_vertices and isinstance(again.tip_vertices[0], int)
     saved.write_bytes(b"not an npz file")
-    rebuilt = openhand._dense_right.__wrapped__()
-    assert all(np.array_equal(a, b) for a, b in zip(built, rebuilt))
-    assert np.load(saved)["verts"].shape == built[0].shape  # and saved again
+    rebuilt = openhand.build_right.__wrapped__("light")
+    assert np.array_equal(rebuilt.vertices, built.vertices)
+    assert np.load(saved)["vertices"].shape == built.vertices.shape  # and saved again

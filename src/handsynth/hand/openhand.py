@@ -430,43 +430,43 @@ class OpenHandMesh:
     tip_vertices: tuple[int, ...]
 
 
-def _dense_cache_file() -> Path:
-    """Where the dense build is kept between processes, named by this module's source and the versions
-    of the libraries that shape it: a change to any of them builds afresh."""
+@functools.lru_cache(maxsize=1)
+def _dense_right() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dense right-hand surface (marching cubes + smoothing) and its skinning weights."""
+    prims = _primitives()
+    verts, faces = _marching_cubes(prims)
+    verts, faces = _smooth(verts, faces)
+    W = _smooth_weights(_skin_weights(verts, prims), faces)
+    return verts, faces, W
+
+
+def _cache_file(detail: str) -> Path:
+    """Where a built hand is kept between processes, named by this module's source and the versions of
+    the libraries that shape it: a change to any of them builds afresh."""
     from importlib.metadata import PackageNotFoundError, version
 
     from handsynth.runtime import cache_dir
 
     key = hashlib.sha256(Path(__file__).read_bytes())
-    for package in ("numpy", "scipy", "scikit-image", "trimesh"):
+    for package in ("numpy", "scipy", "scikit-image", "trimesh", "fast-simplification"):
         try:
             key.update(f"{package}={version(package)}".encode())
         except PackageNotFoundError:
             key.update(package.encode())
-    return cache_dir() / f"openhand-dense-{key.hexdigest()[:16]}.npz"
+    return cache_dir() / f"openhand-{detail}-{key.hexdigest()[:16]}.npz"
 
 
-@functools.lru_cache(maxsize=1)
-def _dense_right() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The dense right-hand surface (marching cubes + smoothing) and its skinning weights.
-
-    Built once per machine (about 1.5 s, most of it importing trimesh and smoothing), then read back
-    from the cache (exact float64 arrays): every command that poses a hand starts that much sooner."""
-    path = _dense_cache_file()
+def _load_cached(path: Path) -> OpenHandMesh | None:
     try:
         with np.load(path) as saved:
-            return saved["verts"], saved["faces"], saved["weights"]
+            fields = {name: saved[name] for name in OpenHandMesh.__dataclass_fields__}
     except (OSError, KeyError, ValueError):
-        pass  # not built yet on this machine (or a damaged file): build and save it
-    prims = _primitives()
-    verts, faces = _marching_cubes(prims)
-    verts, faces = _smooth(verts, faces)
-    W = _smooth_weights(_skin_weights(verts, prims), faces)
-    _save_dense(path, verts, faces, W)
-    return verts, faces, W
+        return None  # not built yet on this machine (or a damaged file): build it
+    fields["tip_vertices"] = tuple(int(i) for i in fields["tip_vertices"])
+    return OpenHandMesh(**fields)
 
 
-def _save_dense(path: Path, verts: np.ndarray, faces: np.ndarray, weights: np.ndarray) -> None:
+def _save_cached(path: Path, mesh: OpenHandMesh) -> None:
     """Write through a temp file and a rename: parallel processes never read half a file; a read-only
     cache only costs the next process the build."""
     tmp = None
@@ -474,7 +474,7 @@ def _save_dense(path: Path, verts: np.ndarray, faces: np.ndarray, weights: np.nd
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".openhand-", suffix=".npz")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, verts=verts, faces=faces, weights=weights)
+            np.savez(f, **{k: np.asarray(v) for k, v in mesh.__dict__.items()})
         os.replace(tmp, path)
     except OSError:
         if tmp is not None:
@@ -504,11 +504,22 @@ def _transfer_weights(src_v: np.ndarray, src_w: np.ndarray, dst_v: np.ndarray, k
 
 @functools.lru_cache(maxsize=2)
 def build_right(detail: str = DEFAULT_DETAIL) -> OpenHandMesh:
-    """Build the right OpenHand at ``detail`` (see :data:`DETAILS`; ~2 s on first use, cached)."""
+    """The right OpenHand at ``detail`` (see :data:`DETAILS`). Built once per machine (~2 s, most of it
+    importing trimesh and scipy, smoothing and decimating), then read back from the cache as the exact
+    same arrays: every command that poses a hand starts that much sooner."""
     if detail not in DETAILS:
         from handsynth.errors import UserError
 
         raise UserError(f"OpenHand detail must be one of {tuple(DETAILS)}, got {detail!r}")
+    path = _cache_file(detail)
+    mesh = _load_cached(path)
+    if mesh is None:
+        mesh = _build_right(detail)
+        _save_cached(path, mesh)
+    return mesh
+
+
+def _build_right(detail: str) -> OpenHandMesh:
     verts, faces, W = _dense_right()
     if DETAILS[detail] is not None:
         dense_v = verts
