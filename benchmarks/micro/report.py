@@ -293,7 +293,7 @@ def judge(r, data: dict, yard: dict, gates_c: dict, tas: dict) -> tuple[list[Cla
             c.failed_gates.append(c.note)
         if not yard:
             c.failed_gates.append("yardsticks not measured")
-        needed = [y.get("Y3")] if t2 else [y.get("Y1"), y.get("Y2"), *common]
+        needed = [y.get("Y3")] if t2 else [y.get("Y1"), y.get("Y2"), y.get("Y4"), *common]
         for g in needed:
             if g is not None and g.get("passed") is not True:
                 c.failed_gates.append(_short(g))

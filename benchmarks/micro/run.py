@@ -684,10 +684,19 @@ def job_detector(r: Runner) -> None:
     from handsynth.micro.detector import train_detector
 
     t = r.cfg["tools"]["detector"]
-    arrays = load_world([r.data("wild_train")], r.cfg["size"])
+    # Both real domains (the held-out poses it scores are framed like the lab's), with zoom / rotation /
+    # shift / mirror augmentation; never the held-out poses themselves.
+    splits = t.get("data", ["wild_train", "lab_train"])
+    arrays = load_world([r.data(s) for s in splits], r.cfg["size"])
     negatives = _empty_images(r, "wild_train")
-    det, stats = train_detector(arrays, steps=t["steps"], batch_size=t["batch_size"], negatives=negatives)
-    data = ["wild_train"] + (["empty_wild_train"] if negatives is not None else [])
+    det, stats = train_detector(
+        arrays,
+        steps=t["steps"],
+        batch_size=t["batch_size"],
+        negatives=negatives,
+        augment=t.get("augment", True),
+    )
+    data = splits + (["empty_wild_train"] if negatives is not None else [])
     det.save(r.tool("detector"), {"training": stats, "data": data})
 
 

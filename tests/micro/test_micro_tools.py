@@ -9,7 +9,13 @@ import torch
 from handsynth.eval.features import extract_features, extractor_input_size, extractor_name
 from handsynth.eval.keypoints2d import Detection, Keypoint2DDetector, score_hands
 from handsynth.micro.data import WorldArrays
-from handsynth.micro.detector import HeatmapNet, WorldHandDetector, decode_heatmaps, gaussian_targets
+from handsynth.micro.detector import (
+    HeatmapNet,
+    WorldHandDetector,
+    decode_heatmaps,
+    gaussian_targets,
+    random_affine,
+)
 from handsynth.micro.features import WorldFeatureExtractor, build_vocab, train_feature_extractor
 
 
@@ -79,6 +85,27 @@ def test_gaussian_targets_are_distributions_centred_on_the_joint():
     t = gaussian_targets(torch.tensor([[[3.5, 5.5]]]), 8, 8)
     assert torch.isclose(t.sum(), torch.tensor(1.0))
     assert t[0, 0].argmax().item() == 5 * 8 + 3  # row 5, column 3
+
+
+def test_random_affine_moves_keypoints_with_the_pixels():
+    # One bright 2x2 dot per image at its keypoint; after the warp the brightest pixel must sit where
+    # the warped keypoint says (zoom, rotation, shift and mirror all exercised over 64 draws).
+    n, size = 64, 32
+    g = torch.Generator().manual_seed(0)
+    kp = 8 + torch.rand(n, 1, 2, generator=g) * 16  # inside the frame, away from the border
+    imgs = torch.zeros(n, 3, size, size)
+    for i in range(n):
+        x, y = (int(v) for v in kp[i, 0])
+        imgs[i, :, y - 1 : y + 1, x - 1 : x + 1] = 1.0
+    kp_dot = kp.floor()  # the dot's centre: the corner shared by its four pixels
+    out, moved = random_affine(imgs, kp_dot, g)
+    flips = 0
+    for i in range(n):
+        heat = out[i, 0]
+        yx = torch.nonzero(heat == heat.max()).float().mean(0) + 0.5  # pixel centres
+        assert torch.dist(yx.flip(0), moved[i, 0]) < 1.5
+        flips += int(not torch.allclose(moved[i, 0], kp_dot[i, 0]))
+    assert flips > n // 2  # it does move them
 
 
 def test_detector_obeys_the_keypoint_protocol_in_image_pixels(tmp_path):

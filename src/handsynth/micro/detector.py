@@ -121,6 +121,38 @@ def gaussian_targets(cells: torch.Tensor, h: int, w: int, sigma: float = 1.0) ->
     return g / g.sum((-1, -2), keepdim=True).clamp_min(1e-12)
 
 
+def random_affine(
+    images: torch.Tensor, keypoints: torch.Tensor, g: torch.Generator, strength: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Randomly zoom, rotate, shift and mirror a batch; the keypoints move with the pixels.
+
+    Why: the detector scores hands at sizes, positions and orientations its training photos may not
+    cover (the held-out poses are framed like the lab's); without this it learns where hands usually
+    are instead of what they look like. ``images`` (N, 3, S, S) float, ``keypoints`` (N, J, 2) pixels
+    (pixel i spans [i, i + 1]); zoom 0.8-1.25, rotation +-30 deg, shift +-10 % of the side, p = 0.5 mirror.
+    """
+    n, _, h, w = images.shape
+    u = torch.rand(n, 5, generator=g)
+    zoom = torch.exp((u[:, 0] * 2 - 1) * 0.223 * strength)  # output/input size: e^{+-0.223} = 0.8..1.25
+    angle = (u[:, 1] * 2 - 1) * np.deg2rad(30.0) * strength
+    shift = (u[:, 2:4] * 2 - 1) * 0.2 * strength  # normalised units: 0.2 = 10 % of the side
+    mirror = torch.where(u[:, 4] < 0.5 * strength, -1.0, 1.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # forward map in normalised coords: p_out = zoom * R(angle) * diag(mirror, 1) * p_in + shift
+    fwd = (
+        torch.stack([torch.stack([cos * mirror, -sin], -1), torch.stack([sin * mirror, cos], -1)], -2)
+        * zoom[:, None, None]
+    )
+    inv = torch.linalg.inv(fwd)
+    theta = torch.cat([inv, -(inv @ shift[..., None])], -1)  # grid_sample samples p_in = inv (p_out - shift)
+    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    scale = torch.tensor([w, h], dtype=keypoints.dtype)
+    p = keypoints / scale * 2 - 1
+    p = p @ fwd.transpose(1, 2) + shift[:, None, :]
+    return out, (p + 1) / 2 * scale
+
+
 def train_detector(
     arrays: WorldArrays,
     steps: int = 1000,
@@ -128,11 +160,14 @@ def train_detector(
     lr: float = 2e-3,
     seed: int = 0,
     negatives: np.ndarray | None = None,
+    augment: bool = True,
 ) -> tuple[WorldHandDetector, dict]:
     """Train the heat-map detector on photos + 2D joints; returns it and held-out pixel errors.
 
     ``negatives`` (N, S, S, 3) uint8: hand-less photos whose target is a uniform map (no peak), so the
     confidence of a hand-less image falls towards 9/cells and a threshold can tell "no hand".
+    ``augment``: :func:`random_affine` on the hand photos (keypoints leaving the frame still count:
+    their target mass falls on the border cells, which is what the softmax can express).
     """
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -155,7 +190,10 @@ def train_detector(
         b = train[torch.randint(0, len(train), (batch_size,), generator=g)]
         x = imgs[b].float()
         x = (x * (0.8 + 0.4 * torch.rand(len(b), 3, 1, 1, generator=g))).clamp(0, 255)
-        target = gaussian_targets(kps[b] * (hm / size), hm, hm)
+        k2 = kps[b]
+        if augment:
+            x, k2 = random_affine(x, k2, g)
+        target = gaussian_targets(k2 * (hm / size), hm, hm)
         if negatives is not None and len(negatives):
             k = max(1, batch_size // 4)
             nb = torch.randint(0, len(negatives), (k,), generator=g)
@@ -176,6 +214,7 @@ def train_detector(
         "steps": steps,
         "batch_size": batch_size,
         "train_images": int(len(train)),
+        "augment": bool(augment),
         "final_loss": loss_v,
         "seconds": round(time.time() - t0, 1),
     }
