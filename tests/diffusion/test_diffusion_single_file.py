@@ -136,6 +136,8 @@ def test_single_file_without_config_names_the_flag(tiny_files):
     with pytest.raises(UserError, match="--base-config DIR") as err:
         resolve_base(str(tiny_files[".safetensors"]))
     assert "offline" in str(err.value)
+    with pytest.raises(UserError, match="drop --base-config"):  # a folder base needs none
+        resolve_base("tiny", str(tiny_base_path()))
 
 
 @pytest.mark.parametrize(

@@ -437,6 +437,11 @@ def resolve_base(spec: str, base_config: str | None = None) -> str:
         read_single_file(spec)
         single_file_config(spec, base_config)
         return str(Path(spec).expanduser())
+    if base_config:
+        raise UserError(
+            f"--base-config {base_config} configures a single-file --base-model (.safetensors/.ckpt), but "
+            f"{spec} is not one: drop --base-config"
+        )
     if spec == TINY:
         return str(tiny_base_path())
     if spec == SD15_RANDOM:
