@@ -2,7 +2,7 @@
 
     Y1  world detector on real wild photos: MSE-2D of "all keypoints at the centre" / detector's >= 3
     Y2  detector says "hand" on <= 10 % of fresh no-hand photos (threshold set on another no-hand split)
-    Y3  recon model trained on real wild: constant-pose MPJPE and PA-MPJPE / its own >= 2
+    Y3  recon model trained on the real photos: constant-pose MPJPE and PA-MPJPE / its own >= 2 (real wild)
     Y4  Y1 on the held-out poses as real wild photos (the oracle set Table 1 is scored like)
     (a) detector PCK@0.1 on VAE reconstructions of real photos >= 0.8 x on the originals
     (b) text-only base samples: hand prompts hand-present >= 80 %, no-hand prompts <= 20 %, side and
@@ -159,7 +159,7 @@ def measure_yardsticks(r) -> dict:
         gates.append(at_most("Y2 detector finds a hand on no-hand photos", None, 0.10, "no no-hand photos"))
     info["presence_threshold"] = threshold
 
-    # Y3: the recon model (the MSE-3D estimator, trained on real wild) against constant poses.
+    # Y3: the recon model (the MSE-3D estimator, trained on the real photos) against constant poses.
     est = ReconEstimator.from_checkpoint(str(r.tool("recon")), device="cpu")
     rec = evaluate_checkpoint(est, r.data("wild_test"), r.work / "eval" / "recon_tool", progress=False)
     summ = rec.get("summary", rec)

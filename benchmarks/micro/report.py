@@ -420,7 +420,7 @@ def write_report(r) -> Path:
     lines.append(
         "Reference set: real `wild` photos of the same held-out poses (another rendering) when the profile has "
         "them, else real wild test photos. Hand Conf., MSE-2D (px²) and PCK@0.1 with the world detector against "
-        "each set's own condition joints; MSE-3D (cm², root-relative) with the recon model trained on real wild."
+        "each set's own condition joints; MSE-3D (cm², root-relative) with the recon model trained on the real photos (wild + lab)."
     )
     lines.append("")
     header = ["Method", *T1, "PCK@0.1"]

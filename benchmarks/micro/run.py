@@ -258,13 +258,9 @@ class Runner:
             jobs.append(("tool_detector", self.self_job("detector")))
         if not (self.tool("recon") / ".done").exists():
             t = self.cfg["tools"]["recon"]
+            data = [self.data(s) for s in t.get("data", ["wild_train"])]
             jobs.append(
-                (
-                    "tool_recon",
-                    self.recon_train_cmd(
-                        [self.data("wild_train")], self.tool("recon"), t["steps"], t["batch_size"], 0
-                    ),
-                )
+                ("tool_recon", self.recon_train_cmd(data, self.tool("recon"), t["steps"], t["batch_size"], 0))
             )
         self.parallel(jobs)
         if (self.tool("recon") / "checkpoints").exists():

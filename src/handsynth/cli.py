@@ -19,7 +19,7 @@ from handsynth.errors import UserError
 # Stage modules that contribute sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = [
     "handsynth.hand.cli",  # mano convert, poses sample
-    "handsynth.poses.cli",  # poses grasp-status, fps, cross-sample (after hand.cli: same poses command)
+    "handsynth.poses.cli",  # poses grasp-status, fps, cross-sample, views, rest, align, compose (after hand.cli: same poses command)
     "handsynth.data.cli",  # prepare (dataset importers)
     "handsynth.render.cli",  # render
     "handsynth.text.cli",  # tag, caption, prompts
@@ -27,7 +27,7 @@ COMMAND_MODULES = [
     "handsynth.methods.cli",  # train
     "handsynth.generate.cli",  # generate
     "handsynth.eval.cli",  # evaluate, study
-    "handsynth.recon.cli",  # recon
+    "handsynth.recon.cli",  # recon, filter
     "handsynth.demo",  # demo
 ]
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from handsynth.data import RecordError, Sample
+from handsynth.data.records import object_pose
 
 
 def _record(**extra) -> dict:
@@ -33,6 +35,9 @@ GOOD = {
 }
 
 
+IDENTITY = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+
+
 def test_well_formed_fields_round_trip():
     s = Sample.from_dict(_record(**GOOD))
     assert {k: s.to_dict()[k] for k in GOOD} == GOOD
@@ -48,8 +53,37 @@ def test_well_formed_fields_round_trip():
         ("objects", [{"name": "x", "pose": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}], "objects[0].pose[0]"),
         ("objects", [{"pose": GOOD["objects"][0]["pose"]}], "objects[0].name"),
         ("sequence", {"id": "s", "frame": -1}, "sequence.frame"),
+        ("objects", [{"name": "x", "R": IDENTITY}], "objects[0].t"),
+        ("objects", [{"name": "x", "R": IDENTITY, "t": [0, 0], "mesh": "world:box"}], "objects[0].t"),
+        ("objects", [{**GOOD["objects"][0], "R": IDENTITY, "t": [0, 0, 1]}], "objects[0]"),
+        ("objects", [{"name": "x", "R": IDENTITY, "t": [0, 0, 1], "scale": 0}], "objects[0].scale"),
+        ("objects", [{"name": "x", "R": IDENTITY, "t": [0, 0, 1], "mesh": "world:"}], "objects[0].mesh"),
+        ("objects", [{"name": "x", "R": [[0, 1, 0], [1, 0, 0], [0, 0, 1]], "t": [0, 0, 1]}], "objects[0].R"),
+        ("grasping", 1, "grasping"),
     ],
 )
 def test_malformed_fields_are_named(field, value, named):
     with pytest.raises(RecordError, match=re.escape(f"field '{named}'")):
         Sample.from_dict(_record(**{field: value}))
+
+
+def test_object_pose_reads_both_spellings():
+    """``pose`` = [R | t] (the importers) and ``R`` + ``t`` + ``scale`` (issue 12) give the same transform."""
+    c, s_ = np.cos(0.3), np.sin(0.3)
+    R = [[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]]
+    t = [0.1, -0.2, 0.6]
+    a = Sample.from_dict(_record(objects=[{"name": "x", "pose": np.c_[R, t].tolist()}], grasping=True))
+    b = Sample.from_dict(_record(objects=[{"name": "x", "R": R, "t": t, "scale": 2.0, "mesh": "world:cup"}]))
+    Ra, ta, sa = object_pose(a.extra["objects"][0])
+    Rb, tb, sb = object_pose(b.extra["objects"][0])
+    assert np.allclose(Ra, Rb) and np.allclose(ta, tb) and (sa, sb) == (1.0, 2.0)
+    assert a.extra["grasping"] is True
+
+
+def test_rotation_tolerance_is_the_documented_one():
+    """‖RᵀR − I‖ ≤ 1e-4 passes, above fails: R = (1 + e)·I gives ‖RᵀR − I‖ ≈ 2e·√3 (7e-5, then 3.5e-4)."""
+    Sample.from_dict(_record(objects=[{"name": "x", "R": (np.eye(3) * (1 + 2e-5)).tolist(), "t": [0, 0, 1]}]))
+    with pytest.raises(RecordError, match="orthonormal"):
+        Sample.from_dict(
+            _record(objects=[{"name": "x", "R": (np.eye(3) * (1 + 1e-4)).tolist(), "t": [0, 0, 1]}])
+        )

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from handsynth.errors import UserError
 
 SIDES = ("right", "left")
@@ -416,13 +418,63 @@ def _check_body(value: Any, where: str) -> None:
         _floats(value["keypoints_2d"], (BODY_KEYPOINTS, 3), where, "body.keypoints_2d")
 
 
+# Largest ‖RᵀR − I‖ (Frobenius) of an object rotation: far above float32 storage noise (~1e-7), far
+# below a scaled or sheared matrix.
+ROTATION_TOLERANCE = 1e-4
+WORLD_MESH_PREFIX = "world:"  # `mesh: "world:<kind>"`: the world's procedural objects (handsynth.objects)
+
+
+def _rotation(value: Any, where: str, name: str) -> list:
+    R = _floats(value, (3, 3), where, name)
+    m = np.asarray(R, dtype=np.float64)
+    err = float(np.linalg.norm(m.T @ m - np.eye(3)))
+    if err > ROTATION_TOLERANCE:
+        raise _fail(where, name, f"must be a rotation (orthonormal), but ‖RᵀR − I‖ = {err:.2g}")
+    if np.linalg.det(m) < 0:
+        raise _fail(where, name, "must be a rotation, but its determinant is −1 (a reflection)")
+    return R
+
+
+def object_pose(obj: dict) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(R, t, scale)`` of a validated ``objects[]`` entry: model point p -> ``scale · R p + t`` (camera
+    frame, metres). Accepts both spellings: ``pose`` ([R | t], 3×4, what the importers write) or ``R`` + ``t``."""
+    if "pose" in obj:
+        pose = np.asarray(obj["pose"], dtype=np.float64)
+        R, t = pose[:, :3], pose[:, 3]
+    else:
+        R, t = np.asarray(obj["R"], dtype=np.float64), np.asarray(obj["t"], dtype=np.float64)
+    return R, t, float(obj.get("scale", 1.0))
+
+
 def _check_objects(value: Any, where: str) -> None:
-    for p, o in _items(value, where, "objects", ("name", "pose")):
+    for p, o in _items(value, where, "objects", ("name",)):
         if not isinstance(o["name"], str) or not o["name"]:
             raise _fail(where, f"{p}.name", "must be a non-empty string")
-        _floats(o["pose"], (3, 4), where, f"{p}.pose")
-        if o.get("mesh") is not None and not isinstance(o["mesh"], str):
-            raise _fail(where, f"{p}.mesh", "must be a path (string)")
+        if "pose" in o:
+            if "R" in o or "t" in o:
+                raise _fail(where, p, "has both 'pose' and 'R'/'t': give the pose once")
+            pose = _floats(o["pose"], (3, 4), where, f"{p}.pose")
+            _rotation([row[:3] for row in pose], where, f"{p}.pose[:, :3]")
+        else:
+            for key in ("R", "t"):
+                if key not in o:
+                    raise _fail(where, f"{p}.{key}", "is missing (give 'R' and 't', or 'pose' = [R | t])")
+            _rotation(o["R"], where, f"{p}.R")
+            _floats(o["t"], (3,), where, f"{p}.t")
+        if "scale" in o:
+            scale = _floats(o["scale"], (), where, f"{p}.scale")
+            if scale <= 0:
+                raise _fail(where, f"{p}.scale", f"must be positive, got {scale}")
+        mesh = o.get("mesh")
+        if mesh is not None and (not isinstance(mesh, str) or not mesh or mesh == WORLD_MESH_PREFIX):
+            raise _fail(
+                where, f"{p}.mesh", f"must be a mesh file path or '{WORLD_MESH_PREFIX}<kind>', got {mesh!r}"
+            )
+
+
+def _check_grasping(value: Any, where: str) -> None:
+    if not isinstance(value, bool):
+        raise _fail(where, "grasping", f"must be true or false, got {value!r}")
 
 
 def _check_sequence(value: Any, where: str) -> None:
@@ -440,6 +492,7 @@ DATASET_FIELDS = {
     "unlabelled_hands": _check_unlabelled_hands,
     "body": _check_body,
     "objects": _check_objects,
+    "grasping": _check_grasping,
     "sequence": _check_sequence,
 }
 

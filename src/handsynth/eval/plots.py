@@ -137,3 +137,44 @@ def _on_background(bg: Image.Image, pred: np.ndarray, gt: np.ndarray) -> Image.I
     draw_skeleton(img, gt, (30, 160, 30), r)
     draw_skeleton(img, pred, (210, 40, 40), r)
     return img
+
+
+def histogram_plot(
+    values: Sequence[float],
+    title: str,
+    xlabel: str,
+    threshold: float | None = None,
+    bins: int = 30,
+    size: tuple[int, int] = (480, 300),
+) -> Image.Image:
+    """Bar histogram of ``values`` with an optional vertical threshold line (bars above it in red)."""
+    v = np.asarray(values, float)
+    w, h = size
+    left, right, top, bottom = 50, 16, 30, 44
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    font = _font()
+    hi = max(float(v.max()) if v.size else 1.0, threshold or 0.0) * 1.05 or 1.0
+    counts, edges = np.histogram(v, bins=bins, range=(0.0, hi))
+    pw, ph = w - left - right, h - top - bottom
+    top_count = max(int(counts.max()) if counts.size else 1, 1)
+    for c, a, b in zip(counts, edges[:-1], edges[1:]):
+        x0, x1 = left + a / hi * pw, left + b / hi * pw
+        y = top + ph * (1 - c / top_count)
+        color = PALETTE[3] if threshold is not None and a >= threshold else PALETTE[0]
+        if c:
+            d.rectangle([x0 + 1, y, max(x0 + 1, x1 - 1), top + ph], fill=color)
+    d.rectangle([left, top, left + pw, top + ph], outline="black")
+    for i in range(6):
+        fx = hi * i / 5
+        gx = left + fx / hi * pw
+        d.text((gx - 8, top + ph + 6), f"{fx:.0f}", fill="black", font=font)
+    d.text((left - 40, top - 4), str(top_count), fill="black", font=font)
+    d.text((left - 12, top + ph - 8), "0", fill="black", font=font)
+    if threshold is not None:
+        tx = left + threshold / hi * pw
+        d.line([(tx, top), (tx, top + ph)], fill=(0, 0, 0), width=2)
+        d.text((min(tx + 4, left + pw - 60), top + 4), f"max {threshold:.1f}", fill="black", font=font)
+    d.text((left, 10), title, fill="black", font=font)
+    d.text((left + pw // 2 - 30, h - 18), xlabel, fill="black", font=font)
+    return img

@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from handsynth.data import DatasetWriter, LocalCrop, Sample, atomic_write_file, iter_records, write_metadata
+from handsynth.data import (
+    DatasetWriter,
+    LocalCrop,
+    Sample,
+    atomic_write_file,
+    dataset_root,
+    iter_records,
+    write_metadata,
+)
 from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
 from handsynth.generate import sheets
@@ -119,7 +127,9 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
     if inputs.render:  # hands posed from their parameters must match their labels: checked up front
         from handsynth.render.conditions import ConditionRenderer, scale_sample
 
-        renderer = ConditionRenderer(hand_model=job.hand_model, model_dir=job.mano_dir)
+        renderer = ConditionRenderer(
+            hand_model=job.hand_model, model_dir=job.mano_dir, data_root=dataset_root(job.inp)
+        )
         for s in inputs.samples:
             renderer.check_record(scale_sample(s, job.size, job.size) if job.size else s)
     items = build_plan(inputs.samples, job.prompts_per_pose, job.seed)
@@ -191,7 +201,11 @@ class SampleSource:
             os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless; must precede any OpenGL import
             from handsynth.render.conditions import ConditionRenderer
 
-            self._renderer = ConditionRenderer(hand_model=self.job.hand_model, model_dir=self.job.mano_dir)
+            self._renderer = ConditionRenderer(
+                hand_model=self.job.hand_model,
+                model_dir=self.job.mano_dir,
+                data_root=dataset_root(self.job.inp),
+            )
         return self._renderer.render_into(
             sample,
             self.method.maps,

@@ -1,5 +1,6 @@
-"""``handsynth poses grasp-status | fps | cross-sample``: HandBooster's condition creator steps that
-need no hand model (issue 12 §5). Registered on the ``poses`` command that ``handsynth.hand.cli`` makes."""
+"""``handsynth poses grasp-status | fps | cross-sample | views | rest | align | compose``: HandBooster's
+novel condition creator (issue 12 §5). Registered on the ``poses`` command that ``handsynth.hand.cli``
+makes."""
 
 from __future__ import annotations
 
@@ -24,34 +25,22 @@ def _read(path: str, flag: str) -> list[Sample]:
 
     if not metadata_path(path).exists():
         raise UserError(f"{flag} {path} holds no records: pass a dataset folder or a .jsonl file")
+    from handsynth.data.carry import absolute_mesh_paths
+
     samples = list(iter_records(path))
     if not samples:
         raise UserError(f"{flag} {path} holds no records: pass a dataset with at least one record")
+    root = dataset_root(path)
+    for s in samples:  # relative mesh paths stay valid wherever the record is written or mixed
+        if s.extra.get("objects"):
+            s.extra["objects"] = absolute_mesh_paths(s.extra["objects"], root)
     return samples
-
-
-def _carry_files(sample: Sample, src_root: Path, out_root: Path) -> dict[str, bytes]:
-    """Make the files a record names readable from the output folder: images are linked (as
-    ``handsynth prepare`` does), other files copied (returned for the writer). Missing ones stay unnamed
-    in the output as they were in the input."""
-    from handsynth.data.folder import LINKABLE_SUFFIXES
-
-    copies: dict[str, bytes] = {}
-    for rel in sample.paths().values():
-        src, dst = src_root / rel, out_root / rel
-        if not src.is_file() or dst.exists() or dst.is_symlink():
-            continue
-        if rel.lower().endswith(LINKABLE_SUFFIXES):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.symlink_to(src.resolve())
-        else:
-            copies[rel] = src.read_bytes()
-    return copies
 
 
 def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_root: Path, desc: str) -> int:
     """Append ``samples`` (read from ``src_root``) to the dataset folder ``out``, skipping ids already
     there (a resumed run)."""
+    from handsynth.data.carry import carry_record
     from handsynth.data.folder import DatasetWriter
     from handsynth.progress import progress
 
@@ -60,7 +49,7 @@ def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_r
     with progress(total=len(samples), desc=desc, unit="record") as bar:
         for s in samples:
             if not writer.has(s.id):
-                writer.write(s, _carry_files(s, src_root, writer.root))
+                writer.write(*carry_record(s, src_root, writer.root))
                 done += 1
             bar.update()
     print(writer.meta)
@@ -194,6 +183,82 @@ def _cross_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _views(args: argparse.Namespace) -> int:
+    from handsynth.poses.rigid import HandPoser
+    from handsynth.poses.views import ViewCounts, novel_views
+
+    samples = _read(args.input, "--in")
+    step = {"seed": args.seed, "n_per_pose": args.n_per_pose, "max_deg": args.max_deg, "mode": args.mode}
+    counts = ViewCounts()
+    views = novel_views(
+        samples, args.n_per_pose, args.max_deg, args.mode, args.seed, HandPoser(args.mano_dir), counts, step
+    )
+    _write(
+        args.out, {"command": "poses views", **step}, args.overwrite, views, dataset_root(args.input), "views"
+    )
+    log.info(
+        "%d views kept, %d dropped (a hand left the image), %d non-grasping records passed through",
+        counts.kept,
+        counts.dropped,
+        counts.passed,
+    )
+    return 0
+
+
+def _rest(args: argparse.Namespace) -> int:
+    from handsynth.poses.rest import object_catalogue, rest_records
+
+    objects = object_catalogue(args.objects)
+    step = {"seed": args.seed, "n_per_object": args.n}
+    records = rest_records(objects, args.n, args.seed, step)
+    config = {"command": "poses rest", "objects": [ref for _, ref in objects], **step}
+    _write(args.out, config, args.overwrite, records, Path("."), "rest")
+    log.info("%d rest poses of %d objects", len(records), len(objects))
+    return 0
+
+
+def _align(args: argparse.Namespace) -> int:
+    from handsynth.poses.align import align_records
+    from handsynth.poses.rigid import HandPoser
+
+    samples = _read(args.input, "--in")
+    reference = _read(args.reference, "--reference")
+    step = {"seed": args.seed}
+    aligned = align_records(samples, reference, args.seed, HandPoser(args.mano_dir), step)
+    config = {"command": "poses align", "reference": str(Path(args.reference).resolve()), **step}
+    _write(args.out, config, args.overwrite, aligned, dataset_root(args.input), "align")
+    return 0
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from handsynth.poses.compose import ComposeCounts, compose
+    from handsynth.poses.rigid import HandPoser
+
+    real = _read(args.real, "--real")
+    synthetic = _read(args.synthetic, "--synthetic")
+    step = {
+        "seed": args.seed,
+        "synthetic_fraction": args.synthetic_fraction,
+        "max_deg": args.max_deg,
+        "mode": args.mode,
+    }
+    counts = ComposeCounts()
+    out = compose(
+        real, synthetic, args.n, args.synthetic_fraction, args.seed, args.max_deg, args.mode,
+        HandPoser(args.mano_dir), step, counts,
+    )  # fmt: skip
+    config = {"command": "poses compose", "n": args.n, **step}
+    _write(args.out, config, args.overwrite, out, dataset_root(args.real), "compose")
+    log.info(
+        "%d samples: %d synthetic, %d real; %d kept their pose unrotated (every view left the image)",
+        len(out),
+        counts.synthetic,
+        counts.real,
+        counts.unrotated,
+    )
+    return 0
+
+
 def _poses_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """The ACTION sub-parsers of the ``poses`` command made by ``handsynth.hand.cli``."""
     poses = sub.choices.get("poses")
@@ -272,3 +337,71 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--seed", type=cli_args.seed, default=0, help="random seed of the draws")
     _sampling_flags(c, "PNG: real–synthetic similarity histogram before/after")
     c.set_defaults(func=_cross_sample)
+
+    v = actions.add_parser(
+        "views", help="novel views of grasping records: hand and object rotated together about the wrist"
+    )
+    v.add_argument("--in", dest="input", required=True, help="dataset folder or .jsonl with 'grasping'")
+    v.add_argument("--out", required=True, help="output dataset folder (views + non-grasping records)")
+    v.add_argument("--n-per-pose", type=cli_args.positive_int, default=1, help="views per grasping record")
+    _view_flags(v)
+    _run_flags(v, "random seed of the view angles")
+    v.set_defaults(func=_views)
+
+    r = actions.add_parser("rest", help="object resting poses on a table (stable poses, no physics engine)")
+    r.add_argument(
+        "--objects", required=True, help="folder of meshes (NAME/textured_simple.obj or NAME.obj) or 'world'"
+    )
+    r.add_argument("--n", type=cli_args.positive_int, required=True, help="rest poses per object")
+    r.add_argument("--out", required=True, help="output dataset folder (object-only records)")
+    _run_flags(r, "random seed of the draws", mano=False)
+    r.set_defaults(func=_rest)
+
+    a = actions.add_parser(
+        "align", help="give grasps the orientation, shape and wrist position of random real grasping hands"
+    )
+    a.add_argument("--in", dest="input", required=True, help="dataset folder or .jsonl of grasps")
+    a.add_argument("--reference", required=True, help="real records labelled by grasp-status")
+    a.add_argument("--out", required=True, help="output dataset folder")
+    _run_flags(a, "random seed of the real picks")
+    a.set_defaults(func=_align)
+
+    m = actions.add_parser(
+        "compose", help="mix real and synthetic poses per object class, each seen from a random view"
+    )
+    m.add_argument("--real", required=True, help="dataset folder or .jsonl of real hand-object poses")
+    m.add_argument("--synthetic", required=True, help="dataset folder or .jsonl of synthetic poses")
+    m.add_argument("--n", type=cli_args.positive_int, required=True, help="samples in total")
+    m.add_argument(
+        "--synthetic-fraction",
+        type=cli_args.probability,
+        default=0.8,
+        help="probability that a sample's pose is synthetic (0.8: released code)",
+    )
+    m.add_argument("--out", required=True, help="output dataset folder")
+    _view_flags(m)
+    _run_flags(m, "random seed of the draws and views")
+    m.set_defaults(func=_compose)
+
+
+def _run_flags(p: argparse.ArgumentParser, seed_help: str, mano: bool = True) -> None:
+    """--seed, --mano-dir (commands that re-pose hands) and --overwrite."""
+    p.add_argument("--seed", type=cli_args.seed, default=0, help=seed_help)
+    if mano:
+        p.add_argument("--mano-dir", default=None, help="MANO folder for records of hand model mano")
+    p.add_argument("--overwrite", action="store_true", help=_OVERWRITE)
+
+
+def _view_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-deg",
+        type=cli_args.float_in(0.0, 180.0, what="an angle in degrees"),
+        default=30.0,
+        help="largest rotation per axis (degrees)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("symmetric", "released"),
+        default="symmetric",
+        help="symmetric: U(-max, max) per axis; released: U[0, max) as the released code (shifts the mean view)",
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from handsynth.data.records import Sample
+from handsynth.data.records import Sample, object_pose
 from handsynth.errors import UserError
 from handsynth.poses.quaternions import axis_angle_to_matrix, axis_angle_to_quaternion, matrix_to_quaternion
 
@@ -28,9 +28,9 @@ def pose_vector(sample: Sample, translation_scale: float = 1.0) -> np.ndarray:
     hand = sample.hands[0]
     joints = axis_angle_to_quaternion(np.asarray(hand.hand_pose, dtype=np.float64).reshape(15, 3))
     R_root = axis_angle_to_matrix(np.asarray(hand.global_orient, dtype=np.float64))
-    pose = np.asarray(objects[0]["pose"], dtype=np.float64)
-    R_obj = R_root.T @ pose[:, :3]
-    t_obj = R_root.T @ (pose[:, 3] - np.asarray(hand.joints_3d[0], dtype=np.float64))
+    R, t, _ = object_pose(objects[0])
+    R_obj = R_root.T @ R
+    t_obj = R_root.T @ (t - np.asarray(hand.joints_3d[0], dtype=np.float64))
     return np.concatenate([joints.ravel(), matrix_to_quaternion(R_obj), t_obj * translation_scale])
 
 

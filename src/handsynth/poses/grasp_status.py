@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handsynth.data import records
 from handsynth.data.records import Sample
 from handsynth.errors import UserError
 from handsynth.poses.quaternions import rotation_angle_deg
@@ -33,8 +34,8 @@ def object_pose(sample: Sample, where: str) -> tuple[np.ndarray, np.ndarray]:
     objects = sample.extra.get("objects")
     if not objects:
         raise UserError(f"{where} (id {sample.id}) has no 'objects': grasp status needs the object's pose")
-    pose = np.asarray(objects[0]["pose"], dtype=np.float64)
-    return pose[:, :3], pose[:, 3]
+    R, t, _ = records.object_pose(objects[0])
+    return R, t
 
 
 def sequence_of(sample: Sample) -> tuple[str, int] | None:

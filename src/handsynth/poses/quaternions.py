@@ -106,3 +106,20 @@ def rotation_angle_deg(R_a: np.ndarray, R_b: np.ndarray) -> np.ndarray:
     rel = np.swapaxes(np.asarray(R_a, dtype=np.float64), -1, -2) @ np.asarray(R_b, dtype=np.float64)
     cos = np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
     return np.degrees(np.arccos(cos))
+
+
+def quaternion_to_axis_angle(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(..., 4)`` to axis-angle vectors ``(..., 3)`` with angle in [0, pi]."""
+    q = canonical(np.asarray(q, dtype=np.float64))
+    v = q[..., 1:]
+    s = np.linalg.norm(v, axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(s, q[..., :1])
+    # angle / sin(angle/2) -> 2 as the angle -> 0, so tiny rotations stay exact
+    small = s < 1e-8
+    scale = np.where(small, 2.0 + angle**2 / 12.0, angle / np.where(small, 1.0, s))
+    return v * scale
+
+
+def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(..., 3, 3)`` to axis-angle vectors ``(..., 3)``."""
+    return quaternion_to_axis_angle(matrix_to_quaternion(R))

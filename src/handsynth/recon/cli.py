@@ -94,6 +94,58 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_filter(args: argparse.Namespace) -> int:
+    import sys
+
+    from handsynth.data.folder import metadata_path
+    from handsynth.data.provenance import tree_sha256
+    from handsynth.errors import UserError
+    from handsynth.recon import edge_filter as ef
+    from handsynth.recon.checkpoint import resolve_checkpoint
+    from handsynth.recon.predict import ReconEstimator
+
+    _threads(args)
+    preset = ef.parse_preset(args.preset) if args.preset else None
+    explicit = {m: getattr(args, f"max_{m}") for m in ef.METRICS}
+    if preset is None and all(v is None for v in explicit.values()):
+        ef.resolve_thresholds(None, explicit)  # the error naming the flags
+    if isinstance(preset, float) and not args.reference:
+        ef.resolve_thresholds(preset, explicit)  # the error asking for --reference
+    for flag, path in (("--in", args.data), ("--reference", args.reference)):
+        if path and not metadata_path(path).exists():
+            raise UserError(f"{flag} {path}: no metadata.jsonl there; pass a handsynth dataset folder")
+    if Path(args.out).resolve() == Path(args.data).resolve():
+        raise UserError(f"--out {args.out} is the input folder; pass a new folder for the kept records")
+    checkpoint = resolve_checkpoint(args.estimator)
+    est = ReconEstimator.from_checkpoint(checkpoint, device=_device(args.device), batch_size=args.batch_size)
+    reference = ef.score_hands(est, args.reference) if isinstance(preset, float) else None
+    thresholds, source = ef.resolve_thresholds(preset, explicit, reference)
+    scores = ef.score_hands(est, args.data)
+    config = {
+        "stage": "filter",
+        "data": str(Path(args.data).resolve()),
+        "estimator_sha256": tree_sha256(checkpoint),
+        "thresholds_mm": thresholds,
+    }
+    report = ef.filter_dataset(
+        est,
+        args.data,
+        args.out,
+        thresholds,
+        source,
+        config,
+        scores=scores,
+        overwrite=args.overwrite,
+        command="handsynth " + " ".join(sys.argv[1:]),
+    )
+    s = report["summary"]
+    print(
+        f"kept {s['kept']} of {s['records']} records ({100 * s['pass_rate']:.1f} %) in {args.out}; "
+        f"report: {Path(args.out) / 'filter_report.md'} ({s['images_per_second']:.1f} images/s)"
+    )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from handsynth.recon.config import add_config_arguments
 
@@ -141,3 +193,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     toy.add_argument("--mano-dir", default=None, help="MANO folder for --hand-model mano")
     add_deprecated_alias(toy, "--hand-model-path", "--mano-dir")
     toy.set_defaults(func=_cmd_toy)
+
+    f = subparsers.add_parser(
+        "filter",
+        help="HandBooster's edge-case filter: keep generated records a reconstruction model agrees with",
+        description="Score every hand with a `handsynth recon` model trained on the real set; a record is "
+        "rejected when any hand's root-relative MPJPE/MPVPE or PA-MPJPE/PA-MPVPE (mm) exceeds its "
+        "threshold. Writes the kept records (images linked) and filter_report.md/json to --out.",
+    )
+    f.add_argument("--in", dest="data", required=True, help="generated dataset folder to filter")
+    add_deprecated_alias(f, "--data", "--in")  # the spelling; --in is the project's
+    f.add_argument("--estimator", required=True, help="recon checkpoint or training run folder")
+    f.add_argument("--out", required=True, help="output dataset folder of the kept records")
+    f.add_argument(
+        "--preset",
+        default=None,
+        help="dexycb (25/25/10/10 mm) | ho3d (50/50/20/20) | percentile:Q (Q-th percentile of the "
+        "estimator's errors on --reference)",
+    )
+    for m in ("mpjpe", "mpvpe", "pa_mpjpe", "pa_mpvpe"):
+        f.add_argument(
+            f"--max-{m.replace('_', '-')}",
+            dest=f"max_{m}",
+            type=cli_args.non_negative,
+            default=None,
+            help=f"threshold on {m.upper().replace('_', '-')} in mm (overrides the preset's)",
+        )
+    f.add_argument("--reference", default=None, help="real dataset folder for --preset percentile:Q")
+    f.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    f.add_argument("--batch-size", type=cli_args.positive_int, default=32)
+    f.add_argument(
+        "--overwrite", action="store_true", help="restart an --out folder written with other settings"
+    )
+    add_threads_argument(f)
+    f.set_defaults(func=_cmd_filter)

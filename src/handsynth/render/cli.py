@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
         mano_dir=args.mano_dir,
         local=not args.no_local,
         expand=args.expand,
+        objects=not args.no_objects,
     )
     print(f"wrote {args.out} (contact sheet: {sheet})")
     return 0
@@ -57,4 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--expand", type=cli_args.positive, default=1.25, help="local crop: hand box expansion factor"
     )
     p.add_argument("--no-local", action="store_true", help="skip the local (hand crop) maps")
+    p.add_argument(
+        "--no-objects", action="store_true", help="draw hands only, ignoring the records' 'objects'"
+    )
     p.set_defaults(func=_run)

@@ -7,15 +7,18 @@ Every stage that needs conditions (``handsynth render``, generation, the micro w
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from handsynth.data.records import Hand, LocalCrop, Sample
+from handsynth.data.carry import absolute_mesh_paths
+from handsynth.data.records import Hand, LocalCrop, Sample, object_pose
 from handsynth.errors import UserError
 from handsynth.hand.model import load_hand_model
+from handsynth.objects.meshes import load_mesh, resolve_mesh
 from handsynth.render.crop import crop_box
 from handsynth.render.renderer import Renderer
 from handsynth.render.scene import SceneMesh
@@ -78,20 +81,31 @@ def check_render_size(sample_id: str, width: int, height: int) -> None:
 
 
 class ConditionRenderer:
-    """Poses each hand of a record with its hand model and renders global + local condition maps.
+    """Poses each hand of a record with its hand model, places its objects (``objects[]``), and renders
+    global + local condition maps.
 
-    Hand models and GL contexts are created once and cached, so rendering thousands of records costs
-    one forward pass and one draw per hand.
+    Hand models, object meshes (by path) and GL contexts are created once and cached, so rendering
+    thousands of records costs one forward pass per hand and one draw. ``data_root`` is the folder
+    relative object mesh paths are read from; ``objects=False`` draws hands only.
     """
 
     def __init__(
-        self, hand_model: str | None = None, model_dir: str | Path | None = None, expand: float = 1.25
+        self,
+        hand_model: str | None = None,
+        model_dir: str | Path | None = None,
+        expand: float = 1.25,
+        data_root: str | Path | None = None,
+        objects: bool = True,
     ):
         self.hand_model = hand_model  # None: use each record's own `model` field
         self.model_dir = model_dir
         self.expand = expand
+        self.data_root = data_root
+        self.objects = objects
         self._models: dict[tuple[str, str], torch.nn.Module] = {}
         self._renderers: dict[tuple[int, int], object] = {}
+        self._object_keys: dict[str, str] = {}  # mesh reference -> resolved key
+        self._object_templates: dict[str, SceneMesh] = {}  # resolved key -> mesh in its own frame
 
     def _model(self, kind: str, side: str) -> torch.nn.Module:
         key = (kind, side)
@@ -120,6 +134,7 @@ class ConditionRenderer:
                 for x in (h.global_orient, h.hand_pose, h.betas, h.transl)
             ]
             check_joints_match(sample.id, h, model(*params, joints_only=True).joints[0].numpy())
+        self.object_meshes(sample)  # every mesh found and readable
 
     @torch.no_grad()
     def hand_meshes(self, sample: Sample) -> list:
@@ -136,12 +151,35 @@ class ConditionRenderer:
             meshes.append(SceneMesh(out.vertices[0].numpy(), faces, label=h.side))
         return meshes
 
+    def object_meshes(self, sample: Sample) -> list[SceneMesh]:
+        """One SceneMesh per entry of the record's ``objects`` (label ``object``), in the camera frame."""
+        if not self.objects:
+            return []
+        meshes = []
+        for obj in sample.extra.get("objects") or []:
+            ref = obj.get("mesh")
+            if ref not in self._object_keys:
+                what = f"record {sample.id}, object {obj['name']!r}"
+                key = resolve_mesh(ref, self.data_root, what)
+                if key not in self._object_templates:
+                    self._object_templates[key] = SceneMesh.from_trimesh(load_mesh(key, what), label="object")
+                self._object_keys[ref] = key
+            template = self._object_templates[self._object_keys[ref]]
+            R, t, scale = object_pose(obj)
+            vertices = (template.vertices.astype(np.float64) * scale) @ R.T + t
+            meshes.append(dataclasses.replace(template, vertices=vertices))
+        return meshes
+
+    def scene_meshes(self, sample: Sample) -> list[SceneMesh]:
+        """Everything the maps show: the record's hands and its objects."""
+        return self.hand_meshes(sample) + self.object_meshes(sample)
+
     def render(
         self, sample: Sample, maps: tuple[str, ...], local: bool = True, local_size: int | None = None
     ) -> RenderedConditions:
         """Render ``maps`` for one record; ``local`` adds the hand crop (AttentionHand's local branch)."""
         self.check_record(sample)
-        meshes = self.hand_meshes(sample)
+        meshes = self.scene_meshes(sample)
         K = np.asarray(sample.K, dtype=np.float64)
         joints_2d = [np.asarray(h.joints_2d) for h in sample.hands]
         renderer = self._renderer(sample.width, sample.height)
@@ -157,9 +195,14 @@ class ConditionRenderer:
     def render_into(
         self, sample: Sample, maps: tuple[str, ...], local: bool = True, local_size: int | None = None
     ) -> tuple[Sample, dict[str, np.ndarray]]:
-        """Render and return the record with its `conditions`/`local` filled, plus the files to write."""
+        """Render and return the record with its `conditions`/`local` filled, plus the files to write.
+
+        Relative object mesh paths become absolute: the record is written to another folder.
+        """
         rendered = self.render(sample, maps, local=local, local_size=local_size)
         out = copy.deepcopy(sample)
+        if out.extra.get("objects"):
+            out.extra["objects"] = absolute_mesh_paths(out.extra["objects"], self.data_root or ".")
         files: dict[str, np.ndarray] = {}
         out.conditions = dict(out.conditions)
         for name, array in rendered.global_maps.items():

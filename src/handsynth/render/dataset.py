@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handsynth.data import DatasetWriter, atomic_write_file, read_dataset
+from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, read_dataset
 from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.render.conditions import ConditionRenderer, scale_sample
@@ -25,8 +25,13 @@ def render_dataset(
     local: bool = True,
     expand: float = 1.25,
     sheet_rows: int = DEFAULT_SHEET_ROWS,
+    objects: bool = True,
 ) -> Path:
-    """Render every record of ``poses`` into ``out`` (resumable); returns the contact sheet path."""
+    """Render every record of ``poses`` into ``out`` (resumable); returns the contact sheet path.
+
+    The records' ``objects`` are drawn too (``objects=False``: hands only); relative mesh paths are
+    read from ``poses``' folder and written out as absolute paths, so the new records still find them.
+    """
     samples = read_dataset(poses)
     if not samples:
         raise UserError(f"{poses} holds no records to render")
@@ -38,7 +43,12 @@ def render_dataset(
         "local": local,
         "expand": expand,
     }
-    renderer = ConditionRenderer(hand_model=hand_model, model_dir=mano_dir, expand=expand)
+    if not objects:
+        config["objects"] = False  # only when set, so folders rendered before objects existed resume
+    root_in = dataset_root(poses)
+    renderer = ConditionRenderer(
+        hand_model=hand_model, model_dir=mano_dir, expand=expand, data_root=root_in, objects=objects
+    )
     for s in samples:  # every record is checked before anything is written
         renderer.check_record(scale_sample(s, size, size) if size is not None else s)
     writer = DatasetWriter(out, config=config, lock=True)

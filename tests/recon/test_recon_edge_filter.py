@@ -1,0 +1,143 @@
+"""`handsynth filter`: records are kept or rejected exactly as the thresholds say; a record whose joints
+were corrupted is rejected by a tiny trained estimator while the faithful one is kept."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from recon_helpers import StandInHand, StandInLeft, make_dataset, tiny_config
+
+from handsynth.cli import main
+from handsynth.data import read_dataset
+from handsynth.errors import UserError
+from handsynth.recon import edge_filter as ef
+from handsynth.recon.predict import ReconEstimator
+from handsynth.recon.train import train
+
+
+def _scores(rows: list[tuple[str, str, float, float, float, float]], vertices: bool = True) -> ef.HandScores:
+    errors = np.array([r[2:] for r in rows], float)
+    keys = [(r[0], r[1]) for r in rows]
+    by_metric = {m: errors[:, k] for k, m in enumerate(ef.METRICS) if vertices or m not in ef.VERTEX_METRICS}
+    z = np.zeros((len(rows), 21, 3))
+    return ef.HandScores(keys, by_metric, z, z)
+
+
+def test_decide_keeps_and_rejects_exactly_as_the_thresholds_say():
+    th = dict(zip(ef.METRICS, ef.PRESETS["dexycb"]))  # 25 / 25 / 10 / 10 mm
+    scores = _scores(
+        [
+            ("at_limit", "right", 25.0, 25.0, 10.0, 10.0),  # equal to every threshold: kept
+            ("mpjpe", "right", 25.01, 1.0, 1.0, 1.0),
+            ("pa_mpvpe", "right", 1.0, 1.0, 1.0, 10.5),
+            ("two", "right", 1.0, 1.0, 1.0, 1.0),
+            ("two", "left", 1.0, 1.0, 12.0, 1.0),  # one bad hand rejects the record
+            ("fine", "left", 24.0, 24.0, 9.0, 9.0),
+        ]
+    )
+    d = ef.decide(scores, th)
+    assert d.kept == {"at_limit": True, "mpjpe": False, "pa_mpvpe": False, "two": False, "fine": True}
+    assert d.failures["two"] == [("left", "pa_mpjpe")] and d.failures["mpjpe"] == [("right", "mpjpe")]
+    # without vertex metrics the vertex thresholds are not applied
+    d2 = ef.decide(_scores([("v", "right", 1.0, 99.0, 1.0, 99.0)], vertices=False), th)
+    assert d2.kept == {"v": True} and set(d2.applied) == {"mpjpe", "pa_mpjpe"}
+
+
+def test_thresholds_from_presets_flags_and_percentiles():
+    th, src = ef.resolve_thresholds("ho3d", {"mpjpe": 40.0, "mpvpe": None})
+    assert th == {"mpjpe": 40.0, "mpvpe": 50.0, "pa_mpjpe": 20.0, "pa_mpvpe": 20.0} and "ho3d" in src
+    ref = _scores([(f"r{i}", "right", float(i), 2.0 * i, 0.5 * i, float(i)) for i in range(1, 101)])
+    th, _ = ef.resolve_thresholds(ef.parse_preset("percentile:95"), {}, ref)
+    assert th["mpjpe"] == pytest.approx(np.percentile(np.arange(1, 101), 95))
+    assert th["mpvpe"] == pytest.approx(2 * th["mpjpe"])
+    for bad in ("dexycb2", "percentile:0", "percentile:x", "percentile:101"):
+        with pytest.raises(UserError, match="--preset"):
+            ef.parse_preset(bad)
+    with pytest.raises(UserError, match="--reference"):
+        ef.resolve_thresholds(95.0, {})
+    with pytest.raises(UserError, match="no threshold"):
+        ef.resolve_thresholds(None, {"mpjpe": None})
+
+
+@pytest.fixture
+def standin_models(monkeypatch):
+    def load(cfg, side="right"):
+        return StandInLeft() if side == "left" else StandInHand()
+
+    for mod in ("predict", "model", "evaluate", "edge_filter"):
+        monkeypatch.setattr(f"handsynth.recon.{mod}.load_hand_model_for", load)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny estimator trained for a few steps on real data, and a generated set: two records on the
+    same image, one with faithful labels, one whose joints were moved ~8 cm each (wrist kept)."""
+    tmp = tmp_path_factory.mktemp("edge_filter")
+    real = make_dataset(tmp / "real", 8, seed=3, sides=("right",))
+    run = tmp / "run"
+    train(tiny_config([str(real)], run, steps=6), hand_model=StandInHand(), progress=False)
+    gen = tmp / "gen"
+    (gen / "images").mkdir(parents=True)
+    src = json.loads((real / "metadata.jsonl").read_text().splitlines()[0])
+    (gen / src["file_name"]).write_bytes((real / src["file_name"]).read_bytes())
+    bad = json.loads(json.dumps(src))
+    joints = np.asarray(bad["hands"][0]["joints_3d"])
+    noise = np.random.default_rng(0).normal(0.0, 0.05, joints.shape)
+    noise[0] = 0.0
+    bad["hands"][0]["joints_3d"] = (joints + noise).tolist()
+    records = [{**src, "id": "faithful"}, {**bad, "id": "corrupted"}]
+    (gen / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return real, run, gen
+
+
+def test_corrupted_record_is_rejected_and_faithful_one_kept(trained, tmp_path, standin_models, capsys):
+    real, run, gen = trained
+    est = ReconEstimator.from_checkpoint(run)
+    scores = ef.score_hands(est, gen, show_progress=False)
+    err = dict(zip([k[0] for k in scores.keys], scores.errors["mpjpe"]))
+    assert err["corrupted"] > err["faithful"] + 20  # the same image: only the labels differ
+    assert set(scores.errors) == set(ef.METRICS)  # the records use the estimator's hand model
+    threshold = (err["corrupted"] + err["faithful"]) / 2
+    out = tmp_path / "kept"
+    args = ["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out)]
+    assert main([*args, "--max-mpjpe", f"{threshold:.3f}"]) == 0
+    kept = read_dataset(out)
+    assert [s.id for s in kept] == ["faithful"]
+    image = out / kept[0].file_name
+    assert image.is_symlink() and image.resolve() == (gen / kept[0].file_name).resolve()  # linked, not copied
+    report = json.loads((out / "filter_report.json").read_text())
+    assert report["summary"]["pass_rate"] == 0.5 and report["summary"]["thresholds_mm"] == {
+        "mpjpe": pytest.approx(threshold, abs=1e-3)
+    }
+    assert report["records"][1] == {"id": "corrupted", "kept": False, "over": ["right:mpjpe"]}
+    for f in ("filter_report.md", "filter_hist_mpjpe.png", "filter_hist_pa_mpvpe.png", "filter_rejects.png"):
+        assert (out / f).is_file()
+    assert "kept 1 of 2 records" in capsys.readouterr().out
+
+
+def test_percentile_preset_uses_the_reference_errors(trained, tmp_path, standin_models):
+    real, run, gen = trained
+    out = tmp_path / "kept"
+    args = ["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out)]
+    assert main([*args, "--preset", "percentile:50", "--reference", str(real)]) == 0
+    report = json.loads((out / "filter_report.json").read_text())
+    ref = ef.score_hands(ReconEstimator.from_checkpoint(run), real, show_progress=False)
+    for m in ef.METRICS:
+        assert report["summary"]["thresholds_mm"][m] == pytest.approx(np.percentile(ref.errors[m], 50))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "no threshold"),
+        (["--preset", "percentile:95"], "--reference"),
+        (["--preset", "dexcyb"], "--preset 'dexcyb'"),
+    ],
+)
+def test_bad_settings_fail_before_any_output(trained, tmp_path, standin_models, capsys, extra, message):
+    _, run, gen = trained
+    out = tmp_path / "kept"
+    assert main(["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
