@@ -145,7 +145,12 @@ def build_generator(args: argparse.Namespace) -> GenerationMethod:
 
 
 def build_training(
-    method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
+    method: str,
+    config: str | None,
+    data: str,
+    overrides: list[str],
+    base_model: str | None = None,
+    base_config: str | None = None,
 ) -> tuple[Any, TrainTask]:
     """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
     if method not in trainable():
@@ -155,6 +160,8 @@ def build_training(
     overrides = list(overrides)
     if base_model:
         overrides.append(f"model.base_model={base_model}")
+    if base_config:
+        overrides.append(f"model.base_config={base_config}")
     cfg = load_config(cfg_cls, config, overrides)
     if getattr(cfg, "method", method) != method:
         raise UserError(f"config {config} is for method {cfg.method!r}, not {method!r}")

@@ -305,6 +305,7 @@ def from_args(args: argparse.Namespace) -> HandBoosterGenerator:
         "--negative-prompt": bool(getattr(args, "negative_prompt", "")),
         "--condition": getattr(args, "condition", None) is not None,
         "--base-model": getattr(args, "base_model", None) is not None,
+        "--base-config": getattr(args, "base_config", None) is not None,
     }
     bad = [flag for flag, set_ in refused.items() if set_]
     if bad:
