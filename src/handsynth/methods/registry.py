@@ -36,6 +36,7 @@ class MethodSpec:
 _AH = "handsynth.methods.attentionhand"
 _BASELINES = "handsynth.methods.baselines.generators"
 _UNI = "handsynth.methods.uni_controlnet"
+_HB = "handsynth.methods.handbooster"
 _SESA = "handsynth.methods.sesahand"
 
 METHODS: dict[str, MethodSpec] = {
@@ -77,6 +78,14 @@ METHODS: dict[str, MethodSpec] = {
             task=f"{_UNI}.task:UniControlNetTask",
         ),
         MethodSpec(
+            "handbooster",
+            method=f"{_HB}.generator:HandBoosterGenerator",
+            generator=f"{_HB}.generator:from_args",
+            checkpoint="the `handsynth train --method handbooster` run folder",
+            config=f"{_HB}.config:HandBoosterConfig",
+            task=f"{_HB}.task:HandBoosterTask",
+        ),
+        MethodSpec(
             "sesahand",
             method=f"{_SESA}.generator:SesaHandGenerator",
             generator=f"{_SESA}.generator:from_args",
@@ -85,7 +94,6 @@ METHODS: dict[str, MethodSpec] = {
             task=f"{_SESA}.task:SesaHandTask",
             options=f"{_SESA}.options:add_arguments",
         ),
-        # handbooster: later
     )
 }
 
@@ -146,7 +154,12 @@ def build_generator(args: argparse.Namespace) -> GenerationMethod:
 
 
 def build_training(
-    method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
+    method: str,
+    config: str | None,
+    data: str,
+    overrides: list[str],
+    base_model: str | None = None,
+    base_config: str | None = None,
 ) -> tuple[Any, TrainTask]:
     """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
     if method not in trainable():
@@ -156,6 +169,8 @@ def build_training(
     overrides = list(overrides)
     if base_model:
         overrides.append(f"model.base_model={base_model}")
+    if base_config:
+        overrides.append(f"model.base_config={base_config}")
     cfg = load_config(cfg_cls, config, overrides)
     if getattr(cfg, "method", method) != method:
         raise UserError(f"config {config} is for method {cfg.method!r}, not {method!r}")

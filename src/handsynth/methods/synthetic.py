@@ -32,8 +32,9 @@ def write_synthetic_dataset(
     """Write ``n`` samples of ``size``^2 to ``folder`` (a record dataset folder) and return it.
 
     ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1),
-    ``depth`` (the blob at 500 mm), ``skeleton`` (the joints' OpenPose drawing) and ``body`` (a grey arm
-    bar from the wrist to the bottom edge), for methods that read several maps.
+    ``depth`` (the blob at 500 mm), ``normal`` (facing the camera), ``texture`` (the blob's colour),
+    ``skeleton`` (the joints' OpenPose drawing) and ``body`` (a grey arm bar from the wrist to the bottom
+    edge), for methods that read several maps.
     """
     import torch
 
@@ -98,6 +99,14 @@ def write_synthetic_dataset(
         silhouette = np.asarray(mesh)[..., 0] > 0
         if "seg" in extra_maps:
             files[sample.conditions["seg"]] = Image.fromarray(silhouette.astype(np.uint8))
+        if "normal" in extra_maps:  # a flat blob facing the camera: n = (0, 0, -1)
+            files[sample.conditions["normal"]] = Image.fromarray(
+                np.where(silhouette[..., None], np.uint8([128, 128, 0]), np.uint8(0)).astype(np.uint8)
+            )
+        if "texture" in extra_maps:  # the blob in its skin colour on black
+            files[sample.conditions["texture"]] = Image.fromarray(
+                np.where(silhouette[..., None], np.asarray(img), 0).astype(np.uint8)
+            )
         if "depth" in extra_maps:
             files[sample.conditions["depth"]] = Image.fromarray(silhouette.astype(np.uint16) * 500)
         if "skeleton" in extra_maps:

@@ -32,6 +32,7 @@ class HSASection(HSAConfig):
 @dataclass
 class ModelConfig:
     base_model: str = "tiny"  # 'tiny', a local diffusers SD folder, or a hub id (online)
+    base_config: str | None = None  # a single-file base's diffusers folder or original .yaml
     resolution: int = 512
     maps: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_MAPS.items()})
     conditioning_embedding_out_channels: list[int] | None = None  # None: diffusers' (16, 32, 96, 256)

@@ -20,6 +20,7 @@ import torch
 
 from handsynth.config import CONFIG_NAME, load_config
 from handsynth.data.provenance import tree_sha256
+from handsynth.diffusion.base import base_from_run
 from handsynth.diffusion.hand_bias import install_hand_bias
 from handsynth.errors import UserError
 from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
@@ -86,15 +87,16 @@ class SesaHandGenerator(DiffusersBaseline):
         if isinstance(checkpoint, (str, Path)):
             train_config = self._read_config(checkpoint)
         self.train_cfg = (train_config or SesaHandConfig()).check()
+        base_config = None
         if base_model is None:
-            base_model = self.train_cfg.model.base_model
+            base_model, base_config = self.train_cfg.model.base_model, self.train_cfg.model.base_config
             if isinstance(checkpoint, (str, Path)):  # a local base is stored relative to the run folder
-                from handsynth.diffusion.base import base_from_run
-
                 base_model = base_from_run(base_model, checkpoint)
+                base_config = base_from_run(base_config, checkpoint) if base_config else None
         self.stream_maps = self.train_cfg.stream_maps()
         names = self.train_cfg.map_names()
         super().__init__(checkpoint, base_model, sampling, names[0], conditioning_scale)
+        self.base_config = base_config
         self.maps = tuple(names)
         self.hsa_config = self.train_cfg.hsa.to_hsa()
         self.hsa_config.enabled = bool(hsa)

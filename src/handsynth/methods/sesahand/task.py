@@ -42,7 +42,7 @@ class SesaHandTask(RecordTrainTask):
 
     def __init__(self, cfg: SesaHandConfig, data: str | Path) -> None:
         self.cfg = cfg.check()
-        super().__init__(cfg.model.base_model, data, cfg.data.max_samples)
+        super().__init__(cfg.model.base_model, data, cfg.data.max_samples, cfg.model.base_config)
         m = cfg.model
         self._dataset = SesaHandDataset(
             self.samples, self.root, m.resolution, cfg.stream_maps(), cfg.data.prompt_field, cfg.hsa.enabled
@@ -54,7 +54,7 @@ class SesaHandTask(RecordTrainTask):
     def build(self, accelerator: Accelerator) -> torch.nn.Module:
         cfg = self.cfg
         self.accelerator = accelerator
-        base = load_base(cfg.model.base_model)
+        base = load_base(cfg.model.base_model, base_config=cfg.model.base_config)
         model = StructuralFusion.from_unet(
             base.unet,
             stream_channels(cfg.stream_maps()),
