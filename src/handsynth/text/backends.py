@@ -8,13 +8,15 @@ from typing import Any
 from handsynth.errors import UserError
 from handsynth.text.caption_hf import TransformersCaptioner
 from handsynth.text.caption_openai import OpenAICaptioner
-from handsynth.text.captioner import BACKENDS, TemplateCaptioner
+from handsynth.text.captioner import BACKENDS, RecordCaptioner, TemplateCaptioner
 
 
 def make_backend(name: str, **options: Any) -> Any:
     """The back-end called ``name`` with its command-line options (unknown ones are ignored)."""
     if name == "template":
         return TemplateCaptioner()
+    if name == "record":
+        return RecordCaptioner()
     if name == "transformers":
         return TransformersCaptioner.from_options(**options)
     if name == "openai":

@@ -109,7 +109,17 @@ def caption_dataset(
     root = dataset_root(path)
     todo = [s for s in samples if overwrite or not _is_done(s, cot)]
     rep = CaptionReport(total=len(samples), skipped=len(samples) - len(todo))
-    needs_image = backend.name != "template"
+    needs_image = backend.name not in ("template", "record")
+    if backend.name == "record":
+        from handsynth.text.captioner import record_caption
+
+        bare = [s.id for s in todo if record_caption(s) is None]
+        if bare:
+            raise UserError(
+                f"{len(bare)} record(s) in {root} have no `caption` field for --backend record "
+                f"(first: {bare[0]}); render them with `handsynth world render --caption-style verbose` "
+                "or use --backend template"
+            )
     if needs_image:
         missing = [s.id for s in todo if not s.file_name or not (root / s.file_name).exists()]
         if missing:

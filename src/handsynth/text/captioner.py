@@ -15,7 +15,7 @@ from handsynth.errors import UserError
 from handsynth.text.prompts import object_phrase
 
 DEFAULT_QUESTION = "Describe what a person is doing with his or her hands in the image."
-BACKENDS = ("template", "transformers", "openai")  # built by handsynth.text.backends.make_backend
+BACKENDS = ("template", "record", "transformers", "openai")  # built by handsynth.text.backends.make_backend
 
 
 @dataclass
@@ -64,6 +64,26 @@ class TemplateCaptioner:
 
     def caption(self, samples: list[Any], images: list[Any | None], question: str = "") -> list[str | None]:
         return [template_caption(s) for s in samples]
+
+
+class RecordCaptioner(TemplateCaptioner):
+    """The record's own ``caption`` field as the description (offline): e.g. the verbose captions of
+    ``handsynth world render --caption-style verbose``, which ``--cot`` then turns into prompts."""
+
+    name = "record"
+    model = "record"
+
+    def chat(self, requests: list[ChatRequest]) -> list[str | None]:
+        raise UserError("the record back-end cannot answer questions; use --semantics rule")
+
+    def caption(self, samples: list[Any], images: list[Any | None], question: str = "") -> list[str | None]:
+        return [record_caption(s) for s in samples]
+
+
+def record_caption(sample: Any) -> str | None:
+    """The record's ``caption`` field (None when it has none)."""
+    text = sample.extra.get("caption")
+    return text if isinstance(text, str) and text.strip() else None
 
 
 def template_caption(sample: Any) -> str:

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_tag)
 
     p = sub.add_parser(
-        "caption", help="caption records (template | transformers | openai), optionally with CoT"
+        "caption", help="caption records (template | record | transformers | openai), optionally with CoT"
     )
     _dataset_arg(p)
     p.add_argument("--backend", choices=BACKENDS, default="template")
@@ -148,7 +148,7 @@ def _caption(args: argparse.Namespace) -> int:
 
     if args.backend != "openai" and args.base_url:
         raise UserError("--base-url is only used with --backend openai")
-    if args.backend == "template" and args.semantics == "model":
+    if args.backend in ("template", "record") and args.semantics == "model":
         raise UserError(
             "--semantics model needs a model back-end (transformers or openai); use --semantics rule"
         )

@@ -119,3 +119,98 @@ def caption(facts: CaptionFacts, rng: np.random.Generator) -> str:
     if facts.light and rng.random() < 0.5:
         text = f"{text}, {facts.light}"
     return " ".join(text.split())
+
+
+CAPTION_STYLES = ("short", "verbose")
+
+
+@dataclass
+class SceneDetail:
+    """Environment facts a verbose (VLM-like) caption may add; all of them true of the image."""
+
+    background_kind: str  # "lab" | "procedural" | "natural"
+    background_name: str
+    light_color: tuple[float, float, float]  # linear RGB of the key light
+    light_count: int
+    brightness: float  # key light intensity + mean ambient
+    sheen: float  # specular strength
+    hand_fraction: float  # hand box side / image side
+    blurred: bool = False  # the background is out of focus
+
+
+def _where(phrase: str) -> str:
+    """'in front of a brick wall' -> 'a brick wall' (the thing a phrase places the hand against)."""
+    for prep in ("in front of ", "against ", "above ", "over ", "on ", "under ", "near ", "by "):
+        if phrase.startswith(prep):
+            return phrase[len(prep) :]
+    return phrase
+
+
+def _light_sentence(d: SceneDetail, rng: np.random.Generator) -> str:
+    r, _, b = d.light_color
+    tint = "warm, yellowish" if r > b * 1.15 else "cool, bluish" if b > r * 1.15 else "neutral white"
+    level = "dim" if d.brightness < 0.7 else "bright" if d.brightness > 1.1 else "soft"
+    sources = {1: "a single light source", 2: "two light sources", 3: "three light sources"}.get(
+        d.light_count, "several light sources"
+    )
+    options = [
+        f"The scene is lit by {sources} with {level} {tint} light.",
+        f"The lighting is {level} and {tint}, coming from {sources}.",
+        f"{level.capitalize()} {tint} light from {sources} falls on the hand.",
+    ]
+    text = options[rng.integers(len(options))]
+    if d.sheen > 0.1:
+        text += " The skin shows a slight sheen."
+    return text
+
+
+def verbose_caption(facts: CaptionFacts, detail: SceneDetail, rng: np.random.Generator) -> str:
+    """A VLM-like multi-sentence caption: the hand sentence first, then environment sentences.
+
+    Why: SesaHand's claim is that chain-of-thought prompts beat raw VLM captions, whose words are spent
+    on scenery; the micro world needs such captions (lighting, background, surfaces, framing) to test it.
+    """
+    who, pron = (("A person", "their"), ("Someone", "their"), ("A man", "his"), ("A woman", "her"))[
+        rng.integers(4)
+    ]
+    if facts.object_name:
+        thing = (
+            f"a {facts.object_color} {facts.object_name}" if facts.object_color else f"a {facts.object_name}"
+        )
+        action = f"holding {thing}"
+    else:
+        action = facts.gesture
+    sentences = [f"{who} is {action} with {pron} {facts.side} hand {facts.background}."]
+    thing = _where(facts.background)
+    if detail.background_kind == "lab":
+        sentences.append("The background is a plain black studio backdrop with no other objects in view.")
+    elif detail.background_kind == "natural":
+        sentences.append(
+            f"Behind the hand the background shows {thing}, filling the frame around the subject."
+        )
+    else:
+        surface = (
+            "surface"
+            if any(w in thing for w in ("table", "floor", "wall"))
+            else "fabric"
+            if any(w in thing for w in ("curtain", "shirt", "fabric", "cloth"))
+            else "texture"
+        )
+        sentences.append(
+            (
+                f"The background is {thing}, whose {surface} fills the frame behind the hand.",
+                f"Behind the hand there is {thing}; its {surface} covers the whole background.",
+            )[rng.integers(2)]
+        )
+    if detail.blurred and detail.background_kind != "lab":
+        sentences.append("The background is slightly out of focus.")
+    sentences.append(_light_sentence(detail, rng))
+    if facts.sleeve_color:
+        sentences.append(f"The forearm is covered by a {facts.sleeve_color} sleeve.")
+    framing = "a tight close-up" if detail.hand_fraction >= 0.5 else "a medium shot"
+    sentences.append(
+        f"The photo is {framing} in which the hand takes up much of the picture."
+        if detail.hand_fraction >= 0.5
+        else f"The photo is {framing}; the hand occupies a small part of the picture."
+    )
+    return " ".join(" ".join(s.split()) for s in sentences)

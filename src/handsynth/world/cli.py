@@ -7,6 +7,7 @@ import argparse
 from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.render.maps import check_maps
+from handsynth.world.captions import CAPTION_STYLES
 from handsynth.world.dataset import render_world
 from handsynth.world.scene import DOMAINS, WorldConfig
 
@@ -37,6 +38,7 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         supersample=args.supersample,
         hand_fraction=_fraction(args.hand_fraction),
         poses=args.poses,
+        caption_style=args.caption_style,
     )
 
 
@@ -114,5 +116,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="dataset folder or .jsonl: sample i reuses record i's hand, camera and placement "
         "(real photos of the same poses in another domain)",
+    )
+    p.add_argument(
+        "--caption-style",
+        choices=CAPTION_STYLES,
+        default="short",
+        help="verbose: also write a VLM-like multi-sentence `caption` with environment detail "
+        "(lighting, background, framing); `prompt` stays the short caption",
     )
     p.set_defaults(func=_run)

@@ -59,6 +59,7 @@ class WorldConfig:
     expand: float = 1.25  # local crop side = expand * longest side of the hand box
     hand_fraction: tuple[float, float] | None = None  # hand box side / image side; default per domain
     poses: str | None = None  # records (folder or .jsonl) whose hands, camera and placement are reused
+    caption_style: str = "short"  # "verbose": also a VLM-like multi-sentence `caption` (prompt unchanged)
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -69,6 +70,10 @@ class WorldConfig:
             self.object_probability = DEFAULT_OBJECT_PROBABILITY[self.domain]
         if not 0.0 <= self.object_probability <= 1.0:
             raise UserError(f"object probability must be in [0, 1], got {self.object_probability}")
+        if self.caption_style not in captions.CAPTION_STYLES:
+            raise UserError(
+                f"caption style {self.caption_style!r} is unknown; use one of {captions.CAPTION_STYLES}"
+            )
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
@@ -83,6 +88,8 @@ class WorldConfig:
         d["maps"] = list(self.maps)
         if self.hand_fraction is not None:
             d["hand_fraction"] = list(self.hand_fraction)
+        if self.caption_style == "short":
+            del d["caption_style"]  # folders written before the option resume unchanged
         d["stage"] = "world"
         return d
 
@@ -380,6 +387,24 @@ class WorldGenerator:
         )
         if obj is not None:
             sample.extra["object"] = {"name": obj.name, "color": obj.color_name}
+        if cfg.caption_style == "verbose":
+            # Its own random stream: the photo, labels and `prompt` are those of the short style.
+            detail = captions.SceneDetail(
+                background_kind=bg.kind,
+                background_name=bg.name,
+                light_color=tuple(float(x) for x in light.lights[0].color)
+                if light.lights
+                else (1.0, 1.0, 1.0),
+                light_count=len(light.lights),
+                brightness=float(
+                    (light.lights[0].intensity if light.lights else 0.0) + np.mean(light.ambient)
+                ),
+                sheen=float(light.specular),
+                hand_fraction=float(framing.hand_fraction),
+                blurred=bool(getattr(deg, "background_blur", 0.0) > 0.5),
+            )
+            verbose_rng = np.random.default_rng([cfg.seed, _DOMAIN_CODE[cfg.domain], index, 1])
+            sample.extra["caption"] = captions.verbose_caption(facts, detail, verbose_rng)
         # The arm in the photo, so `handsynth render --maps body` can draw its silhouette.
         sample.extra["body"] = {"forearms": [{"side": side, "sleeve_start": sleeve_start, "length": 1.0}]}
 
