@@ -65,3 +65,35 @@ def test_user_errors_before_writing(tmp_path, dataset, record, write_records, ca
         == 2
     )
     assert "no image file" in capsys.readouterr().err
+
+
+def test_cot_from_the_records_own_verbose_caption(tmp_path, capsys):
+    """``--backend record``: the record's ``caption`` is the description; CoT drops the environment."""
+    out = tmp_path / "w"
+    args = [
+        "world",
+        "render",
+        "--domain",
+        "wild",
+        "--n",
+        "3",
+        "--size",
+        "32",
+        "--maps",
+        "",
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--caption-style", "verbose", "--seed", "4"]) == 0
+    before = read_dataset(out)
+    assert main(["caption", "--in", str(out), "--backend", "record", "--cot", "--semantics", "rule"]) == 0
+    for b, r in zip(before, read_dataset(out)):
+        assert r.extra["caption"] == b.extra["caption"] == r.source["caption"]["text"]
+        assert r.prompt and len(r.prompt.split()) < len(b.extra["caption"].split()) / 2
+        assert "light" not in r.prompt and "background" not in r.prompt
+    bare = tmp_path / "b"
+    assert main([*args[:-1], str(bare), "--seed", "4"]) == 0
+    assert main(["caption", "--in", str(bare), "--backend", "record", "--cot", "--semantics", "rule"]) == 2
+    err = capsys.readouterr().err
+    assert "no `caption` field" in err and "--caption-style verbose" in err
+    assert "caption" not in read_dataset(bare)[0].source  # refused before anything was written
