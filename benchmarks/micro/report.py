@@ -24,14 +24,23 @@ NAMES = {
     "real_lab": "real lab only",
     "shuffled": "AttentionHand images, shuffled labels (control)",
     "oracle": "real wild photos of the same poses (oracle)",
+    "sesahand": "SesaHand (fusion + HSA, CoT prompts)",
+    "sesahand_nocot": "SesaHand, verbose captions (w/o CoT)",
+    "sesahand_nofusion": "SesaHand w/o fusion (fine maps only)",
+    "sesahand_nohsa": "SesaHand w/o HSA",
+    "sesahand_fusion_sum": "SesaHand, sum fusion",
+    "sesahand_hsa_tas": "SesaHand, HSA replaced by TAS",
 }
 T1 = ["FID", "KID", "FID-H", "KID-H", "Hand Conf.", "MSE-2D", "MSE-3D"]
-HIGHER = {"Hand Conf.", "AUC_J", "AUC_V", "F@5", "F@15", "PCK@0.1"}
+HIGHER = {"Text align.", "Hand Conf.", "AUC_J", "AUC_V", "F@5", "F@15", "PCK@0.1"}
 T2 = ["PA-MPJPE", "PA-MPVPE", "MPJPE", "MPVPE", "AUC_J", "AUC_V", "F@5", "F@15"]
 T2_PRIMARY = ["PA-MPJPE", "PA-MPVPE"]
 TRIVIAL_SET = "Trivial: blank images"
 ORACLE_SET = "Oracle: real wild, same poses"
 GUIDED_OFF = {"sd"}  # methods that get no mesh (gate c does not apply)
+# Suites' extra Table 1 columns (benchmarks/micro/suite_metrics.py), shown when ``extra_metrics`` is set.
+SUITE_T1 = ["Text align.", "FID-H small", "FID-H mid", "FID-H large"]
+HAND_METRICS = ["FID-H", "KID-H", "Hand Conf.", "MSE-2D", "MSE-3D"]
 
 # (id, text, better, worse, metrics, table, extra gates: "tas" = the TAS precondition)
 CLAIMS = [
@@ -156,6 +165,105 @@ for _it in (1, 5, 50):
         )
 
 
+# Claims of the suites (config ``claims``), in the same tuple layout.
+SUITE_CLAIMS = {
+    "sesahand": [
+        (
+            "S-ah",
+            "SesaHand beats AttentionHand on the hand metrics",
+            "sesahand",
+            "attentionhand",
+            HAND_METRICS,
+            "Comparison",
+            (),
+        ),
+        (
+            "S-cn",
+            "SesaHand beats ControlNet on the hand metrics",
+            "sesahand",
+            "controlnet",
+            HAND_METRICS,
+            "Comparison",
+            (),
+        ),
+        (
+            "S-down-ah",
+            "SesaHand images help downstream reconstruction more than AttentionHand's (PA-MPJPE)",
+            "sesahand",
+            "attentionhand",
+            ["PA-MPJPE"],
+            "Table 2",
+            (),
+        ),
+        (
+            "S-down-cn",
+            "SesaHand images help downstream reconstruction more than ControlNet's (PA-MPJPE)",
+            "sesahand",
+            "controlnet",
+            ["PA-MPJPE"],
+            "Table 2",
+            (),
+        ),
+        (
+            "S-cot",
+            "CoT prompts beat verbose captions on text alignment and FID-H",
+            "sesahand",
+            "sesahand_nocot",
+            ["Text align.", "FID-H"],
+            "Ablation",
+            (),
+        ),
+        (
+            "S-fusion",
+            "hierarchical structural fusion helps MSE-2D / MSE-3D",
+            "sesahand",
+            "sesahand_nofusion",
+            ["MSE-2D", "MSE-3D"],
+            "Ablation",
+            (),
+        ),
+        (
+            "S-fusion-mode",
+            "attention fusion beats sum fusion on MSE-2D / MSE-3D (our reading's alternative)",
+            "sesahand",
+            "sesahand_fusion_sum",
+            ["MSE-2D", "MSE-3D"],
+            "Ablation",
+            (),
+        ),
+        (
+            "S-hsa",
+            "hand structure attention helps Hand Conf. / MSE-2D",
+            "sesahand",
+            "sesahand_nohsa",
+            ["Hand Conf.", "MSE-2D"],
+            "Ablation",
+            (),
+        ),
+        (
+            "S-hsa-tas",
+            "HSA is at least as good as TAS in its place on Hand Conf. / MSE-2D (its cost: §6)",
+            "sesahand",
+            "sesahand_hsa_tas",
+            ["Hand Conf.", "MSE-2D"],
+            "Ablation",
+            ("tas",),
+        ),
+    ],
+}
+TITLES = {None: "AttentionHand's claims", "sesahand": "SesaHand's claims"}
+
+
+def claims_of(cfg: dict) -> list[tuple]:
+    """The claim list a run judges: the default suite's, or its suite's ``claims``."""
+    return SUITE_CLAIMS[cfg["claims"]] if cfg.get("claims") else CLAIMS
+
+
+def t1_metrics(cfg: dict) -> list[str]:
+    """Table 1's metrics for a run: the paper's seven, plus a suite's extra columns."""
+    return [*T1, *SUITE_T1] if cfg.get("extra_metrics") else T1
+
+
 def _stats(values: list[float]) -> tuple[float | None, float | None]:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
@@ -175,7 +283,7 @@ def _fmt(v: float | None, key: str) -> str:
         return f"{v:.4f}"
     if key.startswith("KID"):
         return f"{v:.4f}"
-    if key in ("Hand Conf.", "AUC_J", "AUC_V", "F@5", "F@15", "PCK@0.1"):
+    if key in ("Text align.", "Hand Conf.", "AUC_J", "AUC_V", "F@5", "F@15", "PCK@0.1"):
         return f"{v:.3f}"
     return f"{v:.2f}"
 
@@ -203,7 +311,7 @@ def collect(r) -> dict:
         rows = json.loads(p.read_text())["rows"]
         for name, row in rows.items():
             target = real_rows if name.startswith(("Real", "Oracle", "Trivial")) else t1
-            for k in [*T1, "PCK@0.1", "detection_rate", "MPJPE-3D_mm"]:
+            for k in [*t1_metrics(r.cfg), "PCK@0.1", "detection_rate", "MPJPE-3D_mm"]:
                 target.setdefault(name, {}).setdefault(k, []).append(row.get(k))
     t2: dict[str, dict[str, list]] = {}
     for name in r.downstream_sets():
@@ -216,12 +324,14 @@ def collect(r) -> dict:
     return {"t1": t1, "real": real_rows, "t2": t2}
 
 
-def trivial_values(data: dict, yard: dict) -> tuple[dict[str, float], dict[str, float]]:
+def trivial_values(
+    data: dict, yard: dict, metrics: list[str] = T1
+) -> tuple[dict[str, float], dict[str, float]]:
     """The trivial row per metric: the best of the trivial predictors (blank images, constants)."""
     t1: dict[str, float] = {}
     blank = data["real"].get(TRIVIAL_SET, {})
     const = yard.get("trivial_t1", {})
-    for k in T1:
+    for k in metrics:
         cands = [v for v in (_mean(blank.get(k)), const.get(k)) if v is not None]
         if cands:
             t1[k] = max(cands) if k in HIGHER else min(cands)
@@ -274,13 +384,13 @@ def _gate_line(gate: dict) -> str:
 
 def judge(r, data: dict, yard: dict, gates_c: dict, tas: dict) -> tuple[list[ClaimResult], int]:
     """Every claim's metric tests and failed gates, Holm-corrected together."""
-    t1_trivial, t2_trivial = trivial_values(data, yard)
+    t1_trivial, t2_trivial = trivial_values(data, yard, t1_metrics(r.cfg))
     common = [g for g in yard.get("gates", []) if g["name"].startswith(("(a)", "(b"))]
     y = {g["name"][:2]: g for g in yard.get("gates", [])}
     min_t2 = int(r.cfg.get("gates", {}).get("table2_min_images", 1000))
     n_gen = int(r.cfg["world"]["lab_gen"]["n"])
     results = []
-    for cid, text, better, worse, metrics, table, extra in CLAIMS:
+    for cid, text, better, worse, metrics, table, extra in claims_of(r.cfg):
         c = ClaimResult(cid, text)
         t2 = table == "Table 2"
         src, trivial = (data["t2"], t2_trivial) if t2 else (data["t1"], t1_trivial)
@@ -361,8 +471,10 @@ def write_report(r) -> Path:
     claims, n_tests = judge(r, data, yard, gates_c, tas)
     lines = []
     quick = profile != "full"
+    suite_arg = f" --suite {cfg['suite']}" if cfg.get("suite") else ""
+    T1X = t1_metrics(cfg)
     lines.append(
-        "# Micro benchmark: AttentionHand's claims in the micro world"
+        f"# Micro benchmark: {TITLES[cfg.get('suite')]} in the micro world"
         + (f" — `{profile}` profile" if quick else "")
     )
     lines.append("")
@@ -373,7 +485,7 @@ def write_report(r) -> Path:
             "",
         ]
     lines += [
-        f"Produced by `python benchmarks/micro/run.py --profile {profile}` on {time.strftime('%Y-%m-%d')} "
+        f"Produced by `python benchmarks/micro/run.py{suite_arg} --profile {profile}` on {time.strftime('%Y-%m-%d')} "
         f"(outputs in `outputs/micro/{profile}/`, budgets in `benchmarks/micro/config.yaml`). Mean ± sample std "
         "over seeds; the world data, the micro base and the evaluation tools are shared by all seeds. "
         "How the world, the gates and the labels work: `docs/micro.md`.",
@@ -389,7 +501,7 @@ def write_report(r) -> Path:
     )
     lines += ["", "| Claim | Source | Label | Rests on |", "|---|---|---|---|"]
     for c in claims:
-        table = next(x[5] for x in CLAIMS if x[0] == c.claim_id)
+        table = next(x[5] for x in claims_of(cfg) if x[0] == c.claim_id)
         lines.append(f"| {c.text} | {table} | **{c.label}** | {c.reason} |")
     lines.append("")
     # Gates
@@ -415,7 +527,7 @@ def write_report(r) -> Path:
         lines += ["", "*The yardsticks stage has not run: every claim is not measurable.*"]
     lines.append("")
     # Table 1 / 4
-    t1_trivial, t2_trivial = trivial_values(data, yard)
+    t1_trivial, t2_trivial = trivial_values(data, yard, T1X)
     lines += ["## Table 1 / Table 4: generation (held-out poses, wild prompts)", ""]
     lines.append(
         "Reference set: real `wild` photos of the same held-out poses (another rendering) when the profile has "
@@ -423,25 +535,29 @@ def write_report(r) -> Path:
         "each set's own condition joints; MSE-3D (cm², root-relative) with the recon model trained on the real photos (wild + lab)."
     )
     lines.append("")
-    header = ["Method", *T1, "PCK@0.1"]
+    header = ["Method", *T1X, "PCK@0.1"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for m in r.generated_sets():
         row = data["t1"].get(m, {})
         lines.append(
-            "| " + " | ".join([NAMES.get(m, m)] + [_cell(row.get(k, []), k) for k in [*T1, "PCK@0.1"]]) + " |"
+            "| "
+            + " | ".join([NAMES.get(m, m)] + [_cell(row.get(k, []), k) for k in [*T1X, "PCK@0.1"]])
+            + " |"
         )
     for name, row in data["real"].items():
         lines.append(
-            "| " + " | ".join([f"*{name}*"] + [_cell(row.get(k, []), k) for k in [*T1, "PCK@0.1"]]) + " |"
+            "| " + " | ".join([f"*{name}*"] + [_cell(row.get(k, []), k) for k in [*T1X, "PCK@0.1"]]) + " |"
         )
     const = yard.get("trivial_t1", {})
     lines.append(
         "| *Trivial: constant keypoints (centre) / every joint at the wrist* | – | – | – | – | – | "
-        f"{_fmt(const.get('MSE-2D'), 'MSE-2D')} | {_fmt(const.get('MSE-3D'), 'MSE-3D')} | – |"
+        f"{_fmt(const.get('MSE-2D'), 'MSE-2D')} | {_fmt(const.get('MSE-3D'), 'MSE-3D')} | "
+        + "– | " * (len(T1X) - len(T1))
+        + "– |"
     )
     lines.append(
         "| **trivial row used for the labels** | "
-        + " | ".join(_fmt(t1_trivial.get(k), k) for k in T1)
+        + " | ".join(_fmt(t1_trivial.get(k), k) for k in T1X)
         + " | – |"
     )
     lines += [
@@ -451,6 +567,31 @@ def write_report(r) -> Path:
         "generates the hand crop, so its whole-image FID/KID compare a crop with whole photos.",
         "",
     ]
+    if cfg.get("extra_metrics"):
+        lines += [
+            "*Text align.*: share of the world feature extractor's side / gesture / object heads that read "
+            "the prompt's facts (the held-out record's) back from the image, the micro world's CLIP-score "
+            "stand-in. *FID-H small / mid / large*: FID-H per hand-size tercile (box side; cut points from the "
+            "reference set).",
+            "",
+        ]
+    if cfg.get("prompts_from"):
+        styles = {m: (cfg["methods"][m]["generate"].get("prompts") or "default") for m in cfg["methods"]}
+        lines += [
+            "Prompts: `cot` rows generate from the CoT prompts (`handsynth caption --cot --backend record "
+            f"--semantics rule`) of `{cfg['prompts_from']}`'s verbose captions, `verbose` rows from those "
+            "captions, the others from the default suite's prompt file; SesaHand rows train on the CoT copy of "
+            "`wild_train` (`prompt` or, w/o CoT, `caption`). Per row: "
+            + ", ".join(f"{NAMES.get(m, m)}: {v}" for m, v in styles.items())
+            + ".",
+            "",
+        ]
+    left_out = {m: r.skipped(m) for m in cfg["methods"] if r.skipped(m)}
+    if left_out:
+        lines += [
+            "Rows not run: " + "; ".join(f"{NAMES.get(m, m)} ({why})" for m, why in left_out.items()),
+            "",
+        ]
     # Table 2
     lines += ["## Table 2: downstream 3D reconstruction (train: real lab [+ set], test: real wild)", ""]
     lines += ["| Training data | " + " | ".join(T2) + " |", "|---|" + "---|" * len(T2)]
@@ -622,7 +763,8 @@ def write_report(r) -> Path:
     lines.append("")
     text = "\n".join(lines)
     r.results.mkdir(parents=True, exist_ok=True)
-    stem = "micro" if profile == "full" else f"micro_{profile}"
+    base_stem = cfg.get("results_stem") or "micro"
+    stem = base_stem if profile == "full" else f"{base_stem}_{profile}"
     md = r.results / f"{stem}.md"
     md.write_text(text)
     (r.results / f"{stem}.json").write_text(
@@ -649,7 +791,11 @@ def write_report(r) -> Path:
         )
     )
     main_md = r.results / "micro.md"
-    if profile != "full" and (not main_md.exists() or "— `" in main_md.read_text().splitlines()[0]):
+    if (
+        base_stem == "micro"
+        and profile != "full"
+        and (not main_md.exists() or "— `" in main_md.read_text().splitlines()[0])
+    ):
         # Until the full profile has run, micro.md shows the labelled smoke run.
         main_md.write_text(text)
         (r.results / "micro.json").write_text((r.results / f"{stem}.json").read_text())

@@ -52,21 +52,40 @@ def _merge(base: dict, new: dict) -> dict:
     return out
 
 
-def load_profile(name: str, config: Path = CONFIG, override: str | None = None) -> dict:
+def load_profile(
+    name: str, config: Path = CONFIG, override: str | None = None, suite: str | None = None
+) -> dict:
     """The ``common`` budget with profile ``name`` merged over it (and profile ``override`` over that:
-    ``--profile gpu --override tiny`` runs the GPU profile's settings at test size on a CPU)."""
+    ``--profile gpu --override tiny`` runs the GPU profile's settings at test size on a CPU).
+    ``suite``: a ``suites`` section merged over ``common`` first, its own per-profile section after
+    each profile (a suite's method list wins over a profile's)."""
     data = yaml.safe_load(config.read_text())
     for p in (name, override):
         if p is not None and p not in data["profiles"]:
             raise SystemExit(f"unknown profile {p!r}; choose from {', '.join(data['profiles'])}")
-    cfg = _merge(data["common"], data["profiles"][name] or {})
+    suites = data.get("suites") or {}
+    if suite is not None and suite not in suites:
+        raise SystemExit(f"unknown suite {suite!r}; choose from {', '.join(suites) or 'none'}")
+    spec = copy.deepcopy(suites.get(suite) or {})
+    per_profile = spec.pop("profiles", None) or {}
+    cfg = _merge(data["common"], spec)
+
+    def apply(profile: str, cfg: dict) -> dict:
+        own = copy.deepcopy(data["profiles"][profile] or {})
+        if suite is not None and "methods" not in (per_profile.get(profile) or {}):
+            own.pop("methods", None)  # the default suite's rows are not this suite's
+        return _merge(_merge(cfg, own), per_profile.get(profile) or {})
+
+    cfg = apply(name, cfg)
     if override:
-        cfg = _merge(cfg, data["profiles"][override] or {})
+        cfg = apply(override, cfg)
         # The override's small sizes win, but the profile's structure (size, widths) stays testable.
         for key in ("size",):
             if key in (data["profiles"][name] or {}):
                 cfg[key] = data["profiles"][name][key]
     cfg["profile"] = name if not override else f"{name}+{override}"
+    if suite is not None:  # the default suite's config (and report json) stay as they were
+        cfg["suite"] = suite
     return cfg
 
 
@@ -172,6 +191,7 @@ class Runner:
             __file__,
             "--profile",
             *self.cfg["profile"].replace("+", " --override ").split(),
+            *(["--suite", self.cfg["suite"]] if self.cfg.get("suite") else []),
             "--work",
             str(self.work),
             "--job",
@@ -212,8 +232,10 @@ class Runner:
             "--seed",
             spec["seed"],
             "--maps",
-            "mesh",
+            self.cfg.get("world_maps", "mesh"),
         ]
+        if self.cfg.get("caption_style"):
+            cmd += ["--caption-style", self.cfg["caption_style"]]
         if spec.get("hand_fraction"):
             cmd += ["--hand-fraction", ",".join(str(x) for x in spec["hand_fraction"])]
         if spec.get("poses"):
@@ -322,6 +344,8 @@ class Runner:
     def skipped(self, method: str) -> str | None:
         """Why ``method`` is not run in this profile (None: it runs)."""
         spec = self.cfg["methods"][method]
+        if spec.get("unavailable"):
+            return spec["unavailable"]
         if spec.get("requires") == "tas_precondition":
             pre = self.tas_precondition()
             if pre["passed"] is False:
@@ -350,6 +374,7 @@ class Runner:
             from handsynth.micro.data import local_as_global
 
             write_metadata(self.gen_poses_local, local_as_global(read_dataset(self.data("lab_gen"))))
+        self.suite_prompts()
         if self.prompt_file.exists():
             return
         prompts = wild_prompts(
@@ -359,6 +384,44 @@ class Runner:
         tmp = self.prompt_file.with_suffix(".tmp")
         tmp.write_text("\n".join(prompts) + "\n")
         tmp.replace(self.prompt_file)
+
+    def cot_records(self, split: str) -> Path:
+        """The CoT copy of a split's records (``prompt``: the CoT prompt of its verbose caption)."""
+        return self.data(split) / "cot.jsonl"
+
+    def suite_prompt_file(self, style: str) -> Path:
+        return self.work / "prompts" / f"{self.cfg['prompts_from']}_{style}.txt"
+
+    def prompt_file_for(self, method: str) -> Path:
+        """A row's generation prompts: ``generate.prompts`` cot | verbose (suites), else the default file."""
+        style = self.cfg["methods"][method]["generate"].get("prompts")
+        return self.suite_prompt_file(style) if style else self.prompt_file
+
+    def suite_prompts(self) -> None:
+        """Suites with ``cot``: CoT copies of those splits; with ``prompts_from``: the cot/verbose files."""
+        from handsynth.data import read_dataset
+
+        jobs, splits = [], [s for s in self.cfg.get("cot") or [] if not (self.data(s) / ".cot_done").exists()]
+        for split in splits:
+            out = self.cot_records(split)
+            out.write_text((self.data(split) / "metadata.jsonl").read_text())
+            cmd = [*handsynth_cmd(), "caption", "--cot", "--backend", "record", "--semantics", "rule"]
+            jobs.append((f"cot_{split}", [*cmd, "--overwrite", "--in", out]))
+        self.parallel(jobs)
+        for split in splits:
+            (self.data(split) / ".cot_done").touch()
+        src = self.cfg.get("prompts_from")
+        if not src:
+            return
+        texts = {
+            "cot": [s.prompt for s in read_dataset(self.cot_records(src))],
+            "verbose": [s.extra["caption"] for s in read_dataset(self.data(src))],
+        }
+        for style, lines in texts.items():
+            path = self.suite_prompt_file(style)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("\n".join(" ".join(t.split()) for t in lines) + "\n")
 
     def trainer(self, method: str) -> str:
         """The ``handsynth train --method`` of a row (default attentionhand)."""
@@ -373,6 +436,8 @@ class Runner:
         g = self.cfg["guidance"]
         if self.trainer(method) == "uni-controlnet":
             return self._write_guidance_config(method, seed, self.uni_controlnet_config(seed))
+        if self.trainer(method) == "sesahand":
+            return self._write_guidance_config(method, seed, self.sesahand_config(seed))
         cfg = {
             "method": "attentionhand",
             "model": {
@@ -416,6 +481,29 @@ class Runner:
             "validation": {"num_samples": 1, "num_inference_steps": 4},
         }
 
+    def sesahand_config(self, seed: int) -> dict:
+        """SesaHand (fusion + HSA) under the same guidance budget and caption dropout as the ControlNet rows."""
+        g = self.cfg["guidance"]
+        return {
+            "method": "sesahand",
+            "model": {
+                "base_model": str(self.base),
+                "resolution": self.cfg["size"],
+                "conditioning_embedding_out_channels": [16, 32, 32],
+            },
+            "fusion": {"enabled": True, "mode": "attention", "head_dim": 16},
+            "hsa": {"enabled": True, "bias": 1.0},
+            "data": {"prompt_field": "prompt", "empty_prompt_prob": g.get("empty_prompt_prob", 0.0)},
+            "train": self._train_section(seed),
+            "validation": {"num_samples": 1, "num_inference_steps": 4},
+        }
+
+    def train_data(self, method: str) -> Path:
+        """SesaHand rows train on the CoT copy (``prompt``: CoT; ``caption``: verbose); others on the split."""
+        if self.trainer(method) == "sesahand" and "wild_train" in (self.cfg.get("cot") or []):
+            return self.cot_records("wild_train")
+        return self.data("wild_train")
+
     def _write_guidance_config(self, method: str, seed: int, cfg: dict) -> Path:
         for key, value in (self.cfg["methods"][method]["train"] or {}).items():
             node = cfg
@@ -449,7 +537,7 @@ class Runner:
                             "--config",
                             cfg,
                             "--in",
-                            self.data("wild_train"),
+                            self.train_data(method),
                             "--out",
                             run,
                         ],
@@ -474,7 +562,7 @@ class Runner:
             "--prompts",
             "file",
             "--prompt-file",
-            self.prompt_file,
+            self.prompt_file_for(method),
             "--steps",
             g["steps"],
             "--guidance",
@@ -495,6 +583,10 @@ class Runner:
             cmd += ["--checkpoint", run, "--mode", spec.get("mode", "global")]
             if spec.get("tas"):
                 cmd += ["--tas"]
+        elif spec["method"] == "sesahand":
+            cmd += ["--checkpoint", run]
+            if spec.get("hsa") is False:
+                cmd += ["--no-hsa"]
         return cmd
 
     def stage_tas_probe(self) -> None:
@@ -605,6 +697,8 @@ class Runner:
         from handsynth.micro.assets import install_default
 
         method = self.cfg["default_model"]
+        if not method:
+            raise SystemExit(f"suite {self.cfg.get('suite')!r} installs no default model")
         run = self.run_dir(method, self.cfg["seeds"][0])
         info = {
             "profile": self.cfg["profile"],
@@ -753,6 +847,12 @@ def job_metrics(r: Runner, seed: int) -> None:
         scan = scan_detector(detector, folder)
         metrics["rows"].setdefault(name, {})["PCK@0.1"] = scan.pck if len(scan.gt) else None
     metrics["reference"] = str(reference)
+    if r.cfg.get("extra_metrics"):  # suites: text alignment, FID-H by hand-size tercile
+        sys.path.insert(0, str(HERE))
+        from suite_metrics import add_suite_metrics  # benchmarks/micro/suite_metrics.py
+
+        for res in (result, extra):
+            add_suite_metrics(r, res, tools.extractor, metrics["rows"])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
 
 
@@ -792,6 +892,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="the same as --profile quick (smoke run)")
     p.add_argument("--config", default=str(CONFIG))
     p.add_argument(
+        "--suite", default=None, help="claims to test: default AttentionHand's; sesahand (config.yaml suites)"
+    )
+    p.add_argument(
         "--override", default=None, help="a second profile merged on top (e.g. --profile gpu --override tiny)"
     )
     p.add_argument("--work", default=None, help="output folder (default outputs/micro/<profile>)")
@@ -812,10 +915,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.profile = "quick"
-    cfg = load_profile(args.profile, Path(args.config), args.override)
+    cfg = load_profile(args.profile, Path(args.config), args.override, args.suite)
     if args.jobs:
         cfg["jobs"] = args.jobs
-    work = Path(args.work) if args.work else REPO / "outputs" / "micro" / cfg["profile"]
+    folder = cfg["profile"] if not args.suite else f"{args.suite}_{cfg['profile']}"
+    work = Path(args.work) if args.work else REPO / "outputs" / "micro" / folder
     r = Runner(cfg, work)
     r.results = Path(args.results) if args.results else RESULTS
     if args.job:
