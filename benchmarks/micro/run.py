@@ -590,6 +590,9 @@ class Runner:
         return cmd
 
     def stage_tas_probe(self) -> None:
+        needed = any(m.get("requires") == "tas_precondition" for m in self.cfg["methods"].values())
+        if self.cfg.get("suite") and not needed:
+            return  # a suite with no TAS row does not measure the precondition (the default suite does)
         if not (self.work / "eval" / "tas_probe.json").exists():
             self.sh("tas_probe", self.self_job("tas_probe"))
 

@@ -11,6 +11,7 @@ import pytest
 
 from handsynth.errors import UserError
 from handsynth.world import WorldConfig, WorldGenerator
+from handsynth.world.captions import VERBOSE_MAX_WORDS
 
 N = 6
 SIZE = 64
@@ -46,7 +47,15 @@ def test_verbose_captions_carry_the_records_facts_and_environment_sentences(wild
             )
         assert "light" in text.split(". ", 1)[1]  # an environment sentence about the lighting
         assert ("studio backdrop" in text) == (domain == "lab")
-        assert "photo is a" in text  # framing
+        assert len(text.split()) <= VERBOSE_MAX_WORDS
+
+
+def test_verbose_captions_fit_clips_77_tokens(wild_verbose):
+    from handsynth.text.tokenizer import clean_prompt, clip_tokenizer
+
+    tok = clip_tokenizer()
+    lengths = [len(tok(clean_prompt(s.extra["caption"])).input_ids) for s, _ in wild_verbose]
+    assert max(lengths) <= 77 and min(lengths) > 30  # long like a VLM's, yet no hand word cut off
 
 
 def test_verbose_style_changes_nothing_but_the_caption_and_is_deterministic(wild_verbose):

@@ -122,6 +122,7 @@ def caption(facts: CaptionFacts, rng: np.random.Generator) -> str:
 
 
 CAPTION_STYLES = ("short", "verbose")
+VERBOSE_MAX_WORDS = 55
 
 
 @dataclass
@@ -213,4 +214,10 @@ def verbose_caption(facts: CaptionFacts, detail: SceneDetail, rng: np.random.Gen
         if detail.hand_fraction >= 0.5
         else f"The photo is {framing}; the hand occupies a small part of the picture."
     )
-    return " ".join(" ".join(s.split()) for s in sentences)
+    # Within CLIP's 77 tokens (about 1.2 tokens a word here): the hand sentence always, then each
+    # environment sentence that still fits, so no hand word is ever cut off by the text encoder.
+    kept: list[str] = []
+    for s in sentences:
+        if not kept or sum(len(x.split()) for x in kept) + len(s.split()) <= VERBOSE_MAX_WORDS:
+            kept.append(" ".join(s.split()))
+    return " ".join(kept)
