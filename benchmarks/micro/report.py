@@ -486,7 +486,7 @@ def write_report(r) -> Path:
         ]
     lines += [
         f"Produced by `python benchmarks/micro/run.py{suite_arg} --profile {profile}` on {time.strftime('%Y-%m-%d')} "
-        f"(outputs in `outputs/micro/{profile}/`, budgets in `benchmarks/micro/config.yaml`). Mean ± sample std "
+        f"(outputs in `outputs/micro/{(cfg['suite'] + '_') if cfg.get('suite') else ''}{profile}/`, budgets in `benchmarks/micro/config.yaml`). Mean ± sample std "
         "over seeds; the world data, the micro base and the evaluation tools are shared by all seeds. "
         "How the world, the gates and the labels work: `docs/micro.md`.",
         "",
