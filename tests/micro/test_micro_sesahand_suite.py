@@ -98,7 +98,7 @@ def test_tiny_sesahand_suite_runs_end_to_end_and_reports_its_claims(tmp_path):
     assert list(claims) == [c[0] for c in SUITE_CLAIMS["sesahand"]]
     assert {c["label"] for c in claims.values()} == {"not measurable"}  # tiny: gates fail, rows missing
     assert "not run in this profile: attentionhand" in claims["S-ah"]["reason"]
-    assert "not built" in claims["S-hsa-tas"]["reason"]
+    assert "not run in this profile: sesahand_hsa_tas" in claims["S-hsa-tas"]["reason"]
     assert [m["metric"] for m in claims["S-cot"]["metrics"]] == ["Text align.", "FID-H"]
     gates = {g["name"].split(" ")[0] for g in data["gates"]}
     assert {"Y1", "Y2", "Y3", "Y4", "(a)", "(c)"} <= gates
