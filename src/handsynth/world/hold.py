@@ -109,7 +109,9 @@ def sample_style(domain: str, kind: str, rng: np.random.Generator) -> GraspStyle
         srng = np.random.default_rng([_STYLE_SEED, sorted(SHAPES).index(kind), k])
         tilt = _small_rotation(srng, 0.3) @ _small_rotation(rng, 0.05)
         return GraspStyle(k, tilt, float(srng.uniform(0.0, 0.025)), float(srng.uniform(0.85, 1.15)))
-    return GraspStyle(-1, _small_rotation(rng, 0.3), float(rng.uniform(0.0, 0.025)), float(rng.uniform(0.85, 1.15)))
+    return GraspStyle(
+        -1, _small_rotation(rng, 0.3), float(rng.uniform(0.0, 0.025)), float(rng.uniform(0.85, 1.15))
+    )
 
 
 def subject(index: int) -> tuple[int, np.ndarray]:
@@ -201,7 +203,7 @@ def table_mesh(
     c = center - up * (center @ up - low) - up * sz / 2
     corners = np.array([[i, j, k] for i in (-0.5, 0.5) for j in (-0.5, 0.5) for k in (-0.5, 0.5)])
     v = c + corners[:, :1] * sx * e1 + corners[:, 1:2] * sy * e2 + corners[:, 2:] * sz * up
-    # corner index = 4i + 2j + k; two triangles per face, wound outwards
+    # corner index = 4i + 2j + k; two triangles per face (shaded flat by the caller: winding is moot)
     faces = np.array(
         [
             [0, 2, 3], [0, 3, 1], [4, 5, 7], [4, 7, 6],  # e1 = -, +

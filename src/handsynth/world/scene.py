@@ -81,7 +81,9 @@ class WorldConfig:
         if ho and self.object_probability != 1.0:
             raise UserError(f"--domain {self.domain} always has an object in the hand; drop --object-prob")
         if ho and self.poses:
-            raise UserError(f"--poses is for the lab and wild domains; --domain {self.domain} poses its own grasps")
+            raise UserError(
+                f"--poses is for the lab and wild domains; --domain {self.domain} poses its own grasps"
+            )
         if not isinstance(self.sequence_length, int) or self.sequence_length < 1:
             raise UserError(f"--sequence-length must be a positive integer, got {self.sequence_length!r}")
         if self.sequence_length > 1 and not ho:
@@ -91,7 +93,9 @@ class WorldConfig:
         if self.subjects not in hold.SUBJECT_SPLITS:
             raise UserError(f"--subjects {self.subjects!r} is unknown; use one of {hold.SUBJECT_SPLITS}")
         if self.subjects != "all" and self.domain != "holab":
-            raise UserError(f"--subjects {self.subjects} splits holab's subjects; --domain {self.domain} has none")
+            raise UserError(
+                f"--subjects {self.subjects} splits holab's subjects; --domain {self.domain} has none"
+            )
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
@@ -107,6 +111,9 @@ class WorldConfig:
         if self.hand_fraction is not None:
             d["hand_fraction"] = list(self.hand_fraction)
         d["stage"] = "world"
+        for key, default in (("sequence_length", 1), ("subjects", "all")):
+            if d[key] == default:  # folders written before these settings existed still resume
+                del d[key]
         return d
 
 
@@ -299,7 +306,9 @@ class WorldGenerator:
         if self.cfg.sequence_length > 1:
             names = TABLE_COLORS[look]
             name = names[int(rng.integers(len(names)))]
-            albedo = skin.srgb_to_linear(backgrounds._jitter_color(backgrounds.COLORS[name], rng, 0.05) / 255.0)
+            albedo = skin.srgb_to_linear(
+                backgrounds._jitter_color(backgrounds.COLORS[name], rng, 0.05) / 255.0
+            )
             tv, tf = hold.table_mesh(rest_vertices, up, rest_vertices.mean(axis=0))
             tn = np.broadcast_to(up, tv.shape)  # flat: every corner lit like the top face
             shaded = lighting.shade(np.broadcast_to(albedo, tv.shape), tv, tn, light)
@@ -374,7 +383,9 @@ class WorldGenerator:
             frame = frames[frame_index]
             hand0 = out.vertices[0].double().numpy()[::3]
             obj0 = held.vertices @ R_obj.T + t_obj0
-            union = np.concatenate([np.concatenate([hand0 + f.hand_offset, obj0 + f.object_offset]) for f in frames])
+            union = np.concatenate(
+                [np.concatenate([hand0 + f.hand_offset, obj0 + f.object_offset]) for f in frames]
+            )
             transl = place_hand(union, framing, size)
             t_obj = t_obj0 + transl + frame.object_offset
             rest_vertices = obj0 + transl  # the object on the table (frame 0)
