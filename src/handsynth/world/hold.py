@@ -46,8 +46,8 @@ _STYLE_SEED = 4409
 APPROACH_M = 0.06  # hand distance from its grasp in the first frame
 LIFT_M = (0.02, 0.08)  # object height above the table in the first / last lifted frame
 TABLE_SIZE_M = (0.5, 0.5, 0.02)
-VIEW_UP = np.array([0.0, -0.7, -0.7]) / np.sqrt(0.98)  # image-up and towards the camera
-MIN_VIEW_UP = 0.5  # cos of the largest angle between the table's normal and VIEW_UP
+VIEW_UP = np.array([0.0, -0.7, -0.7]) / np.sqrt(0.98)  # table normal: image-up and towards the camera
+VIEW_UP_SPREAD_RAD = 0.35  # the table normal's random tilt from VIEW_UP
 
 
 @dataclass
@@ -148,9 +148,19 @@ def up_in_camera(held: HeldObject, R_object: np.ndarray) -> np.ndarray:
     return R_object @ held.up
 
 
-def view_score(up: np.ndarray) -> float:
-    """How well a table with normal ``up`` faces the camera (1: seen from above and in front)."""
-    return float(up @ VIEW_UP)
+def table_normal(rng: np.random.Generator) -> np.ndarray:
+    """The table's normal in the camera frame: :data:`VIEW_UP` tilted at random (a camera looking down
+    at a table from the front, as DexYCB's and MOW's are)."""
+    axis = np.cross(VIEW_UP, rng.normal(size=3))
+    axis /= np.linalg.norm(axis)
+    tilt = rng.uniform(0, VIEW_UP_SPREAD_RAD)
+    return np.cos(tilt) * VIEW_UP + np.sin(tilt) * np.cross(axis, VIEW_UP)
+
+
+def arm_misfit(arm: np.ndarray) -> float:
+    """How far a wrist -> elbow direction is from a person's at a table (0: fine): not towards the
+    camera (z >= -0.3) and not up in the image (y >= -0.2; +y is down)."""
+    return max(0.0, -0.3 - float(arm[2])) + max(0.0, -0.2 - float(arm[1]))
 
 
 @dataclass

@@ -266,9 +266,13 @@ class WorldGenerator:
         style: hold.GraspStyle,
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_orientation` redrawn (up to 64 times) until the table the object rests on faces the
-        camera (:data:`hold.MIN_VIEW_UP`); the best draw if none does. The object turns with the hand,
-        so its up axis is the global rotation times its up axis in the unrotated hand."""
+        """global_orient (3,) and arm direction of a hand holding ``held`` over a table.
+
+        The object turns with the hand, so the table normal (the object's up axis) is the global
+        rotation times its up axis in the unrotated hand. Each of up to 64 draws of :meth:`_orientation`
+        is turned so that normal meets a random :func:`hold.table_normal`; the first draw whose arm
+        then comes from where a seated person's would (:func:`hold.arm_misfit`) is kept (else the best).
+        """
         with torch.no_grad():
             j0 = self.model(side)(
                 hand_pose=torch.tensor(hand_pose[None], dtype=torch.float32),
@@ -277,13 +281,17 @@ class WorldGenerator:
             ).joints[0]
         R0, _ = hold.object_pose(held, j0.double().numpy(), side, style)
         up0 = hold.up_in_camera(held, R0)
+        target = hold.table_normal(rng)
         best = None
         for _ in range(64):
             global_orient, arm_dir = self._orientation(side, betas, rng)
-            score = hold.view_score(_rotmat(global_orient) @ up0)
-            if best is None or score > best[0]:
-                best = (score, global_orient, arm_dir)
-            if score >= hold.MIN_VIEW_UP:
+            R = _rotmat(global_orient)
+            R = rotation_between(R @ up0, target) @ R
+            arm_dir = R @ (_rotmat(global_orient).T @ arm_dir)
+            misfit = hold.arm_misfit(arm_dir)
+            if best is None or misfit < best[0]:
+                best = (misfit, _rotvec(R), arm_dir)
+            if misfit == 0:
                 break
         return best[1], best[2]
 
