@@ -7,7 +7,9 @@ is the same whatever else was generated before it (resuming and sharding give id
 Labels are the hand's alone: joints, bbox and the condition maps (rendered by
 :class:`handsynth.render.conditions.ConditionRenderer`, the same code every stage uses) come from the
 posed hand mesh. The forearm and the held object appear in the photograph (they may occlude the hand,
-as in real photos) but never in the hand's seg or mesh maps.
+as in real photos) but never in the hand's seg or mesh maps — except in the hand–object domains
+(``holab``, ``howild``, :mod:`handsynth.world.hold`), whose records name the object (``objects``), so
+the condition maps draw it too.
 """
 
 from __future__ import annotations
