@@ -37,6 +37,7 @@ _AH = "handsynth.methods.attentionhand"
 _BASELINES = "handsynth.methods.baselines.generators"
 _UNI = "handsynth.methods.uni_controlnet"
 _HB = "handsynth.methods.handbooster"
+_SESA = "handsynth.methods.sesahand"
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
@@ -84,7 +85,15 @@ METHODS: dict[str, MethodSpec] = {
             config=f"{_HB}.config:HandBoosterConfig",
             task=f"{_HB}.task:HandBoosterTask",
         ),
-        # sesahand: later
+        MethodSpec(
+            "sesahand",
+            method=f"{_SESA}.generator:SesaHandGenerator",
+            generator=f"{_SESA}.generator:from_args",
+            checkpoint="the `handsynth train --method sesahand` run folder",
+            config=f"{_SESA}.config:SesaHandConfig",
+            task=f"{_SESA}.task:SesaHandTask",
+            options=f"{_SESA}.options:add_arguments",
+        ),
     )
 }
 

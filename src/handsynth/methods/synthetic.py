@@ -15,6 +15,8 @@ from PIL import Image, ImageDraw
 
 from handsynth.data.folder import DatasetWriter
 from handsynth.data.records import Hand, LocalCrop, Sample
+from handsynth.render.body import compose_body_map
+from handsynth.render.skeleton import draw_skeleton
 
 PROMPTS = [
     "a person holding a red cup with the right hand",
@@ -30,8 +32,9 @@ def write_synthetic_dataset(
     """Write ``n`` samples of ``size``^2 to ``folder`` (a record dataset folder) and return it.
 
     ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1),
-    ``depth`` (the blob at 500 mm), ``normal`` (facing the camera) and ``texture`` (the blob's colour),
-    for methods that read several maps.
+    ``depth`` (the blob at 500 mm), ``normal`` (facing the camera), ``texture`` (the blob's colour),
+    ``skeleton`` (the joints' OpenPose drawing) and ``body`` (a grey arm bar from the wrist to the bottom
+    edge), for methods that read several maps.
     """
     import torch
 
@@ -106,5 +109,12 @@ def write_synthetic_dataset(
             )
         if "depth" in extra_maps:
             files[sample.conditions["depth"]] = Image.fromarray(silhouette.astype(np.uint16) * 500)
+        if "skeleton" in extra_maps:
+            files[sample.conditions["skeleton"]] = draw_skeleton([uv], size, size)
+        if "body" in extra_maps:
+            arm = np.zeros((size, size), bool)
+            u, v = (int(np.clip(c, 0, size - 1)) for c in uv[0])
+            arm[v:, max(u - size // 16, 0) : u + size // 16 + 1] = True
+            files[sample.conditions["body"]] = compose_body_map(size, size, arm & ~silhouette)
         writer.write(sample, files)
     return Path(folder)

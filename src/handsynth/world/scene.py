@@ -431,9 +431,8 @@ class WorldGenerator:
         if rng.random() < 0.7:
             names = SLEEVE_COLORS[look]
             sleeve_color = names[int(rng.integers(len(names)))]
-        arm = forearm.make_forearm(
-            verts, joints, sleeve_start=float(rng.uniform(0.08, 0.22)) if sleeve_color else None
-        )
+        sleeve_start = float(rng.uniform(0.08, 0.22)) if sleeve_color else None
+        arm = forearm.make_forearm(verts, joints, sleeve_start=sleeve_start)
         arm_rgb = skin.arm_albedo(arm.vertices, tone, rng)
         if sleeve_color:
             cloth = backgrounds._jitter_color(backgrounds.COLORS[sleeve_color], rng, 0.08) / 255.0
@@ -541,6 +540,8 @@ class WorldGenerator:
             sample.extra["grasping"] = frame.grasping
             if cfg.sequence_length > 1:
                 sample.extra["sequence"] = {"id": f"{cfg.domain}_seq{seq_index:06d}", "frame": frame_index}
+        # The arm in the photo, so `handsynth render --maps body` can draw its silhouette.
+        sample.extra["body"] = {"forearms": [{"side": side, "sleeve_start": sleeve_start, "length": 1.0}]}
 
         files: dict = {sample.file_name: jpeg}
         if cfg.maps:
