@@ -166,3 +166,26 @@ def test_world_mesh_colour_spec():
         resolve_mesh("world:cup#red", None, "record 1, object 'cup'")
     colors = np.asarray(load_mesh("world:can#0000ff", "r").visual.vertex_colors)[:, :3]
     assert colors[:, 2].max() > 200 and colors[:, 0].max() > 150  # blue body, grey lid
+
+
+def test_cli_passes_sequence_length_and_subjects():
+    import argparse
+
+    from handsynth.world.cli import config_from_args, register
+
+    p = argparse.ArgumentParser(prog="handsynth")
+    register(p.add_subparsers(dest="command"))
+    args = p.parse_args(
+        ["world", "render", "--domain", "holab", "--n", "4", "--out", "x", "--sequence-length", "4",
+         "--subjects", "test"]
+    )  # fmt: skip
+    cfg = config_from_args(args)
+    assert (cfg.domain, cfg.sequence_length, cfg.subjects, cfg.object_probability) == (
+        "holab",
+        4,
+        "test",
+        1.0,
+    )
+    assert cfg.to_dict()["sequence_length"] == 4
+    lab = config_from_args(p.parse_args(["world", "render", "--domain", "lab", "--n", "1", "--out", "x"]))
+    assert "sequence_length" not in lab.to_dict()  # folders from before these settings still resume
