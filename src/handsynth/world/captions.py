@@ -184,7 +184,7 @@ def verbose_caption(facts: CaptionFacts, detail: SceneDetail, rng: np.random.Gen
     sentences = [f"{who} is {action} with {pron} {facts.side} hand {facts.background}."]
     thing = _where(facts.background)
     if detail.background_kind == "lab":
-        sentences.append("The background is a plain black studio backdrop with no other objects in view.")
+        sentences.append("The background is a plain black studio backdrop.")
     elif detail.background_kind == "natural":
         sentences.append(
             f"Behind the hand the background shows {thing}, filling the frame around the subject."
