@@ -586,7 +586,7 @@ def write_report(r) -> Path:
             + ".",
             "",
         ]
-    left_out = {m: r.skipped(m) for m in cfg["methods"] if r.skipped(m)}
+    left_out = {m: r.skipped(m) for m in cfg["methods"] if cfg.get("suite") and r.skipped(m)}
     if left_out:
         lines += [
             "Rows not run: " + "; ".join(f"{NAMES.get(m, m)} ({why})" for m, why in left_out.items()),
