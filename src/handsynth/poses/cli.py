@@ -1,4 +1,5 @@
-"""``handsynth poses grasp-status | fps | cross-sample | views | rest | align | compose``: HandBooster's
+"""``handsynth poses grasp-status | fps | cross-sample | views | rest | align | compose`` (and
+``grasp | validate``, :mod:`handsynth.poses.grasp_cli`): HandBooster's
 novel condition creator (issue 12 §5). Registered on the ``poses`` command that ``handsynth.hand.cli``
 makes."""
 
@@ -382,6 +383,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _view_flags(m)
     _run_flags(m, "random seed of the draws and views")
     m.set_defaults(func=_compose)
+
+    from handsynth.poses.grasp_cli import register_grasp
+
+    register_grasp(actions)
 
 
 def _run_flags(p: argparse.ArgumentParser, seed_help: str, mano: bool = True) -> None:
