@@ -77,7 +77,9 @@ def initial_hands(
     u, v = rng.random((2, n))
     flip = u + v > 1
     u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    pts = tri[pick, 0] + u[:, None] * (tri[pick, 1] - tri[pick, 0]) + v[:, None] * (tri[pick, 2] - tri[pick, 0])
+    pts = (
+        tri[pick, 0] + u[:, None] * (tri[pick, 1] - tri[pick, 0]) + v[:, None] * (tri[pick, 2] - tri[pick, 0])
+    )
     with torch.no_grad():
         d, g = problem.sdf.query(torch.as_tensor(pts, dtype=torch.float32))
     d, g = d.numpy(), g.numpy().astype(np.float64)

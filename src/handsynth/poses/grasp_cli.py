@@ -40,7 +40,9 @@ def _rest_poses(path: str | None, objects: list[tuple[str, str]]) -> dict[str, l
     from handsynth.poses.cli import _read
 
     if not metadata_path(path).exists():
-        raise UserError(f"--rest {path} does not exist; make it with `handsynth poses rest --objects ... --out`")
+        raise UserError(
+            f"--rest {path} does not exist; make it with `handsynth poses rest --objects ... --out`"
+        )
     by_name: dict[str, list[Sample]] = {}
     for s in _read(path, "--rest"):
         for o in s.extra.get("objects") or []:
@@ -63,7 +65,9 @@ def _pick_objects(spec: str, names: str | None) -> list[tuple[str, str]]:
         known = {name for name, _ in objects}
         unknown = [n for n in wanted if n not in known]
         if unknown:
-            raise UserError(f"--names: unknown object {unknown[0]!r} in --objects {spec}; known: {sorted(known)}")
+            raise UserError(
+                f"--names: unknown object {unknown[0]!r} in --objects {spec}; known: {sorted(known)}"
+            )
         objects = [o for o in objects if o[0] in wanted]
     return objects
 
@@ -119,7 +123,10 @@ def _grasp(args: argparse.Namespace) -> int:
         for k, (name, _ref) in enumerate(objects):
             mesh = load_mesh(keys[name], f"object {name!r}")
             for b in range(n_batches):
-                ids = [f"{name}-grasp{i:06d}" for i in range(b * args.batch, min(args.n_per_object, (b + 1) * args.batch))]
+                ids = [
+                    f"{name}-grasp{i:06d}"
+                    for i in range(b * args.batch, min(args.n_per_object, (b + 1) * args.batch))
+                ]
                 if all(writer.has(i) for i in ids):
                     bar.update(cfg.iters)
                     continue
@@ -140,7 +147,9 @@ def _grasp(args: argparse.Namespace) -> int:
                 )  # fmt: skip
                 rng = np.random.default_rng([args.seed, k, b])
                 gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-                x0 = initial_hands(problem, np.asarray(mesh.vertices) * scale, np.asarray(mesh.faces), len(ids), rng, cfg)
+                x0 = initial_hands(
+                    problem, np.asarray(mesh.vertices) * scale, np.asarray(mesh.faces), len(ids), rng, cfg
+                )
                 x, contacts, energy, terms, _ = anneal(problem, x0, cfg, gen, on_step=bar.update)
                 K = np.asarray(rest.K, dtype=np.float64)
                 for i, sid in enumerate(ids):
@@ -182,7 +191,9 @@ def _validate(args: argparse.Namespace) -> int:
     root = dataset_root(args.input)
     for s in samples:  # every error before any output
         if not s.hands or not s.extra.get("objects"):
-            raise UserError(f"--in {args.input}: record {s.id} has no hand or no object; validate takes grasps")
+            raise UserError(
+                f"--in {args.input}: record {s.id} has no hand or no object; validate takes grasps"
+            )
         o = s.extra["objects"][0]
         resolve_mesh(o.get("mesh"), root, f"record {s.id}, object {o['name']!r}")
     poser = HandPoser(args.mano_dir)
@@ -191,7 +202,12 @@ def _validate(args: argparse.Namespace) -> int:
         hand = s.hands[0]
         model = poser.model(hand.model, hand.side)
         if s.source.get("flat_hand_mean"):  # absolute hand_pose: make it relative to the mean
-            hand = Hand(**{**hand.__dict__, "hand_pose": (np.asarray(hand.hand_pose) - model.hand_mean.numpy()).tolist()})
+            hand = Hand(
+                **{
+                    **hand.__dict__,
+                    "hand_pose": (np.asarray(hand.hand_pose) - model.hand_mean.numpy()).tolist(),
+                }
+            )
         verts, joints = poser.pose(hand)
         obj = s.extra["objects"][0]
         R, t, scale = object_pose(obj)
@@ -207,39 +223,82 @@ def _validate(args: argparse.Namespace) -> int:
     _write(args.out, config, args.overwrite, kept, root, "validate")
     n = len(samples)
     rates = {k: v / n for k, v in counts.items()}
-    (Path(args.out) / "validation.json").write_text(json.dumps({"n": n, "pass_rate": rates, **config}, indent=2))
+    (Path(args.out) / "validation.json").write_text(
+        json.dumps({"n": n, "pass_rate": rates, **config}, indent=2)
+    )
     print("pass rate: " + ", ".join(f"{k} {100 * r:.1f}%" for k, r in rates.items()) + f" (of {n})")
     return 0
 
 
 def register_grasp(actions: argparse._SubParsersAction) -> None:
     """Add ``grasp`` and ``validate`` to the ``poses`` ACTION sub-parsers."""
-    g = actions.add_parser("grasp", help="synthesise grasps of objects resting on a table (energy + annealing)")
-    g.add_argument("--objects", required=True, help="folder of meshes (NAME/textured_simple.obj or NAME.obj) or 'world'")
+    g = actions.add_parser(
+        "grasp", help="synthesise grasps of objects resting on a table (energy + annealing)"
+    )
+    g.add_argument(
+        "--objects", required=True, help="folder of meshes (NAME/textured_simple.obj or NAME.obj) or 'world'"
+    )
     g.add_argument("--names", default=None, help="comma-separated object names to grasp (default: all)")
-    g.add_argument("--rest", default=None, help="rest poses from `handsynth poses rest` (default: free-floating objects)")
+    g.add_argument(
+        "--rest", default=None, help="rest poses from `handsynth poses rest` (default: free-floating objects)"
+    )
     g.add_argument("--n-per-object", type=cli_args.positive_int, default=10000, help="grasps per object")
     g.add_argument("--hand-model", choices=("openhand", "mano"), default="openhand", help="hand model")
     g.add_argument("--mano-dir", default=None, help="MANO folder (with --hand-model mano)")
     g.add_argument("--out", required=True, help="output dataset folder")
     g.add_argument("--batch", type=cli_args.positive_int, default=64, help="hands optimised together")
-    g.add_argument("--iters", type=cli_args.positive_int, default=6000, help="annealing steps (released: 6000)")
+    g.add_argument(
+        "--iters", type=cli_args.positive_int, default=6000, help="annealing steps (released: 6000)"
+    )
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to optimise")
-    g.add_argument("--w-dis", type=cli_args.non_negative, default=100.0, help="weight of E_dis (released 100)")
-    g.add_argument("--w-pen", type=cli_args.non_negative, default=100.0, help="weight of E_pen (released 100)")
-    g.add_argument("--w-prior", type=cli_args.non_negative, default=0.5, help="weight of E_prior (released 0.5)")
-    g.add_argument("--w-spen", type=cli_args.non_negative, default=10.0, help="weight of E_spen (released 10)")
-    g.add_argument("--seed", type=cli_args.seed, default=0, help="random seed (starts, contact draws, acceptance)")
-    g.add_argument("--overwrite", action="store_true", help="restart an output folder written with other settings")
+    g.add_argument(
+        "--w-dis", type=cli_args.non_negative, default=100.0, help="weight of E_dis (released 100)"
+    )
+    g.add_argument(
+        "--w-pen", type=cli_args.non_negative, default=100.0, help="weight of E_pen (released 100)"
+    )
+    g.add_argument(
+        "--w-prior", type=cli_args.non_negative, default=0.5, help="weight of E_prior (released 0.5)"
+    )
+    g.add_argument(
+        "--w-spen", type=cli_args.non_negative, default=10.0, help="weight of E_spen (released 10)"
+    )
+    g.add_argument(
+        "--seed", type=cli_args.seed, default=0, help="random seed (starts, contact draws, acceptance)"
+    )
+    g.add_argument(
+        "--overwrite", action="store_true", help="restart an output folder written with other settings"
+    )
     g.set_defaults(func=_grasp)
 
-    v = actions.add_parser("validate", help="keep grasps with contact, little hand-object overlap, no self-penetration")
+    v = actions.add_parser(
+        "validate", help="keep grasps with contact, little hand-object overlap, no self-penetration"
+    )
     v.add_argument("--in", dest="input", required=True, help="dataset folder or .jsonl of grasps")
     v.add_argument("--out", required=True, help="output dataset folder (valid grasps + validation.json)")
-    v.add_argument("--contact-mm", type=cli_args.non_negative, default=5.0, help="a pad this close to the surface touches it")
-    v.add_argument("--min-contacts", type=cli_args.positive_int, default=2, help="digits in contact, the thumb among them")
-    v.add_argument("--max-intersection-cm3", type=cli_args.non_negative, default=1.0, help="largest hand-object overlap (cm³)")
-    v.add_argument("--voxel-mm", type=cli_args.positive, default=2.0, help="voxel size of the overlap volume (mm)")
+    v.add_argument(
+        "--contact-mm",
+        type=cli_args.non_negative,
+        default=5.0,
+        help="a pad this close to the surface touches it",
+    )
+    v.add_argument(
+        "--min-contacts",
+        type=cli_args.positive_int,
+        default=2,
+        help="digits in contact, the thumb among them",
+    )
+    v.add_argument(
+        "--max-intersection-cm3",
+        type=cli_args.non_negative,
+        default=1.0,
+        help="largest hand-object overlap (cm³)",
+    )
+    v.add_argument(
+        "--voxel-mm", type=cli_args.positive, default=2.0, help="voxel size of the overlap volume (mm)"
+    )
     v.add_argument("--mano-dir", default=None, help="MANO folder for records of hand model mano")
-    v.add_argument("--overwrite", action="store_true", help="restart an output folder written with other settings")
+    v.add_argument(
+        "--overwrite", action="store_true", help="restart an output folder written with other settings"
+    )
     v.set_defaults(func=_validate)

@@ -62,7 +62,9 @@ def _axis_quaternion(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
 def _qmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     aw, av = a[..., :1], a[..., 1:]
     bw, bv = b[..., :1], b[..., 1:]
-    return torch.cat([aw * bw - (av * bv).sum(-1, keepdim=True), aw * bv + bw * av + torch.linalg.cross(av, bv)], -1)
+    return torch.cat(
+        [aw * bw - (av * bv).sum(-1, keepdim=True), aw * bv + bw * av + torch.linalg.cross(av, bv)], -1
+    )
 
 
 def anatomical_to_axis_angle(angles: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
@@ -140,7 +142,11 @@ def contact_regions(model: torch.nn.Module, per_region: int = PAD_VERTICES) -> C
             rel = v[mine] - start
             radial = rel - np.outer(rel @ bone, bone)
             score = (radial @ palm) / np.linalg.norm(radial, axis=1).clip(1e-9)
-            pads = mine[score > 0.7] if (score > 0.7).sum() >= per_region else mine[np.argsort(-score)[:per_region]]
+            pads = (
+                mine[score > 0.7]
+                if (score > 0.7).sum() >= per_region
+                else mine[np.argsort(-score)[:per_region]]
+            )
             pads = pads[_farthest(v[pads], per_region)]
             ids += pads.tolist()
             region += [len(names)] * len(pads)

@@ -57,6 +57,23 @@ def point_triangle_distance(points: torch.Tensor, tris: torch.Tensor, candidates
     return out
 
 
+_MAX_FACES_FOR_UNION = 5000  # above this, hidden faces are kept (an F x F winding test would be slow)
+
+
+def _outer_faces(tris: torch.Tensor, faces: np.ndarray) -> np.ndarray:
+    """``faces`` without those hidden inside another part (a cup's handle ends inside its body): just
+    outside its own part, such a face's centroid is still inside the union. Without this,
+    depths inside the union would be measured to hidden faces."""
+    if len(faces) > _MAX_FACES_FOR_UNION:
+        return faces
+    normal = torch.linalg.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
+    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-20)
+    size = float((tris.amax((0, 1)) - tris.amin((0, 1))).max())
+    wn = winding_number(tris.mean(1) + 1e-4 * size * normal, tris)  # just outside its own part
+    keep = (wn < 0.5).numpy()
+    return faces[keep] if keep.any() else faces
+
+
 def _small_triangles(vertices: np.ndarray, faces: np.ndarray, max_edge: float) -> torch.Tensor:
     """(F', 3, 3) the mesh's triangles subdivided until no edge is longer than ``max_edge``, so that the
     nearest triangle is among those with the nearest centroids (a cylinder's long side faces are not)."""
@@ -85,7 +102,12 @@ _BAND = 1.0  # grid points closer than this many cells to the surface get exact 
 
 
 def _far_field(
-    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, counts: list[int], pitch: float
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    outer: np.ndarray,
+    points: np.ndarray,
+    counts: list[int],
+    pitch: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate unsigned distance (nearest of dense surface samples) and sign (grid cells cut off from
     the grid's border by the surface are inside) of every grid point: cheap, and exact enough away from
@@ -93,24 +115,27 @@ def _far_field(
     from scipy import ndimage
     from scipy.spatial import cKDTree
 
-    tri = vertices[faces]
+    tri = vertices[outer]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    n = int(np.clip(area.sum() / (0.3 * pitch) ** 2, 2000, 400_000))
+    n = int(np.clip(area.sum() / (0.3 * pitch) ** 2, 2000, 100_000))
     rng = np.random.default_rng(0)
-    pick = rng.choice(len(faces), size=n, p=area / area.sum())
+    pick = rng.choice(len(outer), size=n, p=area / area.sum())
     u, v = rng.random((2, n))
     flip = u + v > 1
     u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
     t = tri[pick]
     samples = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-    dist = cKDTree(np.concatenate([samples, vertices])).query(points)[0]
+    dist = cKDTree(np.concatenate([samples, vertices[np.unique(outer)]])).query(points)[0]
     free = (dist >= _BAND * pitch).reshape(counts)
     labels, count = ndimage.label(free)
     labels = labels.ravel()
     # A free component is one side of the surface throughout: one winding number decides its sign.
     first = np.unique(labels, return_index=True)[1][1:]  # a grid point of each component 1..count
-    tris = torch.as_tensor(tri)
-    wn = winding_number(torch.as_tensor(points[first]), tris).numpy() if count else np.zeros(0)
+    wn = (
+        winding_number(torch.as_tensor(points[first]), torch.as_tensor(vertices[faces])).numpy()
+        if count
+        else np.zeros(0)
+    )
     inside_component = np.concatenate([[False], wn > 0.5])
     return dist, np.where(inside_component[labels], -1.0, 1.0)
 
@@ -157,11 +182,14 @@ def mesh_sdf_grid(
     axes = [lo[k] + pitch * torch.arange(counts[k], dtype=torch.float64) for k in range(3)]
     X, Y, Z = torch.meshgrid(*axes, indexing="ij")  # (nx, ny, nz)
     pts = torch.stack([X, Y, Z], dim=-1).reshape(-1, 3)
-    dist, sign = _far_field(np.asarray(vertices, np.float64), np.asarray(faces), pts.numpy(), counts, pitch)
+    outer = _outer_faces(tris, np.asarray(faces))
+    dist, sign = _far_field(
+        np.asarray(vertices, np.float64), np.asarray(faces), outer, pts.numpy(), counts, pitch
+    )
     near = torch.as_tensor(dist < _BAND * pitch)
     # Close to the surface: exact distances and the winding-number sign (robust to overlapping parts).
     dist, sign = torch.as_tensor(dist), torch.as_tensor(sign)
-    dist[near] = point_triangle_distance(pts[near], _small_triangles(vertices, faces, 2 * pitch))
+    dist[near] = point_triangle_distance(pts[near], _small_triangles(vertices, outer, 2 * pitch))
     sign[near] = torch.where(winding_number(pts[near], tris) > 0.5, -1.0, 1.0).to(sign)
     sdf = (sign * dist).reshape(counts)
     grad = torch.stack(torch.gradient(sdf, spacing=pitch), dim=0)  # d/dx, d/dy, d/dz
