@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from handsynth.poses.grasp_energy import GraspProblem, palm_frame, pregrasp_angles
-from handsynth.poses.sdf import SDFGrid, mesh_sdf_grid
+from handsynth.poses.sdf import SDFGrid, mesh_sdf_grid, sample_surface
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,8 @@ def initial_hands(
     ``init_distance`` away, random roll, pre-grasp fingers with a little noise."""
     from scipy.spatial.transform import Rotation
 
-    tri = mesh_vertices[mesh_faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
     n = 64 * batch
-    pick = rng.choice(len(tri), size=n, p=area / area.sum())
-    u, v = rng.random((2, n))
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    pts = (
-        tri[pick, 0] + u[:, None] * (tri[pick, 1] - tri[pick, 0]) + v[:, None] * (tri[pick, 2] - tri[pick, 0])
-    )
+    pts = sample_surface(mesh_vertices[mesh_faces], n, rng)
     with torch.no_grad():
         d, g = problem.sdf.query(torch.as_tensor(pts, dtype=torch.float32))
     d, g = d.numpy(), g.numpy().astype(np.float64)

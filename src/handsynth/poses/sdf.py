@@ -98,6 +98,17 @@ def winding_number(points: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def sample_surface(tris: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 3) points uniformly distributed over the area of the triangles (F, 3, 3)."""
+    area = 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    pick = rng.choice(len(tris), size=n, p=area / area.sum())
+    u, v = rng.random((2, n))
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    t = tris[pick]
+    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+
+
 _BAND = 1.0  # grid points closer than this many cells to the surface get exact distances and signs
 
 
@@ -118,13 +129,7 @@ def _far_field(
     tri = vertices[outer]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
     n = int(np.clip(area.sum() / (0.3 * pitch) ** 2, 2000, 100_000))
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(outer), size=n, p=area / area.sum())
-    u, v = rng.random((2, n))
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    t = tri[pick]
-    samples = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    samples = sample_surface(tri, n, np.random.default_rng(0))
     dist = cKDTree(np.concatenate([samples, vertices[np.unique(outer)]])).query(points)[0]
     free = (dist >= _BAND * pitch).reshape(counts)
     labels, count = ndimage.label(free)
