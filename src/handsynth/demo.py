@@ -59,6 +59,7 @@ def run_demo(
     reference: int = 32,
     batch_size: int = 8,
     threads: int | str = "auto",
+    base_config: str | None = None,
 ) -> dict[str, Path]:
     """Run the demo into ``out`` (resumable); returns the paths a user looks at."""
     from handsynth.hand.priors import SceneConfig, sample_records
@@ -103,7 +104,9 @@ def run_demo(
         total,
         f"generating {n} labelled images with AttentionHand ({'default model' if default else checkpoint})",
     )
-    generated = _generate(out, checkpoint, base_model, seed, steps, guidance, batch_size, threads)
+    generated = _generate(
+        out, checkpoint, base_model, seed, steps, guidance, batch_size, threads, base_config
+    )
 
     _step(4, total, "quick evaluation")
     evaluation = _evaluate(out, generated, default, reference, size, seed)
@@ -134,6 +137,7 @@ def _generate(
     guidance: float,
     batch: int,
     threads: int | str = "auto",
+    base_config: str | None = None,
 ) -> Path:
     cond = out / "conditions"
     prompt_file = out / "prompts.txt"
@@ -141,6 +145,8 @@ def _generate(
         prompt_file.write_text("\n".join(demo_prompts(handsynth.read_dataset(cond), seed)) + "\n")
     sampling = handsynth.SamplingConfig(steps=steps, guidance=guidance).check()
     method = handsynth.make_method("attentionhand", checkpoint, base_model=base_model, sampling=sampling)
+    if base_config:
+        method.base_config = base_config
     job = handsynth.JobConfig(
         inp=str(cond),
         out=str(out / "generated"),
@@ -236,6 +242,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--n must be at least 1, got {args.n}")
     if args.base_model and not args.checkpoint:
         raise UserError("--base-model needs --checkpoint (the AttentionHand run to put on that base)")
+    if args.base_config and not args.base_model:
+        raise UserError("--base-config needs --base-model (the single-file checkpoint it configures)")
     paths = run_demo(
         Path(args.out),
         n=args.n,
@@ -247,6 +255,7 @@ def _run(args: argparse.Namespace) -> int:
         guidance=args.guidance,
         reference=args.reference,
         threads=args.threads,
+        base_config=args.base_config,
     )
     print("\nhandsynth demo finished:")
     for name, path in paths.items():
@@ -271,7 +280,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoint", default=None, help="an AttentionHand run folder (default: the embedded model)"
     )
     p.add_argument(
-        "--base-model", default=None, help="SD-1.x folder or hub id for --checkpoint (default: its config's)"
+        "--base-model",
+        default=None,
+        help="SD-1.x folder, single-file checkpoint or hub id for --checkpoint (default: its config's)",
+    )
+    p.add_argument(
+        "--base-config",
+        default=None,
+        help="for a single-file --base-model: a diffusers SD folder (configs suffice) or the original SD .yaml",
     )
     p.add_argument("--steps", type=cli_args.positive_int, default=20, help="DDIM steps")
     p.add_argument(

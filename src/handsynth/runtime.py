@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from handsynth.errors import UserError
@@ -96,3 +98,9 @@ def small_base(base_models: Iterable[Any]) -> bool:
         except (OSError, ValueError):
             return False
     return True
+
+
+def cache_dir() -> Path:
+    """Where built-in models and builds are saved once (``HANDSYNTH_CACHE`` or ~/.cache/handsynth)."""
+    root = os.environ.get("HANDSYNTH_CACHE") or Path.home() / ".cache" / "handsynth"
+    return Path(root)

@@ -190,3 +190,23 @@ def test_detail_choice(monkeypatch):
     assert load_hand_model("openhand").num_vertices == len(build_right("light").vertices)
     with pytest.raises(UserError, match="detail"):
         openhand_arrays("right", "medium")
+
+
+def test_build_is_cached_exactly(tmp_path, monkeypatch):
+    """A hand is built once per machine and read back bit for bit; a damaged cache file is rebuilt,
+    not trusted."""
+    from handsynth.hand import openhand
+
+    monkeypatch.setenv("HANDSYNTH_CACHE", str(tmp_path))
+    built = openhand.build_right.__wrapped__("light")
+    (saved,) = tmp_path.glob("openhand-light-*.npz")
+    again = openhand.build_right.__wrapped__("light")
+    fresh = openhand._build_right("light")
+    for name in ("vertices", "faces", "weights", "J_regressor", "shapedirs"):
+        a, b, c = getattr(built, name), getattr(again, name), getattr(fresh, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b) and np.array_equal(a, c), name
+    assert again.tip_vertices == fresh.tip_vertices and isinstance(again.tip_vertices[0], int)
+    saved.write_bytes(b"not an npz file")
+    rebuilt = openhand.build_right.__wrapped__("light")
+    assert np.array_equal(rebuilt.vertices, built.vertices)
+    assert np.load(saved)["vertices"].shape == built.vertices.shape  # and saved again

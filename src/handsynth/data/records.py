@@ -416,6 +416,15 @@ def _check_body(value: Any, where: str) -> None:
         raise _fail(where, "body", "must be an object")
     if "keypoints_2d" in value:
         _floats(value["keypoints_2d"], (BODY_KEYPOINTS, 3), where, "body.keypoints_2d")
+    for p, arm in _items(value.get("forearms", []), where, "body.forearms", ("side",)):
+        _side(arm["side"], where, f"{p}.side")
+        for key in ("sleeve_start", "length"):
+            if arm.get(key) is not None and not _positive_number(arm[key]):
+                raise _fail(where, f"{p}.{key}", f"must be a positive number (metres), got {arm[key]!r}")
+
+
+def _positive_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 # Largest ‖RᵀR − I‖ (Frobenius) of an object rotation: far above float32 storage noise (~1e-7), far

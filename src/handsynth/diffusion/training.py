@@ -57,6 +57,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     ema: bool = False
     ema_decay: float = 0.9999
+    ema_update_every: int = 1  # optimiser steps between EMA updates (HandBooster: 10)
     seed: int = 0
     checkpoint_every: int = 500
     checkpoints_total_limit: int | None = 3
@@ -307,7 +308,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
             if not accelerator.sync_gradients:
                 continue
             state.step += 1
-            if ema is not None:
+            if ema is not None and state.step % max(cfg.ema_update_every, 1) == 0:
                 ema.step(accelerator.unwrap_model(model).parameters())
             if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
                 mean_loss = accelerator.gather(loss.detach().reshape(1)).float().mean().item()

@@ -86,7 +86,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=cli_args.seed, default=0, help="seed of the per-participant candidate order"
     )
     sv.add_argument("--limit", type=cli_args.positive_int, help="at most N trials (the paper used 24)")
-    sv.add_argument("--title", default="Hand image study")
+    sv.add_argument(
+        "--title", default=None, help="page title (default: the config's, else 'Hand image study')"
+    )
+    sv.add_argument(
+        "--config",
+        default=None,
+        help="study config YAML: title + questions (default: AttentionHand's three; configs/study_sesahand.yaml)",
+    )
     sv.set_defaults(func=cmd_study_serve)
     sr = sts.add_parser("report", help="preference percentages per method and question")
     sr.add_argument("--db", default="study.sqlite")
@@ -203,10 +210,13 @@ def cmd_recon(args: argparse.Namespace) -> int:
 
 def cmd_study_serve(args: argparse.Namespace) -> int:
     from handsynth.eval.study.server import StudyApp, make_server
-    from handsynth.eval.study.trials import build_trials
+    from handsynth.eval.study.trials import StudyConfig, build_trials, load_study_config
 
+    study = load_study_config(args.config) if args.config else StudyConfig()
     trials = build_trials(args.dirs, args.names, args.limit)
-    app = StudyApp(trials, args.db, seed=args.seed, title=args.title)
+    app = StudyApp(
+        trials, args.db, seed=args.seed, title=args.title or study.title, questions=study.questions
+    )
     try:
         server = make_server(app, args.host, args.port)
     except OSError as err:

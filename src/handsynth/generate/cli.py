@@ -19,6 +19,8 @@ from handsynth.runtime import add_threads_argument
 def _run(args: argparse.Namespace) -> int:
     method = build_generator(args)  # an unknown method or bad option fails here, before anything else
     method.variant = args.variant
+    if args.base_config:  # else a training run's own, when the method read one
+        method.base_config = args.base_config
     job = JobConfig(
         inp=args.inp,
         out=args.out,
@@ -60,8 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--base-model",
         default=None,
-        help="tiny, a diffusers SD-1.x folder or a hub id (a training run folder: default from it; "
+        help="tiny, a diffusers SD-1.x folder, a single-file checkpoint or a hub id (a training run folder: default from it; "
         "others: stable-diffusion-v1-5/stable-diffusion-v1-5)",
+    )
+    g.add_argument(
+        "--base-config",
+        default=None,
+        help="for a single-file --base-model (.safetensors/.ckpt): a diffusers SD folder (configs suffice) "
+        "or the original SD .yaml (default: a .yaml of the same name beside the file)",
     )
     g.add_argument("--condition", default=None, help="condition map the control module reads (default mesh)")
     g.add_argument("--conditioning-scale", type=cli_args.non_negative, default=1.0)
@@ -69,12 +77,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = p.add_argument_group("sampling")
     s.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
-    s.add_argument("--steps", type=cli_args.positive_int, default=20)
     s.add_argument(
-        "--guidance", type=cli_args.non_negative, default=9.0, help="classifier-free guidance scale"
+        "--steps",
+        type=cli_args.positive_int,
+        default=None,
+        help="denoising steps (default 20; the method's own)",
+    )
+    s.add_argument(
+        "--guidance",
+        type=cli_args.non_negative,
+        default=None,
+        help="classifier-free guidance scale (default 9; the method's own)",
     )
     s.add_argument("--negative-prompt", default="")
-    s.add_argument("--eta", type=cli_args.float_in(0.0, 1.0, what="a DDIM eta"), default=0.0, help="DDIM eta")
+    s.add_argument(
+        "--eta",
+        type=cli_args.float_in(0.0, 1.0, what="a DDIM eta"),
+        default=None,
+        help="DDIM eta (default 0; the method's own)",
+    )
     s.add_argument("--dtype", default="fp32", choices=tuple(DTYPES), help="fp16/bf16: GPU")
     s.add_argument(
         "--variant",

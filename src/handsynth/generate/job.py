@@ -39,6 +39,7 @@ from handsynth.data import (
     iter_records,
     write_metadata,
 )
+from handsynth.data.carry import absolute_mesh_paths
 from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
 from handsynth.generate import sheets
@@ -132,9 +133,11 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
         )
         for s in inputs.samples:
             renderer.check_record(scale_sample(s, job.size, job.size) if job.size else s)
-    items = build_plan(inputs.samples, job.prompts_per_pose, job.seed)
-    source = assign_prompts(items, job.prompts, job.seed, job.prompt_file)
-    check_prompts(items, method.tokenizer())
+    items = build_plan(method.plan_samples(inputs.samples), job.prompts_per_pose, job.seed)
+    source = "none"
+    if method.uses_prompts:
+        source = assign_prompts(items, job.prompts, job.seed, job.prompt_file)
+        check_prompts(items, method.tokenizer())
     config = {
         "stage": "generate",
         **method.fingerprint(),
@@ -284,12 +287,16 @@ class SampleSource:
 
 
 def make_record(item: WorkItem, sample: Sample, result: GenResult, provenance: dict) -> tuple[Sample, dict]:
-    """The output record of one generated image and the files only it owns."""
-    rec = copy.deepcopy(sample)
+    """The output record of one generated image and the files only it owns (a method that returns its
+    own record, e.g. a crop, owns its condition maps too)."""
+    rec = copy.deepcopy(sample if result.record is None else result.record)
     rec.id = item.out_id
     rec.file_name = f"images/{item.out_id}.png"
     rec.prompt = item.prompt
     files: dict[str, Any] = {rec.file_name: result.image}
+    if result.record is not None:
+        rec.conditions = {name: f"conditions/{name}/{item.out_id}.png" for name in result.conditions}
+        files.update({rec.conditions[name]: im for name, im in result.conditions.items()})
     if rec.local is not None:
         rec.local.file_name = None  # the input's local photo is not copied; only a generated one is written
     if result.local_image is not None and rec.local is not None:
@@ -400,11 +407,13 @@ def _generate(
             results = method.generate(requests)
             for it, (sample, shared_files), res in zip(batch, samples, results):
                 rec, own = make_record(it, sample, res, provenance)
+                if rec.extra.get("objects"):  # relative mesh paths would not resolve from the output
+                    rec.extra["objects"] = absolute_mesh_paths(rec.extra["objects"], inputs.root)
                 attention = None
                 if res.attention and it.index < job.sheet_rows:
                     names = sheets.token_names(tokenizer, it.prompt, sorted(res.attention))
                     attention = (res, names)
-                writer.submit(it, rec, shared_files, own, attention)
+                writer.submit(it, rec, shared_files if res.record is None else {}, own, attention)
     finally:
         writer.close()  # whatever was generated is written (files first, record last) before returning
         bar.close()

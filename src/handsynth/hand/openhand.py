@@ -30,8 +30,11 @@ built procedurally, here, from public numbers only:
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -437,6 +440,47 @@ def _dense_right() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return verts, faces, W
 
 
+def _cache_file(detail: str) -> Path:
+    """Where a built hand is kept between processes, named by this module's source and the versions of
+    the libraries that shape it: a change to any of them builds afresh."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from handsynth.runtime import cache_dir
+
+    key = hashlib.sha256(Path(__file__).read_bytes())
+    for package in ("numpy", "scipy", "scikit-image", "trimesh", "fast-simplification"):
+        try:
+            key.update(f"{package}={version(package)}".encode())
+        except PackageNotFoundError:
+            key.update(package.encode())
+    return cache_dir() / f"openhand-{detail}-{key.hexdigest()[:16]}.npz"
+
+
+def _load_cached(path: Path) -> OpenHandMesh | None:
+    try:
+        with np.load(path) as saved:
+            fields = {name: saved[name] for name in OpenHandMesh.__dataclass_fields__}
+    except (OSError, KeyError, ValueError):
+        return None  # not built yet on this machine (or a damaged file): build it
+    fields["tip_vertices"] = tuple(int(i) for i in fields["tip_vertices"])
+    return OpenHandMesh(**fields)
+
+
+def _save_cached(path: Path, mesh: OpenHandMesh) -> None:
+    """Write through a temp file and a rename: parallel processes never read half a file; a read-only
+    cache only costs the next process the build."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".openhand-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in mesh.__dict__.items()})
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
 def _decimate(verts: np.ndarray, faces: np.ndarray, n_faces: int) -> tuple[np.ndarray, np.ndarray]:
     """Quadric-error edge collapse (fast-simplification) down to ``n_faces``; keeps the surface closed."""
     import fast_simplification
@@ -460,11 +504,22 @@ def _transfer_weights(src_v: np.ndarray, src_w: np.ndarray, dst_v: np.ndarray, k
 
 @functools.lru_cache(maxsize=2)
 def build_right(detail: str = DEFAULT_DETAIL) -> OpenHandMesh:
-    """Build the right OpenHand at ``detail`` (see :data:`DETAILS`; ~2 s on first use, cached)."""
+    """The right OpenHand at ``detail`` (see :data:`DETAILS`). Built once per machine (~2 s, most of it
+    importing trimesh and scipy, smoothing and decimating), then read back from the cache as the exact
+    same arrays: every command that poses a hand starts that much sooner."""
     if detail not in DETAILS:
         from handsynth.errors import UserError
 
         raise UserError(f"OpenHand detail must be one of {tuple(DETAILS)}, got {detail!r}")
+    path = _cache_file(detail)
+    mesh = _load_cached(path)
+    if mesh is None:
+        mesh = _build_right(detail)
+        _save_cached(path, mesh)
+    return mesh
+
+
+def _build_right(detail: str) -> OpenHandMesh:
     verts, faces, W = _dense_right()
     if DETAILS[detail] is not None:
         dense_v = verts

@@ -37,8 +37,9 @@ def _check_run_folder(out: Path, cfg, resume: str) -> None:
     # (runs written before): the same folder either way is the same setting.
     for d in (old, new):
         model = d.get("model")
-        if isinstance(model, dict) and isinstance(model.get("base_model"), str):
-            model["base_model"] = base_from_run(model["base_model"], out)
+        for key in ("base_model", "base_config"):
+            if isinstance(model, dict) and isinstance(model.get(key), str):
+                model[key] = base_from_run(model[key], out)
     how = "use a new --out folder or --resume never to start over there"
     refuse_other_settings(out, old, new, how, ignore=RESUMABLE_CHANGES)
 
@@ -50,13 +51,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from handsynth.methods.attentionhand.training import config_for_run_folder
     from handsynth.runtime import configure_threads, small_base
 
-    cfg, task = build_training(args.method, args.config, args.data, args.set or [], args.base_model)
+    cfg, task = build_training(
+        args.method, args.config, args.data, args.set or [], args.base_model, args.base_config
+    )
     on_gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
-    configure_threads(args.threads, "cuda" if on_gpu else "cpu", small_base([cfg.model.base_model]))
+    base = getattr(cfg.model, "base_model", None)  # None: a method without a pretrained base
+    configure_threads(args.threads, "cuda" if on_gpu else "cpu", small_base([base]) if base else False)
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps
     out = Path(args.out)
-    stored = config_for_run_folder(cfg, out)  # a local base relative to the run folder
+    stored = config_for_run_folder(cfg, out) if base else cfg  # a local base relative to the run folder
     _check_run_folder(out, stored, args.resume)
     resume = None if args.resume == "never" else args.resume
     if args.resume == "never" and (out / "checkpoints").exists():
@@ -68,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = run_training(task, cfg.train, out, resume=resume)
     if summary["is_main_process"]:
         weights = out / getattr(task, "weights_dir", "controlnet")
-        print(f"trained {summary['step']} steps; guidance module saved in {weights}")
+        print(f"trained {summary['step']} steps; weights saved in {weights}")
     return 0
 
 
@@ -86,7 +90,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_deprecated_alias(p, "--data", "--in")
     p.add_argument("--out", required=True, help="run folder: weights, checkpoints, logs, validation images")
     p.add_argument(
-        "--base-model", help="'tiny', a local diffusers SD folder, or a hub id (overrides the config)"
+        "--base-model",
+        help="'tiny', a local diffusers SD folder, a single-file checkpoint (.safetensors/.ckpt), or a hub id "
+        "(overrides the config)",
+    )
+    p.add_argument(
+        "--base-config",
+        help="for a single-file --base-model: a diffusers SD folder (configs suffice) or the original SD .yaml",
     )
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. tas.iterations=3"

@@ -73,15 +73,22 @@ class SamplingConfig:
         return asdict(self)
 
 
-def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
-    """The shared sampling flags of ``handsynth generate``, checked."""
+def sampling_from_args(args: argparse.Namespace, defaults: SamplingConfig | None = None) -> SamplingConfig:
+    """The shared sampling flags of ``handsynth generate``, checked; a flag left unset (None) takes the
+    method's default from ``defaults`` (else :class:`SamplingConfig`'s)."""
+    defaults = defaults or SamplingConfig()
+
+    def flag(name: str) -> Any:
+        value = getattr(args, name, None)
+        return getattr(defaults, name) if value is None else value
+
     return SamplingConfig(
-        scheduler=args.scheduler,
-        steps=args.steps,
-        guidance=args.guidance,
-        negative_prompt=args.negative_prompt,
-        eta=args.eta,
-        dtype=args.dtype,
+        scheduler=flag("scheduler"),
+        steps=flag("steps"),
+        guidance=flag("guidance"),
+        negative_prompt=flag("negative_prompt"),
+        eta=flag("eta"),
+        dtype=flag("dtype"),
     ).check()
 
 
@@ -113,6 +120,10 @@ class GenResult:
     image: Image.Image
     local_image: Image.Image | None = None
     attention: dict[int, np.ndarray] | None = None  # CLIP token index -> (h, w) map, for overlays
+    # A method whose image is not the input record's picture (HandBooster: a hand crop) returns the
+    # output record itself (camera, size, labels) and the condition maps to store beside it.
+    record: Sample | None = None
+    conditions: dict[str, Image.Image] = field(default_factory=dict)
 
 
 class GenerationMethod(abc.ABC):
@@ -122,6 +133,11 @@ class GenerationMethod(abc.ABC):
     maps: tuple[str, ...] = ()  # global condition maps the method reads
     optional_maps: tuple[str, ...] = ()  # of those, maps a record may lack (the method fills them in)
     needs_local: bool = False  # reads the local (hand crop) maps too
+    uses_prompts: bool = True  # False: the job assigns no prompts (and checks none)
+
+    def plan_samples(self, samples: list[Sample]) -> list[Sample]:
+        """The records the job's plan is built from (default: the inputs; a per-hand method splits)."""
+        return samples
 
     @abc.abstractmethod
     def check(self) -> None:

@@ -26,8 +26,15 @@ class RecordTrainTask:
 
     _dataset: Dataset
 
-    def __init__(self, base_model: str, data: str | Path, max_samples: int | None = None) -> None:
-        resolve_base(base_model)  # a missing/partial base folder fails here, before any output
+    def __init__(
+        self,
+        base_model: str | None,
+        data: str | Path,
+        max_samples: int | None = None,
+        base_config: str | None = None,
+    ) -> None:
+        if base_model is not None:  # None: a method without a pretrained base (pixel-space HandBooster)
+            resolve_base(base_model, base_config)  # a missing/partial base fails here, before any output
         samples = read_dataset(data)
         self.samples = samples[:max_samples] if max_samples else samples
         self.root = dataset_root(data)

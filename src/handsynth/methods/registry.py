@@ -36,6 +36,8 @@ class MethodSpec:
 _AH = "handsynth.methods.attentionhand"
 _BASELINES = "handsynth.methods.baselines.generators"
 _UNI = "handsynth.methods.uni_controlnet"
+_HB = "handsynth.methods.handbooster"
+_SESA = "handsynth.methods.sesahand"
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
@@ -75,7 +77,23 @@ METHODS: dict[str, MethodSpec] = {
             config=f"{_UNI}.config:UniControlNetConfig",
             task=f"{_UNI}.task:UniControlNetTask",
         ),
-        # handbooster, sesahand: later
+        MethodSpec(
+            "handbooster",
+            method=f"{_HB}.generator:HandBoosterGenerator",
+            generator=f"{_HB}.generator:from_args",
+            checkpoint="the `handsynth train --method handbooster` run folder",
+            config=f"{_HB}.config:HandBoosterConfig",
+            task=f"{_HB}.task:HandBoosterTask",
+        ),
+        MethodSpec(
+            "sesahand",
+            method=f"{_SESA}.generator:SesaHandGenerator",
+            generator=f"{_SESA}.generator:from_args",
+            checkpoint="the `handsynth train --method sesahand` run folder",
+            config=f"{_SESA}.config:SesaHandConfig",
+            task=f"{_SESA}.task:SesaHandTask",
+            options=f"{_SESA}.options:add_arguments",
+        ),
     )
 }
 
@@ -136,7 +154,12 @@ def build_generator(args: argparse.Namespace) -> GenerationMethod:
 
 
 def build_training(
-    method: str, config: str | None, data: str, overrides: list[str], base_model: str | None = None
+    method: str,
+    config: str | None,
+    data: str,
+    overrides: list[str],
+    base_model: str | None = None,
+    base_config: str | None = None,
 ) -> tuple[Any, TrainTask]:
     """Config + task for ``method`` (shared by the CLI, tests and benchmarks)."""
     if method not in trainable():
@@ -146,6 +169,8 @@ def build_training(
     overrides = list(overrides)
     if base_model:
         overrides.append(f"model.base_model={base_model}")
+    if base_config:
+        overrides.append(f"model.base_config={base_config}")
     cfg = load_config(cfg_cls, config, overrides)
     if getattr(cfg, "method", method) != method:
         raise UserError(f"config {config} is for method {cfg.method!r}, not {method!r}")

@@ -15,6 +15,8 @@ from PIL import Image, ImageDraw
 
 from handsynth.data.folder import DatasetWriter
 from handsynth.data.records import Hand, LocalCrop, Sample
+from handsynth.render.body import compose_body_map
+from handsynth.render.skeleton import draw_skeleton
 
 PROMPTS = [
     "a person holding a red cup with the right hand",
@@ -29,8 +31,10 @@ def write_synthetic_dataset(
 ) -> Path:
     """Write ``n`` samples of ``size``^2 to ``folder`` (a record dataset folder) and return it.
 
-    ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1) and
-    ``depth`` (the blob at 500 mm), for methods that read several maps.
+    ``extra_maps`` adds condition maps beside the mesh: ``seg`` (the blob as right hand, label 1),
+    ``depth`` (the blob at 500 mm), ``normal`` (facing the camera), ``texture`` (the blob's colour),
+    ``skeleton`` (the joints' OpenPose drawing) and ``body`` (a grey arm bar from the wrist to the bottom
+    edge), for methods that read several maps.
     """
     import torch
 
@@ -95,7 +99,22 @@ def write_synthetic_dataset(
         silhouette = np.asarray(mesh)[..., 0] > 0
         if "seg" in extra_maps:
             files[sample.conditions["seg"]] = Image.fromarray(silhouette.astype(np.uint8))
+        if "normal" in extra_maps:  # a flat blob facing the camera: n = (0, 0, -1)
+            files[sample.conditions["normal"]] = Image.fromarray(
+                np.where(silhouette[..., None], np.uint8([128, 128, 0]), np.uint8(0)).astype(np.uint8)
+            )
+        if "texture" in extra_maps:  # the blob in its skin colour on black
+            files[sample.conditions["texture"]] = Image.fromarray(
+                np.where(silhouette[..., None], np.asarray(img), 0).astype(np.uint8)
+            )
         if "depth" in extra_maps:
             files[sample.conditions["depth"]] = Image.fromarray(silhouette.astype(np.uint16) * 500)
+        if "skeleton" in extra_maps:
+            files[sample.conditions["skeleton"]] = draw_skeleton([uv], size, size)
+        if "body" in extra_maps:
+            arm = np.zeros((size, size), bool)
+            u, v = (int(np.clip(c, 0, size - 1)) for c in uv[0])
+            arm[v:, max(u - size // 16, 0) : u + size // 16 + 1] = True
+            files[sample.conditions["body"]] = compose_body_map(size, size, arm & ~silhouette)
         writer.write(sample, files)
     return Path(folder)

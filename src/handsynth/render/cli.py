@@ -7,14 +7,14 @@ import argparse
 from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.render.dataset import render_dataset
-from handsynth.render.maps import MAP_NAMES
+from handsynth.render.maps import MAP_NAMES, RECORD_MAPS
 
 
 def parse_maps(text: str) -> tuple[str, ...]:
     maps = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in maps if m not in MAP_NAMES]
+    unknown = [m for m in maps if m not in RECORD_MAPS]
     if unknown or not maps:
-        raise UserError(f"--maps {text!r}: unknown map(s) {unknown}; choose from {','.join(MAP_NAMES)}")
+        raise UserError(f"--maps {text!r}: unknown map(s) {unknown}; choose from {','.join(RECORD_MAPS)}")
     return maps
 
 
@@ -49,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="square output size (default: each record's own)",
     )
-    p.add_argument("--maps", default=",".join(MAP_NAMES), help=f"comma list of {','.join(MAP_NAMES)}")
+    p.add_argument(
+        "--maps",
+        default=",".join(MAP_NAMES),
+        help=f"comma list of {','.join(RECORD_MAPS)} (default: all but body)",
+    )
     p.add_argument(
         "--hand-model", choices=["openhand", "mano"], default=None, help="default: each record's own"
     )

@@ -19,9 +19,12 @@ from handsynth.data.records import Hand, LocalCrop, Sample, object_pose
 from handsynth.errors import UserError
 from handsynth.hand.model import load_hand_model
 from handsynth.objects.meshes import load_mesh, resolve_mesh
-from handsynth.render.crop import crop_box
+from handsynth.render.body import compose_body_map, openpose18
+from handsynth.render.crop import crop_box, to_local
+from handsynth.render.forearm import make_forearm
+from handsynth.render.maps import BODY_MAP
 from handsynth.render.renderer import Renderer
-from handsynth.render.scene import SceneMesh
+from handsynth.render.scene import LABELS, SceneMesh
 
 
 @dataclass
@@ -45,6 +48,9 @@ def scale_sample(sample: Sample, width: int, height: int) -> Sample:
     for h in out.hands:
         h.joints_2d = [[u * sx, v * sy] for u, v in h.joints_2d]
         h.bbox = [h.bbox[0] * sx, h.bbox[1] * sy, h.bbox[2] * sx, h.bbox[3] * sy]
+    kp = (out.extra.get("body") or {}).get("keypoints_2d")
+    if kp is not None:  # the body skeleton's pixels follow the image
+        out.extra["body"]["keypoints_2d"] = [[u * sx, v * sy, vis] for u, v, vis in kp]
     out.local = None
     return out
 
@@ -80,6 +86,66 @@ def check_render_size(sample_id: str, width: int, height: int) -> None:
         )
 
 
+def check_forearms(sample: Sample) -> None:
+    """Refuse a ``body.forearms`` entry attached to a hand the record does not have."""
+    for i, arm in enumerate((sample.extra.get("body") or {}).get("forearms") or []):
+        if sample.hand(arm["side"]) is None:
+            raise UserError(
+                f"record {sample.id}: body.forearms[{i}] is attached to the {arm['side']} hand, which the "
+                "record does not have; fix the record's body field"
+            )
+
+
+@dataclass
+class BodyScene:
+    """What the `body` map of one record shows: arm tubes (with the hands that may hide them) and the
+    OpenPose body keypoints; ``empty`` when the record carries neither (counted for the run summary)."""
+
+    meshes: list
+    keypoints: np.ndarray | None  # OpenPose-18 (u, v), NaN = missing
+
+    @property
+    def empty(self) -> bool:
+        return self.keypoints is None and not self.meshes
+
+    @classmethod
+    def of(cls, renderer: ConditionRenderer, sample: Sample, hand_meshes: list) -> BodyScene:
+        """The body scene of ``sample``; ``hand_meshes`` are its posed hands (other meshes are ignored)."""
+        check_forearms(sample)
+        body = sample.extra.get("body") or {}
+        arms = []
+        for arm in body.get("forearms") or []:
+            side = arm["side"]
+            mesh = next(m for m in hand_meshes if m.label == side)
+            tube = make_forearm(
+                mesh.vertices,
+                renderer.posed_joints(sample, side),
+                length=float(arm.get("length") or 1.0),
+                sleeve_start=arm.get("sleeve_start"),
+            )
+            arms.append(SceneMesh(tube.vertices, tube.faces, label="object"))
+        kp = body.get("keypoints_2d")
+        keypoints = openpose18(np.asarray(kp, np.float64)) if kp is not None else None
+        hands = [m for m in hand_meshes if m.label != "object"]  # objects would read as arm in `seg`
+        return cls(meshes=[*hands, *arms] if arms else [], keypoints=keypoints)
+
+    def draw(self, renderer, K: np.ndarray, box: list[float] | None = None, size: int | None = None):
+        """The body map at the record's size, or of the local crop ``box`` at ``size`` x ``size``."""
+        silhouette = None
+        if self.meshes:  # the hands are drawn too, so they hide the arm where they are in front
+            seg = (
+                renderer.render(self.meshes, K, maps=("seg",))
+                if box is None
+                else renderer.render_local(self.meshes, K, box, size, maps=("seg",))
+            )["seg"]
+            silhouette = seg == LABELS["object"]
+        width, height = (renderer.width, renderer.height) if box is None else (size, size)
+        keypoints = [] if self.keypoints is None else [self.keypoints]
+        if box is not None and keypoints:
+            keypoints = [to_local(self.keypoints, box, size)]
+        return compose_body_map(width, height, silhouette, keypoints)
+
+
 class ConditionRenderer:
     """Poses each hand of a record with its hand model, places its objects (``objects[]``), and renders
     global + local condition maps.
@@ -106,6 +172,7 @@ class ConditionRenderer:
         self._renderers: dict[tuple[int, int], object] = {}
         self._object_keys: dict[str, str] = {}  # mesh reference -> resolved key
         self._object_templates: dict[str, SceneMesh] = {}  # resolved key -> mesh in its own frame
+        self.body_empty: list[str] = []  # records whose body map came out empty (no body data)
 
     def _model(self, kind: str, side: str) -> torch.nn.Module:
         key = (kind, side)
@@ -125,6 +192,7 @@ class ConditionRenderer:
         if not sample.hands:
             raise UserError(f"record {sample.id} has no hands to render")
         check_render_size(sample.id, sample.width, sample.height)
+        check_forearms(sample)
         for h in sample.hands:
             if (self.hand_model or h.model) != h.model:
                 continue  # another hand model was asked for: its joints legitimately differ
@@ -135,6 +203,16 @@ class ConditionRenderer:
             ]
             check_joints_match(sample.id, h, model(*params, joints_only=True).joints[0].numpy())
         self.object_meshes(sample)  # every mesh found and readable
+
+    @torch.no_grad()
+    def posed_joints(self, sample: Sample, side: str) -> np.ndarray:
+        """(21, 3) camera-frame joints of the record's ``side`` hand, posed like :meth:`hand_meshes`."""
+        h = sample.hand(side)
+        model = self._model(self.hand_model or h.model, h.side)
+        params = [
+            torch.tensor([x], dtype=torch.float32) for x in (h.global_orient, h.hand_pose, h.betas, h.transl)
+        ]
+        return model(*params, joints_only=True).joints[0].numpy()
 
     @torch.no_grad()
     def hand_meshes(self, sample: Sample) -> list:
@@ -183,12 +261,26 @@ class ConditionRenderer:
         K = np.asarray(sample.K, dtype=np.float64)
         joints_2d = [np.asarray(h.joints_2d) for h in sample.hands]
         renderer = self._renderer(sample.width, sample.height)
-        result = RenderedConditions(global_maps=renderer.render(meshes, K, maps=maps, joints_2d=joints_2d))
+        gl_maps = tuple(m for m in maps if m != BODY_MAP)
+        drawn = renderer.render(meshes, K, maps=gl_maps, joints_2d=joints_2d) if gl_maps else {}
+        body = BodyScene.of(self, sample, meshes) if BODY_MAP in maps else None
+        if body is not None:
+            drawn[BODY_MAP] = body.draw(renderer, K)
+            if body.empty:
+                self.body_empty.append(sample.id)
+        result = RenderedConditions(global_maps={m: drawn[m] for m in maps})
         if local:
             size = local_size or max(sample.width, sample.height)
             box = [float(v) for v in crop_box(sample.union_bbox(), expand=self.expand)]
             # The global renderer draws the crop at any size; padding follows the record's image size.
-            result.local_maps = renderer.render_local(meshes, K, box, size, maps=maps, joints_2d=joints_2d)
+            drawn = (
+                renderer.render_local(meshes, K, box, size, maps=gl_maps, joints_2d=joints_2d)
+                if gl_maps
+                else {}
+            )
+            if body is not None:
+                drawn[BODY_MAP] = body.draw(renderer, K, box, size)
+            result.local_maps = {m: drawn[m] for m in maps}
             result.box = box
         return result
 

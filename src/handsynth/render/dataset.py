@@ -3,6 +3,7 @@ sheet (what ``handsynth render`` runs; the demo and benchmarks call it directly)
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, read_dataset
@@ -60,6 +61,12 @@ def render_dataset(
         sample.source = {**sample.source, "rendered_with": hand_model or "record"}
         sample, files = renderer.render_into(sample, maps, local=local)
         writer.write(sample, files)
+    if renderer.body_empty:
+        print(
+            f"handsynth: note: {len(renderer.body_empty)} of {len(todo)} records carry no body data "
+            f"(body.forearms or body.keypoints_2d), so their body map is empty (e.g. {renderer.body_empty[0]})",
+            file=sys.stderr,
+        )
     # The sheet is drawn from the folder, so a resumed run shows the same first samples.
     root = Path(out)
     for s in read_dataset(root)[:sheet_rows]:

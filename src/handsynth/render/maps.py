@@ -9,7 +9,11 @@ texture    uint8 (H, W, 3)  lit appearance: skin / vertex colours and object col
 seg        uint8 (H, W)     0 background, 1 right hand, 2 left hand, 3 object
 depth      uint16 (H, W)    camera z in millimetres, 0 = background (a 16-bit PNG on disk)
 skeleton   uint8 (H, W, 3)  OpenPose-coloured bones and joints on black
+body       uint8 (H, W, 3)  arm silhouette (grey) + OpenPose body skeleton on black (render/body.py)
 =========  ===============  ========================================================================
+
+``body`` needs the record's optional ``body`` data, so :class:`~handsynth.render.ConditionRenderer`
+draws it, not the GL :class:`~handsynth.render.Renderer`; it is not among the default ``MAP_NAMES``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from PIL import Image
 
 from handsynth.errors import UserError
 
-MAP_NAMES = ("mesh", "normal", "texture", "seg", "depth", "skeleton")
+MAP_NAMES = ("mesh", "normal", "texture", "seg", "depth", "skeleton")  # what the GL Renderer draws
+BODY_MAP = "body"
+RECORD_MAPS = (*MAP_NAMES, BODY_MAP)  # every map a record can carry (handsynth render --maps)
 
 # name -> (dtype, channels or None for a single-channel (H, W) map)
 MAP_LAYOUT: dict[str, tuple[type, int | None]] = {
@@ -33,15 +39,16 @@ MAP_LAYOUT: dict[str, tuple[type, int | None]] = {
     "seg": (np.uint8, None),
     "depth": (np.uint16, None),
     "skeleton": (np.uint8, 3),
+    BODY_MAP: (np.uint8, 3),
 }
 
 
 def check_maps(maps: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Validated tuple of map names (a single name is accepted too)."""
     names = (maps,) if isinstance(maps, str) else tuple(maps)
-    unknown = [m for m in names if m not in MAP_NAMES]
+    unknown = [m for m in names if m not in RECORD_MAPS]
     if unknown or not names:
-        raise UserError(f"unknown condition map(s) {unknown or names}; choose from {', '.join(MAP_NAMES)}")
+        raise UserError(f"unknown condition map(s) {unknown or names}; choose from {', '.join(RECORD_MAPS)}")
     return names
 
 

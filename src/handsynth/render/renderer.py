@@ -26,7 +26,7 @@ from handsynth.errors import UserError
 from handsynth.pinhole import check_K
 from handsynth.render.context import create_context
 from handsynth.render.crop import crop_intrinsics, to_local
-from handsynth.render.maps import MAP_NAMES, check_maps
+from handsynth.render.maps import BODY_MAP, MAP_NAMES, check_maps
 from handsynth.render.scene import SceneMesh, vertex_normals
 from handsynth.render.skeleton import draw_skeleton
 
@@ -331,6 +331,8 @@ class Renderer:
         joints_2d: Sequence[np.ndarray] | None,
     ) -> dict[str, np.ndarray]:
         maps = check_maps(maps)
+        if BODY_MAP in maps:
+            raise UserError("the body map needs a record's body data: render it with ConditionRenderer")
         if self.ctx is None:
             raise UserError("this Renderer was released; create a new one")
         if "skeleton" in maps and joints_2d is None:

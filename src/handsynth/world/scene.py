@@ -290,9 +290,8 @@ class WorldGenerator:
         if rng.random() < 0.7:
             names = SLEEVE_COLORS[cfg.domain]
             sleeve_color = names[int(rng.integers(len(names)))]
-        arm = forearm.make_forearm(
-            verts, joints, sleeve_start=float(rng.uniform(0.08, 0.22)) if sleeve_color else None
-        )
+        sleeve_start = float(rng.uniform(0.08, 0.22)) if sleeve_color else None
+        arm = forearm.make_forearm(verts, joints, sleeve_start=sleeve_start)
         arm_rgb = skin.arm_albedo(arm.vertices, tone, rng)
         if sleeve_color:
             cloth = backgrounds._jitter_color(backgrounds.COLORS[sleeve_color], rng, 0.08) / 255.0
@@ -381,6 +380,8 @@ class WorldGenerator:
         )
         if obj is not None:
             sample.extra["object"] = {"name": obj.name, "color": obj.color_name}
+        # The arm in the photo, so `handsynth render --maps body` can draw its silhouette.
+        sample.extra["body"] = {"forearms": [{"side": side, "sleeve_start": sleeve_start, "length": 1.0}]}
 
         files: dict = {sample.file_name: jpeg}
         if cfg.maps:

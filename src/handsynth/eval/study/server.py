@@ -55,8 +55,10 @@ class StudyApp:
         seed: int = 0,
         title: str = "Hand image study",
         roots: list[str | Path] | None = None,
+        questions: list[tuple[str, str]] | None = None,
     ) -> None:
         self.trials = trials
+        self.questions = list(questions) if questions is not None else list(QUESTIONS)
         given = roots if roots is not None else [r for t in trials for r in t.roots]
         self.roots = sorted({Path(r).resolve() for r in given})  # the only folders files come from
         self.db = Path(db)
@@ -84,7 +86,7 @@ class StudyApp:
             )
         return {
             "title": self.title,
-            "questions": [{"key": k, "text": q} for k, q in QUESTIONS],
+            "questions": [{"key": k, "text": q} for k, q in self.questions],
             "trials": items,
         }
 
@@ -113,8 +115,8 @@ class StudyApp:
             return "trial must be the index of a trial"
         t = self.trials[trial]
         answers = body.get("answers")
-        if not isinstance(answers, dict) or set(answers) != {k for k, _ in QUESTIONS}:
-            return f"answers must give one position for each question {[k for k, _ in QUESTIONS]}"
+        if not isinstance(answers, dict) or set(answers) != {k for k, _ in self.questions}:
+            return f"answers must give one position for each question {[k for k, _ in self.questions]}"
         perm = permutation(len(t.candidates), self.seed, participant, t.id)
         choices = {}
         for q, pos in answers.items():

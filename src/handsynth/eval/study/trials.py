@@ -23,6 +23,52 @@ QUESTIONS = [
 
 
 @dataclass
+class StudyConfig:
+    """What a study asks: the page title and the questions (key, text), one answer per question."""
+
+    title: str = "Hand image study"
+    questions: list[tuple[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.questions is None:
+            self.questions = list(QUESTIONS)
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """A study config file (YAML: ``title``, ``questions: [{key, text}, ...]``; configs/study_*.yaml)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(
+            f"--config {p}: no such file; pass a study config such as configs/study_sesahand.yaml"
+        )
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    where = f"study config {p}"
+    if not isinstance(data, dict) or set(data) - {"title", "questions"}:
+        raise UserError(f"{where} must be a mapping with `title` and `questions` only")
+    items = data.get("questions")
+    if not isinstance(items, list) or not items or not all(isinstance(q, dict) for q in items):
+        raise UserError(f"{where}: `questions` must be a non-empty list of {{key, text}} entries")
+    questions = []
+    for i, q in enumerate(items):
+        key, text = q.get("key"), q.get("text")
+        if set(q) != {"key", "text"} or not isinstance(key, str) or not key.isidentifier():
+            raise UserError(
+                f"{where}: questions[{i}] needs exactly a `key` (a short identifier) and a `text`"
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"{where}: questions[{i}].text must be the question shown to participants")
+        questions.append((key, text.strip()))
+    if len({k for k, _ in questions}) != len(questions):
+        raise UserError(f"{where}: question keys must be distinct")
+    title = data.get("title", StudyConfig.title)
+    if not isinstance(title, str) or not title.strip():
+        raise UserError(f"{where}: `title` must be a non-empty string")
+    return StudyConfig(title=title.strip(), questions=questions)
+
+
+@dataclass
 class Trial:
     id: str
     prompt: str

@@ -83,10 +83,14 @@ class AttentionHandGenerator(DiffusersBaseline):
         checkpoint = resolve_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
         self.train_cfg = self._read_config(checkpoint) if isinstance(checkpoint, (str, Path)) else None
         model_cfg = self.train_cfg.model if self.train_cfg is not None else None
+        base_config = None
         if base_model is None:  # a local base in the run's config is relative to the run folder
             base_model = base_from_run(model_cfg.base_model, checkpoint) if model_cfg is not None else "tiny"
+            if model_cfg is not None and model_cfg.base_config:
+                base_config = base_from_run(model_cfg.base_config, checkpoint)
         condition = condition or (model_cfg.condition if model_cfg is not None else "mesh")
         super().__init__(checkpoint, base_model, sampling, condition, conditioning_scale)
+        self.base_config = base_config
         self.mode = mode
         self.needs_local = mode == "global+local"
         self.local_blend = local_blend

@@ -67,7 +67,8 @@ BRANCHES = ("global", "local")
 
 @dataclass
 class ModelConfig:
-    base_model: str = "tiny"  # 'tiny', a local diffusers SD folder, or a hub id (online)
+    base_model: str = "tiny"  # 'tiny', a local diffusers SD folder, a single file, or a hub id (online)
+    base_config: str | None = None  # a single-file base's diffusers folder or original .yaml
     resolution: int = 512  # global and local images are resized to resolution^2
     condition: str = "mesh"  # which condition map of the records guides phi_g
     branches: list[str] = field(default_factory=lambda: ["global", "local"])  # ablation: global / local only
@@ -247,7 +248,7 @@ class AttentionHandTask(RecordTrainTask):
     def __init__(self, cfg: AttentionHandConfig, data: str | Path) -> None:
         cfg.check()
         self.cfg = cfg
-        super().__init__(cfg.model.base_model, data, cfg.data.max_samples)
+        super().__init__(cfg.model.base_model, data, cfg.data.max_samples, cfg.model.base_config)
         m = cfg.model
         self._dataset = AttentionHandDataset(
             self.samples, self.root, m.resolution, m.condition, cfg.data.local_prompt
@@ -258,7 +259,7 @@ class AttentionHandTask(RecordTrainTask):
     def build(self, accelerator: Accelerator) -> torch.nn.Module:
         cfg = self.cfg
         self.accelerator = accelerator
-        base = load_base(cfg.model.base_model)
+        base = load_base(cfg.model.base_model, base_config=cfg.model.base_config)
         guidance = GuidanceModule.from_unet(
             base.unet,
             branches=list(cfg.model.branches) if cfg.model.separate_weights else None,
@@ -433,6 +434,8 @@ def config_for_run_folder(cfg: AttentionHandConfig, folder: str | Path) -> Atten
 
     stored = copy.deepcopy(cfg)
     stored.model.base_model = base_for_run(cfg.model.base_model, folder)
+    if getattr(cfg.model, "base_config", None):
+        stored.model.base_config = base_for_run(cfg.model.base_config, folder)
     return stored
 
 

@@ -11,13 +11,21 @@ seed, so the same seed gives the same noise under every method.
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from handsynth.data.provenance import base_fingerprint, module_sha256, tree_sha256
-from handsynth.diffusion.base import load_base, resolve_base
+from handsynth.diffusion.base import (
+    base_config_folder,
+    base_unet_config,
+    is_single_file,
+    load_base,
+    resolve_base,
+    single_file_config,
+)
 from handsynth.errors import UserError
 from handsynth.methods.interface import (
     DTYPES,
@@ -78,6 +86,7 @@ class DiffusersBaseline(GenerationMethod):
 
     module_class: str = ""  # diffusers class name the checkpoint must be
     variant: str | None = None  # diffusers weight variant (--variant fp16); found for variant-only folders
+    base_config: str | None = None  # a single-file base's configuration (--base-config)
 
     def __init__(
         self,
@@ -104,13 +113,15 @@ class DiffusersBaseline(GenerationMethod):
     # -- validation (configs only) -----------------------------------------------------------------
     def base_path(self) -> str:
         if self._base_path is None:
-            self._base_path = resolve_base(self.base_model)
+            self._base_path = resolve_base(self.base_model, self.base_config)
         return self._base_path
 
     def unet_config(self) -> dict:
         if self._unet_config is None:
             if self.base is not None:
                 self._unet_config = dict(self.base.unet.config)
+            elif is_single_file(self.base_path()):
+                self._unet_config = base_unet_config(self.base_path(), self.base_config)
             else:
                 from diffusers import UNet2DConditionModel
 
@@ -157,7 +168,7 @@ class DiffusersBaseline(GenerationMethod):
             if self.base is not None:
                 self._tokenizer = self.base.tokenizer
             else:
-                self._tokenizer = clip_tokenizer(self.base_path())
+                self._tokenizer = clip_tokenizer(base_config_folder(self.base_path(), self.base_config))
         return self._tokenizer
 
     def size_multiple(self) -> int:
@@ -178,6 +189,9 @@ class DiffusersBaseline(GenerationMethod):
     def fingerprint(self) -> dict:
         """Content, not paths: a checkpoint moved or named by another relative path is the same."""
         base_id = self.base.source if self.base is not None else base_fingerprint(self.base_path())
+        if self.base is None and is_single_file(self.base_path()):  # the file and how it is read
+            config = single_file_config(self.base_path(), self.base_config)
+            base_id = hashlib.sha256(f"{base_id}+{base_fingerprint(config)}".encode()).hexdigest()
         return {
             "method": self.name,
             "checkpoint_sha256": self.checkpoint_sha256(),
@@ -191,7 +205,8 @@ class DiffusersBaseline(GenerationMethod):
         """The fingerprint plus where the weights were read from (for each record's ``source``)."""
         ckpt = str(self.checkpoint) if isinstance(self.checkpoint, (str, Path)) else None
         base = self.base_model if isinstance(self.base_model, str) else self.base.source
-        return {"checkpoint": ckpt, "base_model": base, **self.fingerprint()}
+        config = {"base_config": self.base_config} if self.base_config else {}
+        return {"checkpoint": ckpt, "base_model": base, **config, **self.fingerprint()}
 
     # -- running -----------------------------------------------------------------------------------
     def load(self, device: torch.device) -> None:
@@ -200,7 +215,9 @@ class DiffusersBaseline(GenerationMethod):
             raise UserError("--dtype fp16 needs a GPU; use fp32 (or bf16) on the CPU")
         self.device = device
         if self.base is None:
-            self.base = load_base(self.base_model, dtype=dtype, variant=self.variant)
+            self.base = load_base(
+                self.base_model, dtype=dtype, variant=self.variant, base_config=self.base_config
+            )
         for m in (self.base.unet, self.base.vae, self.base.text_encoder):
             _move(m, device, dtype)
         if self.module_class and self.module is None:

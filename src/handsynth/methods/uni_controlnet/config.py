@@ -16,7 +16,8 @@ SD15_BLOCK_OUT_CHANNELS = [320, 640, 1280, 1280]
 
 @dataclass
 class ModelConfig:
-    base_model: str = "tiny"  # 'tiny', a local diffusers SD folder, or a hub id (online)
+    base_model: str = "tiny"  # 'tiny', a local diffusers SD folder, a single file, or a hub id (online)
+    base_config: str | None = None  # a single-file base's diffusers folder or original .yaml
     resolution: int = 512
     # The local conditions, concatenated along channels in this order (released code: 7 maps).
     maps: list[str] = field(default_factory=lambda: ["mesh", "seg"])

@@ -68,13 +68,16 @@ class UniControlNetGenerator(DiffusersBaseline):
             train_config = self._read_config(checkpoint)
         self.train_cfg = train_config or UniControlNetConfig()
         model_cfg = self.train_cfg.model
+        base_config = None
         if base_model is None:
-            base_model = model_cfg.base_model
+            base_model, base_config = model_cfg.base_model, model_cfg.base_config
             if isinstance(checkpoint, (str, Path)):  # a local base is stored relative to the run folder
                 from handsynth.diffusion.base import base_from_run
 
                 base_model = base_from_run(base_model, checkpoint)
+                base_config = base_from_run(base_config, checkpoint) if base_config else None
         super().__init__(checkpoint, base_model, sampling, model_cfg.maps[0], conditioning_scale)
+        self.base_config = base_config
         self.map_names = list(model_cfg.maps)
         self.maps = tuple(self.map_names)
         self.missing_maps = model_cfg.missing_maps

@@ -39,7 +39,7 @@ class UniControlNetTask(RecordTrainTask):
 
     def __init__(self, cfg: UniControlNetConfig, data: str | Path) -> None:
         self.cfg = cfg.check()
-        super().__init__(cfg.model.base_model, data, cfg.data.max_samples)
+        super().__init__(cfg.model.base_model, data, cfg.data.max_samples, cfg.model.base_config)
         m = cfg.model
         self._dataset = UniControlNetDataset(self.samples, self.root, m.resolution, m.maps, m.missing_maps)
 
@@ -51,7 +51,7 @@ class UniControlNetTask(RecordTrainTask):
 
         m = self.cfg.model
         self.accelerator = accelerator
-        base = load_base(m.base_model)
+        base = load_base(m.base_model, base_config=m.base_config)
         adapter = UniControlAdapter.from_unet(
             base.unet,
             m.maps,

@@ -1,0 +1,307 @@
+"""SesaHand on the tiny base: structural fusion starts as the plain ControlNet, reads its context streams
+once trained, saves and loads; training and generation run from the command line; bad inputs are one
+clear error (or one warning)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from handsynth.cli import main
+from handsynth.data import DatasetWriter, read_dataset
+from handsynth.errors import UserError
+
+SIZE = 64
+CHANNELS = {"fine": 6, "mid": 3, "coarse": 3}  # mesh + seg (3 labels); skeleton; body
+FAST = ["--set", "model.resolution=64", "--set", "train.validate_every=0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_base():
+    from handsynth.diffusion.base import load_base
+
+    return load_base("tiny")
+
+
+def _with_prompts(src, dst, prompts):
+    """A copy of a record folder whose prompts cycle through ``prompts``."""
+    writer = DatasetWriter(dst)
+    for i, s in enumerate(read_dataset(src)):
+        files = {rel: Image.open(src / rel).copy() for rel in [s.file_name, *s.conditions.values()]}
+        s.prompt = prompts[i % len(prompts)]
+        writer.write(s, files)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def sesa_data(tmp_path_factory):
+    from handsynth.methods.synthetic import write_synthetic_dataset
+
+    maps = ("seg", "skeleton", "body")
+    return write_synthetic_dataset(tmp_path_factory.mktemp("sesa") / "data", n=4, size=SIZE, extra_maps=maps)
+
+
+def _fusion(base, mode="attention", levels=None, granularities=("fine", "mid", "coarse"), context="trunk"):
+    from handsynth.methods.sesahand.fusion import FusionConfig, StructuralFusion
+
+    torch.manual_seed(0)
+    grans = list(granularities)
+    cfg = FusionConfig(mode=mode, levels=levels, granularities=grans, head_dim=16, context=context)
+    return StructuralFusion.from_unet(base.unet, CHANNELS, cfg).eval()
+
+
+def _inputs(seed=0, batch=2):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 4, 8, 8, generator=g)
+    t = torch.tensor([10, 700][:batch])
+    text = torch.randn(batch, 77, 32, generator=g)
+    cond = torch.rand(batch, 12, SIZE, SIZE, generator=g)
+    return x, t, text, cond
+
+
+def _perturb_fusion(model, seed=1, scale=0.2):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("controlnet.") or "controlnet_down_blocks" in name or "mid_block" in name:
+                p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+@pytest.mark.parametrize(
+    ("mode", "levels", "context"),
+    [("attention", [0, 1, 2, 3], "trunk"), ("attention", None, "trunk"), ("sum", [1, 3], "trunk"),
+     ("attention", [0, 1, 2, 3], "light")],
+)  # fmt: skip
+def test_fusion_at_init_is_exactly_the_plain_controlnet(tiny_base, mode, levels, context):
+    model = _fusion(tiny_base, mode, levels, context=context)
+    x, t, text, cond = _inputs()
+    with torch.no_grad():
+        down, mid = model(x, t, text, cond)
+        ref_down, ref_mid = model.controlnet(x, t, text, controlnet_cond=cond[:, :6], return_dict=False)
+        other = cond.clone()
+        other[:, 6:] = torch.rand(other[:, 6:].shape, generator=torch.Generator().manual_seed(9))
+        down2, _ = model(x, t, text, other)
+    assert len(down) == len(ref_down)
+    assert all(torch.equal(a, b) for a, b in zip(down, ref_down)) and torch.equal(mid, ref_mid)
+    assert all(torch.equal(a, b) for a, b in zip(down, down2))  # mid/coarse maps not read yet
+    assert model.levels == (levels if levels is not None else [2, 3])
+
+
+@pytest.mark.parametrize("context", ["trunk", "light"])
+def test_trained_fusion_reads_every_stream_and_round_trips(tiny_base, tmp_path, context):
+    from handsynth.methods.sesahand.fusion import StructuralFusion
+
+    model = _fusion(tiny_base, "attention", [1, 3], context=context)
+    assert bool(model.pyramids) == (context == "light")
+    x, t, text, cond = _inputs()
+    with torch.no_grad():  # a trained ControlNet: its zero convolutions are no longer zero
+        for name, p in model.controlnet.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
+                p.normal_(0, 0.1)
+    down, mid = model(x, t, text, cond)
+    (sum(d.square().mean() for d in down) + mid.square().mean()).backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any(n.startswith("blocks.1.proj_out") for n in grads)  # the zero projection learns first
+    _perturb_fusion(model)
+    with torch.no_grad():
+        base_out = model(x, t, text, cond)[1]
+        for lo, hi in ((6, 9), (9, 12)):  # changing only the mid, then only the coarse maps
+            other = cond.clone()
+            other[:, lo:hi] = 1 - other[:, lo:hi]
+            assert not torch.equal(model(x, t, text, other)[1], base_out)
+    model.save(tmp_path / "run")
+    loaded = StructuralFusion.load(tmp_path / "run").eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, text, cond)[1], base_out)
+    assert (tmp_path / "run" / "controlnet" / "config.json").is_file()
+
+
+def test_concat_mode_is_a_controlnet_with_more_channels(tiny_base):
+    model = _fusion(tiny_base, "concat")
+    assert model.controlnet.config.conditioning_channels == 12 and not model.blocks and not model.encoders
+    x, t, text, cond = _inputs()
+    with torch.no_grad():
+        ref = model.controlnet(x, t, text, controlnet_cond=cond, return_dict=False)[1]
+        assert torch.equal(model(x, t, text, cond)[1], ref)
+
+
+def test_fusion_settings_are_checked(tiny_base):
+    with pytest.raises(UserError, match="down blocks 0..3 only"):
+        _fusion(tiny_base, levels=[4])
+    with pytest.raises(UserError, match="including 'fine'"):
+        _fusion(tiny_base, granularities=("mid", "coarse"))
+    with pytest.raises(UserError, match="fusion.mode"):
+        _fusion(tiny_base, mode="gate")
+    two = _fusion(tiny_base, granularities=("fine", "coarse"))
+    assert list(two.channels) == ["fine", "coarse"] and two.input_channels == 9
+
+
+def _train(data, out, steps, *extra):
+    args = ["train", "--method", "sesahand", "--in", str(data), "--out", str(out), "--max-steps", str(steps)]
+    return main([*args, *FAST, "--set", "fusion.head_dim=16", *extra])
+
+
+@pytest.fixture(scope="module")
+def sesa_run(sesa_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert _train(sesa_data, out, 2, "--set", "train.learning_rate=1e-3") == 0
+    return out
+
+
+def test_training_resumes_to_the_same_weights(sesa_data, tmp_path):
+    from safetensors.torch import load_file
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    sets = ["--set", "train.checkpoint_every=2", "--set", "train.learning_rate=1e-3"]
+    assert _train(sesa_data, straight, 4, *sets) == 0
+    assert _train(sesa_data, resumed, 2, *sets) == 0
+    assert _train(sesa_data, resumed, 4, *sets) == 0  # continues from checkpoints/step_2
+    for name in ("fusion.safetensors", "controlnet/diffusion_pytorch_model.safetensors"):
+        a, b = load_file(straight / name), load_file(resumed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_writes_a_controlnet_the_fusion_and_the_config(sesa_run):
+    from safetensors.torch import load_file
+
+    from handsynth.config import load_config
+    from handsynth.methods.sesahand.config import SesaHandConfig
+
+    assert (sesa_run / "controlnet" / "diffusion_pytorch_model.safetensors").is_file()
+    fusion = load_file(sesa_run / "fusion.safetensors")
+    assert any(k.startswith("encoders.coarse") for k in fusion) and any(
+        k.startswith("blocks.3") for k in fusion
+    )
+    assert float(fusion["blocks.3.proj_out.weight"].abs().sum()) > 0  # trained away from zero
+    cfg = load_config(SesaHandConfig, sesa_run / "handsynth_config.yaml")
+    assert cfg.method == "sesahand" and cfg.hsa.enabled and cfg.fusion.mode == "attention"
+
+
+def _generate(run, data, out, *extra):
+    args = [
+        "generate",
+        "--method",
+        "sesahand",
+        "--checkpoint",
+        str(run),
+        "--in",
+        str(data),
+        "--out",
+        str(out),
+    ]
+    return main([*args, "--steps", "2", "--seed", "3", *extra])
+
+
+def _pixels(folder):
+    return np.stack(
+        [np.asarray(Image.open(folder / r.file_name).convert("RGB"), np.int16) for r in read_dataset(folder)]
+    )
+
+
+def test_generate_round_trip_with_hsa_on_by_default(sesa_run, sesa_data, tmp_path):
+    assert _generate(sesa_run, sesa_data, tmp_path / "a") == 0
+    assert _generate(sesa_run, sesa_data, tmp_path / "again") == 0
+    assert _generate(sesa_run, sesa_data, tmp_path / "nohsa", "--no-hsa") == 0
+    assert _generate(sesa_run, sesa_data, tmp_path / "strong", "--hsa-bias", "8") == 0
+    a = _pixels(tmp_path / "a")
+    assert a.shape == (4, SIZE, SIZE, 3) and np.array_equal(a, _pixels(tmp_path / "again"))
+    assert not np.array_equal(_pixels(tmp_path / "strong"), _pixels(tmp_path / "nohsa"))  # HSA acts
+    rec = read_dataset(tmp_path / "a")[0]
+    assert rec.source["method"] == "sesahand" and rec.source["hsa"]["bias"] == 1.0
+    assert rec.source["steps"] == 2 and rec.source["guidance"] == 9.0 and rec.source["scheduler"] == "ddim"
+    assert read_dataset(tmp_path / "nohsa")[0].source["hsa"] is None
+
+
+def test_records_missing_maps_are_one_error_with_the_render_line(tmp_path, capsys):
+    from handsynth.methods.synthetic import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "d", n=3, size=SIZE, extra_maps=("seg",))
+    assert _train(data, tmp_path / "out", 1) == 2
+    err = capsys.readouterr().err.strip()
+    assert "3 record(s) lack the condition map(s) skeleton, body" in err
+    assert "handsynth render --in" in err and "--maps mesh,seg,skeleton,body" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_hand_words_beyond_77_tokens_name_the_record(sesa_data, tmp_path, capsys):
+    long = "a photo of " + "a very bright and sunny kitchen table with " * 12 + "a right hand"
+    data = _with_prompts(sesa_data, tmp_path / "long", [long])
+    assert _train(data, tmp_path / "out", 1) == 2
+    err = capsys.readouterr().err
+    assert "record 000000" in err and "beyond CLIP's 77 tokens" in err
+
+
+def test_empty_prompts_warn_once_and_prompt_field_switches_to_the_caption(sesa_data, tmp_path, caplog):
+    from handsynth.methods.registry import build_training
+
+    data = _with_prompts(sesa_data, tmp_path / "empty", [""])
+    with caplog.at_level(logging.WARNING):
+        build_training("sesahand", None, str(data), ["model.resolution=64"])
+    warned = [r for r in caplog.records if "empty prompt" in r.getMessage()]
+    assert len(warned) == 1 and "4 record(s)" in warned[0].getMessage()
+    with pytest.raises(UserError, match="has no caption"):
+        build_training("sesahand", None, str(data), ["model.resolution=64", "data.prompt_field=caption"])
+    samples = read_dataset(data)
+    for s in samples:
+        s.extra["caption"] = "a left hand on a wooden table"
+    from handsynth.data.folder import write_metadata
+
+    write_metadata(data / "metadata.jsonl", samples)
+    _, task = build_training(
+        "sesahand", None, str(data), ["model.resolution=64", "data.prompt_field=caption"]
+    )
+    item = task.dataset()[0]
+    assert item["prompt"] == "a left hand on a wooden table" and item["indices"]
+    assert item["cond"].shape == (12, SIZE, SIZE) and item["hand_mask"].sum() > 0
+
+
+def test_bad_sesahand_settings_are_config_errors(sesa_data):
+    from handsynth.methods.registry import build_training
+
+    for override, match in (
+        ("hsa.mask=fuzzy", "hsa.mask"),
+        ("model.local_branch=true", "local_branch"),
+        ("model.maps.mid=[mesh]", "lists a condition map twice"),
+    ):
+        with pytest.raises(UserError, match=match):
+            build_training("sesahand", None, str(sesa_data), ["model.resolution=64", override])
+
+
+def test_hsa_bias_reaches_training_and_learnable_betas_train(sesa_data, stub_accelerator, tmp_path):
+    from handsynth.methods.registry import build_training
+    from handsynth.methods.sesahand.fusion import StructuralFusion
+
+    losses = {}
+    for name, sets in (
+        ("off", ["hsa.enabled=false"]),
+        ("on", ["hsa.bias=6"]),
+        ("learn", ["hsa.learnable=per_layer"]),
+    ):
+        _, task = build_training(
+            "sesahand", None, str(sesa_data), ["model.resolution=64", "fusion.head_dim=16", *sets]
+        )
+        model = task.build(stub_accelerator)
+        batch = task.collate([task.dataset()[i] for i in range(2)])
+        loss = task.loss(model, batch, 0, torch.Generator().manual_seed(0))[0]
+        loss.backward()
+        losses[name] = float(loss.detach())
+        if name == "learn":
+            betas = [p for n, p in model.named_parameters() if n.startswith("hsa.betas")]
+            assert betas and any(p.grad is not None and p.grad.abs().sum() > 0 for p in betas)
+            with torch.no_grad():
+                betas[0].fill_(3.5)
+            model.save(tmp_path / "learned")
+            loaded = StructuralFusion.load(tmp_path / "learned")  # the betas ride along for generation
+            assert set(loaded.hsa_betas) == set(task.hsa.betas) and 3.5 in [
+                float(b) for b in loaded.hsa_betas.values()
+            ]
+        task._release_hsa()
+        from handsynth.diffusion.hand_bias import remove_hand_bias
+
+        if task.hsa is not None:
+            remove_hand_bias(task.hsa)
+    assert losses["on"] != losses["off"]
