@@ -37,7 +37,7 @@ def _rest_poses(path: str | None, objects: list[tuple[str, str]]) -> dict[str, l
             for name, ref in objects
         }  # fmt: skip
     from handsynth.data.folder import metadata_path
-    from handsynth.poses.cli import _read
+    from handsynth.poses.io import _read
 
     if not metadata_path(path).exists():
         raise UserError(
@@ -180,8 +180,8 @@ def _validate(args: argparse.Namespace) -> int:
     from handsynth.data.folder import dataset_root
     from handsynth.data.records import object_pose
     from handsynth.objects.meshes import resolve_mesh
-    from handsynth.poses.cli import _read, _with_source, _write
     from handsynth.poses.grasp import object_sdf
+    from handsynth.poses.io import _read, _with_source, _write
     from handsynth.poses.rigid import HandPoser
     from handsynth.poses.validate import ValidationRule, validate_hand
     from handsynth.progress import progress
