@@ -177,35 +177,24 @@ def _record(hand, x: torch.Tensor, obj: dict) -> dict:
     }  # fmt: skip
 
 
-def test_thumb_and_index_touching_a_ball_pass_contact(hand):
-    regions = contact_regions(hand)
-    x = _pregrasp_x()
-    x[0, 6:] = torch.tensor(np.radians(_pinch()), dtype=torch.float32).ravel()
-    verts = hand(
-        hand_pose=anatomical_to_axis_angle(x[:, 6:].view(1, 15, 3), torch.tensor(joint_axes()).float())
-    ).vertices[0]
-    verts = verts.detach().double().numpy()
-    pads = {
-        n: verts[regions.vertices[regions.region == i].numpy()].mean(0) for i, n in enumerate(regions.names)
-    }
-    a, b = pads["thumb_distal"], pads["index_distal"]
-    centre, r = (a + b) / 2, np.linalg.norm(a - b) / 2
-    ball = trimesh.creation.icosphere(subdivisions=3, radius=r)
-    joints = hand(
-        hand_pose=anatomical_to_axis_angle(x[:, 6:].view(1, 15, 3), torch.tensor(joint_axes()).float())
-    ).joints[0]
-    joints = joints.detach().double().numpy()
-    grid = mesh_sdf_grid(ball.vertices, ball.faces, resolution=32, padding=0.1)
-    verdict = validate_hand(hand, verts - centre, joints - centre, grid, ValidationRule())
-    assert verdict.contact_ok and verdict.contact_digits[:2] == ["thumb", "index"]
-    away = validate_hand(hand, verts - centre - [0.0, 0.0, 0.03], joints - centre, grid, ValidationRule())
-    assert not away.contact_ok  # the same ball 3 cm off touches nothing
+def test_thumb_and_index_pinching_a_card_pass_validation(hand):
+    """The pinch pose (thumb and index tips 12 mm apart) holding an 8 mm card between the tips."""
+    from handsynth.hand.poses import canonical_pose
+    from handsynth.poses.grasp import rotation_between
 
-
-def _pinch() -> np.ndarray:
-    from handsynth.hand.poses import canonical_pose, pose_to_anatomical
-
-    return pose_to_anatomical(canonical_pose("pinch"))
+    out = hand(hand_pose=torch.tensor(canonical_pose("pinch"), dtype=torch.float32)[None])
+    verts, joints = out.vertices[0].double().numpy(), out.joints[0].double().numpy()
+    normal = (joints[8] - joints[4]) / np.linalg.norm(joints[8] - joints[4])  # thumb tip -> index tip
+    centre = (joints[4] + joints[8]) / 2
+    R = rotation_between(np.array([0.0, 0.0, 1.0]), normal)  # card frame -> hand frame
+    card = trimesh.creation.box(extents=(0.03, 0.03, 0.008))
+    grid = mesh_sdf_grid(card.vertices, card.faces, resolution=32, padding=0.1)
+    verdict = validate_hand(hand, (verts - centre) @ R, (joints - centre) @ R, grid, ValidationRule())
+    assert verdict.contact_digits == ["thumb", "index"] and verdict.contact_ok
+    assert verdict.valid and verdict.volume_cm3 < 0.5
+    away = centre + 0.04 * np.cross(normal, [1.0, 0.0, 0.0])  # the card slid 4 cm out of the fingers
+    moved = validate_hand(hand, (verts - away) @ R, (joints - away) @ R, grid, ValidationRule())
+    assert not moved.contact_ok
 
 
 def test_grasp_command_resumes_with_identical_records(tmp_path):
@@ -230,6 +219,16 @@ def test_grasp_command_resumes_with_identical_records(tmp_path):
     assert main(cmd) == 0
     assert meta.read_text().splitlines(keepends=True) == lines  # the same record again
     assert main(cmd[:-2] + ["--seed", "1", "--out", str(out)]) == 2  # other settings are refused
+    assert main(["poses", "validate", "--in", str(out), "--out", str(tmp_path / "valid")]) == 0
+    report = json.loads((tmp_path / "valid" / "validation.json").read_text())
+    assert report["n"] == 3 and set(report["pass_rate"]) == {
+        "contact",
+        "intersection",
+        "self_penetration",
+        "all",
+    }
+    kept = read_dataset(tmp_path / "valid") if (tmp_path / "valid" / "metadata.jsonl").exists() else []
+    assert len(kept) == round(3 * report["pass_rate"]["all"])
 
 
 def test_bad_inputs_are_refused_before_any_output(tmp_path, capsys):

@@ -48,7 +48,7 @@ def object_sdf(key: str, scale: float = 1.0, resolution: int = 48) -> SDFGrid:
     return mesh_sdf_grid(np.asarray(mesh.vertices) * scale, np.asarray(mesh.faces), resolution)
 
 
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A rotation taking unit vector a to unit vector b."""
     from scipy.spatial.transform import Rotation
 
@@ -96,7 +96,7 @@ def initial_hands(
     for b, i in enumerate(idx):
         n_s = normals[i]
         roll = Rotation.from_rotvec(n_s * rng.uniform(0, 2 * np.pi)).as_matrix()
-        R_cam = R_o @ roll @ _align(palm, -n_s)
+        R_cam = R_o @ roll @ rotation_between(palm, -n_s)
         target_cam = R_o @ target[i] + t_o
         x[b, :3] = target_cam - R_cam @ (centre - wrist) - wrist
         x[b, 3:6] = Rotation.from_matrix(R_cam).as_rotvec()
