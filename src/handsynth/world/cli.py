@@ -37,6 +37,8 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         supersample=args.supersample,
         hand_fraction=_fraction(args.hand_fraction),
         poses=args.poses,
+        sequence_length=args.sequence_length,
+        subjects=args.subjects,
     )
 
 
@@ -71,7 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write N lab or wild photographs (+ captions, condition maps, labels) into a dataset folder",
     )
     p.add_argument(
-        "--domain", choices=DOMAINS, required=True, help="lab: studio, hand large; wild: clutter, hand small"
+        "--domain",
+        choices=DOMAINS,
+        required=True,
+        help="lab: studio, hand large; wild: clutter, hand small; holab / howild: an object always in the "
+        "hand and in the record (DexYCB-like lab, MOW-like wild)",
     )
     p.add_argument("--n", type=cli_args.positive_int, required=True, help="number of images")
     p.add_argument("--out", required=True, help="output dataset folder (resumed if it exists)")
@@ -91,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--object-prob",
         type=cli_args.probability,
         default=None,
-        help="chance of an object in the hand (default lab 0, wild 0.6)",
+        help="chance of an object in the hand (default lab 0, wild 0.6; holab/howild always 1)",
     )
     p.add_argument("--hand-model", choices=["openhand", "mano"], default="openhand")
     p.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
@@ -114,5 +120,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="dataset folder or .jsonl: sample i reuses record i's hand, camera and placement "
         "(real photos of the same poses in another domain)",
+    )
+    p.add_argument(
+        "--sequence-length",
+        type=cli_args.positive_int,
+        default=1,
+        help="holab/howild: L frames per sequence (first half: the object rests on a table while the hand "
+        "comes; then it is lifted; records carry sequence {id, frame} and the true grasping flag)",
+    )
+    p.add_argument(
+        "--subjects",
+        choices=("all", "train", "test"),
+        default="all",
+        help="holab: all 10 subjects (skin tone + hand shape), the 8 seen ones (train) or the 2 held out "
+        "(test: an S1-like unseen-subject split)",
     )
     p.set_defaults(func=_run)

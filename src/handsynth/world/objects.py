@@ -89,17 +89,29 @@ def hand_frame(joints: np.ndarray, side: str) -> np.ndarray:
 def place_in_hand(obj: WorldObject, joints: np.ndarray, side: str, rng: np.random.Generator) -> np.ndarray:
     """Object vertices in the camera frame: grip axis across the palm, resting on the palm.
 
+    A random slide towards the fingers and a small random tilt keep grips varied (:func:`hold_pose`).
+    """
+    slide = rng.uniform(0.0, 0.025)
+    tilt = _small_rotation(rng, 0.25)
+    R, center = hold_pose(obj.thickness, joints, side, slide, tilt)
+    return obj.vertices @ R.T + center
+
+
+def hold_pose(
+    thickness: float, joints: np.ndarray, side: str, slide: float, tilt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(R, t) of an object held in the hand: object point p -> R p + t (camera frame).
+
     The object's centre sits just off the palm centre (mean of wrist and the four finger knuckles)
-    along the palm normal, a little towards the fingers; a small random tilt keeps grips varied.
+    along the palm normal, ``slide`` metres towards the fingers; ``tilt`` turns it in the palm.
     """
     j = np.asarray(joints, np.float64)
     frame = hand_frame(j, side)  # columns: across, along, out
     palm = j[[WRIST, INDEX_MCP, MIDDLE_MCP, 13, PINKY_MCP]].mean(axis=0)
-    center = palm + frame[:, 2] * (obj.thickness + 0.012) + frame[:, 1] * rng.uniform(0.0, 0.025)
+    center = palm + frame[:, 2] * (thickness + 0.012) + frame[:, 1] * slide
     # object frame: z -> across the palm, y -> out of the palm, x -> along the fingers
     basis = np.stack([frame[:, 1], frame[:, 2], frame[:, 0]], axis=1)
-    tilt = _small_rotation(rng, 0.25)
-    return obj.vertices @ (basis @ tilt).T + center
+    return basis @ tilt, center
 
 
 def _small_rotation(rng: np.random.Generator, max_angle: float) -> np.ndarray:

@@ -7,7 +7,9 @@ is the same whatever else was generated before it (resuming and sharding give id
 Labels are the hand's alone: joints, bbox and the condition maps (rendered by
 :class:`handsynth.render.conditions.ConditionRenderer`, the same code every stage uses) come from the
 posed hand mesh. The forearm and the held object appear in the photograph (they may occlude the hand,
-as in real photos) but never in the hand's seg or mesh maps.
+as in real photos) but never in the hand's seg or mesh maps — except in the hand–object domains
+(``holab``, ``howild``, :mod:`handsynth.world.hold`), whose records name the object (``objects``), so
+the condition maps draw it too.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from handsynth.render.conditions import ConditionRenderer
 from handsynth.render.crop import crop_image
 from handsynth.render.renderer import Lighting, Renderer
 from handsynth.render.scene import SceneMesh, vertex_normals
-from handsynth.world import backgrounds, captions, degrade, forearm, lighting, objects, skin
+from handsynth.world import backgrounds, captions, degrade, forearm, hold, lighting, objects, skin
 from handsynth.world.camera import (
     axis_rotation,
     place_hand,
@@ -36,10 +38,16 @@ from handsynth.world.camera import (
 )
 from handsynth.world.grasp import grasp_pose
 
-DOMAINS = ("lab", "wild")
-_DOMAIN_CODE = {"lab": 1, "wild": 2}
-DEFAULT_OBJECT_PROBABILITY = {"lab": 0.0, "wild": 0.6}
+DOMAINS = ("lab", "wild", *hold.HO_DOMAINS)
+_DOMAIN_CODE = {"lab": 1, "wild": 2, "holab": 3, "howild": 4}
+# The look (background, lights, degradations, captions) each domain borrows; the arm's direction.
+LOOK = {"lab": "lab", "wild": "wild", "holab": "lab", "howild": "wild"}
+ARM_DOMAIN = {"lab": "lab", "wild": "wild", "holab": "wild", "howild": "wild"}  # people at a table
+DEFAULT_OBJECT_PROBABILITY = {"lab": 0.0, "wild": 0.6, "holab": 1.0, "howild": 1.0}
+# Hand + object box side / image side of the hand-object domains (the object must fit in the frame).
+HO_HAND_FRACTION = {"holab": (0.5, 0.7), "howild": (0.35, 0.6)}
 SLEEVE_COLORS = {"lab": ("black", "grey", "blue"), "wild": tuple(backgrounds.COLORS)}
+TABLE_COLORS = {"lab": ("grey",), "wild": tuple(backgrounds.COLORS)}
 
 
 @dataclass
@@ -59,6 +67,8 @@ class WorldConfig:
     expand: float = 1.25  # local crop side = expand * longest side of the hand box
     hand_fraction: tuple[float, float] | None = None  # hand box side / image side; default per domain
     poses: str | None = None  # records (folder or .jsonl) whose hands, camera and placement are reused
+    sequence_length: int = 1  # hand-object domains: frames per sequence (object resting, then lifted)
+    subjects: str = "all"  # holab: "train" / "test" = the seen / held-out subjects (skin tone + shape)
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -69,6 +79,25 @@ class WorldConfig:
             self.object_probability = DEFAULT_OBJECT_PROBABILITY[self.domain]
         if not 0.0 <= self.object_probability <= 1.0:
             raise UserError(f"object probability must be in [0, 1], got {self.object_probability}")
+        ho = self.domain in hold.HO_DOMAINS
+        if ho and self.object_probability != 1.0:
+            raise UserError(f"--domain {self.domain} always has an object in the hand; drop --object-prob")
+        if ho and self.poses:
+            raise UserError(
+                f"--poses is for the lab and wild domains; --domain {self.domain} poses its own grasps"
+            )
+        if not isinstance(self.sequence_length, int) or self.sequence_length < 1:
+            raise UserError(f"--sequence-length must be a positive integer, got {self.sequence_length!r}")
+        if self.sequence_length > 1 and not ho:
+            raise UserError(
+                f"--sequence-length needs a hand-object domain ({', '.join(hold.HO_DOMAINS)}), not {self.domain}"
+            )
+        if self.subjects not in hold.SUBJECT_SPLITS:
+            raise UserError(f"--subjects {self.subjects!r} is unknown; use one of {hold.SUBJECT_SPLITS}")
+        if self.subjects != "all" and self.domain != "holab":
+            raise UserError(
+                f"--subjects {self.subjects} splits holab's subjects; --domain {self.domain} has none"
+            )
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
@@ -84,6 +113,9 @@ class WorldConfig:
         if self.hand_fraction is not None:
             d["hand_fraction"] = list(self.hand_fraction)
         d["stage"] = "world"
+        for key, default in (("sequence_length", 1), ("subjects", "all")):
+            if d[key] == default:  # folders written before these settings existed still resume
+                del d[key]
         return d
 
 
@@ -111,6 +143,12 @@ def _rotvec(R: np.ndarray) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
     return Rotation.from_matrix(R).as_rotvec()
+
+
+def _rotmat(rotvec: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(rotvec).as_matrix()
 
 
 def _box_down(a: np.ndarray, k: int) -> np.ndarray:
@@ -192,11 +230,12 @@ class WorldGenerator:
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, _DOMAIN_CODE[self.cfg.domain], index])
 
-    def _articulation(self, side: str, rng: np.random.Generator, obj: objects.WorldObject | None) -> tuple:
-        """(hand_pose (45,), betas (10,)): a grasp around ``obj``, else a pose from the hand prior."""
+    def _articulation(self, side: str, rng: np.random.Generator, grip_radius: float | None) -> tuple:
+        """(hand_pose (45,), betas (10,)): a grasp around an object of ``grip_radius`` metres, else a
+        pose from the hand prior."""
         mean = self.assets(side).hand_mean
-        if obj is not None:
-            pose = grasp_pose(side, obj.grip_radius, rng, mean=mean)
+        if grip_radius is not None:
+            pose = grasp_pose(side, grip_radius, rng, mean=mean)
         else:
             from handsynth.hand.priors import sample_hand_pose  # `world render --help` skips the prior
 
@@ -216,9 +255,75 @@ class WorldGenerator:
         # Only the wrist (0) and middle knuckle (4) rows of the regressor are needed (MANO order).
         J = a.J_regressor[[0, 4]] @ (a.v_template + a.shapedirs @ betas)
         d_rest = (J[0] - J[1]) / np.linalg.norm(J[0] - J[1])
-        d = sample_arm_direction(self.cfg.domain, rng)
+        d = sample_arm_direction(ARM_DOMAIN[self.cfg.domain], rng)
         R = axis_rotation(d, rng.uniform(0, 2 * np.pi)) @ rotation_between(d_rest, d)
         return _rotvec(R), d
+
+    def _held_orientation(
+        self,
+        side: str,
+        hand_pose: np.ndarray,
+        betas: np.ndarray,
+        held: hold.HeldObject,
+        style: hold.GraspStyle,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """global_orient (3,) and arm direction of a hand holding ``held`` over a table.
+
+        The object turns with the hand, so the table normal (the object's up axis) is the global
+        rotation times its up axis in the unrotated hand. Each of up to 64 draws of :meth:`_orientation`
+        is turned so that normal meets a random :func:`hold.table_normal`; the first draw whose arm
+        then comes from where a seated person's would (:func:`hold.arm_misfit`) is kept (else the best).
+        """
+        with torch.no_grad():
+            j0 = self.model(side)(
+                hand_pose=torch.tensor(hand_pose[None], dtype=torch.float32),
+                betas=torch.tensor(betas[None], dtype=torch.float32),
+                joints_only=True,
+            ).joints[0]
+        R0, _ = hold.object_pose(held, j0.double().numpy(), side, style)
+        up0 = hold.up_in_camera(held, R0)
+        target = hold.table_normal(rng)
+        best = None
+        for _ in range(64):
+            global_orient, arm_dir = self._orientation(side, betas, rng)
+            R = _rotmat(global_orient)
+            R = rotation_between(R @ up0, target) @ R
+            arm_dir = R @ (_rotmat(global_orient).T @ arm_dir)
+            misfit = hold.arm_misfit(arm_dir)
+            if best is None or misfit < best[0]:
+                best = (misfit, _rotvec(R), arm_dir)
+            if misfit == 0:
+                break
+        return best[1], best[2]
+
+    def _held_meshes(
+        self,
+        held: hold.HeldObject,
+        R: np.ndarray,
+        t: np.ndarray,
+        rest_vertices: np.ndarray,
+        up: np.ndarray,
+        light: lighting.Lighting,
+        look: str,
+        rng: np.random.Generator,
+    ) -> list[SceneMesh]:
+        """The held object as the record names it (+ the table under its resting place in sequences)."""
+        ov = held.vertices @ R.T + t
+        on = vertex_normals(ov, held.faces)
+        colors = lighting.shade(skin.srgb_to_linear(held.colors), ov, on, light)
+        meshes = [SceneMesh(ov, held.faces, label="object", vertex_colors=colors)]
+        if self.cfg.sequence_length > 1:
+            names = TABLE_COLORS[look]
+            name = names[int(rng.integers(len(names)))]
+            albedo = skin.srgb_to_linear(
+                backgrounds._jitter_color(backgrounds.COLORS[name], rng, 0.05) / 255.0
+            )
+            tv, tf = hold.table_mesh(rest_vertices, up, rest_vertices.mean(axis=0))
+            tn = np.broadcast_to(up, tv.shape)  # flat: every corner lit like the top face
+            shaded = lighting.shade(np.broadcast_to(albedo, tv.shape), tv, tn, light)
+            meshes.append(SceneMesh(tv, tf, label="object", vertex_colors=shaded))
+        return meshes
 
     # -- one sample ---------------------------------------------------------------------------------
 
@@ -237,18 +342,36 @@ class WorldGenerator:
 
     def _generate(self, index: int) -> tuple[Sample, dict]:
         cfg, size = self.cfg, self.cfg.size
-        rng = self.rng(index)
+        look = LOOK[cfg.domain]
+        ho = cfg.domain in hold.HO_DOMAINS
+        # A sequence's frames share every random draw: only the frame's offsets differ.
+        seq_index, frame_index = divmod(index, cfg.sequence_length)
+        rng = self.rng(seq_index)
         sid = self.sample_id(index)
         side = ("right", "left")[int(rng.integers(2))]
         tone = int(rng.integers(1, 11))
-        obj = objects.sample_object(rng) if rng.random() < cfg.object_probability else None
+        held = style = subject_index = None
+        if ho:
+            held = hold.sample_held(cfg.domain, rng)
+            style = hold.sample_style(cfg.domain, held.kind, rng)
+            obj = None
+        else:
+            obj = objects.sample_object(rng) if rng.random() < cfg.object_probability else None
         given = self.given_hand(index)
         if given is not None:  # the same hand, camera and placement; the domain's own appearance
             side, obj = given[0].side, None
 
         # Pose and place the hand (one forward pass, transl added afterwards exactly as the model does).
-        hand_pose, betas = self._articulation(side, rng, obj)
-        global_orient, arm_dir = self._orientation(side, betas, rng)
+        grip = held.grip_radius * style.curl_scale if held is not None else obj.grip_radius if obj else None
+        hand_pose, betas = self._articulation(side, rng, grip)
+        if cfg.domain == "holab":  # a subject: fixed skin tone and hand shape
+            pool = hold.subject_pool(cfg.subjects)
+            subject_index = pool[int(rng.integers(len(pool)))]
+            tone, betas = hold.subject(subject_index)
+        if held is not None:
+            global_orient, arm_dir = self._held_orientation(side, hand_pose, betas, held, style, rng)
+        else:
+            global_orient, arm_dir = self._orientation(side, betas, rng)
         if given is not None:
             hand_pose, betas = np.asarray(given[0].hand_pose), np.asarray(given[0].betas)
             global_orient = np.asarray(given[0].global_orient)
@@ -259,8 +382,26 @@ class WorldGenerator:
                 torch.tensor(hand_pose[None], dtype=torch.float32),
                 torch.tensor(betas[None], dtype=torch.float32),
             )
-        framing = sample_framing(cfg.domain, rng, size, cfg.hand_fraction)
-        transl = place_hand(out.vertices[0].double().numpy(), framing, size)
+        hand_fraction = cfg.hand_fraction or HO_HAND_FRACTION.get(cfg.domain)
+        framing = sample_framing(look, rng, size, hand_fraction)
+        frame = None
+        if held is not None:  # place hand + object over the whole sequence, then take this frame
+            joints0 = out.joints[0].double().numpy()
+            R_obj, t_obj0 = hold.object_pose(held, joints0, side, style)
+            up = hold.up_in_camera(held, R_obj)
+            frames = hold.sequence_frames(cfg.sequence_length, up, hold.away_direction(joints0, side, up))
+            frame = frames[frame_index]
+            hand0 = out.vertices[0].double().numpy()[::3]
+            obj0 = held.vertices @ R_obj.T + t_obj0
+            union = np.concatenate(
+                [np.concatenate([hand0 + f.hand_offset, obj0 + f.object_offset]) for f in frames]
+            )
+            transl = place_hand(union, framing, size)
+            t_obj = t_obj0 + transl + frame.object_offset
+            rest_vertices = obj0 + transl  # the object on the table (frame 0)
+            transl = transl + frame.hand_offset
+        else:
+            transl = place_hand(out.vertices[0].double().numpy(), framing, size)
         if given is not None:
             if given[1].shape != (3, 3) or abs(given[1][0, 2] * 2 - size) > 1:
                 raise UserError(f"--poses records must be {size}x{size} images like --size; re-render them")
@@ -272,9 +413,9 @@ class WorldGenerator:
         K = framing.K
 
         # Everything in the photo: background, lights, shaded hand, forearm (+ sleeve), object.
-        bg = backgrounds.sample_background(cfg.domain, rng, size)
+        bg = backgrounds.sample_background(look, rng, size)
         env = skin.srgb_to_linear(bg.image.reshape(-1, 3).mean(axis=0) / 255.0)
-        light = lighting.sample_lighting(cfg.domain, rng, env)
+        light = lighting.sample_lighting(look, rng, env)
         normals = vertex_normals(verts, faces)
         albedo = skin.skin_albedo(self.assets(side).layout, tone, rng)
         meshes = [
@@ -288,7 +429,7 @@ class WorldGenerator:
 
         sleeve_color = None
         if rng.random() < 0.7:
-            names = SLEEVE_COLORS[cfg.domain]
+            names = SLEEVE_COLORS[look]
             sleeve_color = names[int(rng.integers(len(names)))]
         sleeve_start = float(rng.uniform(0.08, 0.22)) if sleeve_color else None
         arm = forearm.make_forearm(verts, joints, sleeve_start=sleeve_start)
@@ -318,8 +459,10 @@ class WorldGenerator:
                     vertex_colors=lighting.shade(skin.srgb_to_linear(obj.colors), ov, on, light),
                 )
             )
+        if held is not None:
+            meshes += self._held_meshes(held, R_obj, t_obj, rest_vertices, up, light, look, rng)
 
-        deg = degrade.sample_degradation(cfg.domain, rng, size)
+        deg = degrade.sample_degradation(look, rng, size)
         photo = self._composite(meshes, K, bg.image, deg, light, rng)
         photo = degrade.apply_degradation(photo, deg, rng)
         jpeg = degrade.encode_jpeg(photo, deg.jpeg_quality)
@@ -343,16 +486,16 @@ class WorldGenerator:
             side=side,
             gesture=gesture_phrase,
             background=bg.phrase,
-            object_name=obj.name if obj else None,
-            object_color=obj.color_name if obj else None,
+            object_name=held.kind if held else obj.name if obj else None,
+            object_color=held.color_name if held else obj.color_name if obj else None,
             light=light.words,
             sleeve_color=sleeve_color,
             tone_word=skin.TONE_WORDS[tone - 1],
-            domain=cfg.domain,
+            domain=look,
         )
         attributes = {
             "skin_tone_mst": tone,
-            "gesture": "grasp" if obj else gesture_name,
+            "gesture": "grasp" if obj or held else gesture_name,
             "background": {"name": bg.name, "kind": bg.kind, "phrase": bg.phrase},
             "sleeve": sleeve_color,
             "fov_deg": round(framing.fov_deg, 3),
@@ -380,6 +523,23 @@ class WorldGenerator:
         )
         if obj is not None:
             sample.extra["object"] = {"name": obj.name, "color": obj.color_name}
+        if held is not None:
+            attributes["grasp_style"] = style.index
+            if subject_index is not None:
+                attributes["subject"] = subject_index
+            sample.extra["object"] = {"name": held.kind, "color": held.color_name}
+            sample.extra["objects"] = [
+                {
+                    "name": held.kind,
+                    "mesh": held.mesh_ref,
+                    "R": R_obj.tolist(),
+                    "t": [float(x) for x in t_obj],
+                    "scale": held.scale,
+                }
+            ]
+            sample.extra["grasping"] = frame.grasping
+            if cfg.sequence_length > 1:
+                sample.extra["sequence"] = {"id": f"{cfg.domain}_seq{seq_index:06d}", "frame": frame_index}
         # The arm in the photo, so `handsynth render --maps body` can draw its silhouette.
         sample.extra["body"] = {"forearms": [{"side": side, "sleeve_start": sleeve_start, "length": 1.0}]}
 
@@ -417,7 +577,7 @@ class WorldGenerator:
         alpha = _box_down(mask, k)[..., None]
         color = _box_down(out["texture"].astype(np.float32) * mask[..., None], k)  # premultiplied
         bg = degrade.gaussian_blur(background, deg.background_blur).astype(np.float32)
-        if self.cfg.domain == "wild" and rng.random() < 0.5:
+        if LOOK[self.cfg.domain] == "wild" and rng.random() < 0.5:
             bg = bg * (1.0 - _shadow(alpha[..., 0], light, rng))[..., None]
         return np.clip(bg * (1.0 - alpha) + color, 0, 255).astype(np.uint8)
 
