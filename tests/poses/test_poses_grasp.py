@@ -61,6 +61,7 @@ def test_sdf_of_overlapping_parts_is_their_union():
 
     v, f, _ = canonical_shape("cup")
     grid = object_sdf("world:cup")
+    assert object_sdf("world:cup#ff8800") is grid  # a colour does not change the shape
     centre = torch.tensor([[0.0, 0.0, 0.0]])  # 3.7 cm inside the body (a handle face hides 4 mm away)
     assert float(grid.query(centre)[0]) < -0.03
     pts = np.random.default_rng(1).uniform(v.min(0), v.max(0), (400, 3))

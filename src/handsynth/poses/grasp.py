@@ -39,9 +39,19 @@ class AnnealConfig:
     init_jitter_deg: float = 5.0
 
 
-@cache
 def object_sdf(key: str, scale: float = 1.0, resolution: int = 48) -> SDFGrid:
-    """The SDF grid of a resolved mesh reference at ``scale`` (computed once per process)."""
+    """The SDF grid of a resolved mesh reference at ``scale`` (computed once per process; a world
+    shape's colour, ``world:<kind>#rrggbb``, does not change its shape)."""
+    from handsynth.data.records import WORLD_MESH_PREFIX
+    from handsynth.objects.meshes import split_world_mesh
+
+    if key.startswith(WORLD_MESH_PREFIX):
+        key = WORLD_MESH_PREFIX + split_world_mesh(key)[0]
+    return _object_sdf(key, scale, resolution)
+
+
+@cache
+def _object_sdf(key: str, scale: float, resolution: int) -> SDFGrid:
     from handsynth.objects.meshes import load_mesh
 
     mesh = load_mesh(key, f"object mesh {key}")
