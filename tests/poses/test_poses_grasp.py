@@ -232,6 +232,19 @@ def test_grasp_command_resumes_with_identical_records(tmp_path):
     assert len(kept) == round(3 * report["pass_rate"]["all"])
 
 
+def test_grasp_with_a_mano_shaped_model_writes_consistent_labels(tmp_path):
+    """MANO's non-zero mean pose: the record's hand_pose is relative to it, and its labels match."""
+    mano = _mano_standin(tmp_path)
+    out = tmp_path / "grasps"
+    cmd = ["poses", "grasp", "--objects", "world", "--names", "ball", "--n-per-object", "2", "--batch", "2",
+           "--iters", "3", "--hand-model", "mano", "--mano-dir", str(mano), "--out", str(out)]  # fmt: skip
+    assert main(cmd) == 0
+    for s in read_dataset(out):
+        assert s.hands[0].model == "mano" and "support_plane" not in s.extra  # no --rest: no table
+        _, joints = HandPoser(mano).pose(s.hands[0])
+        assert np.abs(joints - np.asarray(s.hands[0].joints_3d)).max() < 1e-5
+
+
 def test_bad_inputs_are_refused_before_any_output(tmp_path, capsys):
     out = tmp_path / "o"
     base = ["poses", "grasp", "--n-per-object", "1", "--iters", "1", "--out", str(out)]

@@ -161,4 +161,5 @@ def anneal(
 
 
 def config_dict(cfg: AnnealConfig) -> dict:
+    """The settings as JSON values (stored in the output folder's run settings, so a resumed run matches)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
