@@ -278,3 +278,17 @@ def wild_background(rng: np.random.Generator, size: int, natural_fraction: float
 def sample_background(domain: str, rng: np.random.Generator, size: int) -> Background:
     """The background of one world image of ``domain`` ("lab" | "wild")."""
     return lab_background(rng, size) if domain == "lab" else wild_background(rng, size)
+
+
+FIXED_BACKGROUND_SEED = 20261129  # the fixed set is the same for every world seed and split
+
+
+def fixed_background(domain: str, index: int, size: int) -> Background:
+    """Background ``index`` of the domain's fixed set (``world render --backgrounds K``).
+
+    Why: with a new background per image the micro base spends its budget on background texture and
+    never learns the hand; a handful of backgrounds, shared by training and test splits, leaves the
+    hand as the thing to learn. Each one depends only on (domain, index, size).
+    """
+    rng = np.random.default_rng([FIXED_BACKGROUND_SEED, int(index), 0 if domain == "lab" else 1])
+    return sample_background(domain, rng, size)

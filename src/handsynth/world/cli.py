@@ -41,6 +41,7 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         caption_style=args.caption_style,
         sequence_length=args.sequence_length,
         subjects=args.subjects,
+        backgrounds=args.backgrounds,
     )
 
 
@@ -143,5 +144,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="all",
         help="holab: all 10 subjects (skin tone + hand shape), the 8 seen ones (train) or the 2 held out "
         "(test: an S1-like unseen-subject split)",
+    )
+    p.add_argument(
+        "--backgrounds",
+        type=cli_args.count,
+        default=0,
+        help="K > 0: each image uses one of K fixed backgrounds, the same K for every seed and split "
+        "(a world a small model can learn); 0: a new background per image",
     )
     p.set_defaults(func=_run)

@@ -70,6 +70,7 @@ class WorldConfig:
     caption_style: str = "short"  # "verbose": also a VLM-like multi-sentence `caption` (prompt unchanged)
     sequence_length: int = 1  # hand-object domains: frames per sequence (object resting, then lifted)
     subjects: str = "all"  # holab: "train" / "test" = the seen / held-out subjects (skin tone + shape)
+    backgrounds: int = 0  # > 0: every image picks one of this many fixed backgrounds (shared by all seeds)
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -103,6 +104,10 @@ class WorldConfig:
             raise UserError(
                 f"--subjects {self.subjects} splits holab's subjects; --domain {self.domain} has none"
             )
+        if not isinstance(self.backgrounds, int) or self.backgrounds < 0:
+            raise UserError(
+                f"--backgrounds must be a count >= 0 (0: a new one per image), got {self.backgrounds!r}"
+            )
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
@@ -120,7 +125,7 @@ class WorldConfig:
         if self.caption_style == "short":
             del d["caption_style"]  # folders written before the option resume unchanged
         d["stage"] = "world"
-        for key, default in (("sequence_length", 1), ("subjects", "all")):
+        for key, default in (("sequence_length", 1), ("subjects", "all"), ("backgrounds", 0)):
             if d[key] == default:  # folders written before these settings existed still resume
                 del d[key]
         return d
@@ -420,7 +425,10 @@ class WorldGenerator:
         K = framing.K
 
         # Everything in the photo: background, lights, shaded hand, forearm (+ sleeve), object.
-        bg = backgrounds.sample_background(look, rng, size)
+        if cfg.backgrounds:  # a small fixed set: a world a small model can learn (micro benchmark v2)
+            bg = backgrounds.fixed_background(look, int(rng.integers(cfg.backgrounds)), size)
+        else:
+            bg = backgrounds.sample_background(look, rng, size)
         env = skin.srgb_to_linear(bg.image.reshape(-1, 3).mean(axis=0) / 255.0)
         light = lighting.sample_lighting(look, rng, env)
         normals = vertex_normals(verts, faces)
