@@ -92,6 +92,18 @@ def sampling_from_args(args: argparse.Namespace, defaults: SamplingConfig | None
     ).check()
 
 
+def require_run_folder(args: argparse.Namespace, method: str, reads_maps: bool = True) -> None:
+    """The flag checks every trained-run method shares: --checkpoint given; --condition refused when
+    the run's own training config says which maps it reads."""
+    if reads_maps and args.condition is not None:
+        raise UserError(
+            f"--condition does not apply to --method {method}: it reads the maps its training config lists "
+            "(model.maps)"
+        )
+    if args.checkpoint is None:
+        raise UserError(f"--method {method} needs --checkpoint (the folder `handsynth train` wrote)")
+
+
 @dataclass
 class GenRequest:
     """One image to make: its work item, output size, the condition maps (RGB PIL, output size) and,

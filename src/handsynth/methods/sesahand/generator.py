@@ -24,7 +24,13 @@ from handsynth.diffusion.base import base_from_run
 from handsynth.diffusion.hand_bias import install_hand_bias
 from handsynth.errors import UserError
 from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
-from handsynth.methods.interface import GenRequest, GenResult, SamplingConfig, sampling_from_args
+from handsynth.methods.interface import (
+    GenRequest,
+    GenResult,
+    SamplingConfig,
+    require_run_folder,
+    sampling_from_args,
+)
 from handsynth.methods.sampler import ControlNetSampler
 from handsynth.methods.sesahand.config import WEIGHTS_DIR, SesaHandConfig
 from handsynth.methods.sesahand.data import hand_mask, stack_streams
@@ -192,13 +198,7 @@ class SesaHandGenerator(DiffusersBaseline):
 
 def from_args(args: argparse.Namespace) -> SesaHandGenerator:
     """``handsynth generate --method sesahand`` (registered in :mod:`handsynth.methods.registry`)."""
-    if args.condition is not None:
-        raise UserError(
-            "--condition does not apply to --method sesahand: it reads the maps its training config lists "
-            "(model.maps)"
-        )
-    if args.checkpoint is None:
-        raise UserError("--method sesahand needs --checkpoint (the folder `handsynth train` wrote)")
+    require_run_folder(args, "sesahand")
     return SesaHandGenerator(
         args.checkpoint,
         base_model=args.base_model,

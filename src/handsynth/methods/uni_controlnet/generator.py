@@ -19,7 +19,13 @@ from handsynth.config import CONFIG_NAME
 from handsynth.data.provenance import tree_sha256
 from handsynth.errors import UserError
 from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
-from handsynth.methods.interface import GenRequest, GenResult, SamplingConfig, sampling_from_args
+from handsynth.methods.interface import (
+    GenRequest,
+    GenResult,
+    SamplingConfig,
+    require_run_folder,
+    sampling_from_args,
+)
 from handsynth.methods.sampler import ControlNetSampler
 from handsynth.methods.uni_controlnet.config import WEIGHTS_DIR, UniControlNetConfig
 from handsynth.methods.uni_controlnet.data import stack_maps
@@ -153,13 +159,7 @@ class UniControlNetGenerator(DiffusersBaseline):
 
 def from_args(args: argparse.Namespace) -> UniControlNetGenerator:
     """``handsynth generate --method uni-controlnet`` (registered in :mod:`handsynth.methods.registry`)."""
-    if args.condition is not None:
-        raise UserError(
-            "--condition does not apply to --method uni-controlnet: it reads the maps its training "
-            "config lists (model.maps)"
-        )
-    if args.checkpoint is None:
-        raise UserError("--method uni-controlnet needs --checkpoint (the folder `handsynth train` wrote)")
+    require_run_folder(args, "uni-controlnet")
     return UniControlNetGenerator(
         args.checkpoint,
         base_model=args.base_model,
