@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from tas_cost import _Acc, _sync  # benchmarks/: the one single-process Accelerator stand-in
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SESA_OFF = ["fusion.enabled=false", "hsa.enabled=false"]
@@ -69,23 +71,6 @@ SAMPLING_SKIPPED = (
 )  # TAS is off at inference
 
 
-class _Accelerator:
-    def __init__(self, device: str) -> None:
-        self.device = torch.device(device)
-        self.mixed_precision = "no"
-
-    def unwrap_model(self, m):
-        return m
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def _dataset(folder: Path, size: int) -> Path:
     """Four synthetic records with mesh, seg, skeleton and body maps (and local crops for AttentionHand)."""
     from handsynth.methods.synthetic import write_synthetic_dataset
@@ -106,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     settings = {k: v for k, v in SETTINGS.items() if not args.settings or k in args.settings}
     tmp = Path(tempfile.mkdtemp(prefix="sesahand_cost_"))
     data = _dataset(tmp, args.resolution)
-    acc = _Accelerator(args.device)
+    acc = _Acc(args.device)
     if args.share_base:  # one frozen base for every setting (an SD-1.5-size base per setting is too big)
         import handsynth.methods.sesahand.task as sesa_task
 
