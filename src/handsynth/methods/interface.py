@@ -10,16 +10,20 @@ from __future__ import annotations
 import abc
 import argparse
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
+from handsynth.config import CONFIG_NAME, load_config
 from handsynth.data.records import Sample
 from handsynth.diffusion.schedulers import sampling_scheduler
 from handsynth.errors import UserError
 from handsynth.text.tokenizer import encode_prompts as token_ids
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from diffusers import SchedulerMixin
@@ -90,6 +94,30 @@ def sampling_from_args(args: argparse.Namespace, defaults: SamplingConfig | None
         eta=flag("eta"),
         dtype=flag("dtype"),
     ).check()
+
+
+def read_run_config(
+    checkpoint: str | Path, cls: type[T], method: str, title: str, parts: tuple[str, ...]
+) -> T:
+    """The training config of a ``handsynth train --method METHOD`` run folder, checked first: the folder
+    exists, holds the config and ``parts`` (a trailing ``/`` marks a folder), and was written by METHOD."""
+    folder = Path(checkpoint).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"checkpoint {checkpoint} does not exist: pass the folder `handsynth train` wrote")
+    need = [
+        n
+        for n in (CONFIG_NAME, *parts)
+        if not ((folder / n).is_dir() if n.endswith("/") else (folder / n).is_file())
+    ]
+    if need:
+        raise UserError(
+            f"checkpoint {checkpoint} has no {', '.join(need)}: it is not a {title} run folder (train one with "
+            f"`handsynth train --method {method}`)"
+        )
+    cfg = load_config(cls, folder / CONFIG_NAME)
+    if cfg.method != method:
+        raise UserError(f"checkpoint {checkpoint} is a {cfg.method!r} run, not a {title} run")
+    return cfg
 
 
 def require_run_folder(args: argparse.Namespace, method: str, reads_maps: bool = True) -> None:

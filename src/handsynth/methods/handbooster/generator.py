@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from handsynth.config import CONFIG_NAME, load_config
+from handsynth.config import CONFIG_NAME
 from handsynth.data.provenance import tree_sha256
 from handsynth.data.records import Sample
 from handsynth.diffusion.schedulers import sampling_scheduler
@@ -40,6 +40,7 @@ from handsynth.methods.interface import (
     GenRequest,
     GenResult,
     SamplingConfig,
+    read_run_config,
     sampling_from_args,
 )
 from handsynth.render.crop import crop_intrinsics
@@ -187,17 +188,7 @@ class HandBoosterGenerator(GenerationMethod):
 
     @staticmethod
     def _read_config(folder: Path) -> HandBoosterConfig:
-        if not folder.is_dir():
-            raise UserError(f"checkpoint {folder} does not exist: pass the folder `handsynth train` wrote")
-        if not (folder / CONFIG_NAME).is_file() or not (folder / UNET_DIR).is_dir():
-            raise UserError(
-                f"checkpoint {folder} has no {CONFIG_NAME} and {UNET_DIR}/: it is not a HandBooster run "
-                "folder (train one with `handsynth train --method handbooster`)"
-            )
-        cfg = load_config(HandBoosterConfig, folder / CONFIG_NAME)
-        if cfg.method != "handbooster":
-            raise UserError(f"checkpoint {folder} is a {cfg.method!r} run, not a HandBooster run")
-        return cfg
+        return read_run_config(folder, HandBoosterConfig, "handbooster", "HandBooster", (f"{UNET_DIR}/",))
 
     # -- what the job checks ---------------------------------------------------------------------------
     def check(self) -> None:

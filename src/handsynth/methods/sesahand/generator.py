@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from handsynth.config import CONFIG_NAME, load_config
 from handsynth.data.provenance import tree_sha256
 from handsynth.diffusion.base import base_from_run
 from handsynth.diffusion.hand_bias import install_hand_bias
@@ -28,6 +27,7 @@ from handsynth.methods.interface import (
     GenRequest,
     GenResult,
     SamplingConfig,
+    read_run_config,
     require_run_folder,
     sampling_from_args,
 )
@@ -113,25 +113,8 @@ class SesaHandGenerator(DiffusersBaseline):
 
     @staticmethod
     def _read_config(checkpoint: str | Path) -> SesaHandConfig:
-        folder = Path(checkpoint).expanduser()
-        if not folder.is_dir():
-            raise UserError(
-                f"checkpoint {checkpoint} does not exist: pass the folder `handsynth train` wrote"
-            )
-        need = [
-            n
-            for n in (CONFIG_NAME, WEIGHTS_DIR, FUSION_FILE, FUSION_LAYOUT_FILE)
-            if not (folder / n).exists()
-        ]
-        if need:
-            raise UserError(
-                f"checkpoint {checkpoint} has no {', '.join(need)}: it is not a SesaHand run folder (train "
-                "one with `handsynth train --method sesahand`)"
-            )
-        cfg = load_config(SesaHandConfig, folder / CONFIG_NAME)
-        if cfg.method != "sesahand":
-            raise UserError(f"checkpoint {checkpoint} is a {cfg.method!r} run, not a SesaHand run")
-        return cfg
+        parts = (f"{WEIGHTS_DIR}/", FUSION_FILE, FUSION_LAYOUT_FILE)
+        return read_run_config(checkpoint, SesaHandConfig, "sesahand", "SesaHand", parts)
 
     def module_config(self) -> dict:
         if self.module is not None:

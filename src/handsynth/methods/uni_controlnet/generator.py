@@ -23,6 +23,7 @@ from handsynth.methods.interface import (
     GenRequest,
     GenResult,
     SamplingConfig,
+    read_run_config,
     require_run_folder,
     sampling_from_args,
 )
@@ -92,22 +93,9 @@ class UniControlNetGenerator(DiffusersBaseline):
 
     @staticmethod
     def _read_config(checkpoint: str | Path) -> UniControlNetConfig:
-        from handsynth.config import load_config
-
-        folder = Path(checkpoint).expanduser()
-        if not folder.is_dir():
-            raise UserError(
-                f"checkpoint {checkpoint} does not exist: pass the folder `handsynth train` wrote"
-            )
-        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_DIR).is_dir():
-            raise UserError(
-                f"checkpoint {checkpoint} has no {CONFIG_NAME} and {WEIGHTS_DIR}/: it is not a "
-                "Uni-ControlNet run folder (train one with `handsynth train --method uni-controlnet`)"
-            )
-        cfg = load_config(UniControlNetConfig, folder / CONFIG_NAME)
-        if cfg.method != "uni-controlnet":
-            raise UserError(f"checkpoint {checkpoint} is a {cfg.method!r} run, not a Uni-ControlNet run")
-        return cfg
+        return read_run_config(
+            checkpoint, UniControlNetConfig, "uni-controlnet", "Uni-ControlNet", (f"{WEIGHTS_DIR}/",)
+        )
 
     def module_config(self) -> dict:
         if self.module is not None:
