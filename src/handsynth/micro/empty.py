@@ -23,8 +23,12 @@ def empty_caption(phrase: str, rng: np.random.Generator) -> str:
     return _EMPTY[int(rng.integers(len(_EMPTY)))].format(bg=phrase)
 
 
-def render_empty(domain: str, n: int, size: int, seed: int, out: str | Path) -> Path:
-    """Write ``n`` hand-less world photos of ``domain`` (records with no hands) to dataset folder ``out``."""
+def render_empty(domain: str, n: int, size: int, seed: int, out: str | Path, backgrounds_k: int = 0) -> Path:
+    """Write ``n`` hand-less world photos of ``domain`` (records with no hands) to dataset folder ``out``.
+
+    ``backgrounds_k`` > 0 draws from the world's fixed set (``world render --backgrounds K``), so the
+    empty scenes show the same backgrounds as the hand photos.
+    """
     from handsynth.data import write_metadata
     from handsynth.pinhole import intrinsics
     from handsynth.world import backgrounds, degrade
@@ -34,7 +38,10 @@ def render_empty(domain: str, n: int, size: int, seed: int, out: str | Path) -> 
     samples = []
     for i in tqdm(range(n), desc=f"empty {domain}", unit="img", disable=None):
         rng = np.random.default_rng([seed, 7, i])
-        bg = backgrounds.sample_background(domain, rng, size)
+        if backgrounds_k:
+            bg = backgrounds.fixed_background(domain, int(rng.integers(backgrounds_k)), size)
+        else:
+            bg = backgrounds.sample_background(domain, rng, size)
         deg = degrade.sample_degradation(domain, rng, size)
         img = degrade.apply_degradation(bg.image, deg, rng)
         rel = f"images/empty_{domain}_{i:06d}.png"
