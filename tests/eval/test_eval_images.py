@@ -142,6 +142,14 @@ def test_cli_images_and_recon_reports(datasets, tmp_path):
     )
     for f in ("pck_joints.png", "grid.png"):
         assert (tmp_path / "recon" / f).stat().st_size > 1000
+    rc = main(["evaluate", "recon", "--pred", str(datasets["fake_a"]), "--gt", str(datasets["real"]),
+               "--out", str(tmp_path / "recon_hb"), "--layout", "handbooster"])  # fmt: skip
+    md = (tmp_path / "recon_hb/report.md").read_text()
+    assert (
+        rc == 0 and "| Method | PA J-PE | PA J-AUC | PA V-PE | PA V-AUC | PA F@5 | PA F@15 | RR J-PE |" in md
+    )
+    hb = json.loads((tmp_path / "recon_hb/metrics.json").read_text())
+    assert hb["summary"] == m["summary"]  # the layout changes the report's columns, not the numbers
 
 
 def test_cli_user_errors_write_nothing(datasets, tmp_path, capsys):

@@ -224,3 +224,47 @@ def test_record_vertices_from_the_hand_model(tmp_path):
     notes = []
     gt = read_hands(tmp_path / "gt", notes=notes)
     assert gt[0].verts is None and gt[1].verts is not None and "do not reproduce" in notes[0]
+
+
+def _hand_f(pred: np.ndarray, gt: np.ndarray, t: float) -> float:
+    """F-score by its definition on one point set pair: 2PR / (P + R), P and R from all pair distances."""
+    d = np.linalg.norm(pred[:, None] - gt[None], axis=-1)
+    precision, recall = (d.min(1) < t).mean(), (d.min(0) < t).mean()
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def test_root_relative_f_scores_match_the_formula_before_procrustes():
+    # Four vertices; the prediction's hand is 2 cm off in camera space (root-relative: zero), and its
+    # vertices 0, 1 are 4 mm and 10 mm off. Root-relative: P = R = 3/4 at 5 mm (vertex 1 too far),
+    # 1 at 15 mm; a 2x scaled prediction stays wrong root-relative while Procrustes removes the scale.
+    gj = np.zeros((1, 21, 3))
+    gj[0, 1:, 0] = np.linspace(0.01, 0.08, 20)
+    gv = np.array([[[0.0, 0.05, 0], [0.0, 0.1, 0], [0.1, 0.0, 0], [0.1, 0.1, 0]]])
+    pv = gv + np.array([[[0.004, 0, 0], [0, 0, 0.010], [0, 0, 0], [0, 0, 0]]])
+    shift = np.array([0.0, 0.0, 0.02])
+    e = hand_errors(gj + shift, gj, pv + shift, gv)
+    assert e.rr_f_scores[0.005][0] == pytest.approx(_hand_f(pv[0], gv[0], 0.005)) == pytest.approx(0.75)
+    assert e.rr_f_scores[0.015][0] == pytest.approx(1.0)
+    scaled = hand_errors(2 * gj, gj, 2 * gv, gv)
+    np.testing.assert_allclose(scaled.f_scores[0.005], 1.0)  # PA removes the scale
+    expect = _hand_f(2 * gv[0] - 2 * gj[0, :1], gv[0] - gj[0, :1], 0.005)
+    assert scaled.rr_f_scores[0.005][0] == pytest.approx(expect) and expect < 1.0
+
+
+def test_handbooster_layout_reads_the_twelve_columns(tmp_path):
+    from handsynth.eval.recon_eval import HANDBOOSTER_COLUMNS, flat_metrics, layout_row
+
+    rng = np.random.default_rng(8)
+    g = rng.normal(scale=0.05, size=(2, 21, 3))
+    verts = rng.normal(scale=0.05, size=(2, 30, 3))
+    (tmp_path / "pred.json").write_text(json.dumps([(g + 0.003).tolist(), (verts + 0.003).tolist()]))
+    (tmp_path / "gt.json").write_text(json.dumps([g.tolist(), verts.tolist()]))
+    res = evaluate_recon(pair_hands(read_hands(tmp_path / "pred.json"), read_hands(tmp_path / "gt.json")))
+    row = layout_row(flat_metrics(res.summary, res.extra), "handbooster")
+    assert list(row) == list(HANDBOOSTER_COLUMNS) and len(row) == 12
+    assert list(row)[:6] == ["PA J-PE", "PA J-AUC", "PA V-PE", "PA V-AUC", "PA F@5", "PA F@15"]
+    # A pure translation: root-relative errors vanish, so every column is perfect.
+    assert row["RR J-PE"] == pytest.approx(0, abs=1e-9) and row["RR V-PE"] == pytest.approx(0, abs=1e-9)
+    assert row["RR F@5"] == pytest.approx(1.0) and row["RR F@15"] == pytest.approx(1.0)
+    assert row["RR J-AUC"] == res.extra["AUC_J_root_relative"] and row["PA F@5"] == res.summary["F@5"]
+    assert list(layout_row(res.summary, "table2"))[0] == "MPJPE"

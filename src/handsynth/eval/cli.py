@@ -68,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rc.add_argument("--gt", required=True, help="same layouts as --pred")
     rc.add_argument("--out", required=True, help="report folder")
     rc.add_argument("--name", default="pred", help="row name in the report")
+    rc.add_argument(
+        "--layout",
+        choices=["table2", "handbooster"],
+        default="table2",
+        help="report columns: table2 (AttentionHand) or handbooster (12 columns: PA, then root-relative "
+        "J-PE, J-AUC, V-PE, V-AUC, F@5, F@15)",
+    )
     rc.add_argument("--mano-dir", help="folder with MANO_RIGHT/LEFT.pkl, for vertices of MANO records")
     rc.add_argument(
         "--no-record-vertices", action="store_true", help="do not compute vertices of record hands"
@@ -190,7 +197,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_recon(args: argparse.Namespace) -> int:
-    from handsynth.eval.recon_eval import TABLE2_COLUMNS, evaluate_recon
+    from handsynth.eval.recon_eval import evaluate_recon, flat_metrics, layout_row
     from handsynth.eval.recon_io import pair_hands, read_hands
     from handsynth.eval.report import fmt, write_recon_report
 
@@ -202,8 +209,9 @@ def cmd_recon(args: argparse.Namespace) -> int:
     result = evaluate_recon(pairs)
     result.extra["notes"] = list(dict.fromkeys(notes + result.extra["notes"]))
     out = Path(args.out)
-    write_recon_report(result, pairs, out, _command_line(), args.name)
-    print("  ".join(f"{c}={fmt(c, result.summary[c])}" for c in TABLE2_COLUMNS))
+    write_recon_report(result, pairs, out, _command_line(), args.name, layout=args.layout)
+    row = layout_row(flat_metrics(result.summary, result.extra), args.layout)
+    print("  ".join(f"{c}={fmt(c, v)}" for c, v in row.items()))
     print(f"report: {out / 'report.md'}")
     return 0
 

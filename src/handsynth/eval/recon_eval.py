@@ -18,6 +18,23 @@ from handsynth.eval.recon_metrics import (
 )
 
 TABLE2_COLUMNS = ["MPJPE", "PA-MPJPE", "MPVPE", "PA-MPVPE", "AUC_J", "AUC_V", "F@5", "F@15", "MRRPE", "RRVE"]
+# HandBooster's 12-column layout (its Tables 1-5): Procrustes-aligned, then root-relative, each
+# J-PE, J-AUC, V-PE, V-AUC, F@5, F@15 -> the key holding it in ``flat_metrics``.
+HANDBOOSTER_COLUMNS = {
+    "PA J-PE": "PA-MPJPE",
+    "PA J-AUC": "AUC_J",
+    "PA V-PE": "PA-MPVPE",
+    "PA V-AUC": "AUC_V",
+    "PA F@5": "F@5",
+    "PA F@15": "F@15",
+    "RR J-PE": "MPJPE",
+    "RR J-AUC": "AUC_J_root_relative",
+    "RR V-PE": "MPVPE",
+    "RR V-AUC": "AUC_V_root_relative",
+    "RR F@5": "F@5_root_relative",
+    "RR F@15": "F@15_root_relative",
+}
+LAYOUTS = {"table2": TABLE2_COLUMNS, "handbooster": list(HANDBOOSTER_COLUMNS)}
 
 
 @dataclass
@@ -89,6 +106,7 @@ def evaluate_recon(pairs: list[tuple[HandEntry, HandEntry]]) -> ReconResult:
             )
 
     f = {t: float(np.mean(v)) for t, v in err.f_scores.items()}
+    rr_f = {t: float(np.mean(v)) for t, v in err.rr_f_scores.items()}
     summary = {
         "MPJPE": _mm(err.mpjpe),
         "PA-MPJPE": _mm(err.pa_mpjpe),
@@ -104,6 +122,8 @@ def evaluate_recon(pairs: list[tuple[HandEntry, HandEntry]]) -> ReconResult:
     extra = {
         "AUC_J_root_relative": aucs["joints"],
         "AUC_V_root_relative": aucs["vertices"],
+        "F@5_root_relative": rr_f.get(F_THRESHOLDS_M[0]),
+        "F@15_root_relative": rr_f.get(F_THRESHOLDS_M[1]),
         "RRJE": _mm(rrje_v),
         "num_hands": len(pairs),
         "num_two_hand_samples": len(two),
@@ -123,3 +143,16 @@ def evaluate_recon(pairs: list[tuple[HandEntry, HandEntry]]) -> ReconResult:
             row["pa_mpvpe_mm"] = float(err.pa_mpvpe[i] * 1000)
         per_hand.append(row)
     return ReconResult(summary=summary, extra=extra, curves=curves, per_hand=per_hand)
+
+
+def flat_metrics(summary: dict, extra: dict) -> dict[str, float | None]:
+    """Table 2's summary plus the root-relative AUCs and F-scores (one dict: any layout reads from it)."""
+    rr = ("AUC_J_root_relative", "AUC_V_root_relative", "F@5_root_relative", "F@15_root_relative")
+    return {**summary, **{k: extra.get(k) for k in rr}}
+
+
+def layout_row(metrics: dict, layout: str = "table2") -> dict[str, float | None]:
+    """The columns of ``layout`` (table2 | handbooster) from ``flat_metrics`` output, in order."""
+    if layout == "handbooster":
+        return {col: metrics.get(key) for col, key in HANDBOOSTER_COLUMNS.items()}
+    return {col: metrics.get(col) for col in TABLE2_COLUMNS}

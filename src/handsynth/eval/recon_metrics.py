@@ -4,8 +4,8 @@ Conventions (docs/eval.md): inputs in metres, outputs in millimetres; the root i
 OpenPose-21 order). "Root-relative" subtracts each hand's own root joint (vertices too, using the
 same hand's root joint). "PA" is a similarity Procrustes alignment (rotation with det +1, isotropic
 scale, translation) fitted separately for joints and for vertices, as FreiHAND's evaluation does.
-PCK-AUC and F-scores use the PA-aligned errors (FreiHAND convention); the root-relative AUCs are
-reported beside them.
+PCK-AUC and F-scores use the PA-aligned errors (FreiHAND convention); the root-relative AUCs and
+F-scores (root-relative vertices, HandBooster's Tables 1-5) are reported beside them.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ class HandErrors:
     pa_mpvpe: np.ndarray | None = None
     vert_err: np.ndarray | None = None  # (B, V) root-relative
     pa_vert_err: np.ndarray | None = None
-    f_scores: dict[float, np.ndarray] = field(default_factory=dict)  # threshold -> (B,)
+    f_scores: dict[float, np.ndarray] = field(default_factory=dict)  # threshold -> (B,), after PA
+    rr_f_scores: dict[float, np.ndarray] = field(default_factory=dict)  # threshold -> (B,), root-relative
 
 
 def hand_errors(
@@ -133,6 +134,8 @@ def hand_errors(
         pa_ve = per_point_error(pa_v, gv)
         out.mpvpe, out.pa_mpvpe, out.vert_err, out.pa_vert_err = ve.mean(1), pa_ve.mean(1), ve, pa_ve
         out.f_scores = {t: f_score(pa_v, gv, t) for t in F_THRESHOLDS_M}
+        rr_pv, rr_gv = root_relative(pv, pj), root_relative(gv, gj)
+        out.rr_f_scores = {t: f_score(rr_pv, rr_gv, t) for t in F_THRESHOLDS_M}
     return out
 
 

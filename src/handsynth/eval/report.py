@@ -17,11 +17,13 @@ from PIL import Image
 
 from handsynth.eval.image_eval import TABLE1_COLUMNS, ImageEvalResult, load_rgb
 from handsynth.eval.plots import grid, line_plot, skeleton_tile
-from handsynth.eval.recon_eval import TABLE2_COLUMNS, ReconResult
+from handsynth.eval.recon_eval import ReconResult, flat_metrics, layout_row
 from handsynth.eval.recon_io import HandEntry
 
 FORMATS = {"FID": ".2f", "FID-H": ".2f", "KID": ".5f", "KID-H": ".5f", "Hand Conf.": ".3f", "MSE-2D": ".3f",
-           "MSE-3D": ".3f", "CLIP": ".2f", "AUC_J": ".3f", "AUC_V": ".3f", "F@5": ".3f", "F@15": ".3f"}  # fmt: skip
+           "MSE-3D": ".3f", "CLIP": ".2f", "AUC_J": ".3f", "AUC_V": ".3f", "F@5": ".3f", "F@15": ".3f",
+           "PA J-AUC": ".3f", "PA V-AUC": ".3f", "PA F@5": ".3f", "PA F@15": ".3f",
+           "RR J-AUC": ".3f", "RR V-AUC": ".3f", "RR F@5": ".3f", "RR F@15": ".3f"}  # fmt: skip
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -218,8 +220,15 @@ def recon_grid(result: ReconResult, pairs: list[tuple[HandEntry, HandEntry]], k:
 
 
 def write_recon_report(
-    result: ReconResult, pairs: list, out: Path, command: str = "", method: str = "pred"
+    result: ReconResult,
+    pairs: list,
+    out: Path,
+    command: str = "",
+    method: str = "pred",
+    layout: str = "table2",
 ) -> dict:
+    """``metrics.json`` (every number, whatever the layout), PCK plots, a sample grid and ``report.md``
+    with the columns of ``layout``: table2 (AttentionHand) or handbooster (PA, then root-relative)."""
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
         "kind": "recon",
@@ -246,14 +255,20 @@ def write_recon_report(
         )
         figs.append("pck_vertices.png")
     save_png(recon_grid(result, pairs), out / "grid.png")
-    s = result.summary
+    row = layout_row(flat_metrics(result.summary, result.extra), layout)
+    intro = (
+        "Table 2 layout; errors in mm (root-relative; PA = similarity Procrustes), AUC of PCK over 0–50 mm "
+        "(100 thresholds) and F-scores on Procrustes-aligned points."
+        if layout == "table2"
+        else "HandBooster layout: Procrustes-aligned (PA) then root-relative (RR) J-PE, J-AUC, V-PE, V-AUC "
+        "(mm; AUC of PCK over 0–50 mm, 100 thresholds), F@5 and F@15 (vertex F-scores at 5 and 15 mm)."
+    )
     md = [
         "# Reconstruction evaluation",
         "",
-        "Table 2 layout; errors in mm (root-relative; PA = similarity Procrustes), AUC of PCK over 0–50 mm "
-        "(100 thresholds) and F-scores on Procrustes-aligned points.",
+        intro,
         "",
-        md_table(["Method", *TABLE2_COLUMNS], [[method, *(fmt(c, s.get(c)) for c in TABLE2_COLUMNS)]]),
+        md_table(["Method", *row], [[method, *(fmt(c, v) for c, v in row.items())]]),
         "",
         f"Hands: {result.extra['num_hands']}; two-hand samples: {result.extra['num_two_hand_samples']}; "
         f"vertices: {'yes' if result.extra['has_vertices'] else 'no (joint metrics only)'}.",
