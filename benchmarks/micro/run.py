@@ -895,7 +895,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="the same as --profile quick (smoke run)")
     p.add_argument("--config", default=str(CONFIG))
     p.add_argument(
-        "--suite", default=None, help="claims to test: default AttentionHand's; sesahand (config.yaml suites)"
+        "--suite",
+        default=None,
+        help="claims to test: default AttentionHand's; sesahand, handbooster (config.yaml suites)",
     )
     p.add_argument(
         "--override", default=None, help="a second profile merged on top (e.g. --profile gpu --override tiny)"
@@ -923,8 +925,19 @@ def main(argv: list[str] | None = None) -> int:
         cfg["jobs"] = args.jobs
     folder = cfg["profile"] if not args.suite else f"{args.suite}_{cfg['profile']}"
     work = Path(args.work) if args.work else REPO / "outputs" / "micro" / folder
-    r = Runner(cfg, work)
+    runner_cls, suite_jobs = Runner, {}
+    if (
+        args.suite == "handbooster"
+    ):  # its own world, generator and stages (benchmarks/micro/handbooster_suite.py)
+        sys.path.insert(0, str(HERE))
+        from handbooster_suite import JOBS as suite_jobs
+        from handbooster_suite import make_runner
+
+        runner_cls = make_runner(Runner)
+    r = runner_cls(cfg, work)
     r.results = Path(args.results) if args.results else RESULTS
+    if suite_jobs and args.results is None and "tiny" in cfg["profile"]:
+        r.results = work / "results"  # tiny numbers never land in benchmarks/results
     if args.job:
         import torch
 
@@ -933,6 +946,8 @@ def main(argv: list[str] | None = None) -> int:
             job_metrics(r, args.seed)
         elif args.job == "empty":
             job_empty(r, args.split)
+        elif args.job in suite_jobs:
+            suite_jobs[args.job](r, args)
         else:
             JOBS[args.job](r)
         return 0

@@ -125,7 +125,7 @@ def constant_pose_rows(train: list[Sample], test: list[Sample], hand_models: dic
 
     Returns {row name: the recon evaluation's summary (MPJPE, PA-MPJPE, MPVPE, ...)}.
     """
-    from handsynth.eval.recon_eval import evaluate_recon
+    from handsynth.eval.recon_eval import evaluate_recon, flat_metrics
     from handsynth.eval.recon_io import HandEntry
     from handsynth.recon.evaluate import gt_vertices
 
@@ -155,7 +155,8 @@ def constant_pose_rows(train: list[Sample], test: list[Sample], hand_models: dic
                     pj = np.repeat(gj[:1], 21, 0)
                     pv = None if gvert is None else np.repeat(gj[:1], len(gvert), 0)
                 pairs.append((HandEntry(s.id, h.side, pj, pv), HandEntry(s.id, h.side, gj, gvert)))
-        rows[name] = evaluate_recon(pairs).summary
+        res = evaluate_recon(pairs)
+        rows[name] = flat_metrics(res.summary, res.extra)  # + root-relative AUC / F (HandBooster)
     return rows
 
 

@@ -1,0 +1,893 @@
+"""``benchmarks/micro/run.py --suite handbooster``: HandBooster's Table 5 (and Tables 1-2 in spirit) in the
+hand-object micro world (issue 12 §6; docs/micro.md, docs/handbooster.md).
+
+The default suite's stage / job / resume machinery (``run.Runner``), its statistics
+(``micro_stats.py``) and its trivial-row rule are reused; what differs is the world (``holab`` /
+``howild``), the generator (HandBooster's pixel-space model, trained per row: no micro base) and the
+condition sets (``handsynth poses``). Stages, each skipping when its output exists:
+
+    world (holab train with sequences, an oracle draw of more real train, S1-like holab test, howild test)
+      -> tools (world feature extractor for FID; recon model for the edge-case filter and gate Y3)
+      -> poses (grasp-status vs the world's truth; rest -> grasp -> validate -> align -> fps -> cross-sample;
+         per seed `poses compose` of the real / random / FPS / cross-sampled condition sets)
+      -> HandBooster trainings (rows c, d, e, f) -> generation (c..i) + the ObMan analogue (b)
+      -> edge-case filter (c..i; j = i unfiltered) -> FID -> gates + trivial rows -> downstream -> report
+
+Rows share every budget: one HandBooster training budget, one generation sampler, equal condition
+counts, one downstream recon budget with ``real:1.0, gen:0.5`` draws.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+TEST_SETS = ("holab_test", "howild_test")
+TRIVIAL_FID = "Trivial: blank images"
+ORACLE = "oracle"  # downstream: real train + a second real draw (holab_oracle) at the synthetic ratio
+# Table 5's four metrics (root-relative and PA J-PE, V-PE); the downstream table shows all twelve.
+TABLE5 = ["RR J-PE", "RR V-PE", "PA J-PE", "PA V-PE"]
+RR = ["RR J-PE", "RR J-AUC", "RR V-PE", "RR V-AUC", "RR F@5", "RR F@15"]
+HIGHER = {"PA J-AUC", "PA V-AUC", "PA F@5", "PA F@15", "RR J-AUC", "RR V-AUC", "RR F@5", "RR F@15"}
+
+# id, text, [(better row, worse row, recon width or "fid")], metrics. Every metric is tested on both
+# test sets (holab = S1-like unseen subjects, howild = MOW-like), Holm-corrected together.
+CLAIMS = [
+    (
+        "HB-e>c",
+        "(e) normal & texture beat (c) depth & seg on RR J-PE / V-PE",
+        [("e", "c")],
+        ["RR J-PE", "RR V-PE"],
+    ),
+    (
+        "HB-e>d",
+        "(e) normal & texture beat (d) normal & seg on RR J-PE / V-PE",
+        [("e", "d")],
+        ["RR J-PE", "RR V-PE"],
+    ),
+    ("HB-f>e", "(f) the orientation embedding improves the root-relative metrics over (e)", [("f", "e")], RR),
+    ("HB-f>a", "(f) HandBooster data beat (a) real only on all metrics", [("f", "a")], None),
+    ("HB-g>f", "(g) novel grasp conditions beat (f) on RR J-PE", [("g", "f")], ["RR J-PE"]),
+    ("HB-h>g", "(h) FPS beats (g) random picks on the four Table-5 metrics", [("h", "g")], TABLE5),
+    (
+        "HB-i>h",
+        "(i) cross-distribution sampling beats (h) FPS on the four Table-5 metrics",
+        [("i", "h")],
+        TABLE5,
+    ),
+    (
+        "HB-fid",
+        "FID of HandBooster sets (e..i) is below the rendered set (b)",
+        [(x, "b") for x in "efghi"],
+        ["FID"],
+    ),
+    ("HB-boost", "(i) boosts two recon configurations over (a) (Table-5 metrics)", [("i", "a")], TABLE5),
+    ("HB-filter", "(ours) the edge-case filter helps: (i) beats (j) = (i) unfiltered", [("i", "j")], TABLE5),
+]
+
+
+# The suite's handsynth commands run in-process, several per child (``jobs`` children side by side):
+# a tiny job is mostly interpreter + torch start-up, which this pays once per child instead of per command.
+_INPROC = (
+    "import json, sys, time\n"
+    "from handsynth.cli import main\n"
+    "done = {}\n"
+    "for name, cmds in json.loads(sys.argv[1]):\n"
+    "    t0 = time.time()\n"
+    "    for argv in cmds:\n"
+    "        print('$ handsynth', ' '.join(argv), flush=True)\n"
+    "        rc = main(argv)\n"
+    "        if rc:\n"
+    "            sys.exit(rc)\n"
+    "    done[name] = round(time.time() - t0, 1)\n"
+    "    open(sys.argv[2], 'w').write(json.dumps(done))\n"
+)
+
+
+def row_key(letter: str, methods: dict) -> str:
+    return next(m for m in methods if m.split("_")[0] == letter)
+
+
+# -- the runner ----------------------------------------------------------------------------------------
+def make_runner(base_cls):
+    """The suite's runner class, a subclass of ``run.Runner`` (passed in: run.py imports this module)."""
+
+    class HandBoosterRunner(base_cls):
+        @property
+        def hb(self) -> dict:
+            return self.cfg["hb"]
+
+        def rows(self) -> list[str]:
+            return list(self.cfg["methods"])
+
+        def spec(self, row: str) -> dict:
+            return self.cfg["methods"][row] or {}
+
+        def poses(self, name: str) -> Path:
+            return self.work / "poses" / name
+
+        @property
+        def real_grasps(self) -> Path:
+            """Qr: the real frames `poses grasp-status` calls grasping (beside the labelled records)."""
+            return self.poses("labelled") / "grasping.jsonl"
+
+        def conds(self, kind: str, seed: int) -> Path:
+            return self.work / "conds" / f"{kind}_seed{seed}"
+
+        def raw_dir(self, row: str, seed: int) -> Path:
+            """A row's generated set before the filter (``generate_from``: another row's generation)."""
+            src = self.spec(row).get("generate_from") or row
+            return self.work / "gen_raw" / src / f"seed{seed}"
+
+        def set_dir(self, row: str, seed: int) -> Path:
+            """The synthetic set a row's downstream run draws (filtered when the row filters)."""
+            spec = self.spec(row)
+            if spec.get("synthetic") == "render":
+                return self.gen_dir(row, seed)
+            return self.gen_dir(row, seed) if spec.get("filter", True) else self.raw_dir(row, seed)
+
+        def widths(self, row: str) -> list[float]:
+            extra = (
+                [w for w in self.hb.get("recon_widths", [])[1:]] if self.spec(row).get("all_widths") else []
+            )
+            return [self.cfg["recon"]["width"], *extra]
+
+        def down(self, row: str, width: float, seed: int) -> Path:
+            return self.work / "downstream" / f"{row}_w{width:g}" / f"seed{seed}"
+
+        def trained_rows(self) -> list[str]:
+            return [m for m in self.rows() if self.spec(m).get("train")]
+
+        def generated_rows(self) -> list[str]:
+            """Rows whose set comes out of a HandBooster model."""
+            return [
+                m
+                for m in self.rows()
+                if self.spec(m).get("conditions") and self.spec(m).get("synthetic") != "render"
+            ]
+
+        def synthetic_rows(self) -> list[str]:
+            return [m for m in self.rows() if self.spec(m).get("conditions")]
+
+        def run_cli(self, jobs: list[tuple[str, list[list]]]) -> None:
+            """Jobs of handsynth argv lists, dealt round-robin to ``jobs`` in-process children; each job's
+            own seconds land in timings.json as if it had run alone."""
+            if not jobs:
+                return
+            n = max(1, int(self.cfg.get("jobs", 1)))
+            groups = [g for g in (jobs[k::n] for k in range(n)) if g]
+            children = []
+            for g in groups:
+                name = g[0][0] + (f"_and_{len(g) - 1}_more" if len(g) > 1 else "")
+                times = self.log_dir / f"{name}.times.json"
+                payload = json.dumps([[jn, [[str(c) for c in argv] for argv in cmds]] for jn, cmds in g])
+                children.append((name, [sys.executable, "-c", _INPROC, payload, str(times)]))
+            try:
+                self.parallel(children)
+            finally:
+                jobs_t = self.timings.setdefault("jobs", {})
+                for name, _ in children:
+                    jobs_t.pop(name, None)
+                    times = self.log_dir / f"{name}.times.json"
+                    if times.exists():
+                        jobs_t.update(json.loads(times.read_text()))
+                        times.unlink()
+                self._save_timings()
+
+        # -- stages -----------------------------------------------------------------------------------
+        def hb_world_cmd(self, split: str, spec: dict) -> list:
+            """``handsynth world render`` argv (no program name) for one split."""
+            cmd = ["world", "render", "--domain", spec["domain"], "--n", spec["n"], "--out", self.data(split)]
+            cmd += [
+                "--size",
+                self.cfg["size"],
+                "--seed",
+                spec["seed"],
+                "--maps",
+                self.hb["maps"],
+                "--no-local",
+            ]
+            if spec.get("sequence_length"):
+                cmd += ["--sequence-length", spec["sequence_length"]]
+            if spec.get("subjects"):
+                cmd += ["--subjects", spec["subjects"]]
+            return cmd
+
+        def stage_world(self) -> None:
+            world = self.hb["world"]
+            self.run_cli(
+                [(f"world_{k}", [self.hb_world_cmd(k, v)]) for k, v in world.items() if not self._done(k)]
+            )
+            self._mark_done(list(world))
+
+        def stage_tools(self, jobs: list | None = None) -> None:
+            if not (self.tool("features") / "model.safetensors").exists():
+                self.sh("tool_features", self.self_job("hb_features"))
+            if not (self.tool("recon") / ".done").exists():
+                t = self.cfg["tools"]["recon"]
+                cmd = self.recon_train_cmd(
+                    [self.data("holab_train")], self.tool("recon"), t["steps"], t["batch_size"], 0
+                )
+                self.run_cli([("tool_recon", [_argv(cmd)])])
+            if (self.tool("recon") / "checkpoints").exists():
+                (self.tool("recon") / ".done").touch()
+
+        def stage_poses(self) -> None:
+            """The novel condition creator, once (seed 0), then one `poses compose` per set and seed."""
+            g = self.hb["grasp"]
+            p = self.poses
+            if not (p("labelled") / ".done").exists():
+                self.run_cli(
+                    [
+                        (
+                            "grasp_status",
+                            [
+                                [
+                                    "poses",
+                                    "grasp-status",
+                                    "--in",
+                                    self.data("holab_train"),
+                                    "--out",
+                                    p("labelled"),
+                                ]
+                            ],
+                        )
+                    ]
+                )
+                (p("labelled") / ".done").touch()
+            real = self.real_grasps
+            if not real.exists():
+                split_real_grasps(self)
+            steps = [
+                ["rest", "--objects", "world", "--n", 1, "--out", p("rest")],
+                ["grasp", "--objects", "world", "--names", ",".join(_object_names(real)), "--rest", p("rest"),
+                 "--n-per-object", g["n_per_object"], "--batch", g["batch"], "--iters", g["iters"],
+                 "--out", p("grasps"), "--seed", 0],
+                ["validate", "--in", p("grasps"), "--out", p("valid"), *_flags(g.get("validate") or {})],
+                ["align", "--in", p("valid"), "--reference", real, "--out", p("aligned")],
+                ["fps", "--in", p("aligned"), "--per-object", self.hb["fps_per_object"], "--out", p("fps")],
+                ["cross-sample", "--synthetic", p("fps"), "--real", real, "--n", self.hb["cross_n"], "--out", p("cross")],
+            ]  # fmt: skip
+            outs = [Path(a[a.index("--out") + 1]) for a in steps]
+            todo = [
+                (f"poses_{a[0]}", [["poses", *a]]) for a, o in zip(steps, outs) if not (o / ".done").exists()
+            ]
+            for job in todo:  # one after the other: each reads the one before
+                self.run_cli([job])
+            for o in outs:
+                (o / ".done").touch()
+            pools = {"real": real, "random": p("aligned"), "fps": p("fps"), "cross": p("cross")}
+            needed = sorted({self.spec(m)["conditions"] for m in self.synthetic_rows()})
+            jobs = []
+            for seed in self.cfg["seeds"]:
+                for kind in needed:
+                    if (self.conds(kind, seed) / ".done").exists():
+                        continue
+                    frac = 0.0 if kind == "real" else self.hb["synthetic_fraction"]
+                    argv = ["poses", "compose", "--real", real, "--synthetic", pools[kind], "--n", self.hb["n_gen"],
+                            "--synthetic-fraction", frac, "--max-deg", self.hb["views"]["max_deg"], "--seed", seed,
+                            "--out", self.conds(kind, seed)]  # fmt: skip
+                    jobs.append((f"compose_{kind}_seed{seed}", [argv]))
+            self.run_cli(jobs)
+            for seed in self.cfg["seeds"]:
+                for kind in needed:
+                    if (self.conds(kind, seed) / "metadata.jsonl").exists():
+                        (self.conds(kind, seed) / ".done").touch()
+
+        def hb_config(self, row: str, seed: int) -> Path:
+            """The row's HandBooster config: the suite's model and budget, the row's maps and orientation."""
+            cfg = yaml.safe_load((REPO / self.hb["config"]).read_text())
+            t, spec = self.hb["train"], self.spec(row)["train"]
+            cfg["model"]["sample_size"] = self.hb["sample_size"]
+            cfg["model"]["conditions"] = list(spec["conditions"])
+            cfg["orientation"]["enabled"] = bool(spec.get("orientation", True))
+            cfg["train"].update(
+                max_steps=t["steps"], batch_size=t["batch_size"], learning_rate=t["learning_rate"],
+                checkpoint_every=max(1, t["steps"] // 2), validate_every=0, log_every=max(1, t["steps"] // 20),
+                seed=seed, checkpoints_total_limit=1,
+            )  # fmt: skip
+            path = self.work / "configs" / f"{row}_seed{seed}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+            return path
+
+        def stage_guidance(self) -> None:
+            jobs = []
+            for seed in self.cfg["seeds"]:
+                for row in self.trained_rows():
+                    run = self.run_dir(row, seed)
+                    if (run / "unet" / "config.json").exists():
+                        continue
+                    argv = ["train", "--method", "handbooster", "--config", self.hb_config(row, seed),
+                            "--in", self.data("holab_train"), "--out", run]  # fmt: skip
+                    jobs.append((f"train_{row}_seed{seed}", [argv]))
+            self.run_cli(jobs)
+
+        def stage_generate(self) -> None:
+            from run import _count_records
+
+            gen = self.hb["generate"]
+            jobs, seen = [], set()
+            for seed in self.cfg["seeds"]:
+                for row in self.synthetic_rows():
+                    spec = self.spec(row)
+                    if spec.get("synthetic") == "render":
+                        if _count_records(self.gen_dir(row, seed)) < _count_records(
+                            self.conds(spec["conditions"], seed)
+                        ):
+                            self.sh(
+                                f"render_{row}_seed{seed}",
+                                self.self_job("hb_rendered", "--seed", str(seed), "--split", row),
+                            )
+                        continue
+                    out = self.raw_dir(row, seed)
+                    if out in seen or (out / ".done").exists():
+                        continue
+                    seen.add(out)
+                    model = self.run_dir(spec.get("model") or row, seed)
+                    argv = ["generate", "--method", "handbooster", "--checkpoint", model,
+                            "--in", self.conds(spec["conditions"], seed), "--out", out, "--steps", gen["steps"],
+                            "--eta", gen["eta"], "--guidance", gen["guidance"], "--seed", seed,
+                            "--batch-size", gen["batch_size"]]  # fmt: skip
+                    jobs.append((f"generate_{row}_seed{seed}", [argv]))
+            self.run_cli(jobs)
+            for out in seen:
+                if (out / "metadata.jsonl").exists():
+                    (out / ".done").touch()
+
+        def stage_filter(self) -> None:
+            jobs = []
+            for seed in self.cfg["seeds"]:
+                for row in self.generated_rows():
+                    out = self.gen_dir(row, seed)
+                    if not self.spec(row).get("filter", True) or (out / ".done").exists():
+                        continue
+                    argv = ["filter", "--in", self.raw_dir(row, seed), "--estimator", self.tool("recon"), "--out", out,
+                            "--preset", self.hb["filter"], "--reference", self.data("holab_train"), "--device", "cpu",
+                            "--overwrite"]  # fmt: skip
+                    jobs.append((f"filter_{row}_seed{seed}", [argv]))
+            self.run_cli(jobs)
+            for seed in self.cfg["seeds"]:
+                for row in self.generated_rows():
+                    if (self.gen_dir(row, seed) / "filter_report.json").exists():
+                        (self.gen_dir(row, seed) / ".done").touch()
+
+        def stage_metrics(self) -> None:
+            jobs = [
+                (f"fid_seed{s}", self.self_job("hb_fid", "--seed", str(s)))
+                for s in self.cfg["seeds"]
+                if not (self.work / "eval" / f"seed{s}" / "fid.json").exists()
+            ]
+            self.parallel(jobs)
+
+        def stage_yardsticks(self) -> None:
+            if not (self.work / "eval" / "yardsticks.json").exists():
+                self.sh("yardsticks", self.self_job("hb_yardsticks"))
+
+        def downstream_rows(self) -> list[str]:
+            return [*self.rows(), ORACLE]
+
+        def downstream_runs(self) -> list[tuple[str, float]]:
+            """(row, recon width) of every downstream training; the oracle at the first width."""
+            return [
+                (row, w)
+                for row in self.downstream_rows()
+                for w in (self.widths(row) if row != ORACLE else self.widths("a_real")[:1])
+            ]
+
+        def stage_downstream(self) -> None:
+            d = self.cfg["downstream"]
+            jobs = []
+            for seed in self.cfg["seeds"]:
+                for row, width in self.downstream_runs():
+                    out = self.down(row, width, seed)
+                    if all((out / f"eval_{t}" / "metrics.json").exists() for t in TEST_SETS):
+                        continue
+                    data = [self.data("holab_train")]
+                    if row == ORACLE:
+                        data.append(f"{self.data('holab_oracle')}:{d['synth_ratio']}")
+                    elif self.spec(row).get("conditions"):
+                        data.append(f"{self.set_dir(row, seed)}:{d['synth_ratio']}")
+                    train = _argv(self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed))
+                    train[train.index("--width") + 1] = str(width)
+                    evals = [["recon", "eval", "--checkpoint", out / "run", "--in", self.data(t), "--out", out / f"eval_{t}"]
+                             for t in TEST_SETS]  # fmt: skip
+                    jobs.append((f"downstream_{row}_w{width:g}_seed{seed}", [train, *evals]))
+            self.run_cli(jobs)
+
+        def stage_report(self) -> Path:
+            return write_report(self)
+
+        def run_all(self) -> Path:
+            self.stage("world", self.stage_world)
+            self.stage("tools", self.stage_tools)
+            self.stage("poses", self.stage_poses)
+            self.stage("handbooster training", self.stage_guidance)
+            self.stage("generate", self.stage_generate)
+            self.stage("filter", self.stage_filter)
+            self.stage("fid", self.stage_metrics)
+            self.stage("yardsticks + gates", self.stage_yardsticks)
+            self.stage("downstream", self.stage_downstream)
+            return self.stage_report()
+
+    return HandBoosterRunner
+
+
+def _argv(cmd: list) -> list[str]:
+    """A handsynth command line without its program name (``run.handsynth_cmd()`` prefix)."""
+    from run import handsynth_cmd
+
+    prefix = handsynth_cmd()
+    assert [str(c) for c in cmd[: len(prefix)]] == prefix, cmd[:3]
+    return [str(c) for c in cmd[len(prefix) :]]
+
+
+def _flags(options: dict) -> list:
+    out = []
+    for k, v in options.items():
+        out += [f"--{k.replace('_', '-')}", v]
+    return out
+
+
+def _object_names(records: Path) -> list[str]:
+    """The object kinds the real grasping frames hold (grasp synthesis runs on these)."""
+    names = []
+    for line in records.read_text().splitlines():
+        if line.strip():
+            for o in json.loads(line).get("objects") or []:
+                names.append(o["name"])
+    return sorted(set(names))
+
+
+# -- child jobs ------------------------------------------------------------------------------------------
+def job_features(r) -> None:
+    from handsynth.micro.data import load_world
+    from handsynth.micro.features import train_feature_extractor
+
+    t = r.cfg["tools"]["features"]
+    arrays = load_world([r.data("holab_train")], r.cfg["size"])
+    net, stats = train_feature_extractor(arrays, steps=t["steps"], batch_size=t["batch_size"])
+    net.save(r.tool("features"), {"training": stats, "data": ["holab_train"]})
+
+
+def split_real_grasps(r) -> None:
+    """The real grasping frames (Qr: `poses grasp-status` says grasping) and the status's precision /
+    recall against the world's true flag (``eval/grasp_status.json``)."""
+    from handsynth.data import read_dataset
+
+    truth = {s.id: bool(s.extra.get("grasping")) for s in read_dataset(r.data("holab_train"))}
+    lines = (r.poses("labelled") / "metadata.jsonl").read_text().splitlines()
+    recs = [json.loads(x) for x in lines if x.strip()]
+    pred = {rec["id"]: bool(rec.get("grasping")) for rec in recs}
+    tp = sum(pred[k] and truth[k] for k in pred)
+    fp = sum(pred[k] and not truth[k] for k in pred)
+    fn = sum(truth[k] and not pred[k] for k in pred)
+    out = {
+        "n": len(pred),
+        "true_grasping": sum(truth.values()),
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+    }
+    (r.work / "eval").mkdir(parents=True, exist_ok=True)
+    (r.work / "eval" / "grasp_status.json").write_text(json.dumps(out, indent=2))
+    # Beside the labelled records, so the files they name stay relative to their folder.
+    kept = [json.dumps(rec) for rec in recs if rec.get("grasping")]
+    tmp = r.real_grasps.with_suffix(".tmp")
+    tmp.write_text("\n".join(kept) + "\n")
+    tmp.replace(r.real_grasps)
+
+
+def job_rendered(r, seed: int, row: str) -> None:
+    """Row (b), the ObMan analogue: the condition set's texture render (hand + object, flat colours)
+    composited on random wild backgrounds, then cropped as HandBooster crops (same framing as c..i)."""
+    import subprocess
+
+    from PIL import Image
+    from run import _count_records, handsynth_cmd
+
+    from handsynth.data import dataset_root, read_dataset, write_metadata
+    from handsynth.methods.handbooster.data import crop_maps, hand_box, read_rgb_map
+    from handsynth.micro.empty import render_empty
+    from handsynth.render.crop import crop_intrinsics
+
+    conds = r.conds(r.spec(row)["conditions"], seed)
+    work = r.work / "gen_raw" / row / f"seed{seed}"
+    maps, bgs = work / "maps", work / "backgrounds"
+    n = r.hb["n_gen"]
+    if _count_records(maps) < _count_records(conds):
+        cmd = [
+            *handsynth_cmd(),
+            "render",
+            "--in",
+            conds,
+            "--out",
+            maps,
+            "--maps",
+            "texture,seg",
+            "--no-local",
+        ]
+        subprocess.run([str(c) for c in cmd], check=True)
+    if not (bgs / "metadata.jsonl").exists():
+        render_empty("wild", n, r.cfg["size"], 100 + seed, bgs)
+    backgrounds = [dataset_root(bgs) / s.file_name for s in read_dataset(bgs)]
+    rng = np.random.default_rng(seed)
+    size, root, out = r.hb["sample_size"], dataset_root(maps), r.gen_dir(row, seed)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    samples = []
+    for s in read_dataset(maps):
+        tex = read_rgb_map("texture", root / s.conditions["texture"], s.width, s.height)
+        seg = read_rgb_map("seg", root / s.conditions["seg"], s.width, s.height)
+        with Image.open(backgrounds[int(rng.integers(len(backgrounds)))]) as im:
+            bg = np.asarray(im.convert("RGB").resize((s.width, s.height), Image.Resampling.BICUBIC))
+        photo = np.where((seg[..., :1] > 0), tex, bg).astype(np.uint8)
+        box = hand_box(s.hands[0], s.width, s.height, 1.5, seg)
+        crop = crop_maps({"image": photo}, box, size, mirror=False)["image"]
+        s = _crop_record(s, crop_intrinsics(np.asarray(s.K, np.float64), box, size), size)
+        s.file_name = f"images/{s.id}.png"
+        Image.fromarray(crop).save(out / s.file_name)
+        samples.append(s)
+    write_metadata(out / "metadata.jsonl", samples)
+
+
+def _crop_record(s, K: np.ndarray, size: int):
+    """The record seen through the crop camera ``K``: 2D joints and boxes re-projected, maps dropped."""
+    import copy
+
+    s = copy.deepcopy(s)
+    s.K, s.width, s.height, s.conditions, s.local = K.tolist(), size, size, {}, None
+    for key in [k for k in s.extra if k.endswith("file_name")]:
+        s.extra.pop(key)
+    for h in s.hands:
+        uv = np.asarray(h.joints_3d, np.float64) @ K.T
+        uv = uv[:, :2] / uv[:, 2:3]
+        h.joints_2d = uv.tolist()
+        lo, hi = uv.min(0), uv.max(0)
+        h.bbox = [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
+    return s
+
+
+def job_fid(r, seed: int) -> None:
+    """FID (world feature extractor, hand crops) of every synthetic set, the blank trivial set and the
+    oracle real draw against the real train photos (``eval/seed<k>/fid.json``)."""
+    import torch
+
+    from handsynth.eval.fid import fid_from_features
+    from handsynth.micro.data import hand_crops, load_world
+    from handsynth.micro.features import WorldFeatureExtractor
+
+    net = WorldFeatureExtractor.load(r.tool("features"))
+    size = r.cfg["size"]
+
+    def feats(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate(
+                [
+                    net(torch.from_numpy(images[i : i + 64]).permute(0, 3, 1, 2)).numpy()
+                    for i in range(0, len(images), 64)
+                ]
+            )
+
+    def crops(folder: Path) -> np.ndarray:
+        return hand_crops(load_world([folder], size), size)
+
+    real = feats(crops(r.data("holab_train")))
+    rows: dict[str, dict] = {}
+    sets = {m: r.set_dir(m, seed) for m in r.synthetic_rows()}
+    sets[ORACLE] = r.data("holab_oracle")
+    for name, folder in sets.items():
+        if not (folder / "metadata.jsonl").exists() or not (folder / "metadata.jsonl").read_text().strip():
+            rows[name] = {"FID": None, "n": 0}
+            continue
+        c = crops(folder)
+        rows[name] = {"FID": fid_from_features(real, feats(c)), "n": len(c)}
+    blank = np.full((max(2, len(real)), size, size, 3), 127, np.uint8)
+    rows[TRIVIAL_FID] = {"FID": fid_from_features(real, feats(blank)), "n": len(blank)}
+    out = r.work / "eval" / f"seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fid.json").write_text(
+        json.dumps({"reference": "holab_train", "rows": rows}, indent=2, default=float)
+    )
+
+
+def job_yardsticks(r) -> None:
+    """Gate Y3 per test set (the filter's recon model vs constant poses) and the trivial rows (constant
+    poses learnt from real train) in HandBooster's columns, plus the grasp validation pass rates."""
+    from handsynth.data import read_dataset
+    from handsynth.eval.recon_eval import flat_metrics, layout_row
+    from handsynth.micro.yardsticks import at_least, constant_pose_rows
+    from handsynth.recon import ReconEstimator
+    from handsynth.recon.evaluate import evaluate_checkpoint
+    from handsynth.recon.model import load_hand_model_for
+
+    need = float(r.cfg.get("gates", {}).get("recon_vs_constant", 2.0))
+    est = ReconEstimator.from_checkpoint(str(r.tool("recon")), device="cpu")
+    models = {"right": est.model.hand_model, "left": load_hand_model_for(est.cfg, "left")}
+    train = read_dataset(r.data("holab_train"))
+    gates, trivial = [], {}
+    for t in TEST_SETS:
+        rec = evaluate_checkpoint(est, r.data(t), r.work / "eval" / f"recon_tool_{t}", progress=False)
+        const = constant_pose_rows(train, read_dataset(r.data(t)), models)
+        trivial[t] = {name: layout_row(row, "handbooster") for name, row in const.items()}
+        best = {k: min(row.get(k) or np.inf for row in const.values()) for k in ("MPJPE", "PA-MPJPE")}
+        summ = flat_metrics(rec["summary"], rec["extra"])
+        ratio = min(best[k] / max(float(summ.get(k) or np.inf), 1e-9) for k in best)
+        gates.append(
+            at_least(
+                f"Y3 recon model vs constant pose (MPJPE and PA-MPJPE ratio, {t})",
+                ratio,
+                need,
+                f"model MPJPE {summ['MPJPE']:.1f} / PA {summ['PA-MPJPE']:.1f} mm; best constant "
+                f"{best['MPJPE']:.1f} / {best['PA-MPJPE']:.1f} mm",
+            ).to_dict()
+        )
+    validation = (
+        json.loads((r.poses("valid") / "validation.json").read_text())
+        if (r.poses("valid") / "validation.json").exists()
+        else {}
+    )
+    out = {"gates": gates, "trivial": trivial, "validation": validation}
+    (r.work / "eval" / "yardsticks.json").write_text(json.dumps(out, indent=2, default=float))
+
+
+JOBS = {
+    "hb_features": lambda r, a: job_features(r),
+    "hb_rendered": lambda r, a: job_rendered(r, a.seed, a.split),
+    "hb_fid": lambda r, a: job_fid(r, a.seed),
+    "hb_yardsticks": lambda r, a: job_yardsticks(r),
+}
+
+
+# -- report ------------------------------------------------------------------------------------------------
+def collect(r) -> dict:
+    """{test set: {row[@width]: {column: [per-seed values]}}} and {row: {"FID": [per seed]}}."""
+    from handsynth.eval.recon_eval import flat_metrics, layout_row
+
+    down: dict[str, dict[str, dict[str, list]]] = {t: {} for t in TEST_SETS}
+    for row in r.downstream_rows():
+        for width in r.widths(row) if row != ORACLE else [r.cfg["recon"]["width"]]:
+            key = row if width == r.cfg["recon"]["width"] else f"{row}@{width:g}"
+            for t in TEST_SETS:
+                for seed in r.cfg["seeds"]:
+                    p = r.down(row, width, seed) / f"eval_{t}" / "metrics.json"
+                    if not p.exists():
+                        continue
+                    m = json.loads(p.read_text())
+                    for col, v in layout_row(flat_metrics(m["summary"], m["extra"]), "handbooster").items():
+                        down[t].setdefault(key, {}).setdefault(col, []).append(v)
+    fid: dict[str, dict[str, list]] = {}
+    for seed in r.cfg["seeds"]:
+        p = r.work / "eval" / f"seed{seed}" / "fid.json"
+        if p.exists():
+            for name, row in json.loads(p.read_text())["rows"].items():
+                fid.setdefault(name, {}).setdefault("FID", []).append(row["FID"])
+                fid[name].setdefault("n", []).append(row["n"])
+    return {"downstream": down, "fid": fid}
+
+
+def judge(r, data: dict, yard: dict) -> tuple[list, int]:
+    """Every claim's paired tests (per seed) against the trivial rows, Holm-corrected together."""
+    from micro_stats import ClaimResult, correct, paired_test
+
+    methods = r.cfg["methods"]
+    gates = {g["name"].split("(")[-1].rstrip(")").split(", ")[-1]: g for g in yard.get("gates", [])}
+    widths = r.hb.get("recon_widths", [r.cfg["recon"]["width"]])
+    out = []
+    for cid, text, pairs, metrics in CLAIMS:
+        c = ClaimResult(cid, text)
+        if not yard:
+            c.failed_gates.append("gates not measured")
+        for better, worse in pairs:
+            for letter in (better, worse):
+                if not any(m.split("_")[0] == letter for m in methods):
+                    c.failed_gates.append(f"row ({letter}) not run in this profile")
+        c.failed_gates = list(dict.fromkeys(c.failed_gates))
+        if c.failed_gates:
+            c.note = "; ".join(c.failed_gates)
+            out.append(c)
+            continue
+        if metrics == ["FID"]:
+            triv = _mean(data["fid"].get(TRIVIAL_FID, {}).get("FID"))
+            for better, worse in pairs:
+                b, w = row_key(better, methods), row_key(worse, methods)
+                t = paired_test(
+                    data["fid"].get(b, {}).get("FID", []),
+                    data["fid"].get(w, {}).get("FID", []),
+                    False,
+                    f"FID ({better} vs {worse})",
+                    triv,
+                )
+                c.tests.append(t)
+            out.append(c)
+            continue
+        cols = metrics or list(_columns())
+        for t_set in TEST_SETS:
+            g = gates.get(t_set)
+            if g is not None and g.get("passed") is not True:
+                c.failed_gates.append(_short(g))
+            trivial = _best_trivial(yard.get("trivial", {}).get(t_set, {}))
+            src = data["downstream"][t_set]
+            for better, worse in pairs:
+                b, w = row_key(better, methods), row_key(worse, methods)
+                keys = [(b, w)]
+                if cid == "HB-boost":
+                    keys = [
+                        (b if wd == widths[0] else f"{b}@{wd:g}", w if wd == widths[0] else f"{w}@{wd:g}")
+                        for wd in widths
+                    ]
+                for kb, kw in keys:
+                    suffix = f" w{kb.split('@')[1]}" if "@" in kb else ""
+                    for k in cols:
+                        c.tests.append(
+                            paired_test(
+                                src.get(kb, {}).get(k, []),
+                                src.get(kw, {}).get(k, []),
+                                k in HIGHER,
+                                f"{t_set.split('_')[0]} {k}{suffix}",
+                                trivial.get(k),
+                            )  # fmt: skip
+                        )
+        c.failed_gates = list(dict.fromkeys(c.failed_gates))
+        out.append(c)
+    n = correct(out)
+    return out, n
+
+
+def _columns() -> list[str]:
+    from handsynth.eval.recon_eval import HANDBOOSTER_COLUMNS
+
+    return list(HANDBOOSTER_COLUMNS)
+
+
+def _best_trivial(rows: dict) -> dict:
+    """Per column, the better of the trivial rows (a claim's metric must beat the best constant)."""
+    out = {}
+    for col in _columns():
+        vals = [v[col] for v in rows.values() if v.get(col) is not None]
+        if vals:
+            out[col] = max(vals) if col in HIGHER else min(vals)
+    return out
+
+
+def _short(g: dict) -> str:
+    v = g.get("value")
+    return f"{g['name']}: {'not measured' if v is None else f'{v:.2f}'} (needs ≥ {g.get('threshold')})"
+
+
+def _mean(vals) -> float | None:
+    vals = [v for v in vals or [] if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else None
+
+
+def write_report(r) -> Path:
+    from report import _cell  # benchmarks/micro/report.py
+
+    cfg = r.cfg
+    profile = cfg["profile"]
+    data = collect(r)
+    yard = _read(r.work / "eval" / "yardsticks.json")
+    grasp_status = _read(r.work / "eval" / "grasp_status.json")
+    claims, n_tests = judge(r, data, yard)
+    hb = r.hb
+    lines = [
+        f"# Micro benchmark: HandBooster's Table 5 in the hand-object micro world — `{profile}` profile",
+        "",
+    ]
+    if profile != "full":
+        lines += [
+            "**Not the benchmark's result**: a smaller profile (fewer seeds, budgets and images); its numbers are NOT evidence.",
+            "",
+        ]
+    lines += [
+        f"Command: `python benchmarks/micro/run.py --suite handbooster --profile {profile}`. "
+        f"Real train: holab (DexYCB-like, {hb['world']['holab_train']['n']} frames, 8 subjects, sequences of "
+        f"{hb['world']['holab_train'].get('sequence_length', 1)}); tests: holab S1-like (2 unseen subjects, "
+        f"{hb['world']['holab_test']['n']}) and howild (MOW-like, {hb['world']['howild_test']['n']}). "
+        f"HandBooster at {hb['sample_size']}² (`{hb['config']}`, {hb['train']['steps']} steps × batch "
+        f"{hb['train']['batch_size']}), DDIM {hb['generate']['steps']} steps, eta {hb['generate']['eta']}, CFG "
+        f"{hb['generate']['guidance']}; {hb['n_gen']} conditions per set; filter `{hb['filter']}`; downstream "
+        f"{cfg['downstream']['steps']} steps × batch {cfg['downstream']['batch_size']}, real:gen = 1:"
+        f"{cfg['downstream']['synth_ratio']}; seeds {cfg['seeds']}.",
+        "",
+        "## Claims",
+        "",
+        "| Claim | Label | Why |",
+        "|---|---|---|",
+    ]
+    for c in claims:
+        lines.append(f"| {c.text} | **{c.label}** | {c.reason} |")
+    lines += ["", f"{n_tests} measurable tests, Holm-corrected together (micro_stats.py rules).", ""]
+    cols = _columns()
+    for t in TEST_SETS:
+        lines += [f"## Downstream ({t}): mean ± sd over seeds (mm; AUC, F in [0, 1])", ""]
+        lines += ["| Row | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+        src = data["downstream"][t]
+        for name, row in (yard.get("trivial", {}).get(t) or {}).items():
+            lines.append(f"| Trivial: {name} | " + " | ".join(_cell([row.get(k)], k) for k in cols) + " |")
+        for key in src:
+            label = key if key != ORACLE else "Oracle: + more real (holab_oracle)"
+            lines.append(f"| {label} | " + " | ".join(_cell(src[key].get(k, []), k) for k in cols) + " |")
+        lines.append("")
+    lines += [
+        "## FID vs real train (world feature extractor, hand crops)",
+        "",
+        "Each set as its downstream run draws it (c..i after the filter). Paper: HandBooster 2.91 vs ObMan 8.52.",
+        "",
+        "| Set | FID | images per seed |",
+        "|---|---|---|",
+    ]
+    for name, row in data["fid"].items():
+        n = "/".join(str(x) for x in row["n"])
+        lines.append(f"| {name} | {_cell(row['FID'], 'FID')} | {n} |")
+    lines += ["", "## Condition creator", ""]
+    if grasp_status:
+        lines.append(
+            f"- grasp-status vs the world's truth: precision {_fmt(grasp_status.get('precision'))}, recall "
+            f"{_fmt(grasp_status.get('recall'))} ({grasp_status['n']} frames, {grasp_status['true_grasping']} grasping)."
+        )
+    v = yard.get("validation") or {}
+    if v:
+        rates = ", ".join(f"{k} {100 * x:.1f} %" for k, x in v.get("pass_rate", {}).items())
+        lines.append(
+            f"- grasp validation pass rates ({v.get('n')} grasps, {hb['grasp']['iters']} annealing steps): {rates}."
+        )
+    lines += ["", "## Gates", ""]
+    for g in yard.get("gates", []):
+        lines.append(f"- {g['name']}: {_fmt(g.get('value'))} (needs ≥ {g.get('threshold')}) — "
+                     f"{'passed' if g.get('passed') else 'FAILED'}; {g.get('detail', '')}")  # fmt: skip
+    timings = r.timings
+    lines += ["", "## Wall time per stage (s)", "", "| Stage | s |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in (timings.get("stages") or {}).items()]
+    lines.append("")
+    out_dir = r.results
+    stem = cfg.get("results_stem", "micro_handbooster")
+    stem = stem if profile == "full" else f"{stem}_{profile}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / f"{stem}.md"
+    md.write_text("\n".join(lines))
+    payload = {
+        "profile": profile,
+        "config": {k: cfg[k] for k in ("hb", "methods", "downstream", "recon", "seeds", "size")},
+        "downstream": data["downstream"],
+        "fid": data["fid"],
+        "grasp_status": grasp_status,
+        "validation": yard.get("validation"),
+        "gates": yard.get("gates", []),
+        "trivial": yard.get("trivial", {}),
+        "claims": [
+            {
+                "id": c.claim_id,
+                "text": c.text,
+                "label": c.label,
+                "reason": c.reason,
+                "metrics": [
+                    {
+                        "metric": t.metric,
+                        "status": t.status,
+                        "mean_diff": t.interval.mean,
+                        "p_holm": t.p_holm,
+                        "reason": t.reason,
+                    }
+                    for t in c.tests
+                ],
+            }
+            for c in claims
+        ],
+        "timings": timings,
+    }
+    (out_dir / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=float))
+    return md
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _read(p: Path) -> dict:
+    return json.loads(p.read_text()) if p.exists() else {}

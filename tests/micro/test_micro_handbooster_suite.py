@@ -1,0 +1,112 @@
+"""``benchmarks/micro/run.py --suite handbooster``: the rows' budgets and a tiny run end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+MICRO = REPO / "benchmarks" / "micro"
+ROWS = ["a_real", "b_render", "c_depth_seg", "d_normal_seg", "e_normal_texture", "f_orientation", "g_novel",
+        "h_fps", "i_cross", "j_nofilter"]  # fmt: skip
+
+
+@pytest.fixture
+def micro_run():
+    sys.path.insert(0, str(MICRO))
+    import run
+
+    yield run
+    sys.path.remove(str(MICRO))
+
+
+def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(micro_run, tmp_path):
+    from handbooster_suite import make_runner
+
+    from handsynth.config import load_config
+    from handsynth.methods.handbooster.config import HandBoosterConfig
+
+    default = micro_run.load_profile("full")
+    assert "hb" not in default and "a_real" not in default["methods"]
+    for profile in ("full", "quick", "tiny"):
+        assert list(micro_run.load_profile(profile, suite="handbooster")["methods"]) == ROWS
+    cfg = micro_run.load_profile("full", suite="handbooster")
+    r = make_runner(micro_run.Runner)(cfg, tmp_path)
+    models = {m: load_config(HandBoosterConfig, r.hb_config(m, 0)) for m in r.trained_rows()}
+    assert set(models) == {"c_depth_seg", "d_normal_seg", "e_normal_texture", "f_orientation"}
+    assert models["c_depth_seg"].model.conditions == ["depth", "seg"]
+    assert models["d_normal_seg"].model.conditions == ["normal", "seg"]
+    assert models["e_normal_texture"].model.conditions == models["f_orientation"].model.conditions
+    assert not models["e_normal_texture"].orientation.enabled and models["f_orientation"].orientation.enabled
+    for m in models.values():  # identical training budget and resolution
+        assert (m.train.max_steps, m.train.batch_size, m.model.sample_size) == (
+            400,
+            4,
+            cfg["hb"]["sample_size"],
+        )
+    # (g..j) generate with (f)'s model from their own condition sets; (j) is (i)'s generation unfiltered.
+    assert r.raw_dir("j_nofilter", 1) == r.raw_dir("i_cross", 1) and r.set_dir("j_nofilter", 1) == r.raw_dir(
+        "i_cross", 1
+    )
+    assert r.set_dir("i_cross", 1) == r.gen_dir("i_cross", 1) != r.raw_dir("i_cross", 1)
+    assert r.generated_rows() == ROWS[2:] and r.synthetic_rows() == ROWS[1:]
+    assert (
+        r.widths("i_cross") == [0.25, 0.5] and r.widths("a_real") == [0.25] and r.widths("g_novel") == [0.25]
+    )
+    cmd = [str(c) for c in r.hb_world_cmd("holab_test", cfg["hb"]["world"]["holab_test"])]
+    assert cmd[cmd.index("--subjects") + 1] == "test" and cmd[cmd.index("--domain") + 1] == "holab"
+    assert set(cmd[cmd.index("--maps") + 1].split(",")) >= {"normal", "texture", "seg", "depth"}
+    written = yaml.safe_load(r.hb_config("c_depth_seg", 2).read_text())
+    assert written["train"]["seed"] == 2 and written["method"] == "handbooster"
+
+
+@pytest.mark.slow
+def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
+    work, results = tmp_path / "work", tmp_path / "results"
+    cmd = [sys.executable, str(MICRO / "run.py"), "--suite", "handbooster", "--profile", "tiny"]
+    proc = subprocess.run(
+        [*cmd, "--work", str(work), "--results", str(results)], capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in results.iterdir()) == [
+        "micro_handbooster_tiny.json",
+        "micro_handbooster_tiny.md",
+    ]
+    data = json.loads((results / "micro_handbooster_tiny.json").read_text())
+    sys.path.insert(0, str(MICRO))
+    try:
+        from handbooster_suite import CLAIMS
+
+        from handsynth.eval.recon_eval import HANDBOOSTER_COLUMNS
+    finally:
+        sys.path.remove(str(MICRO))
+    for test_set in ("holab_test", "howild_test"):
+        rows = data["downstream"][test_set]
+        assert set(rows) == {*ROWS, "i_cross@0.5", "oracle"}
+        for row in rows.values():
+            assert list(row) == list(HANDBOOSTER_COLUMNS)
+            assert row["RR J-PE"][0] > 0 and 0.0 <= row["RR F@15"][0] <= 1.0
+        assert set(data["trivial"][test_set]) == {"mean training pose", "all points at the wrist"}
+    assert set(data["fid"]) == {*ROWS[1:9], "oracle", "Trivial: blank images"} - {"j_nofilter"} | {
+        "j_nofilter"
+    }
+    assert all(v["FID"][0] is None or v["FID"][0] >= 0 for v in data["fid"].values())
+    claims = {c["id"]: c for c in data["claims"]}
+    assert list(claims) == [c[0] for c in CLAIMS]
+    for c in claims.values():  # one seed: no paired test is possible, every claim is marked as such
+        assert c["label"] == "not measurable" and c["reason"]
+    assert any("paired seed" in m["reason"] for m in claims["HB-i>h"]["metrics"])
+    assert {m["metric"] for m in claims["HB-boost"]["metrics"]} >= {"holab RR J-PE", "holab RR J-PE w0.5"}
+    assert 0.0 <= data["grasp_status"]["precision"] <= 1.0 and data["grasp_status"]["recall"] == 1.0
+    assert set(data["validation"]["pass_rate"]) == {"contact", "intersection", "self_penetration", "all"}
+    md = (results / "micro_handbooster_tiny.md").read_text()
+    assert md.startswith("# Micro benchmark: HandBooster's Table 5") and "NOT evidence" in md
+    assert "| Row | PA J-PE | PA J-AUC | PA V-PE | PA V-AUC | PA F@5 | PA F@15 | RR J-PE |" in md
+    # (b) is the texture render on backgrounds, cropped like HandBooster's output.
+    rec = json.loads((work / "gen" / "b_render" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
+    assert rec["width"] == 32 and rec["hands"][0]["joints_2d"]
