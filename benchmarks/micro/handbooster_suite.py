@@ -247,7 +247,7 @@ def make_runner(base_cls):
                 split_real_grasps(self)
             steps = [
                 ["rest", "--objects", "world", "--n", 1, "--out", p("rest")],
-                ["grasp", "--objects", "world", "--names", ",".join(_object_names(real)), "--rest", p("rest"),
+                ["grasp", "--objects", "world", "--names", ",".join(_object_names(real)[: g.get("max_objects")]), "--rest", p("rest"),
                  "--n-per-object", g["n_per_object"], "--batch", g["batch"], "--iters", g["iters"],
                  "--out", p("grasps"), "--seed", 0],
                 ["validate", "--in", p("grasps"), "--out", p("valid"), *_flags(g.get("validate") or {})],
@@ -256,26 +256,21 @@ def make_runner(base_cls):
                 ["cross-sample", "--synthetic", p("fps"), "--real", real, "--n", self.hb["cross_n"], "--out", p("cross")],
             ]  # fmt: skip
             outs = [Path(a[a.index("--out") + 1]) for a in steps]
-            todo = [
-                (f"poses_{a[0]}", [["poses", *a]]) for a, o in zip(steps, outs) if not (o / ".done").exists()
-            ]
-            for job in todo:  # one after the other: each reads the one before
-                self.run_cli([job])
-            for o in outs:
-                (o / ".done").touch()
+            chain = [["poses", *a] for a, o in zip(steps, outs) if not (o / ".done").exists()]
             pools = {"real": real, "random": p("aligned"), "fps": p("fps"), "cross": p("cross")}
             needed = sorted({self.spec(m)["conditions"] for m in self.synthetic_rows()})
-            jobs = []
             for seed in self.cfg["seeds"]:
                 for kind in needed:
                     if (self.conds(kind, seed) / ".done").exists():
                         continue
                     frac = 0.0 if kind == "real" else self.hb["synthetic_fraction"]
-                    argv = ["poses", "compose", "--real", real, "--synthetic", pools[kind], "--n", self.hb["n_gen"],
-                            "--synthetic-fraction", frac, "--max-deg", self.hb["views"]["max_deg"], "--seed", seed,
-                            "--out", self.conds(kind, seed)]  # fmt: skip
-                    jobs.append((f"compose_{kind}_seed{seed}", [argv]))
-            self.run_cli(jobs)
+                    chain.append(["poses", "compose", "--real", real, "--synthetic", pools[kind], "--n", self.hb["n_gen"],
+                                  "--synthetic-fraction", frac, "--max-deg", self.hb["views"]["max_deg"], "--seed", seed,
+                                  "--out", self.conds(kind, seed)])  # fmt: skip
+            # One child, one command after the other (each reads the one before; compose is cheap).
+            self.run_cli([("poses_creator", chain)] if chain else [])
+            for o in outs:
+                (o / ".done").touch()
             for seed in self.cfg["seeds"]:
                 for kind in needed:
                     if (self.conds(kind, seed) / "metadata.jsonl").exists():
@@ -487,11 +482,10 @@ def split_real_grasps(r) -> None:
 def job_rendered(r, seed: int, row: str) -> None:
     """Row (b), the ObMan analogue: the condition set's texture render (hand + object, flat colours)
     composited on random wild backgrounds, then cropped as HandBooster crops (same framing as c..i)."""
-    import subprocess
-
     from PIL import Image
-    from run import _count_records, handsynth_cmd
+    from run import _count_records
 
+    from handsynth.cli import main as cli_main
     from handsynth.data import dataset_root, read_dataset, write_metadata
     from handsynth.methods.handbooster.data import crop_maps, hand_box, read_rgb_map
     from handsynth.micro.empty import render_empty
@@ -502,18 +496,9 @@ def job_rendered(r, seed: int, row: str) -> None:
     maps, bgs = work / "maps", work / "backgrounds"
     n = r.hb["n_gen"]
     if _count_records(maps) < _count_records(conds):
-        cmd = [
-            *handsynth_cmd(),
-            "render",
-            "--in",
-            conds,
-            "--out",
-            maps,
-            "--maps",
-            "texture,seg",
-            "--no-local",
-        ]
-        subprocess.run([str(c) for c in cmd], check=True)
+        argv = ["render", "--in", str(conds), "--out", str(maps), "--maps", "texture,seg", "--no-local"]
+        if cli_main(argv):
+            raise RuntimeError(f"handsynth {' '.join(argv)} failed")
     if not (bgs / "metadata.jsonl").exists():
         render_empty("wild", n, r.cfg["size"], 100 + seed, bgs)
     backgrounds = [dataset_root(bgs) / s.file_name for s in read_dataset(bgs)]
