@@ -346,7 +346,7 @@ def make_runner(base_cls):
                         continue
                     argv = ["filter", "--in", self.raw_dir(row, seed), "--estimator", self.tool("recon"), "--out", out,
                             "--preset", self.hb["filter"], "--reference", self.data("holab_train"), "--device", "cpu",
-                            "--overwrite"]  # fmt: skip
+                            "--overwrite", *_flags(self.hb.get("filter_max_mm") or {})]  # fmt: skip
                     jobs.append((f"filter_{row}_seed{seed}", [argv]))
             self.run_cli(jobs)
             for seed in self.cfg["seeds"]:
@@ -378,6 +378,8 @@ def make_runner(base_cls):
             ]
 
         def stage_downstream(self) -> None:
+            from run import _count_records
+
             d = self.cfg["downstream"]
             jobs = []
             for seed in self.cfg["seeds"]:
@@ -389,6 +391,11 @@ def make_runner(base_cls):
                     if row == ORACLE:
                         data.append(f"{self.data('holab_oracle')}:{d['synth_ratio']}")
                     elif self.spec(row).get("conditions"):
+                        if not _count_records(self.set_dir(row, seed)):
+                            print(
+                                f"  skip downstream {row} seed {seed}: its set is empty (the filter kept nothing)"
+                            )
+                            continue
                         data.append(f"{self.set_dir(row, seed)}:{d['synth_ratio']}")
                     train = _argv(self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed))
                     train[train.index("--width") + 1] = str(width)
