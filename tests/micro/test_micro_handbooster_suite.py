@@ -56,7 +56,9 @@ def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(mi
     assert r.set_dir("i_cross", 1) == r.gen_dir("i_cross", 1) != r.raw_dir("i_cross", 1)
     assert r.generated_rows() == ROWS[2:] and r.synthetic_rows() == ROWS[1:]
     assert (
-        r.widths("i_cross") == [0.25, 0.5] and r.widths("a_real") == [0.25, 0.5] and r.widths("g_novel") == [0.25]
+        r.widths("i_cross") == [0.25, 0.5]
+        and r.widths("a_real") == [0.25, 0.5]
+        and r.widths("g_novel") == [0.25]
     )
     cmd = [str(c) for c in r.hb_world_cmd("holab_test", cfg["hb"]["world"]["holab_test"])]
     assert cmd[cmd.index("--subjects") + 1] == "test" and cmd[cmd.index("--domain") + 1] == "holab"
