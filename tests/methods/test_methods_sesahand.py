@@ -318,7 +318,11 @@ def test_tas_option_moves_the_latent_as_attentionhand_does(sesa_data, stub_accel
     import handsynth.methods.sesahand.task as sesa_task
     from handsynth.methods.registry import build_training
 
-    refine, target_fn, forward_fn = ah.tas_refine, sesa_task.training_target, sesa_task.controlled_unet_forward
+    refine, target_fn, forward_fn = (
+        ah.tas_refine,
+        sesa_task.training_target,
+        sesa_task.controlled_unet_forward,
+    )
     runs = {}
     for name, sets in (
         ("off", ["hsa.enabled=false"]),
