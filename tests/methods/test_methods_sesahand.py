@@ -74,7 +74,7 @@ def _perturb_fusion(model, seed=1, scale=0.2):
 @pytest.mark.parametrize(
     ("mode", "levels", "context"),
     [("attention", [0, 1, 2, 3], "trunk"), ("attention", None, "trunk"), ("sum", [1, 3], "trunk"),
-     ("attention", [0, 1, 2, 3], "light")],
+     ("attention", [0, 1, 2, 3], "light"), ("attention", None, "light")],
 )  # fmt: skip
 def test_fusion_at_init_is_exactly_the_plain_controlnet(tiny_base, mode, levels, context):
     model = _fusion(tiny_base, mode, levels, context=context)
