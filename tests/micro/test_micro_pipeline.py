@@ -192,6 +192,14 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
     from handsynth.methods.uni_controlnet.config import UniControlNetConfig
 
     load_config(UniControlNetConfig, r.guidance_config("uni_controlnet", 1))  # a valid config
+    # a world split's fixed background set and object rate reach `handsynth world render`
+    cmd = [
+        str(c)
+        for c in r.world_cmd("x", {"domain": "wild", "n": 4, "seed": 0, "backgrounds": 4, "object_prob": 0.3})
+    ]
+    assert cmd[cmd.index("--backgrounds") + 1] == "4" and cmd[cmd.index("--object-prob") + 1] == "0.3"
+    cmd = [str(c) for c in r.world_cmd("x", {"domain": "wild", "n": 4, "seed": 0})]
+    assert "--backgrounds" not in cmd and "--object-prob" not in cmd
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
 
 
@@ -435,3 +443,14 @@ def test_min_snr_weighting_is_inert_above_every_snr_and_changes_the_loss_below()
     small = _tiny_unet_run(MicroBaseConfig(**{**plain.__dict__, "min_snr_gamma": 0.01}))[0]["loss"]
     assert huge == pytest.approx(loss, rel=1e-5)
     assert small < 0.5 * loss  # every t with SNR > 0.01 is down-weighted
+
+
+def test_empty_photos_can_show_only_the_worlds_fixed_backgrounds(tmp_path):
+    from handsynth.data import read_dataset
+    from handsynth.micro.empty import render_empty
+    from handsynth.world import backgrounds
+
+    render_empty("wild", 6, 32, 0, tmp_path / "e", backgrounds_k=2)
+    names = {s.source["attributes"]["background"]["name"] for s in read_dataset(tmp_path / "e")}
+    fixed = {backgrounds.fixed_background("wild", i, 32).name for i in range(2)}
+    assert names <= fixed
