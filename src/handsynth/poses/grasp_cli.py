@@ -183,10 +183,16 @@ def _validate(args: argparse.Namespace) -> int:
     from handsynth.poses.grasp import object_sdf
     from handsynth.poses.io import _read, _with_source, _write
     from handsynth.poses.rigid import HandPoser
+    from handsynth.poses.self_penetration import require_fcl
     from handsynth.poses.validate import ValidationRule, validate_hand
     from handsynth.progress import progress
 
-    rule = ValidationRule(args.contact_mm, args.min_contacts, args.max_intersection_cm3, args.voxel_mm)
+    if args.exact:
+        require_fcl()
+    rule = ValidationRule(
+        args.contact_mm, args.min_contacts, args.max_intersection_cm3, args.voxel_mm, args.exact,
+        args.exact_tolerance_mm,
+    )  # fmt: skip
     samples = _read(args.input, "--in")
     root = dataset_root(args.input)
     for s in samples:  # every error before any output
@@ -296,6 +302,17 @@ def register_grasp(actions: argparse._SubParsersAction) -> None:
     )
     v.add_argument(
         "--voxel-mm", type=cli_args.positive, default=2.0, help="voxel size of the overlap volume (mm)"
+    )
+    v.add_argument(
+        "--exact",
+        action="store_true",
+        help="self-penetration by the mesh triangle test (needs python-fcl), not bone capsules",
+    )
+    v.add_argument(
+        "--exact-tolerance-mm",
+        type=cli_args.non_negative,
+        default=1.5,
+        help="with --exact: each surface is moved in by this much first (digits may press in twice it)",
     )
     v.add_argument("--mano-dir", default=None, help="MANO folder for records of hand model mano")
     v.add_argument(
