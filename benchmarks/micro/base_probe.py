@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", required=True, help="a micro base folder (diffusers layout)")
     p.add_argument("--data", required=True, help="a world dataset whose prompts to sample (the last --n)")
     p.add_argument("--work", required=True, help="a micro run folder: tools/detector, data/empty_wild_calib")
+    p.add_argument(
+        "--empty",
+        help="a no-hand dataset of the same world (micro.empty.render_empty): its captions are the "
+        "empty-scene prompts, and its photos give the detector's real false-positive rate",
+    )
     p.add_argument("--n", type=int, default=48)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--out", required=True, help="sheet PNG")
@@ -46,11 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     det = WorldHandDetector.load(work / "tools" / "detector")
     thr = presence_threshold(confidences(det, work / "data" / "empty_wild_calib"), 0.05)
     recs = [s for s in read_dataset(data) if s.prompt][-args.n :]
+    empty_prompts = EMPTY_PROMPTS
+    # the references a sample rate is read against: the detector on the world's own photos
+    print(
+        f"real photos of {data.name}: hand-present {float((confidences(det, data) >= thr)[-args.n :].mean()):.2f}"
+    )
+    if args.empty:
+        empty_prompts = [s.prompt for s in read_dataset(args.empty) if s.prompt][:16]
+        real_fp = float((confidences(det, Path(args.empty)) >= thr).mean())
+        print(f"real no-hand photos of {Path(args.empty).name}: hand-present {real_fp:.2f}")
     empties = []
     for i in range(16):
         t = copy.deepcopy(recs[i % len(recs)])
         t.id = f"empty_{i}"
-        t.prompt = EMPTY_PROMPTS[i % 2]
+        t.prompt = empty_prompts[i % len(empty_prompts)]
         empties.append(t)
     tmp = out.with_suffix("")
     rows = [np.concatenate([np.asarray(Image.open(data / s.file_name).convert("RGB")) for s in recs[:12]], 1)]

@@ -238,6 +238,10 @@ class Runner:
             cmd += ["--caption-style", self.cfg["caption_style"]]
         if spec.get("hand_fraction"):
             cmd += ["--hand-fraction", ",".join(str(x) for x in spec["hand_fraction"])]
+        if spec.get("backgrounds"):  # the world's fixed background set (a world a small base can learn)
+            cmd += ["--backgrounds", spec["backgrounds"]]
+        if spec.get("object_prob") is not None:
+            cmd += ["--object-prob", spec["object_prob"]]
         if spec.get("poses"):
             cmd += ["--poses", self.data(spec["poses"]) / "metadata.jsonl"]
         return cmd
@@ -809,7 +813,14 @@ def job_empty(r: Runner, split: str) -> None:
     from handsynth.micro.empty import render_empty
 
     spec = r.cfg["empty"][split]
-    render_empty(spec.get("domain", "wild"), spec["n"], r.cfg["size"], spec["seed"], r.data(f"empty_{split}"))
+    render_empty(
+        spec.get("domain", "wild"),
+        spec["n"],
+        r.cfg["size"],
+        spec["seed"],
+        r.data(f"empty_{split}"),
+        backgrounds_k=spec.get("backgrounds", 0),
+    )
 
 
 def job_metrics(r: Runner, seed: int) -> None:

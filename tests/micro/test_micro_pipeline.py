@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
@@ -191,6 +192,14 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
     from handsynth.methods.uni_controlnet.config import UniControlNetConfig
 
     load_config(UniControlNetConfig, r.guidance_config("uni_controlnet", 1))  # a valid config
+    # a world split's fixed background set and object rate reach `handsynth world render`
+    cmd = [
+        str(c)
+        for c in r.world_cmd("x", {"domain": "wild", "n": 4, "seed": 0, "backgrounds": 4, "object_prob": 0.3})
+    ]
+    assert cmd[cmd.index("--backgrounds") + 1] == "4" and cmd[cmd.index("--object-prob") + 1] == "0.3"
+    cmd = [str(c) for c in r.world_cmd("x", {"domain": "wild", "n": 4, "seed": 0})]
+    assert "--backgrounds" not in cmd and "--object-prob" not in cmd
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
 
 
@@ -390,3 +399,58 @@ def test_text_encoder_trains_with_the_unet_when_asked():
     after = list(parts["text_encoder"].parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after))
     assert not any(p.requires_grad for p in after)  # frozen again for everything that follows
+
+
+def _tiny_unet_run(cfg: MicroBaseConfig, snapshots: list | None = None) -> tuple[dict, list[torch.Tensor]]:
+    parts = build_components(SMALL)
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(4, 4, 16, 16, generator=g)
+    text = torch.randn(4, 77, 16, generator=g)
+    hook = None
+    if snapshots is not None:
+        snapshots.append([p.detach().clone() for p in parts["unet"].parameters()])
+
+        def snap(*_):
+            snapshots.append([p.detach().clone() for p in parts["unet"].parameters()])
+
+        hook = register_optimizer_step_post_hook(snap)
+    try:
+        stats = train_unet(
+            parts["unet"], dict(parts["scheduler"].config), (mean, mean * 0 + 1e-3), text, text[0], cfg
+        )
+    finally:
+        if hook is not None:
+            hook.remove()
+    return stats, [p.detach().clone() for p in parts["unet"].parameters()]
+
+
+def test_ema_weights_are_the_running_average_of_every_step():
+    cfg = MicroBaseConfig(**{**SMALL.__dict__, "unet_steps": 4, "unet_batch_size": 2, "ema_decay": 0.5})
+    steps: list = []
+    _, saved = _tiny_unet_run(cfg, steps)
+    ema = steps[0]  # starts at the initial weights; decay warms up as min(d, (1 + s) / (10 + s))
+    for s, weights in enumerate(steps[1:]):
+        d = min(0.5, (1 + s) / (10 + s))
+        ema = [d * e + (1 - d) * w for e, w in zip(ema, weights)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(saved, ema))
+    assert not all(torch.equal(a, b) for a, b in zip(saved, steps[-1]))  # not the last step's weights
+
+
+def test_min_snr_weighting_is_inert_above_every_snr_and_changes_the_loss_below():
+    plain = MicroBaseConfig(**{**SMALL.__dict__, "unet_steps": 2, "unet_batch_size": 4})
+    loss = _tiny_unet_run(plain)[0]["loss"]
+    huge = _tiny_unet_run(MicroBaseConfig(**{**plain.__dict__, "min_snr_gamma": 1e9}))[0]["loss"]
+    small = _tiny_unet_run(MicroBaseConfig(**{**plain.__dict__, "min_snr_gamma": 0.01}))[0]["loss"]
+    assert huge == pytest.approx(loss, rel=1e-5)
+    assert small < 0.5 * loss  # every t with SNR > 0.01 is down-weighted
+
+
+def test_empty_photos_can_show_only_the_worlds_fixed_backgrounds(tmp_path):
+    from handsynth.data import read_dataset
+    from handsynth.micro.empty import render_empty
+    from handsynth.world import backgrounds
+
+    render_empty("wild", 6, 32, 0, tmp_path / "e", backgrounds_k=2)
+    names = {s.source["attributes"]["background"]["name"] for s in read_dataset(tmp_path / "e")}
+    fixed = {backgrounds.fixed_background("wild", i, 32).name for i in range(2)}
+    assert names <= fixed
