@@ -39,13 +39,17 @@ SESA_OFF = ["fusion.enabled=false", "hsa.enabled=false"]
 # label -> (method, config overrides, note)
 SETTINGS: dict[str, tuple[str, list[str], str]] = {
     "ControlNet": ("sesahand", SESA_OFF, "plain ControlNet on the fine maps (mesh + seg), no HSA"),
-    "+ fusion (default: levels 2,3)": ("sesahand", ["hsa.enabled=false"], "attention fusion, default levels"),
+    "+ fusion (default: levels 2,3)": (
+        "sesahand",
+        ["hsa.enabled=false"],
+        "attention fusion, default levels, default light context (mid/coarse through a conv pyramid)",
+    ),
     "+ fusion levels 3": ("sesahand", ["hsa.enabled=false", "fusion.levels=[3]"], "lowest level only"),
     "+ fusion levels 0-3": ("sesahand", ["hsa.enabled=false", "fusion.levels=[0,1,2,3]"], "every level"),
-    "+ fusion light context": (
+    "+ fusion trunk context": (
         "sesahand",
-        ["hsa.enabled=false", "fusion.context=light"],
-        "default levels; mid/coarse through a conv pyramid, not the trunk",
+        ["hsa.enabled=false", "fusion.context=trunk"],
+        "default levels; mid/coarse through the shared trunk (the default before the cost goal)",
     ),
     "+ fusion sum": ("sesahand", ["hsa.enabled=false", "fusion.mode=sum"], "scalar gates, default levels"),
     "+ fusion concat": ("sesahand", ["hsa.enabled=false", "fusion.mode=concat"], "12-channel ControlNet"),

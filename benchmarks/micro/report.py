@@ -299,6 +299,16 @@ def _read_json(p: Path) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
+def _downstream_budget(d: dict) -> str:
+    if d.get("protocol") == "finetune":
+        lr = f", lr {d['finetune_lr']}" if d.get("finetune_lr") else ""
+        return (
+            f"{d['steps']} steps on real lab, then {d['finetune_steps']} steps on the set alone{lr} "
+            f"(`recon train --init`), batch {d['batch_size']}"
+        )
+    return f"{d['steps']} steps × batch {d['batch_size']}, real:generated draws 1:{d['synth_ratio']}"
+
+
 def collect(r) -> dict:
     """Per-seed numbers of every finished stage."""
     seeds = r.cfg["seeds"]
@@ -593,11 +603,15 @@ def write_report(r) -> Path:
             "",
         ]
     # Table 2
-    lines += ["## Table 2: downstream 3D reconstruction (train: real lab [+ set], test: real wild)", ""]
+    finetune = cfg["downstream"].get("protocol") == "finetune"
+    how = "pretrained on real lab, fine-tuned on the set" if finetune else "train: real lab [+ set]"
+    lines += [f"## Table 2: downstream 3D reconstruction ({how}, test: real wild)", ""]
     lines += ["| Training data | " + " | ".join(T2) + " |", "|---|" + "---|" * len(T2)]
     for name in r.downstream_sets():
         row = data["t2"].get(name, {})
-        label = NAMES.get(name, name) if name == "real_lab" else f"real lab + {NAMES.get(name, name)}"
+        label = f"real lab {'→' if finetune else '+'} {NAMES.get(name, name)}"
+        if name == "real_lab":
+            label = NAMES.get(name, name) + (" (pretrained, not fine-tuned)" if finetune else "")
         lines.append("| " + " | ".join([label] + [_cell(row.get(k, []), k) for k in T2]) + " |")
     for name, row in yard.get("trivial_t2", {}).items():
         lines.append(
@@ -740,8 +754,8 @@ def write_report(r) -> Path:
         f"- Profile `{profile}`: images {cfg['size']}²; world {world}; "
         f"guidance {g['steps']} steps × batch {g['batch_size']} (identical for every method, TAS "
         f"{g['tas_iterations']} iteration at {g['tas_resolution']}²); generation DDIM {cfg['generate']['steps']} "
-        f"steps, CFG {cfg['generate']['guidance']}; downstream {d['steps']} steps × batch {d['batch_size']}, "
-        f"real:generated draws 1:{d['synth_ratio']}; seeds {cfg['seeds']}; {cfg['jobs']} parallel jobs × 1 thread."
+        f"steps, CFG {cfg['generate']['guidance']}; downstream {_downstream_budget(d)}; "
+        f"seeds {cfg['seeds']}; {cfg['jobs']} parallel jobs × 1 thread."
     )
     timings = _read_json(r.timings_path)
     if timings.get("stages"):

@@ -292,7 +292,17 @@ class Runner:
         if (self.tool("recon") / "checkpoints").exists():
             (self.tool("recon") / ".done").touch()
 
-    def recon_train_cmd(self, data: list, out: Path, steps: int, batch: int, seed: int) -> list[str]:
+    def recon_train_cmd(
+        self,
+        data: list,
+        out: Path,
+        steps: int,
+        batch: int,
+        seed: int,
+        init: Path | None = None,
+        lr: float | None = None,
+    ) -> list[str]:
+        """``handsynth recon train`` with the shared recon settings (``init``: fine-tune that run)."""
         r = self.cfg["recon"]
         cmd = [
             *handsynth_cmd(),
@@ -311,7 +321,7 @@ class Runner:
             "--img-size",
             r["img_size"],
             "--lr",
-            r["lr"],
+            r["lr"] if lr is None else lr,
             "--warmup",
             r["warmup"],
             "--num-workers",
@@ -327,6 +337,8 @@ class Runner:
         ]
         for d in data:
             cmd += ["--in", str(d)]
+        if init is not None:
+            cmd += ["--init", str(init)]
         return cmd
 
     @property
@@ -497,6 +509,8 @@ class Runner:
             },
             "fusion": {"enabled": True, "mode": "attention", "head_dim": 16},
             "hsa": {"enabled": True, "bias": 1.0},
+            # off unless a row turns it on (sesahand_hsa_tas): then AttentionHand's TAS budget
+            "tas": {"enabled": False, "iterations": g["tas_iterations"], "resolution": g["tas_resolution"]},
             "data": {"prompt_field": "prompt", "empty_prompt_prob": g.get("empty_prompt_prob", 0.0)},
             "train": self._train_section(seed),
             "validation": {"num_samples": 1, "num_inference_steps": 4},
@@ -648,48 +662,59 @@ class Runner:
         """The generated (or oracle) set added to real lab for downstream set ``name``."""
         return str(self.data("wild_gen") if name == "oracle" else self.gen_dir(name, seed))
 
+    @property
+    def finetune_downstream(self) -> bool:
+        """``downstream.protocol: finetune``: recon pretrained on real lab, fine-tuned on each set
+        (``handsynth recon train --init``); default ``mix``: trained from scratch on real lab + the set."""
+        return self.cfg["downstream"].get("protocol", "mix") == "finetune"
+
     def stage_downstream(self) -> None:
+        if self.finetune_downstream:  # the pretrained models first: every fine-tune starts from one
+            self.parallel(self._downstream_jobs(["real_lab"]))
+            self.parallel(self._downstream_jobs([n for n in self.downstream_sets() if n != "real_lab"]))
+        else:
+            self.parallel(self._downstream_jobs(self.downstream_sets()))
+
+    def _downstream_jobs(self, names: list[str]) -> list[tuple[str, list[str]]]:
+        """Train (or fine-tune) then evaluate on real wild, one chained job per set and seed."""
         d = self.cfg["downstream"]
         jobs = []
         for seed in self.cfg["seeds"]:
-            for name in self.downstream_sets():
+            for name in names:
                 out = self.down_dir(name, seed)
                 if (out / "eval" / "metrics.json").exists():
                     continue
-                data = [self.data("lab_train")]
-                if name != "real_lab":
-                    data.append(f"{self.downstream_data(name, seed)}:{d['synth_ratio']}")
-                train = self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed)
-                jobs.append(
-                    (
-                        f"downstream_{name}_seed{seed}",
-                        [
-                            sys.executable,
-                            "-c",
-                            _CHAIN,
-                            json.dumps(
-                                [
-                                    [str(c) for c in train],
-                                    [
-                                        str(c)
-                                        for c in (
-                                            *handsynth_cmd(),
-                                            "recon",
-                                            "eval",
-                                            "--checkpoint",
-                                            out / "run",
-                                            "--in",
-                                            self.data("wild_test"),
-                                            "--out",
-                                            out / "eval",
-                                        )
-                                    ],
-                                ]
-                            ),
-                        ],
+                if name == "real_lab":
+                    train = self.recon_train_cmd(
+                        [self.data("lab_train")], out / "run", d["steps"], d["batch_size"], seed
                     )
-                )
-        self.parallel(jobs)
+                elif self.finetune_downstream:
+                    train = self.recon_train_cmd(
+                        [self.downstream_data(name, seed)],
+                        out / "run",
+                        d["finetune_steps"],
+                        d["batch_size"],
+                        seed,
+                        init=self.down_dir("real_lab", seed) / "run",
+                        lr=d.get("finetune_lr"),
+                    )
+                else:
+                    data = [self.data("lab_train"), f"{self.downstream_data(name, seed)}:{d['synth_ratio']}"]
+                    train = self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed)
+                evaluate = [
+                    *handsynth_cmd(),
+                    "recon",
+                    "eval",
+                    "--checkpoint",
+                    out / "run",
+                    "--in",
+                    self.data("wild_test"),
+                    "--out",
+                    out / "eval",
+                ]
+                chain = json.dumps([[str(c) for c in train], [str(c) for c in evaluate]])
+                jobs.append((f"downstream_{name}_seed{seed}", [sys.executable, "-c", _CHAIN, chain]))
+        return jobs
 
     def stage_yardsticks(self) -> None:
         if not (self.work / "eval" / "yardsticks.json").exists():
@@ -937,9 +962,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = cfg["profile"] if not args.suite else f"{args.suite}_{cfg['profile']}"
     work = Path(args.work) if args.work else REPO / "outputs" / "micro" / folder
     runner_cls, suite_jobs = Runner, {}
-    if (
-        args.suite == "handbooster"
-    ):  # its own world, generator and stages (benchmarks/micro/handbooster_suite.py)
+    # The HandBooster suite has its own world, generator and stages (benchmarks/micro/handbooster_suite.py).
+    if args.suite == "handbooster":
         sys.path.insert(0, str(HERE))
         from handbooster_suite import JOBS as suite_jobs
         from handbooster_suite import make_runner

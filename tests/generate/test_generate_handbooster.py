@@ -27,6 +27,9 @@ SIZE = 16
 
 def _config(conditions: list[str]) -> HandBoosterConfig:
     cfg = HandBoosterConfig()
+    cfg.data.conditions_from = (
+        "stored"  # crops of the stored maps (rendered crops: test_methods_handbooster_conditions)
+    )
     m = cfg.model
     m.sample_size, m.block_out_channels, m.layers_per_block, m.norm_num_groups = SIZE, [8, 16], 1, 4
     m.attention_head_dim, m.conditions = 4, list(conditions)

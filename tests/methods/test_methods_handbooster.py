@@ -30,6 +30,7 @@ def tiny_config(**orientation) -> HandBoosterConfig:
     m.attention_head_dim = 4
     cfg.train.batch_size, cfg.train.learning_rate, cfg.train.checkpoint_every = 2, 2e-3, 0
     cfg.train.tracker = "none"
+    cfg.data.conditions_from = "stored"  # these tests read the stored maps (rendered crops: *_conditions.py)
     for k, v in orientation.items():
         setattr(cfg.orientation, k, v)
     return cfg
@@ -139,7 +140,7 @@ def test_missing_maps_are_one_error_naming_them_and_the_render_line(tmp_path):
 
     data = write_synthetic_dataset(tmp_path / "d", n=2, size=32, extra_maps=("normal",))
     with pytest.raises(UserError) as err:
-        build_training("handbooster", None, str(data), [])
+        build_training("handbooster", None, str(data), ["data.conditions_from=stored"])
     msg = str(err.value)
     assert "texture, seg" in msg and "handsynth render" in msg and "--maps normal,texture,seg" in msg
 

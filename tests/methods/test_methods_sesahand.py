@@ -74,7 +74,7 @@ def _perturb_fusion(model, seed=1, scale=0.2):
 @pytest.mark.parametrize(
     ("mode", "levels", "context"),
     [("attention", [0, 1, 2, 3], "trunk"), ("attention", None, "trunk"), ("sum", [1, 3], "trunk"),
-     ("attention", [0, 1, 2, 3], "light")],
+     ("attention", [0, 1, 2, 3], "light"), ("attention", None, "light")],
 )  # fmt: skip
 def test_fusion_at_init_is_exactly_the_plain_controlnet(tiny_base, mode, levels, context):
     model = _fusion(tiny_base, mode, levels, context=context)
@@ -266,6 +266,7 @@ def test_bad_sesahand_settings_are_config_errors(sesa_data):
         ("hsa.mask=fuzzy", "hsa.mask"),
         ("model.local_branch=true", "local_branch"),
         ("model.maps.mid=[mesh]", "lists a condition map twice"),
+        ("tas.iterations=-1", "tas.iterations"),
     ):
         with pytest.raises(UserError, match=match):
             build_training("sesahand", None, str(sesa_data), ["model.resolution=64", override])
@@ -305,3 +306,66 @@ def test_hsa_bias_reaches_training_and_learnable_betas_train(sesa_data, stub_acc
         if task.hsa is not None:
             remove_hand_bias(task.hsa)
     assert losses["on"] != losses["off"]
+
+
+@pytest.mark.parametrize("target", ["epsilon", "residual"])
+def test_tas_option_moves_the_latent_as_attentionhand_does(sesa_data, stub_accelerator, monkeypatch, target):
+    """``tas.enabled`` (HSA replaced by TAS): the same draws as without TAS, then AttentionHand's TAS moves
+    the latent the fusion sees; with ``epsilon`` the implied x0 moves by (X_hat_t - X_t)/sqrt(abar_t),
+    with ``residual`` it stays X_0 (AttentionHand's test_tas_training_target)."""
+    import handsynth.diffusion.schedulers as schedulers
+    import handsynth.methods.attentionhand.training as ah
+    import handsynth.methods.sesahand.task as sesa_task
+    from handsynth.methods.registry import build_training
+
+    refine, target_fn, forward_fn = (
+        ah.tas_refine,
+        sesa_task.training_target,
+        sesa_task.controlled_unet_forward,
+    )
+    runs = {}
+    for name, sets in (
+        ("off", ["hsa.enabled=false"]),
+        ("on", ["hsa.enabled=false", "tas.enabled=true", f"tas.target={target}", "tas.alpha=constant",
+                "tas.alpha_max=1000"]),
+    ):  # fmt: skip
+        seen = runs.setdefault(name, {})
+
+        def spy_refine(forward, store, xt, t, *a, seen=seen, **k):
+            res = refine(forward, store, xt, t, *a, **k)
+            seen.update(refined=res.latents.detach().clone())
+            return res
+
+        def spy_target(scheduler, x0, noise, t, *a, seen=seen, **k):
+            seen.update(x0=x0.detach().clone(), target_noise=noise.detach().clone(), t=t)
+            return target_fn(scheduler, x0, noise, t, *a, **k)
+
+        def spy_forward(unet, model, xt, *a, seen=seen, **k):
+            seen.setdefault("unet_input", xt.detach().clone())  # the loss's call comes after TAS's
+            return forward_fn(unet, model, xt, *a, **k)
+
+        monkeypatch.setattr(ah, "tas_refine", spy_refine)
+        monkeypatch.setattr(sesa_task, "training_target", spy_target)
+        monkeypatch.setattr(sesa_task, "controlled_unet_forward", spy_forward)
+        _, task = build_training(
+            "sesahand", None, str(sesa_data), ["model.resolution=64", "fusion.head_dim=16", *sets]
+        )
+        model = task.build(stub_accelerator)
+        batch = task.collate([task.dataset()[i] for i in range(2)])
+        loss, logs = task.loss(model, batch, 0, torch.Generator().manual_seed(0))
+        loss.backward()
+        seen["logs"] = logs
+        assert not any(p.grad is not None for p in task.base.unet.parameters())  # phi_d stays frozen
+    off, on = runs["off"], runs["on"]
+    assert "refined" not in off and "tas_loss" not in off["logs"] and "tas_loss" in on["logs"]
+    assert torch.equal(off["x0"], on["x0"]) and torch.equal(off["t"], on["t"])  # the same draws
+    a = schedulers.alphas_cumprod_at(task.scheduler, on["t"]).view(-1, 1, 1, 1)
+    moved = (on["refined"] - off["unet_input"]) / a.sqrt()
+    assert float(moved.abs().max()) > 1e-3  # TAS did move the latent the loss then sees
+    assert torch.equal(on["unet_input"], on["refined"])
+    noise = off["target_noise"]  # without TAS the regressed noise is the drawn one
+    implied = (on["refined"] - (1 - a).sqrt() * on["target_noise"]) / a.sqrt()
+    expected = on["x0"] + moved if target == "epsilon" else on["x0"]
+    assert torch.allclose(implied, expected, atol=1e-3 * float(expected.abs().max()))
+    if target == "epsilon":
+        assert torch.equal(on["target_noise"], noise)

@@ -256,3 +256,85 @@ def test_bad_inputs_are_refused_before_any_output(tmp_path, capsys):
     (tmp_path / "rest.jsonl").write_text("")
     assert main(["poses", "validate", "--in", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+needs_fcl = pytest.mark.skipif(importlib.util.find_spec("fcl") is None, reason="python-fcl not installed")
+
+
+def _posed(hand, angles_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and joints of the flat-mean hand at anatomical angles (15, 3) in degrees."""
+    x = torch.zeros(1, 51)
+    x[0, 6:] = torch.tensor(np.radians(angles_deg), dtype=torch.float32).ravel()
+    out = hand(
+        global_orient=x[:, 3:6],
+        hand_pose=anatomical_to_axis_angle(x[:, 6:].view(1, 15, 3), torch.tensor(joint_axes()).float()),
+    )
+    return out.vertices[0].double().numpy(), out.joints[0].double().numpy()
+
+
+def _index_turned(degrees: float) -> np.ndarray:
+    a = np.zeros((15, 3))
+    a[0] = (10.0, degrees, 0.0)  # index MCP: slight flexion, abduction (negative: towards the middle)
+    return a
+
+
+@needs_fcl
+def test_exact_test_finds_crossing_fingers_and_not_a_flat_hand(hand):
+    from handsynth.poses.self_penetration import penetrating_segments
+
+    crossed, _ = _posed(hand, _index_turned(-40.0))  # index swung through the middle finger
+    hits = penetrating_segments(hand, crossed)
+    assert ("index_middle", "middle_middle") in hits and all(a.startswith("index") for a, _ in hits)
+    flat, _ = _posed(hand, np.zeros((15, 3)))
+    assert penetrating_segments(hand, flat, tolerance=0.0) == []  # not even touching skin
+
+
+@needs_fcl
+@pytest.mark.parametrize(
+    ("angles", "expected"),
+    [
+        (np.zeros((15, 3)), False),  # open flat hand
+        (_index_turned(-20.0), False),  # index leaning on the middle finger, not into it
+        (_index_turned(-40.0), True),  # index through the middle finger
+        (_index_turned(-50.0), True),
+    ],
+)
+def test_exact_test_agrees_with_the_capsule_test_on_clear_cases(hand, angles, expected):
+    from handsynth.hand.priors import digits_collide
+    from handsynth.poses.self_penetration import penetrating_segments
+
+    verts, joints = _posed(hand, angles)
+    assert bool(penetrating_segments(hand, verts)) == expected
+    assert digits_collide(joints) == expected
+
+
+@needs_fcl
+def test_validate_exact_is_stricter_than_capsules_on_a_grazing_cross(hand, tmp_path):
+    """An index turned 30° into the middle finger: capsules overlap by less than they allow, the skin
+    crosses by millimetres. Only --exact rejects it."""
+    a = _index_turned(-30.0)
+    x = torch.zeros(1, 51)
+    x[0, 6:] = torch.tensor(np.radians(a), dtype=torch.float32).ravel()
+    obj = {"name": "crate", "mesh": str(_box_folder(tmp_path) / "crate.obj"),
+           "pose": np.c_[np.eye(3), [0.0, 0.0, 0.5]].tolist()}  # fmt: skip
+    (tmp_path / "in.jsonl").write_text(json.dumps(_record(hand, x, obj)) + "\n")
+    rates = {}
+    for flag in ([], ["--exact"]):
+        out = tmp_path / ("exact" if flag else "capsule")
+        assert main(["poses", "validate", "--in", str(tmp_path / "in.jsonl"), "--out", str(out), *flag]) == 0
+        rates[bool(flag)] = json.loads((out / "validation.json").read_text())
+    assert rates[False]["pass_rate"]["self_penetration"] == 1.0
+    assert rates[True]["pass_rate"]["self_penetration"] == 0.0 and rates[True]["exact"] is True
+
+
+def test_exact_without_fcl_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fcl", None)  # import fcl now fails as if it were not installed
+    rec = tmp_path / "in.jsonl"
+    rec.write_text("")
+    out = tmp_path / "o"
+    assert main(["poses", "validate", "--in", str(rec), "--out", str(out), "--exact"]) == 2
+    err = capsys.readouterr().err
+    assert "python-fcl" in err and "pip install 'handsynth[fcl]'" in err
+    assert not out.exists()

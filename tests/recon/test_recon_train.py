@@ -96,3 +96,46 @@ def test_cli_train_mixes_datasets_and_reads_yaml(data, tmp_path, monkeypatch, ca
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 5
     assert main(["recon", "train", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2  # no --in
     assert "--in" in capsys.readouterr().err
+
+
+def test_init_starts_from_exactly_the_source_runs_weights(data, tmp_path, monkeypatch, capsys) -> None:
+    """``--init RUN`` (fine-tuning): the network's step-0 predictions are the source run's, the CLI
+    run then trains from there (lr 0: every parameter stays the source's); a fresh seed would not."""
+    from handsynth.recon.predict import ReconEstimator
+    from handsynth.recon.train import build_model, init_weights
+
+    src = tmp_path / "src"
+    train(tiny_config([str(data[0])], src, steps=3), hand_model=StandInHand(), progress=False)
+    cfg = tiny_config([str(data[1])], tmp_path / "ft", steps=2, seed=5, init=str(src))
+    model = build_model(cfg, StandInHand(), init_weights(cfg)).eval()
+    source = ReconEstimator.from_checkpoint(src, hand_model=StandInHand()).model
+    fresh = build_model(tiny_config([str(data[1])], tmp_path / "x", seed=5), StandInHand(), None).eval()
+    images = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b, c = model(images), source(images), fresh(images)
+    for k in ("joints", "verts", "cam"):
+        assert torch.equal(a[k], b[k]), k
+    assert not torch.equal(a["joints"], c["joints"])
+
+    monkeypatch.setattr("handsynth.recon.train.load_hand_model_for", lambda cfg: StandInHand())
+    (tmp_path / "cfg.yaml").write_text(
+        "batch_size: 4\nnum_workers: 0\naugment: false\nwarmup: 0\nmodel: {width: 0.125, img_size: 64, hidden: 64}\n"
+    )
+    argv = ["recon", "train", "--config", str(tmp_path / "cfg.yaml"), "--in", str(data[1]), "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "ft"), "--init", str(src), "--lr", "0"]) == 0
+    assert json.loads((tmp_path / "ft" / "train_config.json").read_text())["init"] == str(src)
+    tuned = ReconEstimator.from_checkpoint(tmp_path / "ft", hand_model=StandInHand()).model
+    for (name, p), q in zip(tuned.net.named_parameters(), source.net.parameters()):
+        assert torch.equal(p, q), name
+
+    # Not a recon run, or a different network: one sentence, exit 2, nothing written.
+    (tmp_path / "notrun").mkdir()
+    for init, extra, match in (
+        (tmp_path / "notrun", [], "is not a reconstruction run"),
+        (src, ["--hidden", "32"], "other model settings (hidden=64 there, 32 here)"),
+    ):
+        capsys.readouterr()
+        assert main([*argv, "--out", str(tmp_path / "bad"), "--init", str(init), *extra]) == 2
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 def _grasp_status(args: argparse.Namespace) -> int:
     from handsynth.poses.grasp_status import GraspRule, pose_errors
 
+    _check_report(args.report)
     samples = _read(args.input, "--in")
     rule = GraspRule(args.rre_deg, args.rte_mm, args.rule)
     errors = pose_errors(samples)  # every error before any output
@@ -42,6 +43,12 @@ def _grasp_status(args: argparse.Namespace) -> int:
     }
     _write(args.out, config, args.overwrite, labelled, dataset_root(args.input), "grasp status")
     n_grasp = sum(s.extra["grasping"] for s in labelled)
+    if args.report:
+        from handsynth.poses.report import grasp_status_report
+
+        errors = np.asarray([(rte, rre) for rre, rte in errors], dtype=np.float64)
+        flags = np.asarray([s.extra["grasping"] for s in labelled], dtype=bool)
+        grasp_status_report(errors, flags, (args.rte_mm, args.rre_deg), Path(args.report))
     log.info("%d of %d records grasping (%s rule)", n_grasp, len(labelled), args.rule)
     return 0
 
@@ -134,19 +141,29 @@ def _cross_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sheet_report(args: argparse.Namespace, samples: list[Sample], poser, title: str, captions=None) -> None:
+    """``--report``: a sheet of the first output records drawn (when asked for)."""
+    if args.report:
+        from handsynth.poses.report import records_report
+        from handsynth.poses.rigid import HandPoser
+
+        records_report(samples, poser or HandPoser(), Path(args.report), title, captions)
+
+
 def _views(args: argparse.Namespace) -> int:
     from handsynth.poses.rigid import HandPoser
     from handsynth.poses.views import ViewCounts, novel_views
 
+    _check_report(args.report)
     samples = _read(args.input, "--in")
     step = {"seed": args.seed, "n_per_pose": args.n_per_pose, "max_deg": args.max_deg, "mode": args.mode}
     counts = ViewCounts()
-    views = novel_views(
-        samples, args.n_per_pose, args.max_deg, args.mode, args.seed, HandPoser(args.mano_dir), counts, step
-    )
+    poser = HandPoser(args.mano_dir)
+    views = novel_views(samples, args.n_per_pose, args.max_deg, args.mode, args.seed, poser, counts, step)
     _write(
         args.out, {"command": "poses views", **step}, args.overwrite, views, dataset_root(args.input), "views"
     )
+    _sheet_report(args, views, poser, "poses views")
     log.info(
         "%d views kept, %d dropped (a hand left the image), %d non-grasping records passed through",
         counts.kept,
@@ -159,11 +176,17 @@ def _views(args: argparse.Namespace) -> int:
 def _rest(args: argparse.Namespace) -> int:
     from handsynth.poses.rest import object_catalogue, rest_records
 
+    _check_report(args.report)
     objects = object_catalogue(args.objects)
     step = {"seed": args.seed, "n_per_object": args.n}
     records = rest_records(objects, args.n, args.seed, step)
     config = {"command": "poses rest", "objects": [ref for _, ref in objects], **step}
     _write(args.out, config, args.overwrite, records, Path("."), "rest")
+    per_object = {}  # one rest pose of each object first: the sheet shows every object
+    for s in records:
+        per_object.setdefault(s.extra["objects"][0]["name"], s)
+    shown = list(per_object.values()) + [s for s in records if s not in per_object.values()]
+    _sheet_report(args, shown, None, "poses rest")
     log.info("%d rest poses of %d objects", len(records), len(objects))
     return 0
 
@@ -172,12 +195,15 @@ def _align(args: argparse.Namespace) -> int:
     from handsynth.poses.align import align_records
     from handsynth.poses.rigid import HandPoser
 
+    _check_report(args.report)
     samples = _read(args.input, "--in")
     reference = _read(args.reference, "--reference")
     step = {"seed": args.seed}
-    aligned = align_records(samples, reference, args.seed, HandPoser(args.mano_dir), step)
+    poser = HandPoser(args.mano_dir)
+    aligned = align_records(samples, reference, args.seed, poser, step)
     config = {"command": "poses align", "reference": str(Path(args.reference).resolve()), **step}
     _write(args.out, config, args.overwrite, aligned, dataset_root(args.input), "align")
+    _sheet_report(args, aligned, poser, "poses align")
     return 0
 
 
@@ -185,6 +211,7 @@ def _compose(args: argparse.Namespace) -> int:
     from handsynth.poses.compose import ComposeCounts, compose
     from handsynth.poses.rigid import HandPoser
 
+    _check_report(args.report)
     real = _read(args.real, "--real")
     synthetic = _read(args.synthetic, "--synthetic")
     step = {
@@ -194,12 +221,17 @@ def _compose(args: argparse.Namespace) -> int:
         "mode": args.mode,
     }
     counts = ComposeCounts()
+    poser = HandPoser(args.mano_dir)
     out = compose(
         real, synthetic, args.n, args.synthetic_fraction, args.seed, args.max_deg, args.mode,
-        HandPoser(args.mano_dir), step, counts,
+        poser, step, counts,
     )  # fmt: skip
     config = {"command": "poses compose", "n": args.n, **step}
     _write(args.out, config, args.overwrite, out, dataset_root(args.real), "compose")
+    pools = [s.source.get("handbooster", {}).get("compose", {}).get("pool", "?") for s in out]
+    _sheet_report(
+        args, out, poser, "poses compose", [f"{s.id} ({p})" for s, p in zip(out, pools, strict=True)]
+    )
     log.info(
         "%d samples: %d synthetic, %d real; %d kept their pose unrotated (every view left the image)",
         len(out),
@@ -256,6 +288,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="or",
         help="grasping when either error (or) or both (and) exceed",
     )
+    g.add_argument("--report", default=None, help="PNG: rotation vs translation errors and thresholds")
     g.add_argument("--overwrite", action="store_true", help=_OVERWRITE)
     g.set_defaults(func=_grasp_status)
 
@@ -340,8 +373,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_flags(p: argparse.ArgumentParser, seed_help: str, mano: bool = True) -> None:
-    """--seed, --mano-dir (commands that re-pose hands) and --overwrite."""
+    """--seed, --mano-dir (commands that re-pose hands), --report and --overwrite."""
     p.add_argument("--seed", type=cli_args.seed, default=0, help=seed_help)
+    p.add_argument("--report", default=None, help="PNG: a sheet of the first output records drawn")
     if mano:
         p.add_argument("--mano-dir", default=None, help="MANO folder for records of hand model mano")
     p.add_argument("--overwrite", action="store_true", help=_OVERWRITE)

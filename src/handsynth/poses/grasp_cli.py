@@ -15,6 +15,7 @@ import torch
 from handsynth import cli_args
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
+from handsynth.poses.io import _check_report
 
 log = logging.getLogger(__name__)
 GENERATOR = "handsynth poses grasp"
@@ -104,6 +105,7 @@ def _grasp(args: argparse.Namespace) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available here; use --device cpu")
+    _check_report(args.report)
     objects = _pick_objects(args.objects, args.names)
     rests = _rest_poses(args.rest, objects)
     keys = {name: resolve_mesh(ref, None, f"object {name!r}") for name, ref in objects}
@@ -119,6 +121,7 @@ def _grasp(args: argparse.Namespace) -> int:
     writer = DatasetWriter(Path(args.out), config=config, overwrite=args.overwrite, lock=True)
     n_batches = math.ceil(args.n_per_object / args.batch)
     total = len(objects) * n_batches * cfg.iters
+    histories: list[tuple[str, list[float]]] = []  # mean energy per step of each batch run (--report)
     with progress(total=total, desc="grasp", unit="iter") as bar:
         for k, (name, _ref) in enumerate(objects):
             mesh = load_mesh(keys[name], f"object {name!r}")
@@ -150,7 +153,8 @@ def _grasp(args: argparse.Namespace) -> int:
                 x0 = initial_hands(
                     problem, np.asarray(mesh.vertices) * scale, np.asarray(mesh.faces), len(ids), rng, cfg
                 )
-                x, contacts, energy, terms, _ = anneal(problem, x0, cfg, gen, on_step=bar.update)
+                x, contacts, energy, terms, history = anneal(problem, x0, cfg, gen, on_step=bar.update)
+                histories.append((name, history))
                 K = np.asarray(rest.K, dtype=np.float64)
                 for i, sid in enumerate(ids):
                     if writer.has(sid):
@@ -172,6 +176,12 @@ def _grasp(args: argparse.Namespace) -> int:
                     )  # fmt: skip
                 bar.set_postfix(E=f"{float(energy.mean()):.3g}")
     print(writer.meta)
+    if args.report:
+        from handsynth.data import read_dataset
+        from handsynth.poses.report import grasp_report
+        from handsynth.poses.rigid import HandPoser
+
+        grasp_report(histories, read_dataset(args.out), HandPoser(args.mano_dir), Path(args.report))
     log.info("%d grasps of %d objects in %s", len(writer), len(objects), args.out)
     return 0
 
@@ -183,10 +193,17 @@ def _validate(args: argparse.Namespace) -> int:
     from handsynth.poses.grasp import object_sdf
     from handsynth.poses.io import _read, _with_source, _write
     from handsynth.poses.rigid import HandPoser
+    from handsynth.poses.self_penetration import require_fcl
     from handsynth.poses.validate import ValidationRule, validate_hand
     from handsynth.progress import progress
 
-    rule = ValidationRule(args.contact_mm, args.min_contacts, args.max_intersection_cm3, args.voxel_mm)
+    if args.exact:
+        require_fcl()
+    _check_report(args.report)
+    rule = ValidationRule(
+        args.contact_mm, args.min_contacts, args.max_intersection_cm3, args.voxel_mm, args.exact,
+        args.exact_tolerance_mm,
+    )  # fmt: skip
     samples = _read(args.input, "--in")
     root = dataset_root(args.input)
     for s in samples:  # every error before any output
@@ -198,6 +215,7 @@ def _validate(args: argparse.Namespace) -> int:
         resolve_mesh(o.get("mesh"), root, f"record {s.id}, object {o['name']!r}")
     poser = HandPoser(args.mano_dir)
     kept, counts = [], {"contact": 0, "intersection": 0, "self_penetration": 0, "all": 0}
+    shown: list[tuple[Sample, bool, str]] = []  # a few kept and rejected grasps for --report
     for s in progress(samples, desc="validate", unit="grasp"):
         hand = s.hands[0]
         model = poser.model(hand.model, hand.side)
@@ -219,6 +237,10 @@ def _validate(args: argparse.Namespace) -> int:
         counts["all"] += verdict.valid
         if verdict.valid:
             kept.append(_with_source(s, {"validate": verdict.to_dict()}))
+        failed = [name for name, ok in (("contact", verdict.contact_ok), ("intersection", verdict.volume_ok),
+                                        ("self-penetration", not verdict.self_collision)) if not ok]  # fmt: skip
+        if sum(v[1] == verdict.valid for v in shown) < 4:
+            shown.append((s, verdict.valid, "kept" if verdict.valid else "fails " + ", ".join(failed)))
     config = {"command": "poses validate", **rule.__dict__}
     _write(args.out, config, args.overwrite, kept, root, "validate")
     n = len(samples)
@@ -227,6 +249,10 @@ def _validate(args: argparse.Namespace) -> int:
         json.dumps({"n": n, "pass_rate": rates, **config}, indent=2)
     )
     print("pass rate: " + ", ".join(f"{k} {100 * r:.1f}%" for k, r in rates.items()) + f" (of {n})")
+    if args.report:
+        from handsynth.poses.report import validate_report
+
+        validate_report(rates, shown, n, poser, Path(args.report))
     return 0
 
 
@@ -266,6 +292,7 @@ def register_grasp(actions: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--seed", type=cli_args.seed, default=0, help="random seed (starts, contact draws, acceptance)"
     )
+    g.add_argument("--report", default=None, help="PNG: energy curves and a sheet of the first grasps")
     g.add_argument(
         "--overwrite", action="store_true", help="restart an output folder written with other settings"
     )
@@ -297,7 +324,19 @@ def register_grasp(actions: argparse._SubParsersAction) -> None:
     v.add_argument(
         "--voxel-mm", type=cli_args.positive, default=2.0, help="voxel size of the overlap volume (mm)"
     )
+    v.add_argument(
+        "--exact",
+        action="store_true",
+        help="self-penetration by the mesh triangle test (needs python-fcl), not bone capsules",
+    )
+    v.add_argument(
+        "--exact-tolerance-mm",
+        type=cli_args.non_negative,
+        default=1.5,
+        help="with --exact: each surface is moved in by this much first (digits may press in twice it)",
+    )
     v.add_argument("--mano-dir", default=None, help="MANO folder for records of hand model mano")
+    v.add_argument("--report", default=None, help="PNG: pass rate per criterion, kept and rejected grasps")
     v.add_argument(
         "--overwrite", action="store_true", help="restart an output folder written with other settings"
     )

@@ -6,7 +6,8 @@ regions of :func:`grasp_energy.contact_regions`) within ``contact_mm`` of the ob
 object's SDF and inside the closed hand mesh (generalised winding number; MANO's wrist opening is
 closed by a fan over its boundary loop); counting stops just past the limit, so a rejected grasp's
 ``intersection_cm3`` is a lower bound;
-(iii) no self-penetration: no two digits' bone capsules overlap (:func:`priors.digits_collide`).
+(iii) no self-penetration: no two digits' bone capsules overlap (:func:`priors.digits_collide`), or with
+``exact`` no two digits' mesh triangles cross (:mod:`handsynth.poses.self_penetration`, python-fcl).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from handsynth.poses.grasp_energy import DIGITS, ContactRegions, contact_regions
 from handsynth.poses.sdf import SDFGrid, winding_number
+from handsynth.poses.self_penetration import penetrating_segments, vertex_normals
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class ValidationRule:
     min_contacts: int = 2
     max_intersection_cm3: float = 1.0
     voxel_mm: float = 2.0
+    exact: bool = False  # self-penetration by the mesh triangle test (python-fcl), not bone capsules
+    exact_tolerance_mm: float = 1.5  # each surface moved in by this much first (skin gives)
 
 
 @dataclass
@@ -36,18 +40,22 @@ class Verdict:
     self_collision: bool
     contact_ok: bool
     volume_ok: bool
+    penetrating: list[tuple[str, str]] | None = None  # segment pairs of the exact test (None: capsules)
 
     @property
     def valid(self) -> bool:
         return self.contact_ok and self.volume_ok and not self.self_collision
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "contact_digits": self.contact_digits,
             "intersection_cm3": round(self.volume_cm3, 4),
             "self_collision": self.self_collision,
             "valid": self.valid,
         }
+        if self.penetrating is not None:
+            out["penetrating_segments"] = [list(p) for p in self.penetrating]
+        return out
 
 
 def closed_faces(faces: np.ndarray) -> np.ndarray:
@@ -101,7 +109,7 @@ def intersection_volume(
     hit = dist < 0.015
     pts, nearest = pts[hit], nearest[hit]
     tris = torch.as_tensor(hand_vertices, dtype=torch.float32)[hand_faces]
-    normals = _vertex_normals(hand_vertices, hand_faces.numpy())
+    normals = vertex_normals(hand_vertices, hand_faces.numpy())
     pts = pts[((pts - hand_vertices[nearest]) * normals[nearest]).sum(1) < voxel]
     if len(pts) == 0:
         return 0.0
@@ -113,15 +121,6 @@ def intersection_volume(
         if count * voxel**3 > stop_above:
             break
     return count * voxel**3
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return vn / np.linalg.norm(vn, axis=1, keepdims=True).clip(1e-12)
 
 
 def validate_hand(
@@ -138,10 +137,12 @@ def validate_hand(
     touching = sorted({DIGITS[int(regions.digit[r])] for r in np.flatnonzero(near)}, key=DIGITS.index)
     limit = rule.max_intersection_cm3 * 1e-6
     volume = intersection_volume(vertices, faces, sdf, rule.voxel_mm / 1000, stop_above=limit) * 1e6
+    pairs = penetrating_segments(model, vertices, rule.exact_tolerance_mm / 1000) if rule.exact else None
     return Verdict(
         contact_digits=touching,
         volume_cm3=volume,
-        self_collision=bool(digits_collide(joints)),
+        self_collision=bool(pairs) if rule.exact else bool(digits_collide(joints)),
         contact_ok="thumb" in touching and len(touching) >= rule.min_contacts,
         volume_ok=volume < rule.max_intersection_cm3,
+        penetrating=pairs,
     )

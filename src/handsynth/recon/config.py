@@ -39,6 +39,8 @@ class TrainConfig:
     augment: bool = True
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
     log_with: str | None = None  # e.g. tensorboard (accelerate trackers)
+    # Fine-tuning: a recon run (or checkpoint) whose weights the network starts from; same model settings.
+    init: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     aug: Augment = field(default_factory=Augment)
@@ -48,6 +50,11 @@ class TrainConfig:
 
 
 NESTED = {"model": ModelConfig, "loss": LossWeights, "aug": Augment}
+# Flags whose meaning the field name and default do not tell.
+HELP = {
+    "init": "fine-tune: start from the weights of this recon run (its latest checkpoint) or checkpoint "
+    "folder; the model settings must match it (fresh optimiser and schedule)",
+}
 PREFIX = {"model": "", "loss": "loss-", "aug": "aug-"}
 
 
@@ -77,7 +84,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             dest = f"cfg__{group}__{f.name}" if group else f"cfg____{f.name}"
             tp = _base_type(f.type)
             default = getattr(defaults, f.name)
-            hint = f"(default: {default})"
+            hint = (HELP[f.name] + " " if f.name in HELP and group is None else "") + f"(default: {default})"
             if tp is bool:
                 parser.add_argument(
                     flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=hint
@@ -93,9 +100,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 )
             else:
                 checked = {int: cli_args.int_in(), float: cli_args.finite}.get(tp, tp)
-                parser.add_argument(
-                    flag, dest=dest, type=checked, default=None, metavar=f.name.upper(), help=hint
-                )
+                metavar = "RUN" if f.name == "init" and group is None else f.name.upper()
+                parser.add_argument(flag, dest=dest, type=checked, default=None, metavar=metavar, help=hint)
 
     add(TrainConfig, None)
     for group, cls in NESTED.items():

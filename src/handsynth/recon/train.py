@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from handsynth.data.folder import truncate_step_log
 from handsynth.data.settings import refuse_other_settings
 from handsynth.errors import UserError
-from handsynth.recon.checkpoint import list_checkpoints, save_checkpoint
+from handsynth.recon.checkpoint import list_checkpoints, load_weights, save_checkpoint
 from handsynth.recon.config import TrainConfig
 from handsynth.recon.data import HandCrops, MixedCrops
 from handsynth.recon.losses import recon_loss
@@ -64,6 +64,47 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+# Model settings that may differ between an --init run and the fine-tune (a file location, not the net).
+INIT_IGNORED = {"hand_model_path"}
+
+
+def init_weights(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
+    """The network weights ``cfg.init`` names (None without it), checked against ``cfg.model``: a folder
+    that is not a recon run or checkpoint, or one trained with other model settings, is one UserError."""
+    if not cfg.init:
+        return None
+    how = "pass a `handsynth recon train` run folder (checkpoints/step_*) or one of its checkpoint folders"
+    try:
+        saved, state, _ = load_weights(cfg.init)
+    except (UserError, OSError, KeyError, TypeError, ValueError):
+        raise UserError(f"--init {cfg.init} is not a reconstruction run: {how}") from None
+    diff = [
+        f"{k}={getattr(saved, k)!r} there, {getattr(cfg.model, k)!r} here"
+        for k in saved.to_dict()
+        if k not in INIT_IGNORED and getattr(saved, k) != getattr(cfg.model, k)
+    ]
+    if diff:
+        raise UserError(
+            f"--init {cfg.init} was trained with other model settings ({'; '.join(diff)}); "
+            "pass the same model flags (or drop --init)"
+        )
+    return state
+
+
+def build_model(cfg: TrainConfig, hand_model: nn.Module, init: dict[str, torch.Tensor] | None) -> ReconModel:
+    """The network a run starts from: seeded fresh weights, or exactly ``init``'s (fine-tuning)."""
+    torch.manual_seed(cfg.seed)
+    model = ReconModel(cfg.model, hand_model)
+    if init is not None:
+        missing, unexpected = model.net.load_state_dict(init, strict=False)
+        if missing or unexpected:
+            raise UserError(
+                f"--init {cfg.init}: its weights do not fit this network (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}); pass a run trained with the same model settings"
+            )
+    return model
+
+
 def _check_resume(out: Path, cfg: TrainConfig) -> None:
     saved_path = out / "train_config.json"
     if not saved_path.exists():
@@ -83,6 +124,7 @@ def train(
     if not overwrite:
         _check_resume(out, cfg)
     dataset, ratios, paths = build_datasets(cfg)  # validates inputs before anything is written
+    init = init_weights(cfg)
     if hand_model is None:
         hand_model = load_hand_model_for(cfg.model)
 
@@ -94,8 +136,7 @@ def train(
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     acc.wait_for_everyone()
-    torch.manual_seed(cfg.seed)
-    model = ReconModel(cfg.model, hand_model)
+    model = build_model(cfg, hand_model, init)  # a resumed run then loads its own checkpoint over it
     optimizer = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
 

@@ -284,6 +284,23 @@ class ConditionRenderer:
             result.box = box
         return result
 
+    def render_box(
+        self, sample: Sample, maps: tuple[str, ...], box: list[float] | None = None, size: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The GL ``maps`` of one record, the whole image (``box`` None) or the crop ``box`` = [x, y, side]
+        rendered straight at ``size``² (sharp: no resampling of a full-image map; padding past the
+        image is zero, as in a cropped photo). For methods that crop their own boxes (HandBooster)."""
+        if BODY_MAP in maps:
+            raise UserError("render_box draws the GL maps only; the body map comes from render()")
+        self.check_record(sample)
+        meshes = self.scene_meshes(sample)
+        K = np.asarray(sample.K, dtype=np.float64)
+        joints_2d = [np.asarray(h.joints_2d) for h in sample.hands]
+        renderer = self._renderer(sample.width, sample.height)
+        if box is None:
+            return renderer.render(meshes, K, maps=maps, joints_2d=joints_2d)
+        return renderer.render_local(meshes, K, box, int(size or box[2]), maps=maps, joints_2d=joints_2d)
+
     def render_into(
         self, sample: Sample, maps: tuple[str, ...], local: bool = True, local_size: int | None = None
     ) -> tuple[Sample, dict[str, np.ndarray]]:

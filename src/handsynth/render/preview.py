@@ -1,7 +1,5 @@
-"""A tiny dependency-free mesh preview (numpy z-buffer, Lambert shading) and the OpenHand contact sheet.
-
-Why a numpy rasteriser next to the OpenGL renderer: looking at a hand model must not need OpenGL. The
-contact sheet in ``docs/openhand_poses.png`` is rebuilt with
+"""The OpenHand contact sheet, drawn with the OpenGL renderer or the tiny numpy mesh preview
+(:func:`handsynth.viz.rasterize`: looking at a hand model must not need OpenGL). The contact sheet in ``docs/openhand_poses.png`` is rebuilt with
 ``python -m handsynth.render.preview --out docs/openhand_poses.png``.
 """
 
@@ -19,74 +17,7 @@ from handsynth.hand.model import load_hand_model
 from handsynth.hand.poses import CANONICAL_POSES, canonical_pose
 from handsynth.render.renderer import Renderer
 from handsynth.render.scene import SceneMesh
-from handsynth.viz import contact_sheet
-
-
-def rasterize(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    K: np.ndarray,
-    width: int,
-    height: int,
-    color: tuple[float, float, float] = (0.93, 0.72, 0.60),
-    background: tuple[int, int, int] = (255, 255, 255),
-    light: tuple[float, float, float] = (-0.3, -0.5, -1.0),
-) -> np.ndarray:
-    """Shaded ``(H, W, 3)`` uint8 image of a camera-frame mesh (OpenCV frame, z forward)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    uvw = v @ np.asarray(K, dtype=np.float64).T
-    uv = uvw[:, :2] / uvw[:, 2:3]
-    z = v[:, 2]
-    # Smooth vertex normals for shading.
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, f[:, k], fn)
-    vn /= np.linalg.norm(vn, axis=1, keepdims=True) + 1e-12
-    L = np.asarray(light, dtype=np.float64)  # from the surface towards the light
-    L /= np.linalg.norm(L)
-    shade = 0.35 + 0.65 * np.clip(vn @ L, 0.0, 1.0)
-
-    tri = uv[f]  # (F, 3, 2)
-    lo = np.floor(tri.min(1) - 0.5).astype(int)
-    size = (np.ceil(tri.max(1) - 0.5).astype(int) - lo).max(1) + 1
-    depth = np.full(height * width, np.inf)
-    value = np.zeros(height * width)
-    k = int(min(max(size.max(initial=1), 1), 64))
-    for start in range(0, len(f), 20000):
-        sl = slice(start, start + 20000)
-        ox, oy = np.meshgrid(np.arange(k), np.arange(k))
-        px = lo[sl, 0:1] + ox.reshape(1, -1)
-        py = lo[sl, 1:2] + oy.reshape(1, -1)
-        cx, cy = px + 0.5, py + 0.5
-        a, b, c = tri[sl, 0], tri[sl, 1], tri[sl, 2]
-        den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
-        den = np.where(np.abs(den) < 1e-12, np.nan, den)[:, None]
-        l0 = ((b[:, 1:2] - c[:, 1:2]) * (cx - c[:, 0:1]) + (c[:, 0:1] - b[:, 0:1]) * (cy - c[:, 1:2])) / den
-        l1 = ((c[:, 1:2] - a[:, 1:2]) * (cx - c[:, 0:1]) + (a[:, 0:1] - c[:, 0:1]) * (cy - c[:, 1:2])) / den
-        l2 = 1 - l0 - l1
-        inside = (l0 >= -1e-9) & (l1 >= -1e-9) & (l2 >= -1e-9) & (px >= 0) & (py >= 0)
-        inside &= (px < width) & (py < height)
-        fi = np.nonzero(inside)
-        ff = f[sl][fi[0]]
-        w0, w1, w2 = l0[fi], l1[fi], l2[fi]
-        zz = w0 * z[ff[:, 0]] + w1 * z[ff[:, 1]] + w2 * z[ff[:, 2]]
-        ss = w0 * shade[ff[:, 0]] + w1 * shade[ff[:, 1]] + w2 * shade[ff[:, 2]]
-        pix = py[fi] * width + px[fi]
-        order = np.lexsort((zz, pix))
-        pix, zz, ss = pix[order], zz[order], ss[order]
-        first = np.ones(len(pix), dtype=bool)
-        first[1:] = pix[1:] != pix[:-1]
-        pix, zz, ss = pix[first], zz[first], ss[first]
-        closer = zz < depth[pix]
-        depth[pix[closer]] = zz[closer]
-        value[pix[closer]] = ss[closer]
-    img = np.empty((height * width, 3))
-    img[:] = background
-    hit = np.isfinite(depth)
-    img[hit] = 255 * value[hit, None] * np.asarray(color)
-    return np.clip(img, 0, 255).astype(np.uint8).reshape(height, width, 3)
+from handsynth.viz import contact_sheet, rasterize
 
 
 def look_at_hand(

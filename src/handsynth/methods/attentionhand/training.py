@@ -20,6 +20,7 @@ Both branches go through phi_g and phi_d in one batched forward.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -32,7 +33,7 @@ from torch.utils.data import Dataset
 
 from handsynth.config import CONFIG_NAME, save_config
 from handsynth.data.records import Sample
-from handsynth.diffusion.attention import checkpointing_off, install_attention_store
+from handsynth.diffusion.attention import AttentionStore, checkpointing_off, install_attention_store
 from handsynth.diffusion.base import load_base
 from handsynth.diffusion.controlnet import GuidanceModule, controlled_unet_forward
 from handsynth.diffusion.encoding import encode_images, prompt_lengths, tokenize
@@ -123,10 +124,64 @@ class AttentionHandConfig:
             )
         if self.model.resolution % 64:
             raise UserError(f"model.resolution must be a multiple of 64, got {self.model.resolution}")
-        if self.tas.iterations < 0:
-            raise UserError(f"tas.iterations must be >= 0, got {self.tas.iterations}")
+        check_tas(self.tas)
         if not 0.0 <= self.data.empty_prompt_prob <= 1.0:
             raise UserError(f"data.empty_prompt_prob must be in [0, 1], got {self.data.empty_prompt_prob}")
+
+
+def check_tas(tas: TASConfig) -> None:
+    """Reject TAS settings the refinement cannot run (shared by every trainer with a ``tas:`` block)."""
+    if tas.iterations < 0:
+        raise UserError(f"tas.iterations must be >= 0, got {tas.iterations}")
+
+
+# -- TAS in a training step (AttentionHand's; SesaHand's ``tas:`` option reuses it) ---------------------
+def tas_forward(
+    unet: torch.nn.Module,
+    t: torch.Tensor,
+    text: torch.Tensor,
+    controlled: Callable[[torch.Tensor], object] | None = None,
+    guidance: tuple[torch.nn.Module, ...] = (),
+    accelerator: Accelerator | None = None,
+) -> Callable[[torch.Tensor], object]:
+    """The UNet call TAS differentiates: phi_d alone (``controlled`` None: the paper and released code)
+    or ``controlled(x)`` (``tas.unet=controlled``: phi_d + the guidance modules ``guidance``), with
+    gradient checkpointing off (a recomputed block would call the storing processors again)."""
+    if controlled is not None:
+
+        def forward(x: torch.Tensor):
+            with checkpointing_off(unet, *guidance), accelerator.autocast() if accelerator else _nullctx():
+                return controlled(x)
+
+        return forward
+
+    def forward_bare(x: torch.Tensor):
+        with checkpointing_off(unet):
+            return unet(x.to(unet.dtype), t, encoder_hidden_states=text.to(unet.dtype))
+
+    return forward_bare
+
+
+def apply_tas(
+    cfg: TASConfig,
+    store: AttentionStore,
+    forward: Callable[[torch.Tensor], object],
+    scheduler,
+    xt: torch.Tensor,
+    t: torch.Tensor,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    indices: list[list[int]],
+    lengths: list[int],
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """One training step's TAS: (X_hat_t, the noise the loss regresses, logs). The noise is the
+    original eps (``tas.target=epsilon``) or the residual noise X_hat_t holds (``residual``)."""
+    num_t = scheduler.config.num_train_timesteps
+    res = tas_refine(forward, store, xt, t, indices, lengths, cfg, num_t, generator)
+    target_noise = training_noise(cfg, noise, res.latents, x0, alphas_cumprod_at(scheduler, t))
+    logs = {"tas_loss": float(res.loss_before.mean()), "tas_iterations": float(res.iterations)}
+    return res.latents, target_noise, logs
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -316,10 +371,10 @@ class AttentionHandTask(RecordTrainTask):
         target_noise = noise
         if cfg.tas.enabled and cfg.tas.iterations > 0:
             forward = self._tas_forward(model, t, text, conds.to(dev), groups)
-            res = tas_refine(forward, self.store, xt, t, indices, lengths, cfg.tas, num_t, generator)
-            xt = res.latents
-            target_noise = training_noise(cfg.tas, noise, xt, x0, alphas_cumprod_at(self.scheduler, t))
-            logs.update(tas_loss=float(res.loss_before.mean()), tas_iterations=float(res.iterations))
+            xt, target_noise, tas_logs = apply_tas(
+                cfg.tas, self.store, forward, self.scheduler, xt, t, x0, noise, indices, lengths, generator
+            )
+            logs.update(tas_logs)
         target = training_target(self.scheduler, x0, target_noise, t)
         pred = controlled_unet_forward(
             base.unet, model, xt, t, text, conds.to(dev, dtype=xt.dtype), groups if self._separate else None
@@ -339,24 +394,16 @@ class AttentionHandTask(RecordTrainTask):
 
     def _tas_forward(self, model, t, text, conds, groups):
         """The UNet call TAS differentiates: phi_d alone (default) or phi_d + phi_g (tas.unet=controlled)."""
-        unet = self.base.unet
-        acc = self.accelerator
-        if self.cfg.tas.unet == "controlled":
-            guidance = acc.unwrap_model(model) if acc is not None else model
+        unet, acc = self.base.unet, self.accelerator
+        if self.cfg.tas.unet != "controlled":
+            return tas_forward(unet, t, text)
+        guidance = acc.unwrap_model(model) if acc is not None else model
+        separate = groups if self._separate else None
 
-            def forward(x: torch.Tensor):
-                with checkpointing_off(unet, *guidance.nets.values()), acc.autocast() if acc else _nullctx():
-                    return controlled_unet_forward(
-                        unet, guidance, x, t, text, conds.to(x.dtype), groups if self._separate else None
-                    )
+        def controlled(x: torch.Tensor):
+            return controlled_unet_forward(unet, guidance, x, t, text, conds.to(x.dtype), separate)
 
-            return forward
-
-        def forward_bare(x: torch.Tensor):
-            with checkpointing_off(unet):
-                return unet(x.to(unet.dtype), t, encoder_hidden_states=text.to(unet.dtype))
-
-        return forward_bare
+        return tas_forward(unet, t, text, controlled, tuple(guidance.nets.values()), acc)
 
     def validate(self, model: torch.nn.Module, step: int) -> dict[str, np.ndarray]:
         """Generate the first validation samples with the stock diffusers ControlNet pipeline and show the

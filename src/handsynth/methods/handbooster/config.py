@@ -48,6 +48,13 @@ class DataConfig:
     crop_expand: float = 1.5  # square crop side = expand x the hand box's longer side
     mirror_left: bool = True  # left hands are mirrored into right hands (generation flips back)
     max_samples: int | None = None
+    # A crop's condition maps: "render" (paper) draws them for the crop box at condition_size² and
+    # resizes them to model.sample_size, sharp however small the hand is in the photo (needs OpenGL
+    # and records whose hands and objects can be posed); "stored" cuts them out of the record's stored
+    # full-image maps (no OpenGL; blurry when the hand covers few pixels).
+    conditions_from: Literal["render", "stored"] = "render"
+    condition_size: int = 256  # the paper's render size
+    mano_dir: str | None = None  # MANO folder, for rendering records of hand model mano
 
 
 @dataclass
@@ -117,6 +124,11 @@ class HandBoosterConfig:
             raise UserError(f"loss.background_weight must be >= 0, got {self.loss.background_weight}")
         if self.data.crop_expand < 1:
             raise UserError(f"data.crop_expand must be at least 1, got {self.data.crop_expand}")
+        if self.data.conditions_from == "render" and not self.data.condition_size >= m.sample_size:
+            raise UserError(
+                f"data.condition_size {self.data.condition_size} must be at least model.sample_size "
+                f"{m.sample_size} (maps rendered smaller would be blown up, not sharp)"
+            )
         return self
 
     def in_channels(self) -> int:

@@ -6,6 +6,12 @@ the same at training and generation), are cropped with the image's box and becom
 normal / texture / mesh / skeleton 3 channels in [-1, 1]; depth 1 channel, the crop's foreground
 min-max normalised to [0, 1] (near = 1, background -1); seg 1 channel, label / 3.
 
+Where the maps come from (``data.conditions_from``): ``render`` (default, the paper) draws them for the
+crop box at ``data.condition_size``² (256) with the renderer's local crop camera and resizes them to the
+model's size, so a hand that covers 40 pixels of the photo still gets sharp maps; ``stored`` cuts them
+out of the record's stored full-image maps (no OpenGL needed). The photo is always cut out of the stored
+image.
+
 Mirroring a left hand flips every crop left-right, negates the normal map's x component, swaps the seg
 labels of the right and left hand, and mirrors the orientation (x, -y, -z); generated images of left
 hands are flipped back.
@@ -13,6 +19,7 @@ hands are flipped back.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +31,9 @@ from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
 from handsynth.methods.handbooster.config import HandBoosterConfig
 from handsynth.methods.handbooster.model import orientation_quaternion
+from handsynth.render.conditions import ConditionRenderer
 from handsynth.render.crop import crop_box, crop_image
-from handsynth.render.maps import condition_image
+from handsynth.render.maps import condition_image, map_to_image
 
 SEG = "seg"
 _SEG_RIGHT, _SEG_LEFT, _SEG_OBJECT = 1, 2, 3  # handsynth.render.maps labels (0 background)
@@ -91,6 +99,31 @@ def crop_maps(
     return out
 
 
+def render_crop_maps(
+    renderer: ConditionRenderer, sample: Sample, maps: list[str], box: list[float], condition_size: int,
+    size: int, mirror: bool,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """The crop ``box``'s maps rendered at ``condition_size``² (sharp), as the RGB pictures methods read
+    (``condition_image``), mirrored when asked (before resampling, as :func:`crop_maps`), resized to
+    ``size``² (bilinear, nearest for seg and depth)."""
+    drawn = renderer.render_box(sample, tuple(maps), box, condition_size)
+    out = {}
+    whole = [0.0, 0.0, float(condition_size)]
+    for name in maps:
+        rgb = np.asarray(
+            condition_image(name, map_to_image(name, drawn[name]), condition_size, condition_size)
+        )
+        if mirror:
+            rgb = mirror_map(name, rgb)
+        out[name] = crop_image(rgb, whole, size, resample="nearest" if name in _NEAREST_MAPS else "bilinear")
+    return out
+
+
+def rendered_seg(renderer: ConditionRenderer, sample: Sample) -> np.ndarray:
+    """The record's full-image seg map, rendered (what :func:`hand_box` reads a held object from)."""
+    return renderer.render_box(sample, (SEG,))[SEG]
+
+
 def map_channels(name: str, crop: np.ndarray) -> np.ndarray:
     """A cropped RGB map -> its (C, S, S) float channels (see the module docstring)."""
     a = crop.astype(np.float32)
@@ -140,12 +173,17 @@ class HandBoosterDataset(Dataset):
     def __init__(self, samples: list[Sample], root: str | Path, cfg: HandBoosterConfig) -> None:
         self.root, self.samples, self.cfg = Path(root), samples, cfg
         self.needed = list(dict.fromkeys([*cfg.model.conditions, SEG]))  # seg: the loss weight map
+        self.render = cfg.data.conditions_from == "render"
+        self._renderer: ConditionRenderer | None = None
+        self._renderer_pid = -1  # a GL context does not survive a fork: one renderer per process
         if not samples:
             raise UserError(f"dataset {self.root} has no samples")
         missing: dict[str, list[str]] = {}
         for s in samples:
             if s.file_name is None or not (self.root / s.file_name).is_file():
                 raise UserError(f"record {s.id} in {self.root} has no image file; training needs the photo")
+            if self.render:
+                continue
             gone = [
                 m for m in self.needed if m not in s.conditions or not (self.root / s.conditions[m]).is_file()
             ]
@@ -160,6 +198,16 @@ class HandBoosterDataset(Dataset):
         self.items = [(i, j) for i, s in enumerate(samples) for j in range(len(s.hands))]
         if not self.items:
             raise UserError(f"dataset {self.root} has no hands to train on")
+        if self.render:  # hands posable, labels matching, object meshes readable: before any output
+            checker = ConditionRenderer(model_dir=cfg.data.mano_dir, data_root=self.root)
+            for s in samples:
+                checker.check_record(s)
+
+    def renderer(self) -> ConditionRenderer:
+        if self._renderer is None or self._renderer_pid != os.getpid():
+            self._renderer = ConditionRenderer(model_dir=self.cfg.data.mano_dir, data_root=self.root)
+            self._renderer_pid = os.getpid()
+        return self._renderer
 
     def __len__(self) -> int:
         return len(self.items)
@@ -178,9 +226,16 @@ class HandBoosterDataset(Dataset):
         mirror = cfg.data.mirror_left and hand.side == "left"
         with Image.open(self.root / s.file_name) as im:
             photo = np.asarray(im.convert("RGB").resize((s.width, s.height), Image.Resampling.BICUBIC))
-        maps = {m: read_rgb_map(m, self.root / s.conditions[m], s.width, s.height) for m in self.needed}
-        box = hand_box(hand, s.width, s.height, cfg.data.crop_expand, maps[SEG])
-        crops = crop_maps({"image": photo, **maps}, box, size, mirror)
+        if self.render:
+            box = hand_box(hand, s.width, s.height, cfg.data.crop_expand, rendered_seg(self.renderer(), s))
+            crops = crop_maps({"image": photo}, box, size, mirror)
+            crops |= render_crop_maps(
+                self.renderer(), s, self.needed, box, cfg.data.condition_size, size, mirror
+            )
+        else:
+            maps = {m: read_rgb_map(m, self.root / s.conditions[m], s.width, s.height) for m in self.needed}
+            box = hand_box(hand, s.width, s.height, cfg.data.crop_expand, maps[SEG])
+            crops = crop_maps({"image": photo, **maps}, box, size, mirror)
         image = torch.from_numpy(crops["image"].astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
         return {
             "id": self.item_id(index),

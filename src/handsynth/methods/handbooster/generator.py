@@ -27,12 +27,20 @@ import torch
 from PIL import Image
 
 from handsynth.config import CONFIG_NAME
+from handsynth.data.folder import dataset_root
 from handsynth.data.provenance import tree_sha256
 from handsynth.data.records import Sample
 from handsynth.diffusion.schedulers import sampling_scheduler
 from handsynth.errors import UserError
 from handsynth.methods.handbooster.config import ORIENTATION_FILE, UNET_DIR, HandBoosterConfig
-from handsynth.methods.handbooster.data import SEG, condition_tensor, crop_maps, hand_box
+from handsynth.methods.handbooster.data import (
+    SEG,
+    condition_tensor,
+    crop_maps,
+    hand_box,
+    render_crop_maps,
+    rendered_seg,
+)
 from handsynth.methods.handbooster.model import check_unet_config, orientation_quaternion
 from handsynth.methods.interface import (
     DTYPES,
@@ -43,6 +51,7 @@ from handsynth.methods.interface import (
     read_run_config,
     sampling_from_args,
 )
+from handsynth.render.conditions import ConditionRenderer
 from handsynth.render.crop import crop_intrinsics
 
 if TYPE_CHECKING:
@@ -170,8 +179,10 @@ class HandBoosterGenerator(GenerationMethod):
         checkpoint: str | Path,
         sampling: SamplingConfig | None = None,
         train_config: HandBoosterConfig | None = None,
+        data_root: str | Path | None = None,
     ) -> None:
         self.checkpoint = Path(checkpoint).expanduser()
+        self.data_root = data_root  # where relative object mesh paths are read from (the input folder)
         self.cfg = (train_config or self._read_config(self.checkpoint)).check()
         self.sampling = (sampling or copy.deepcopy(DEFAULT_SAMPLING)).check()
         if self.sampling.scheduler not in ("ddim", "ddpm"):
@@ -185,6 +196,32 @@ class HandBoosterGenerator(GenerationMethod):
         self.model: HandBoosterModel | None = None
         self.device = torch.device("cpu")
         self._sha: str | None = None
+        self._renderer: ConditionRenderer | None = None  # data.conditions_from render: as at training
+        if self.cfg.data.conditions_from == "render":  # the maps are drawn here: stored ones not needed
+            self.optional_maps = self.maps
+
+    def renderer(self) -> ConditionRenderer:
+        """The renderer of the crops' maps (relative object mesh paths are read from ``data_root``)."""
+        if self._renderer is None:
+            self._renderer = ConditionRenderer(model_dir=self.cfg.data.mano_dir, data_root=self.data_root)
+        return self._renderer
+
+    def _crops(self, sample: Sample, hand, maps: dict, width: int, height: int, mirror: bool):
+        """(box, the crop's condition maps as the model reads them, the same unmirrored to store)."""
+        cfg, size = self.cfg, self.cfg.model.sample_size
+        if cfg.data.conditions_from == "stored":
+            box = hand_box(hand, width, height, cfg.data.crop_expand, maps.get(SEG))
+            return box, crop_maps(maps, box, size, mirror), crop_maps(maps, box, size, mirror=False)
+        renderer = self.renderer()
+        box = hand_box(
+            hand, sample.width, sample.height, cfg.data.crop_expand, rendered_seg(renderer, sample)
+        )
+        needed = list(self.maps)
+        plain = render_crop_maps(renderer, sample, needed, box, cfg.data.condition_size, size, False)
+        if not mirror:
+            return box, plain, plain
+        seen = render_crop_maps(renderer, sample, needed, box, cfg.data.condition_size, size, True)
+        return box, seen, plain
 
     @staticmethod
     def _read_config(folder: Path) -> HandBoosterConfig:
@@ -212,6 +249,9 @@ class HandBoosterGenerator(GenerationMethod):
         return 1  # any input size: the crop is resampled to model.sample_size
 
     def plan_samples(self, samples: list[Sample]) -> list[Sample]:
+        if self.cfg.data.conditions_from == "render":  # every record drawable: before any output
+            for s in samples:
+                self.renderer().check_record(s)
         return plan_hands(samples)
 
     def checkpoint_sha256(self) -> str:
@@ -259,23 +299,22 @@ class HandBoosterGenerator(GenerationMethod):
             hand = s.hand(side) if side else s.hands[0]
             mirror = cfg.data.mirror_left and hand.side == "left"
             maps = {m: np.asarray(r.conditions[m].convert("RGB")) for m in self.maps if m in r.conditions}
-            box = hand_box(hand, r.width, r.height, cfg.data.crop_expand, maps.get(SEG))
-            conds.append(condition_tensor(crop_maps(maps, box, size, mirror), list(cfg.model.conditions)))
+            box, seen, stored = self._crops(s, hand, maps, r.width, r.height, mirror)
+            conds.append(condition_tensor(seen, list(cfg.model.conditions)))
             quats.append(
                 torch.from_numpy(orientation_quaternion(hand.global_orient, mirror).astype(np.float32))
             )
-            plans.append((s, maps, box, mirror))
+            plans.append((s, stored, box, mirror))
         s = self.sampling
         scheduler = sampler_scheduler(cfg, s.scheduler, s.steps)
         gens = [torch.Generator().manual_seed(r.seed) for r in requests]
         x = denoise(self.model, scheduler, torch.stack(conds), torch.stack(quats), gens, s.guidance, s.eta)
         results = []
-        for img, (sample, maps, box, mirror) in zip(x.float().cpu(), plans):
+        for img, (sample, crops, box, mirror) in zip(x.float().cpu(), plans):
             arr = ((img + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
             if mirror:
                 arr = arr[:, ::-1]
             record = crop_record(sample, box, size)
-            crops = crop_maps(maps, box, size, mirror=False)
             results.append(
                 GenResult(
                     image=Image.fromarray(np.ascontiguousarray(arr)),
@@ -307,4 +346,9 @@ def from_args(args: argparse.Namespace) -> HandBoosterGenerator:
     defaults = copy.deepcopy(DEFAULT_SAMPLING)
     if getattr(args, "scheduler", None) == "ddpm":
         defaults.steps = DDPM_STEPS
-    return HandBoosterGenerator(args.checkpoint, sampling=sampling_from_args(args, defaults))
+    inp = getattr(args, "inp", None)
+    return HandBoosterGenerator(
+        args.checkpoint,
+        sampling=sampling_from_args(args, defaults),
+        data_root=dataset_root(inp) if inp else None,
+    )

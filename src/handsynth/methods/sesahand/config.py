@@ -6,9 +6,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from handsynth.diffusion.hand_bias import HSAConfig
+from handsynth.diffusion.tas import TASConfig
 from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
-from handsynth.methods.attentionhand.training import ValidationConfig  # same released sampler settings
+from handsynth.methods.attentionhand.training import (  # same released sampler settings, same TAS
+    ValidationConfig,
+    check_tas,
+)
 from handsynth.methods.sesahand.fusion import GRANULARITIES, FusionConfig
 from handsynth.render.maps import check_maps
 
@@ -54,6 +58,9 @@ class SesaHandConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     hsa: HSASection = field(default_factory=HSASection)
+    # AttentionHand's text attention stage on the training latents (off: SesaHand's own reading has
+    # none; the micro suite's `sesahand_hsa_tas` row turns it on with HSA off: "HSA replaced by TAS").
+    tas: TASConfig = field(default_factory=lambda: TASConfig(enabled=False))
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_grad_norm=0.0))
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -66,6 +73,7 @@ class SesaHandConfig:
             self.hsa.to_hsa()
         except ValueError as err:
             raise UserError(str(err)) from None
+        check_tas(self.tas)
         if self.model.resolution % 64:
             raise UserError(f"model.resolution must be a multiple of 64, got {self.model.resolution}")
         if self.model.local_branch:

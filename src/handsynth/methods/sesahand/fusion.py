@@ -5,14 +5,16 @@ Reading of the paper's summary (docs/sesahand.md, every fork a config switch):
 - each granularity g (fine: hand mesh + seg, mid: hand skeleton, coarse: arm/body) has a light encoder
   E_g with the ControlNet conditioning-embedding layout (strided convs to the latent resolution, last
   conv zero); E_fine *is* the trunk's own ``controlnet_cond_embedding``;
-- the trunk phi_g (a diffusers ``ControlNetModel`` initialised from the UNet, as AttentionHand's) runs
-  once per granularity, each stream reading ``conv_in(x_t) + E_g(c_g)`` with the same text and timestep;
+- the trunk phi_g (a diffusers ``ControlNetModel`` initialised from the UNet, as AttentionHand's) runs the
+  fine stream ``conv_in(x_t) + E_fine(c_fine)``; every other stream starts as ``conv_in(x_t) + E_g(c_g)``;
 - after down block ``l`` of every fused level, a :class:`AttentionFusion` block lets the fine stream's
   tokens attend to the tokens of all streams (queries: fine; keys/values: fine, mid, coarse, each with a
   learned stream embedding) and adds the result through a zero-initialised projection; the fused map
-  replaces the fine stream's state (and its residual) and the trunk continues on it
-  (``context='light'``: the mid/coarse streams skip the trunk and reach each level through a strided-conv
-  pyramid of their own, our cheaper ablation);
+  replaces the fine stream's state (and its residual) and the trunk continues on it;
+- how the mid/coarse streams reach the fused levels: ``context='light'`` (default) through a
+  strided-conv pyramid of their own, one conv per trunk level; ``context='trunk'`` through the shared
+  trunk itself (the issue's first reading: 1.40x a ControlNet sampling step at SD-1.5 size against
+  light's 1.03x, over the issue's 1.3x goal; docs/sesahand.md);
 - only the fine stream's residuals (zero convs, mid block) reach the UNet.
 
 At initialisation every fusion output is zero, so the model computes exactly the plain ControlNet of the
@@ -60,9 +62,10 @@ class FusionConfig:
     levels: list[int] | None = None
     granularities: list[str] = field(default_factory=lambda: list(GRANULARITIES))
     head_dim: int = 64  # attention heads = channels // head_dim (at least 1)
-    # How the mid/coarse streams reach each fused level: `trunk` (the shared ControlNet trunk, the
-    # paper's reading) or `light` (a strided-conv pyramid of their own: far cheaper; our ablation).
-    context: str = "trunk"
+    # How the mid/coarse streams reach each fused level: `light` (a strided-conv pyramid of their own:
+    # meets the issue's <= 1.3x cost goal at SD-1.5 size) or `trunk` (the shared ControlNet trunk run once
+    # per stream: the first reading, 1.40x; kept as the ablation). docs/sesahand.md §2, §6.
+    context: str = "light"
 
     def check(self) -> FusionConfig:
         if self.mode not in FUSION_MODES:

@@ -19,12 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from handsynth.config import CONFIG_NAME, save_config
+from handsynth.diffusion.attention import install_attention_store
 from handsynth.diffusion.base import load_base
 from handsynth.diffusion.controlnet import controlled_unet_forward
-from handsynth.diffusion.encoding import encode_images, tokenize
+from handsynth.diffusion.encoding import encode_images, prompt_lengths, tokenize
 from handsynth.diffusion.hand_bias import install_hand_bias
 from handsynth.diffusion.schedulers import sampling_scheduler, training_scheduler, training_target
-from handsynth.methods.attentionhand.training import config_for_run_folder
+from handsynth.methods.attentionhand.training import apply_tas, config_for_run_folder, tas_forward
 from handsynth.methods.interface import GenRequest, SamplingConfig, WorkItem
 from handsynth.methods.record_task import RecordTrainTask
 from handsynth.methods.sesahand.config import SesaHandConfig
@@ -48,6 +49,7 @@ class SesaHandTask(RecordTrainTask):
             self.samples, self.root, m.resolution, cfg.stream_maps(), cfg.data.prompt_field, cfg.hsa.enabled
         )
         self.hsa = None
+        self.store = None  # the UNet's attention store (tas.enabled)
         self._active = None  # the open HSA conditioning block of the last loss() call
 
     # -- TrainTask API --
@@ -70,6 +72,8 @@ class SesaHandTask(RecordTrainTask):
         if cfg.train.gradient_checkpointing:
             base.unet.enable_gradient_checkpointing()
             model.enable_gradient_checkpointing()
+        if self.tas_on:
+            self.store = install_attention_store(base.unet)
         if cfg.hsa.enabled:
             self.hsa = install_hand_bias(
                 {"unet": base.unet, "controlnet": model.controlnet}, cfg.hsa.to_hsa()
@@ -79,6 +83,27 @@ class SesaHandTask(RecordTrainTask):
         self.base = base
         self.scheduler = training_scheduler(base.scheduler_config)
         return model
+
+    @property
+    def tas_on(self) -> bool:
+        return self.cfg.tas.enabled and self.cfg.tas.iterations > 0
+
+    def _tas(self, model, batch_parts: tuple, generator: torch.Generator | None) -> tuple:
+        """AttentionHand's TAS on this step's latents (its code, phi_d alone or phi_d + the fusion)."""
+        xt, t, x0, noise, text, cond, prompts, indices = batch_parts
+        unet, acc = self.base.unet, self.accelerator
+        controlled = None
+        fusion = acc.unwrap_model(model) if acc is not None else model
+        if self.cfg.tas.unet == "controlled":
+
+            def controlled(x: torch.Tensor):
+                return controlled_unet_forward(unet, fusion, x, t, text, cond.to(x.dtype))
+
+        forward = tas_forward(unet, t, text, controlled, (fusion,), acc)
+        lengths = prompt_lengths(tokenize(self.base.tokenizer, prompts), self.base.tokenizer.eos_token_id)
+        return apply_tas(
+            self.cfg.tas, self.store, forward, self.scheduler, xt, t, x0, noise, indices, lengths, generator
+        )
 
     def _release_hsa(self) -> None:
         if self._active is not None:
@@ -103,9 +128,15 @@ class SesaHandTask(RecordTrainTask):
         noise = torch.randn(x0.shape, generator=generator, device="cpu").to(dev)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (n,), generator=generator).to(dev)
         xt = self.scheduler.add_noise(x0, noise, t)
-        target = training_target(self.scheduler, x0, noise, t)
         cond = batch["cond"].to(dev, dtype=xt.dtype)
-        self._release_hsa()
+        self._release_hsa()  # TAS reads the unbiased attention (HSA and TAS are alternatives)
+        logs = {"hand_token_share": float(np.mean([bool(i) for i in indices]))}
+        target_noise = noise
+        if self.tas_on:
+            parts = (xt, t, x0, noise, text, cond, prompts, indices)
+            xt, target_noise, tas_logs = self._tas(model, parts, generator)
+            logs.update(tas_logs)
+        target = training_target(self.scheduler, x0, target_noise, t)
         if self.hsa is not None:
             self._active = self.hsa.conditioning(
                 batch["hand_mask"].to(dev), indices, latent_hw=tuple(xt.shape[-2:]), timesteps=t
@@ -113,7 +144,7 @@ class SesaHandTask(RecordTrainTask):
             self._active.__enter__()
         pred = controlled_unet_forward(base.unet, model, xt, t, text, cond).float()
         loss = F.mse_loss(pred, target.float())
-        return loss, {"hand_token_share": float(np.mean([bool(i) for i in indices]))}
+        return loss, logs
 
     def sampler(self, model: StructuralFusion):
         """The generator's sampling loop on this run's base and module (validation)."""
