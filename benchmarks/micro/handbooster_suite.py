@@ -288,10 +288,7 @@ def make_runner(base_cls):
                 checkpoint_every=max(1, t["steps"] // 2), validate_every=0, log_every=max(1, t["steps"] // 20),
                 seed=seed, checkpoints_total_limit=1,
             )  # fmt: skip
-            path = self.work / "configs" / f"{row}_seed{seed}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-            return path
+            return self.write_config(f"{row}_seed{seed}", cfg)
 
         def stage_guidance(self) -> None:
             jobs = []

@@ -529,7 +529,11 @@ class Runner:
             for p in parents:
                 node = node.setdefault(p, {})
             node[last] = value
-        path = self.work / "configs" / f"{method}_seed{seed}.yaml"
+        return self.write_config(f"{method}_seed{seed}", cfg)
+
+    def write_config(self, name: str, cfg: dict) -> Path:
+        """A training config written under the run's ``configs/`` (the trainers read it from there)."""
+        path = self.work / "configs" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
