@@ -16,15 +16,6 @@ ROWS = ["a_real", "b_render", "c_depth_seg", "d_normal_seg", "e_normal_texture",
         "h_fps", "i_cross", "j_nofilter"]  # fmt: skip
 
 
-@pytest.fixture
-def micro_run():
-    sys.path.insert(0, str(MICRO))
-    import run
-
-    yield run
-    sys.path.remove(str(MICRO))
-
-
 def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(micro_run, tmp_path):
     from handbooster_suite import make_runner
 

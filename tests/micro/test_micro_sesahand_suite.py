@@ -14,15 +14,6 @@ REPO = Path(__file__).resolve().parents[2]
 MICRO = REPO / "benchmarks" / "micro"
 
 
-@pytest.fixture
-def micro_run():
-    sys.path.insert(0, str(MICRO))
-    import run
-
-    yield run
-    sys.path.remove(str(MICRO))
-
-
 def test_suite_config_keeps_the_default_suite_and_builds_valid_sesahand_rows(micro_run, tmp_path):
     from handsynth.config import load_config
     from handsynth.methods.sesahand.config import SesaHandConfig
