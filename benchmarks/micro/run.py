@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -111,13 +113,14 @@ def handsynth_cmd() -> list[str]:
 class Runner:
     """Stages of one profile; every output under ``work``; timings appended to ``timings.json``."""
 
-    def __init__(self, cfg: dict, work: Path, verbose: bool = False) -> None:
+    def __init__(self, cfg: dict, work: Path, verbose: bool = False, create: bool = True) -> None:
         self.cfg = cfg
         self.work = work
         self.verbose = verbose
-        self.work.mkdir(parents=True, exist_ok=True)
+        self.reuse_from: Path | None = None  # --reuse-from: a work folder whose base/tools may be copied
         self.log_dir = work / "logs"
-        self.log_dir.mkdir(exist_ok=True)
+        if create:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         self.timings_path = work / "timings.json"
         self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
         self.jobs_done = 0  # jobs run by this invocation (a stage that ran none only skipped)
@@ -273,8 +276,76 @@ class Runner:
         """The micro base and the evaluation tools are independent: they share the parallel slots."""
         from handsynth.diffusion.base import missing_parts
 
+        if self.reuse_from is not None:
+            self.reuse_artifacts(self.reuse_from)
         jobs = [("base_pretrain", self.self_job("base"))] if missing_parts(self.base) else []
         self.stage_tools(jobs)
+        self.stamp_recipes()
+
+    # -- reuse of a finished base / tool from another work folder (e.g. a suite on the default world) -----
+    def artifacts(self) -> dict[str, Path]:
+        return {"base": self.base, **{name: self.tool(name) for name in ("features", "detector", "recon")}}
+
+    def artifact_finished(self, name: str) -> bool:
+        from handsynth.diffusion.base import missing_parts
+
+        folder = self.artifacts()[name]
+        if name == "base":
+            return folder.exists() and not missing_parts(folder)
+        return (folder / ("model.safetensors" if name != "recon" else ".done")).exists()
+
+    def recipe(self, name: str) -> dict | None:
+        """What a base/tool artifact is made from: its budget and the fingerprints of the splits it reads
+        (None when a split is missing, e.g. in the HandBooster suite's world)."""
+        tools = self.cfg["tools"]
+        optional = ["empty_wild_train"] if name in ("base", "detector") else []  # no-hand photos, when any
+        if name == "base":
+            splits, budget = ["wild_train"], {"base": self.cfg["base"]}
+        elif name == "detector":
+            t = tools["detector"]
+            splits, budget = list(t.get("data", ["wild_train", "lab_train"])), {"tool": t}
+        elif name == "features":
+            splits, budget = ["wild_train", "lab_train"], {"tool": tools["features"]}
+        else:
+            t = tools["recon"]
+            splits, budget = list(t.get("data", ["wild_train"])), {"tool": t, "recon": self.cfg["recon"]}
+        if not all((self.data(s) / "metadata.jsonl").exists() for s in splits):
+            return None
+        splits += [s for s in optional if (self.data(s) / "metadata.jsonl").exists()]
+        return {
+            "size": self.cfg["size"],
+            **budget,
+            "data": {s: split_fingerprint(self.data(s)) for s in splits},
+        }
+
+    def reuse_artifacts(self, source: Path) -> None:
+        """Copy each unfinished base/tool from ``source`` when its recorded recipe equals this run's."""
+        src = Runner(self.cfg, source, create=False)
+        for name, folder in self.artifacts().items():
+            if self.artifact_finished(name):
+                continue
+            theirs = src.artifacts()[name] / RECIPE_FILE
+            mine = self.recipe(name)
+            if mine is None or not theirs.exists() or not src.artifact_finished(name):
+                print(f"[micro] {name}: not reused ({theirs} is missing or unfinished)", flush=True)
+                continue
+            recorded = json.loads(theirs.read_text())["recipe"]
+            if recorded != json.loads(json.dumps(mine)):
+                differ = sorted(k for k in set(recorded) | set(mine) if recorded.get(k) != mine.get(k))
+                print(f"[micro] {name}: not reused (its recipe differs in {', '.join(differ)})", flush=True)
+                continue
+            shutil.copytree(src.artifacts()[name], folder, dirs_exist_ok=True)
+            print(f"[micro] {name}: reused from {src.artifacts()[name]} (same budget, same data)", flush=True)
+
+    def stamp_recipes(self) -> None:
+        """Record each finished base/tool's recipe (once), so another run can reuse it."""
+        for name, folder in self.artifacts().items():
+            stamp = folder / RECIPE_FILE
+            if stamp.exists() or not self.artifact_finished(name):
+                continue
+            recipe = self.recipe(name)
+            if recipe is not None:
+                stamp.write_text(json.dumps({"recipe": recipe}, indent=1))
 
     def stage_tools(self, jobs: list | None = None) -> None:
         jobs = list(jobs or [])
@@ -774,6 +845,25 @@ _CHAIN = (
 )
 
 
+RECIPE_FILE = "handsynth_recipe.json"
+# Record keys no base/tool job reads: a suite's extra condition maps and captions must not block reuse.
+_NOT_READ = {"caption", "conditions", "local"}
+
+
+def split_fingerprint(folder: Path) -> str:
+    """sha256 over a record folder's photos and the record fields the base and tools read."""
+    h = hashlib.sha256()
+    for line in (folder / "metadata.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        kept = {k: v for k, v in rec.items() if k not in _NOT_READ and not k.endswith("_file_name")}
+        h.update(json.dumps(kept, sort_keys=True).encode())
+        if rec.get("file_name"):
+            h.update((folder / rec["file_name"]).read_bytes())
+    return h.hexdigest()
+
+
 def _read_json(p: Path) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
@@ -952,6 +1042,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only-install-default", action="store_true", help="install from finished stages, run nothing"
     )
     p.add_argument("--jobs", type=int, default=None, help="parallel jobs (default: the profile's)")
+    p.add_argument(
+        "--reuse-from",
+        default=None,
+        help="another work folder: copy its finished base and tools when their budget and data equal this run's",
+    )
     p.add_argument("--report-only", action="store_true", help="rewrite the report from finished stages")
     p.add_argument("--results", default=None, help="report folder (default benchmarks/results)")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
@@ -975,6 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
         runner_cls = make_runner(Runner)
     r = runner_cls(cfg, work)
     r.results = Path(args.results) if args.results else RESULTS
+    r.reuse_from = Path(args.reuse_from) if args.reuse_from else None
     if suite_jobs and args.results is None and "tiny" in cfg["profile"]:
         r.results = work / "results"  # tiny numbers never land in benchmarks/results
     if args.job:

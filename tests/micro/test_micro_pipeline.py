@@ -454,3 +454,65 @@ def test_empty_photos_can_show_only_the_worlds_fixed_backgrounds(tmp_path):
     names = {s.source["attributes"]["background"]["name"] for s in read_dataset(tmp_path / "e")}
     fixed = {backgrounds.fixed_background("wild", i, 32).name for i in range(2)}
     assert names <= fixed
+
+
+def _world_split(folder: Path, pixels: list[int], caption: str | None = None, maps: bool = False) -> None:
+    """A 2-record split: photos of the given grey levels, one prompt, optional suite-only fields."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    lines = []
+    for i, v in enumerate(pixels):
+        Image.new("RGB", (8, 8), (v, v, v)).save(folder / f"{i}.png")
+        rec = {"id": str(i), "file_name": f"{i}.png", "prompt": "a left hand", "width": 8, "height": 8}
+        if caption:
+            rec["caption"] = caption
+        if maps:
+            rec["conditions"] = {"seg": f"seg/{i}.png"}
+            rec["seg_file_name"] = f"seg/{i}.png"
+        lines.append(json.dumps(rec))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_reuse_copies_a_base_and_tools_only_when_budget_and_data_are_equal(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
+    import run as micro_run
+
+    cfg = micro_run.load_profile("tiny")
+    src = micro_run.Runner(cfg, tmp_path / "src")
+    for split in ("wild_train", "lab_train", "empty_wild_train"):
+        _world_split(src.data(split), [10, 20])
+    _micro_base(src.base)
+    for name in ("features", "detector"):
+        src.tool(name).mkdir(parents=True)
+        (src.tool(name) / "model.safetensors").write_bytes(b"weights of " + name.encode())
+    src.tool("recon").mkdir(parents=True)
+    (src.tool("recon") / ".done").touch()
+    src.stamp_recipes()
+    assert all((folder / micro_run.RECIPE_FILE).exists() for folder in src.artifacts().values())
+
+    # A suite's world: the same photos and prompts, plus verbose captions and more condition maps.
+    dst = micro_run.Runner(cfg, tmp_path / "dst")
+    for split in ("wild_train", "lab_train", "empty_wild_train"):
+        _world_split(dst.data(split), [10, 20], caption="a verbose caption", maps=True)
+    dst.reuse_artifacts(src.work)
+    assert all(dst.artifact_finished(name) for name in dst.artifacts())
+    assert (dst.tool("detector") / "model.safetensors").read_bytes() == b"weights of detector"
+
+    # One photo differs: nothing reading that split is reused; a different budget blocks the base.
+    copy_cfg = json.loads(json.dumps(cfg))
+    other = micro_run.Runner(copy_cfg, tmp_path / "other")
+    _world_split(other.data("wild_train"), [10, 21])
+    _world_split(other.data("lab_train"), [10, 20])
+    _world_split(other.data("empty_wild_train"), [10, 20])
+    capsys.readouterr()
+    other.reuse_artifacts(src.work)
+    assert not any(other.artifact_finished(name) for name in other.artifacts())
+    assert "its recipe differs in data" in capsys.readouterr().out
+    copy_cfg["base"]["unet_steps"] += 1
+    _world_split(tmp_path / "x" / "data" / "wild_train", [10, 20])
+    moved = micro_run.Runner(copy_cfg, tmp_path / "x")
+    moved.reuse_artifacts(src.work)
+    assert not moved.artifact_finished("base")
+    assert "its recipe differs in base" in capsys.readouterr().out
+    sys.path.remove(str(REPO / "benchmarks" / "micro"))
