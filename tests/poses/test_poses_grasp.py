@@ -338,3 +338,15 @@ def test_exact_without_fcl_says_how_to_install_it(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "python-fcl" in err and "pip install 'handsynth[fcl]'" in err
     assert not out.exists()
+
+
+def test_validate_cli_defaults_are_the_validation_rule_defaults():
+    """The CLI keeps its own defaults (it imports poses.validate lazily): they must not drift apart."""
+    from dataclasses import fields
+
+    from handsynth.cli import build_parser
+    from handsynth.poses.validate import ValidationRule
+
+    args = build_parser().parse_args(["poses", "validate", "--in", "x", "--out", "y"])
+    for f in fields(ValidationRule):
+        assert getattr(args, f.name) == f.default, f.name

@@ -26,7 +26,7 @@ from handsynth.diffusion.controlnet import GuidanceModule
 from handsynth.diffusion.tas import TASConfig, TASInferenceConfig
 from handsynth.errors import UserError
 from handsynth.methods.attentionhand.training import CONFIG_NAME, AttentionHandConfig
-from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
+from handsynth.methods.baselines.generators import DiffusersBaseline, check_controlnet, load_component_config
 from handsynth.methods.interface import GenRequest, GenResult, SamplingConfig, sampling_from_args
 from handsynth.methods.sampler import MODES, ControlNetSampler, LocalBlend, TASOptions
 
@@ -131,7 +131,7 @@ class AttentionHandGenerator(DiffusersBaseline):
         path = self._net_folders()["shared" if "shared" in self._net_folders() else "global"]
         if not (path / "config.json").is_file():
             raise UserError(f"checkpoint {self.checkpoint} has no {path.name}/config.json (φ_g weights)")
-        return _load_config(ControlNetModel, str(path), "checkpoint")
+        return load_component_config(ControlNetModel, str(path), "checkpoint")
 
     def check_module(self, cfg: dict, unet: dict) -> None:
         check_controlnet(self, cfg, unet)

@@ -46,7 +46,7 @@ from handsynth.text.tokenizer import clip_tokenizer
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id; pass a local folder offline
 
 
-def _load_config(cls: Any, path: str, what: str, subfolder: str | None = None) -> dict:
+def load_component_config(cls: Any, path: str, what: str, subfolder: str | None = None) -> dict:
     """A model's config.json (no weights), with a clear error when the checkpoint is missing."""
     p = Path(path).expanduser()
     looks_local = p.exists() or path.startswith((".", "/", "~")) or path.count("/") != 1
@@ -125,7 +125,7 @@ class DiffusersBaseline(GenerationMethod):
             else:
                 from diffusers import UNet2DConditionModel
 
-                self._unet_config = _load_config(
+                self._unet_config = load_component_config(
                     UNet2DConditionModel, self.base_path(), "base model", subfolder="unet"
                 )
         return self._unet_config
@@ -139,7 +139,7 @@ class DiffusersBaseline(GenerationMethod):
             )
         import diffusers
 
-        cfg = _load_config(getattr(diffusers, self.module_class), str(self.checkpoint), "checkpoint")
+        cfg = load_component_config(getattr(diffusers, self.module_class), str(self.checkpoint), "checkpoint")
         kind = cfg.get("_class_name")
         if kind and kind != self.module_class:
             raise UserError(

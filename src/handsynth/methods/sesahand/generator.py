@@ -22,7 +22,7 @@ from handsynth.data.provenance import tree_sha256
 from handsynth.diffusion.base import base_from_run
 from handsynth.diffusion.hand_bias import install_hand_bias
 from handsynth.errors import UserError
-from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
+from handsynth.methods.baselines.generators import DiffusersBaseline, check_controlnet, load_component_config
 from handsynth.methods.interface import (
     GenRequest,
     GenResult,
@@ -123,7 +123,9 @@ class SesaHandGenerator(DiffusersBaseline):
 
         if self.checkpoint is None:
             raise UserError("--method sesahand needs --checkpoint (the folder `handsynth train` wrote)")
-        return _load_config(ControlNetModel, str(Path(str(self.checkpoint)) / WEIGHTS_DIR), "checkpoint")
+        return load_component_config(
+            ControlNetModel, str(Path(str(self.checkpoint)) / WEIGHTS_DIR), "checkpoint"
+        )
 
     def check_module(self, cfg: dict, unet: dict) -> None:
         check_controlnet(self, cfg, unet)

@@ -18,7 +18,7 @@ import torch
 from handsynth.config import CONFIG_NAME
 from handsynth.data.provenance import tree_sha256
 from handsynth.errors import UserError
-from handsynth.methods.baselines.generators import DiffusersBaseline, _load_config, check_controlnet
+from handsynth.methods.baselines.generators import DiffusersBaseline, check_controlnet, load_component_config
 from handsynth.methods.interface import (
     GenRequest,
     GenResult,
@@ -104,7 +104,9 @@ class UniControlNetGenerator(DiffusersBaseline):
 
         if self.checkpoint is None:
             raise UserError("--method uni-controlnet needs --checkpoint (the folder `handsynth train` wrote)")
-        return _load_config(UniControlAdapter, str(Path(str(self.checkpoint)) / WEIGHTS_DIR), "checkpoint")
+        return load_component_config(
+            UniControlAdapter, str(Path(str(self.checkpoint)) / WEIGHTS_DIR), "checkpoint"
+        )
 
     def check_module(self, cfg: dict, unet: dict) -> None:
         check_controlnet(self, cfg.get("unet_config") or {}, unet)
