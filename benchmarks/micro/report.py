@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from micro_stats import ALPHA, ClaimResult, correct, paired_test
+from sheet import write_sheet
 
 NAMES = {
     "sd": "SD (text only)",
@@ -501,6 +502,21 @@ def write_report(r) -> Path:
         "How the world, the gates and the labels work: `docs/micro.md`.",
         "",
     ]
+    # Look first: what the generators drew for the same held-out poses.
+    base_stem = cfg.get("results_stem") or "micro"
+    stem = base_stem if profile == "full" else f"{base_stem}_{profile}"
+    sheet = write_sheet(r, r.results / f"{stem}_sheet.png", r.generated_sets())
+    if sheet is not None:
+        legend = "; ".join(f"`{m}` = {NAMES.get(m, m)}" for m in r.generated_sets())
+        lines += [
+            "## What the generators drew (seed 0, first 8 held-out poses)",
+            "",
+            f"![contact sheet]({sheet.name})",
+            "",
+            f"Columns: the mesh each guided method was given, a real wild photo of the same pose (the oracle), "
+            f"then one image per method for the prompt under the row: {legend}.",
+            "",
+        ]
     # Headline
     lines += ["## Headline: each claim once", ""]
     lines.append(
@@ -777,8 +793,6 @@ def write_report(r) -> Path:
     lines.append("")
     text = "\n".join(lines)
     r.results.mkdir(parents=True, exist_ok=True)
-    base_stem = cfg.get("results_stem") or "micro"
-    stem = base_stem if profile == "full" else f"{base_stem}_{profile}"
     md = r.results / f"{stem}.md"
     md.write_text(text)
     (r.results / f"{stem}.json").write_text(

@@ -516,3 +516,41 @@ def test_reuse_copies_a_base_and_tools_only_when_budget_and_data_are_equal(tmp_p
     assert not moved.artifact_finished("base")
     assert "its recipe differs in base" in capsys.readouterr().out
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
+def test_report_sheet_puts_each_methods_image_in_its_poses_row(runner):
+    """Rows are held-out poses, matched to generated images by record id (not by file order)."""
+    from PIL import Image
+
+    r, _ = runner
+    colours = {"sd": (200, 0, 0), "attentionhand": (0, 0, 200)}
+
+    def split(folder: Path, ids: list[str], value) -> None:
+        from handsynth.data import write_metadata
+
+        folder.mkdir(parents=True)
+        samples = []
+        for i, sid in enumerate(ids):
+            colour = value(i) if callable(value) else value
+            Image.new("RGB", (16, 16), colour).save(folder / f"{sid}.png")
+            Image.new("RGB", (16, 16), (i * 50, 255, 0)).save(folder / f"{sid}_mesh.png")
+            s = _sample(i, "right")
+            s.id, s.file_name, s.conditions = sid, f"{sid}.png", {"mesh": f"{sid}_mesh.png"}
+            s.hands[0].joints_3d = [[x, y, z + 0.5] for x, y, z in s.hands[0].joints_3d]  # before the camera
+            samples.append(s)
+        write_metadata(folder / "metadata.jsonl", samples)
+
+    split(r.data("lab_gen"), ["p0", "p1"], (0, 0, 0))
+    split(r.data("wild_gen_ref"), ["w0", "w1"], lambda i: (90 + i, 90, 90))
+    split(r.gen_dir("sd", 0), ["p1", "p0"], lambda i: (200, 100 * (1 - i), 0))  # reversed order
+    split(r.gen_dir("attentionhand", 0), ["p0"], colours["attentionhand"])  # p1 missing: a blank cell
+    r.cfg["methods"] = {m: r.cfg["methods"][m] for m in ("sd", "attentionhand")}
+    md = r.stage_report()
+    sheet = Image.open(md.parent / "micro_tiny_sheet.png").convert("RGB")
+    cell, top, row_h = 96, 16, 96 + 16
+    at = lambda col, row: sheet.getpixel((col * cell + cell // 2, top + row * row_h + cell // 2))  # noqa: E731
+    assert sheet.size == (4 * cell, top + 2 * row_h)
+    assert at(0, 1) == (50, 255, 0) and at(1, 1) == (91, 90, 90)  # mesh and oracle photo of pose p1
+    assert at(2, 0) == (200, 0, 0) and at(2, 1) == (200, 100, 0)  # sd's images found by id
+    assert at(3, 0) == colours["attentionhand"] and at(3, 1) == (40, 40, 40)
+    assert "![contact sheet](micro_tiny_sheet.png)" in md.read_text()

@@ -103,7 +103,11 @@ def test_tiny_sesahand_suite_runs_end_to_end_and_reports_its_claims(tmp_path):
         [*cmd, "--work", str(work), "--results", str(results)], capture_output=True, text=True, cwd=REPO
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in results.iterdir()) == ["micro_sesahand_tiny.json", "micro_sesahand_tiny.md"]
+    assert sorted(p.name for p in results.iterdir()) == [
+        "micro_sesahand_tiny.json",
+        "micro_sesahand_tiny.md",
+        "micro_sesahand_tiny_sheet.png",
+    ]
     data = json.loads((results / "micro_sesahand_tiny.json").read_text())
     sys.path.insert(0, str(MICRO))
     try:

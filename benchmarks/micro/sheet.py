@@ -1,0 +1,54 @@
+"""The report's contact sheet: what every generator drew for the same held-out poses, beside the mesh it
+was given and a real photo of that pose. Numbers are read after looking (a sheet of identical textures
+is a bug report, whatever the metrics say)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from handsynth.data import read_dataset
+from handsynth.viz import contact_sheet
+
+BLANK = Image.new("RGB", (8, 8), (40, 40, 40))  # a pose a set has no image for
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        return BLANK
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def _by_id(folder: Path) -> dict[str, Path]:
+    if not (folder / "metadata.jsonl").exists():
+        return {}
+    return {s.id: folder / s.file_name for s in read_dataset(folder) if s.file_name}
+
+
+def write_sheet(r, out: Path, methods: list[str], n: int = 8, seed: int = 0) -> Path | None:
+    """``n`` held-out poses (rows) × [mesh, real wild photo of the pose, each method's image] (columns).
+
+    Generated images are matched to poses by record id (``handsynth generate`` keeps the pose's id); the
+    oracle photos are the same poses re-rendered in wild (``wild_gen_ref``, same order as ``lab_gen``).
+    Returns None when the held-out poses are missing (nothing to show)."""
+    pose_dir, ref_dir = r.data("lab_gen"), r.data("wild_gen_ref")
+    if not (pose_dir / "metadata.jsonl").exists():
+        return None
+    poses = read_dataset(pose_dir)[:n]
+    refs = read_dataset(ref_dir)[:n] if (ref_dir / "metadata.jsonl").exists() else []
+    generated = {m: _by_id(r.gen_dir(m, seed)) for m in methods}
+    prompts = r.prompt_file.read_text().splitlines() if r.prompt_file.exists() else []
+    rows, captions = [], []
+    for i, pose in enumerate(poses):
+        row = [_open(pose_dir / pose.conditions["mesh"]) if "mesh" in pose.conditions else BLANK]
+        row.append(_open(ref_dir / refs[i].file_name) if i < len(refs) and refs[i].file_name else BLANK)
+        row += [_open(generated[m][pose.id]) if pose.id in generated[m] else BLANK for m in methods]
+        rows.append(row)
+        captions.append(prompts[i] if i < len(prompts) else pose.prompt)  # what the generators were asked
+    titles = ["mesh", "real wild", *methods]  # the report's legend names each method key
+    sheet = contact_sheet(rows, [t[:16] for t in titles], captions, cell=96, caption_lines=1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
