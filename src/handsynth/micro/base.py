@@ -59,6 +59,10 @@ class MicroBaseConfig:
     latent_channels: int = 4
     unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     cross_attention_levels: int = 2  # the first N down blocks (and last N up blocks) cross-attend
+    # Heads per attention layer (diffusers' `attention_head_dim`). 8 heads leave 4-8 channels per head at
+    # these widths, and CPU attention with 4-dim heads costs ~7x one 32-dim head for the same FLOPs
+    # (benchmarks/micro_base_cost.py); v1/v2 bases were trained with 8.
+    attention_heads: int = 8
     text_hidden: int = 32
     text_layers: int = 2
     seed: int = 0
@@ -103,6 +107,7 @@ def build_components(cfg: MicroBaseConfig) -> dict:
         text_heads=4,
         latent_channels=cfg.latent_channels,
         cross_attention_levels=cfg.cross_attention_levels,
+        attention_head_dim=cfg.attention_heads,
         vae_scaling_factor=1.0,
         image_size=cfg.resolution,
     )
