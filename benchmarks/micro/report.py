@@ -30,6 +30,7 @@ NAMES = {
     "sesahand_nofusion": "SesaHand w/o fusion (fine maps only)",
     "sesahand_nohsa": "SesaHand w/o HSA",
     "sesahand_fusion_sum": "SesaHand, sum fusion",
+    "sesahand_fusion_trunk": "SesaHand, mid/coarse through the shared trunk",
     "sesahand_hsa_tas": "SesaHand, HSA replaced by TAS",
 }
 T1 = ["FID", "KID", "FID-H", "KID-H", "Hand Conf.", "MSE-2D", "MSE-3D"]
