@@ -787,6 +787,12 @@ def write_report(r) -> Path:
             lines.append(f"| **whole run (last invocation)** | {timings['last_run_wall_s']:.0f} |")
         if timings.get("note"):
             lines += ["", timings["note"] + "."]
+        if timings.get("reused"):
+            reused = ", ".join(f"{k} from `{v}`" for k, v in timings["reused"].items())
+            lines += [
+                "",
+                f"Reused (`--reuse-from`, same budget and data; their training time is not above): {reused}.",
+            ]
     lines.append("")
     lines.append(
         "Machine: shared 2-core CPU (other jobs were running during the run), torch CPU, one thread per job."

@@ -335,6 +335,8 @@ class Runner:
                 print(f"[micro] {name}: not reused (its recipe differs in {', '.join(differ)})", flush=True)
                 continue
             shutil.copytree(src.artifacts()[name], folder, dirs_exist_ok=True)
+            self.timings.setdefault("reused", {})[name] = str(src.artifacts()[name])  # its time is not ours
+            self._save_timings()
             print(f"[micro] {name}: reused from {src.artifacts()[name]} (same budget, same data)", flush=True)
 
     def stamp_recipes(self) -> None:

@@ -498,6 +498,12 @@ def test_reuse_copies_a_base_and_tools_only_when_budget_and_data_are_equal(tmp_p
     dst.reuse_artifacts(src.work)
     assert all(dst.artifact_finished(name) for name in dst.artifacts())
     assert (dst.tool("detector") / "model.safetensors").read_bytes() == b"weights of detector"
+    assert set(json.loads(dst.timings_path.read_text())["reused"]) == {
+        "base",
+        "features",
+        "detector",
+        "recon",
+    }
 
     # One photo differs: nothing reading that split is reused; a different budget blocks the base.
     copy_cfg = json.loads(json.dumps(cfg))
