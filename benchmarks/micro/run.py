@@ -913,6 +913,7 @@ def job_detector(r: Runner) -> None:
         batch_size=t["batch_size"],
         negatives=negatives,
         augment=t.get("augment", True),
+        soften=t.get("soften", 0.0),
     )
     data = splits + (["empty_wild_train"] if negatives is not None else [])
     det.save(r.tool("detector"), {"training": stats, "data": data})

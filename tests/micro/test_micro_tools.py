@@ -15,6 +15,7 @@ from handsynth.micro.detector import (
     decode_heatmaps,
     gaussian_targets,
     random_affine,
+    random_soften,
 )
 from handsynth.micro.features import WorldFeatureExtractor, build_vocab, train_feature_extractor
 
@@ -129,3 +130,16 @@ def test_missing_tool_folder_is_a_user_error(tmp_path):
 
     with pytest.raises(UserError, match="not a saved world hand detector"):
         WorldHandDetector.load(tmp_path)
+
+
+def test_random_soften_blurs_the_chosen_share_and_keeps_the_rest():
+    g = torch.Generator().manual_seed(0)
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 255.0  # finest detail there is
+    imgs = checker.expand(200, 3, 32, 32).clone()
+    out = random_soften(imgs, g, 0.5)
+    changed = (out - imgs).abs().flatten(1).mean(1) > 20
+    assert 70 < int(changed.sum()) < 130  # ~half, drawn per image
+    detail = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
+    assert detail(out[changed]) < 0.3 * detail(imgs[changed])  # the checkerboard is washed out
+    assert torch.equal(out[~changed], imgs[~changed]) and out.min() >= 0 and out.max() <= 255
+    assert torch.equal(random_soften(imgs, g, 0.0), imgs)
