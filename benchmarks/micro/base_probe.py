@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     work, data, out = Path(args.work), Path(args.data), Path(args.out)
     det = WorldHandDetector.load(work / "tools" / "detector")
-    thr = presence_threshold(confidences(det, work / "data" / "empty_wild_calib"), 0.05)
+    no_hand = confidences(det, work / "data" / "empty_wild_calib")
+    hands = work / "data" / "wild_gen"  # the run's held-out-pose photos, as in gates.py's margin threshold
+    thr = presence_threshold(
+        no_hand, 0.05, confidences(det, hands) if (hands / "metadata.jsonl").exists() else None
+    )
+    print(f"hand-present threshold {thr:.3f} (no-hand tail alone: {presence_threshold(no_hand, 0.05):.3f})")
     recs = [s for s in read_dataset(data) if s.prompt][-args.n :]
     empty_prompts = EMPTY_PROMPTS
     # the references a sample rate is read against: the detector on the world's own photos

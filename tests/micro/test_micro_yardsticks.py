@@ -45,6 +45,14 @@ def test_presence_threshold_leaves_the_asked_false_positive_rate_on_its_split():
     assert (conf >= thr).mean() == pytest.approx(0.1, abs=0.011)
 
 
+def test_presence_threshold_with_hands_sits_midway_in_the_gap():
+    no_hand = np.linspace(0.01, 0.03, 101)  # 95 % quantile 0.029
+    hands = np.linspace(0.41, 0.81, 101)  # 5 % quantile 0.43
+    assert presence_threshold(no_hand, 0.05, hands) == pytest.approx((0.029 + 0.43) / 2)
+    # overlapping distributions: no gap, the no-hand tail alone
+    assert presence_threshold(no_hand, 0.05, np.full(5, 0.02)) == presence_threshold(no_hand, 0.05)
+
+
 def test_gates_pass_fail_and_not_measured():
     assert at_least("x", 3.1, 3.0).passed is True and at_least("x", 2.9, 3.0).passed is False
     assert at_most("y", 0.05, 0.1).passed is True and at_most("y", 0.2, 0.1).passed is False
