@@ -18,12 +18,12 @@ import copy
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+
+from timing import interleaved, medians  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,11 +40,6 @@ SETTINGS: dict[str, tuple[dict | None, str]] = {
     "HSA, uncond half biased too": ({"bias": 1.0, "cfg_uncond": "same"}, "default with cfg_uncond=same"),
 }
 PROMPTS = ["a person holding a red cup with the right hand", "a woman waving her hand"]
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -79,15 +74,20 @@ def run(args: argparse.Namespace) -> dict:
         nets[label] = unet
     del base
 
+    def hsa_on(label: str):
+        active = label in handles and label != "HSA installed, inactive"
+        return handles[label].conditioning(masks, indices) if active else _null()
+
     def sample_step(label: str) -> None:
-        with torch.no_grad():
+        with torch.no_grad(), hsa_on(label):
             nets[label](
                 torch.cat([lat, lat]), torch.cat([t, t]), encoder_hidden_states=torch.cat([neg, text])
             )
 
     def train_step(label: str) -> None:
-        out = nets[label](lat, t, encoder_hidden_states=text).sample
-        out.float().square().mean().backward()
+        with hsa_on(label):
+            out = nets[label](lat, t, encoder_hidden_states=text).sample
+            out.float().square().mean().backward()
         nets[label].zero_grad(set_to_none=True)
         if label in handles:
             handles[label].zero_grad(set_to_none=True)
@@ -96,39 +96,8 @@ def run(args: argparse.Namespace) -> dict:
         "sampling step (CFG batch, no grad)": sample_step,
         "training step (forward + backward)": train_step,
     }
-    times: dict[str, dict[str, list[float]]] = {p: {k: [] for k in SETTINGS} for p in passes}
-    total = args.warmup + args.repeats
-    start = time.perf_counter()
-    for r in range(total):
-        for pname, fn in passes.items():
-            for label in SETTINGS:
-                ctx = (
-                    handles[label].conditioning(masks, indices)
-                    if label in handles and label != "HSA installed, inactive"
-                    else _null()
-                )
-                _sync(args.device)
-                t0 = time.perf_counter()
-                with ctx:
-                    fn(label)
-                _sync(args.device)
-                if r >= args.warmup:
-                    times[pname][label].append(time.perf_counter() - t0)
-        done = r + 1
-        rate = done / (time.perf_counter() - start)
-        print(
-            f"round {done}/{total} ({rate:.2f} rounds/s, ETA {(total - done) / rate:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    rows = {}
-    for pname in passes:
-        ref = statistics.median(times[pname]["stock"])
-        rows[pname] = {
-            label: {"median_ms": 1000 * statistics.median(v), "ratio": statistics.median(v) / ref}
-            for label, v in times[pname].items()
-        }
+    times = interleaved(passes, SETTINGS, args.warmup, args.repeats, args.device)
+    rows = medians(times, "stock")
     return {
         "base": args.base,
         "resolution": args.resolution,

@@ -19,22 +19,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 import yaml
 
+from timing import interleaved, medians  # benchmarks/timing.py
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "benchmarks" / "micro" / "config.yaml"
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -73,31 +68,8 @@ def run(args: argparse.Namespace) -> dict:
         "training step (UNet + text encoder)": train_step,
         "sampling step (CFG batch, no grad)": sample_step,
     }
-    times: dict[str, dict[int, list[float]]] = {p: {h: [] for h in heads} for p in passes}
-    total = args.warmup + args.repeats
-    start = time.perf_counter()
-    for r in range(total):
-        for pname, fn in passes.items():
-            for h in heads:
-                _sync(args.device)
-                t0 = time.perf_counter()
-                fn(h)
-                _sync(args.device)
-                if r >= args.warmup:
-                    times[pname][h].append(time.perf_counter() - t0)
-        rate = (r + 1) / (time.perf_counter() - start)
-        print(
-            f"round {r + 1}/{total} ({rate:.2f} rounds/s, ETA {(total - r - 1) / rate:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-    rows = {}
-    for pname in passes:
-        ref = statistics.median(times[pname][8]) if 8 in heads else statistics.median(times[pname][heads[0]])
-        rows[pname] = {
-            str(h): {"median_ms": 1000 * statistics.median(v), "ratio": statistics.median(v) / ref}
-            for h, v in times[pname].items()
-        }
+    times = interleaved(passes, heads, args.warmup, args.repeats, args.device)
+    rows = medians(times, 8 if 8 in heads else heads[0])
     return {
         "unet_channels": base_cfg.unet_channels,
         "batch": b,

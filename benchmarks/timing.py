@@ -1,0 +1,59 @@
+"""Side-by-side timing for the cost benchmarks: every setting runs once per round, interleaved, so load
+on a shared machine hits them alike; medians and ratios to a reference setting are what they report."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+
+
+def sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def interleaved(
+    passes: dict[str, Callable[[object], None]],
+    settings: Iterable[object],
+    warmup: int,
+    repeats: int,
+    device: str = "cpu",
+) -> dict[str, dict[object, list[float]]]:
+    """Wall seconds of ``fn(setting)`` per pass and setting over ``repeats`` rounds after ``warmup``;
+    prints rounds/s and an ETA to stderr."""
+    settings = list(settings)
+    times: dict[str, dict[object, list[float]]] = {p: {s: [] for s in settings} for p in passes}
+    total = warmup + repeats
+    start = time.perf_counter()
+    for r in range(total):
+        for pname, fn in passes.items():
+            for s in settings:
+                sync(device)
+                t0 = time.perf_counter()
+                fn(s)
+                sync(device)
+                if r >= warmup:
+                    times[pname][s].append(time.perf_counter() - t0)
+        rate = (r + 1) / (time.perf_counter() - start)
+        print(
+            f"round {r + 1}/{total} ({rate:.2f} rounds/s, ETA {(total - r - 1) / rate:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return times
+
+
+def medians(times: dict[str, dict[object, list[float]]], reference: object) -> dict[str, dict[str, dict]]:
+    """{pass: {str(setting): {"median_ms", "ratio" (to ``reference``'s median)}}}."""
+    rows = {}
+    for pname, per in times.items():
+        ref = statistics.median(per[reference])
+        rows[pname] = {
+            str(s): {"median_ms": 1000 * statistics.median(v), "ratio": statistics.median(v) / ref}
+            for s, v in per.items()
+        }
+    return rows
