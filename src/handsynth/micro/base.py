@@ -60,8 +60,9 @@ class MicroBaseConfig:
     unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     cross_attention_levels: int = 2  # the first N down blocks (and last N up blocks) cross-attend
     # Heads per attention layer (diffusers' `attention_head_dim`). 8 heads leave 4-8 channels per head at
-    # these widths, and CPU attention with 4-dim heads costs ~7x one 32-dim head for the same FLOPs
-    # (benchmarks/micro_base_cost.py); v1/v2 bases were trained with 8.
+    # these widths, and CPU attention is slow on thin heads (one 256-token SDPA forward + backward: 355 ms
+    # with 8 heads of 4 channels, 53 ms with one of 32): a whole step with 2 heads costs 0.59x the 8-head
+    # one (benchmarks/micro_base_cost.py). The v1/v2 bases were trained with 8.
     attention_heads: int = 8
     text_hidden: int = 32
     text_layers: int = 2
