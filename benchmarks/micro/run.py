@@ -300,7 +300,13 @@ class Runner:
         tools = self.cfg["tools"]
         optional = ["empty_wild_train"] if name in ("base", "detector") else []  # no-hand photos, when any
         if name == "base":
-            splits, budget = ["wild_train"], {"base": self.cfg["base"]}
+            from dataclasses import asdict
+
+            from handsynth.micro.base import MicroBaseConfig
+
+            # the resolved config: a field the profile leaves at its code default still counts
+            resolved = asdict(MicroBaseConfig(resolution=self.cfg["size"], **self.cfg["base"]))
+            splits, budget = ["wild_train"], {"base": resolved}
         elif name == "detector":
             t = tools["detector"]
             splits, budget = list(t.get("data", ["wild_train", "lab_train"])), {"tool": t}

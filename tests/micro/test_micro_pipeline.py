@@ -490,6 +490,7 @@ def test_reuse_copies_a_base_and_tools_only_when_budget_and_data_are_equal(tmp_p
     (src.tool("recon") / ".done").touch()
     src.stamp_recipes()
     assert all((folder / micro_run.RECIPE_FILE).exists() for folder in src.artifacts().values())
+    assert "uncond_prob" not in cfg["base"] and "uncond_prob" in src.recipe("base")["base"]  # resolved
 
     # A suite's world: the same photos and prompts, plus verbose captions and more condition maps.
     dst = micro_run.Runner(cfg, tmp_path / "dst")
