@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from tas_cost import _sync  # benchmarks/: CUDA-aware timing barrier
+from timing import sync  # benchmarks/timing.py: CUDA-aware timing barrier
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLERS = {"DDPM-1000": ("ddpm", 1000), "DDIM-250 (released)": ("ddim", 250), "DDIM-50": ("ddim", 50)}
@@ -60,10 +60,10 @@ def time_model_step(cfg, model, batch: int, device: str, repeats: int) -> list[f
     guided_x0(model, x, t, cond, q, 3.0)  # warm-up
     out = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         guided_x0(model, x, t, cond, q, 3.0)
-        _sync(device)
+        sync(device)
         out.append(time.perf_counter() - t0)
     return out
 
@@ -82,11 +82,11 @@ def time_scheduler_step(cfg, batch: int, name: str, device: str, repeats: int) -
     kw = {"eta": 1.0} if name == "ddim" else {}
     out = []
     for _ in range(repeats + 1):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         for i, g in enumerate(gens):
             sched.step(x0[i : i + 1], t, x[i : i + 1], generator=g, **kw)
-        _sync(device)
+        sync(device)
         out.append(time.perf_counter() - t0)
     return out[1:]
 
@@ -100,7 +100,7 @@ def measured_ddim(cfg, model, steps: int, device: str) -> float:
     sched = sampler_scheduler(cfg, "ddim", steps)
     t0 = time.perf_counter()
     denoise(model, sched, cond, q, [torch.Generator().manual_seed(0)], 3.0, eta=1.0)
-    _sync(device)
+    sync(device)
     return time.perf_counter() - t0
 
 

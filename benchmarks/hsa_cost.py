@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
-from timing import interleaved, medians  # benchmarks/timing.py
+from timing import interleaved, medians, run_facts  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,15 +100,8 @@ def run(args: argparse.Namespace) -> dict:
         "base": args.base,
         "resolution": args.resolution,
         "latent": list(lat_hw),
-        "device": args.device,
         "dtype": args.dtype,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "repeats": args.repeats,
-        "warmup": args.warmup,
-        "load": list(os.getloadavg()),
-        "command": "python benchmarks/hsa_cost.py " + " ".join(sys.argv[1:]),
+        **run_facts(args, "hsa_cost.py"),
         "rows": rows,
         "notes": {k: v[1] for k, v in SETTINGS.items()},
     }

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 import yaml
 
-from timing import interleaved, medians  # benchmarks/timing.py
+from timing import interleaved, medians, run_facts  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "benchmarks" / "micro" / "config.yaml"
@@ -74,14 +71,7 @@ def run(args: argparse.Namespace) -> dict:
         "unet_channels": base_cfg.unet_channels,
         "batch": b,
         "latent": lat,
-        "device": args.device,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "repeats": args.repeats,
-        "warmup": args.warmup,
-        "load": list(os.getloadavg()),
-        "command": "python benchmarks/micro_base_cost.py " + " ".join(sys.argv[1:]),
+        **run_facts(args, "micro_base_cost.py"),
         "rows": rows,
     }
 

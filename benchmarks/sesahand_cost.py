@@ -20,9 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -31,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from tas_cost import _Acc, _sync  # benchmarks/: the one single-process Accelerator stand-in
+from tas_cost import _Acc  # benchmarks/: the one single-process Accelerator stand-in
+from timing import run_facts, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,10 +153,10 @@ def run(args: argparse.Namespace) -> dict:
                     continue
                 if args.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
-                _sync(args.device)
+                sync(args.device)
                 t0 = time.perf_counter()
                 fn(label)
-                _sync(args.device)
+                sync(args.device)
                 if r >= args.warmup:
                     times[pname][label].append(time.perf_counter() - t0)
                 if args.device.startswith("cuda"):
@@ -191,15 +189,8 @@ def run(args: argparse.Namespace) -> dict:
         "base": args.base,
         "resolution": args.resolution,
         "batch": args.batch,
-        "device": args.device,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "repeats": args.repeats,
-        "warmup": args.warmup,
-        "load": list(os.getloadavg()),
+        **run_facts(args, "sesahand_cost.py"),
         "wall_s": round(time.perf_counter() - start, 1),
-        "command": shlex.join(["python", "benchmarks/sesahand_cost.py", *sys.argv[1:]]),
         "params": params,
         "rows": rows,
         "notes": {k: v[2] for k, v in settings.items()},

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from timing import sync  # benchmarks/timing.py: CUDA-aware timing barrier
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # label -> (tas overrides, note)
@@ -75,11 +77,6 @@ class _Acc:
         return contextlib.nullcontext()
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def run(args: argparse.Namespace) -> dict:
     import handsynth.diffusion.tas as tas_mod
     from handsynth.config import load_config
@@ -117,10 +114,10 @@ def run(args: argparse.Namespace) -> dict:
         return original_forward(model, t, text, conds, groups)
 
     def recording_refine(forward, store, latents, t, indices, lengths, cfg, *a, **kw):
-        _sync(args.device)
+        sync(args.device)
         t0 = time.perf_counter()
         res = _refine(forward, store, latents, t, indices, lengths, cfg, *a, **kw)
-        _sync(args.device)
+        sync(args.device)
         record.update(forward=forward, res=res, x=latents, indices=indices, lengths=lengths)
         record["tas_s"] = time.perf_counter() - t0
         return res
@@ -161,13 +158,13 @@ def run(args: argparse.Namespace) -> dict:
                 record.clear()
                 record["separate"] = label == "default, G and L separately"
                 gen = torch.Generator().manual_seed(1000 + rep)
-                _sync(args.device)
+                sync(args.device)
                 t0 = time.perf_counter()
                 loss, logs = task.loss(model, batch, rep, gen)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-                _sync(args.device)
+                sync(args.device)
                 dt = time.perf_counter() - t0
                 if rep < args.warmup:
                     continue

@@ -3,6 +3,10 @@ on a shared machine hits them alike; medians and ratios to a reference setting a
 
 from __future__ import annotations
 
+import argparse
+import os
+import platform
+import shlex
 import statistics
 import sys
 import time
@@ -12,8 +16,23 @@ import torch
 
 
 def sync(device: str) -> None:
+    """Wait for queued CUDA work, so a wall-clock interval covers it (a no-op on the CPU)."""
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def run_facts(args: argparse.Namespace, script: str) -> dict:
+    """What every cost table records about its run: device, threads, torch, CPU, rounds, load, command."""
+    return {
+        "device": args.device,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "load": list(os.getloadavg()),
+        "command": shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]]),
+    }
 
 
 def interleaved(
