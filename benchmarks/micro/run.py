@@ -118,6 +118,7 @@ class Runner:
         self.work = work
         self.verbose = verbose
         self.reuse_from: Path | None = None  # --reuse-from: a work folder whose base/tools may be copied
+        self._fingerprints: dict[str, str] = {}  # split -> split_fingerprint (every recipe reads wild_train)
         self.log_dir = work / "logs"
         if create:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -321,8 +322,14 @@ class Runner:
         return {
             "size": self.cfg["size"],
             **budget,
-            "data": {s: split_fingerprint(self.data(s)) for s in splits},
+            "data": {s: self.fingerprint(s) for s in splits},
         }
+
+    def fingerprint(self, split: str) -> str:
+        """``split_fingerprint`` of a finished split, computed once per invocation."""
+        if split not in self._fingerprints:
+            self._fingerprints[split] = split_fingerprint(self.data(split))
+        return self._fingerprints[split]
 
     def reuse_artifacts(self, source: Path) -> None:
         """Copy each unfinished base/tool from ``source`` when its recorded recipe equals this run's."""
@@ -331,8 +338,8 @@ class Runner:
             if self.artifact_finished(name):
                 continue
             theirs = src.artifacts()[name] / RECIPE_FILE
-            mine = self.recipe(name)
-            if mine is None or not theirs.exists() or not src.artifact_finished(name):
+            mine = self.recipe(name) if theirs.exists() and src.artifact_finished(name) else None
+            if mine is None:
                 print(f"[micro] {name}: not reused ({theirs} is missing or unfinished)", flush=True)
                 continue
             recorded = json.loads(theirs.read_text())["recipe"]
