@@ -683,6 +683,9 @@ class Runner:
             8,
         ]
         run = self.run_dir(self.cfg["methods"][method].get("checkpoint_from") or method, seed)
+        if spec["method"] != "sd" and g.get("conditioning_scale", 1.0) != 1.0:
+            # the same scale for every guided method (config.yaml says why the micro world needs one)
+            cmd += ["--conditioning-scale", g["conditioning_scale"]]
         if spec["method"] == "controlnet":
             cmd += ["--checkpoint", run / "controlnet"]
         elif spec["method"] == "uni-controlnet":

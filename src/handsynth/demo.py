@@ -60,8 +60,13 @@ def run_demo(
     batch_size: int = 8,
     threads: int | str = "auto",
     base_config: str | None = None,
+    conditioning_scale: float | None = None,
 ) -> dict[str, Path]:
-    """Run the demo into ``out`` (resumable); returns the paths a user looks at."""
+    """Run the demo into ``out`` (resumable); returns the paths a user looks at.
+
+    ``conditioning_scale`` None: the scale the embedded model was benchmarked at (its info.json's
+    ``generate.conditioning_scale``; the micro modules are under-trained and follow the mesh only when
+    their residuals are scaled up, docs/micro.md), 1 for any other checkpoint."""
     from handsynth.hand.priors import SceneConfig, sample_records
     from handsynth.micro.assets import default_model
 
@@ -79,6 +84,9 @@ def run_demo(
     configure_threads(threads, "cpu", small_model=small_base([base_model or "?"]))
     if size is None:
         size = int(default.info.get("size", 64)) if default is not None else 512
+    if conditioning_scale is None:
+        info = default.info.get("generate", {}) if default is not None else {}
+        conditioning_scale = float(info.get("conditioning_scale", 1.0))
     if size % 8:
         raise UserError(f"--size must be a multiple of 8, got {size}")
     total = 5
@@ -105,7 +113,16 @@ def run_demo(
         f"generating {n} labelled images with AttentionHand ({'default model' if default else checkpoint})",
     )
     generated = _generate(
-        out, checkpoint, base_model, seed, steps, guidance, batch_size, threads, base_config
+        out,
+        checkpoint,
+        base_model,
+        seed,
+        steps,
+        guidance,
+        batch_size,
+        threads,
+        base_config,
+        conditioning_scale,
     )
 
     _step(4, total, "quick evaluation")
@@ -117,7 +134,16 @@ def run_demo(
         shutil.copyfile(generated / "contact_sheet.png", sheet)
     records = handsynth.read_dataset(generated)
     report = _write_report(
-        out, records, evaluation, default, checkpoint, base_model, steps, guidance, time.time() - t0
+        out,
+        records,
+        evaluation,
+        default,
+        checkpoint,
+        base_model,
+        steps,
+        guidance,
+        time.time() - t0,
+        conditioning_scale,
     )
     return {
         "dataset": generated,
@@ -138,13 +164,20 @@ def _generate(
     batch: int,
     threads: int | str = "auto",
     base_config: str | None = None,
+    conditioning_scale: float = 1.0,
 ) -> Path:
     cond = out / "conditions"
     prompt_file = out / "prompts.txt"
     if not prompt_file.exists():
         prompt_file.write_text("\n".join(demo_prompts(handsynth.read_dataset(cond), seed)) + "\n")
     sampling = handsynth.SamplingConfig(steps=steps, guidance=guidance).check()
-    method = handsynth.make_method("attentionhand", checkpoint, base_model=base_model, sampling=sampling)
+    method = handsynth.make_method(
+        "attentionhand",
+        checkpoint,
+        base_model=base_model,
+        sampling=sampling,
+        conditioning_scale=conditioning_scale,
+    )
     if base_config:
         method.base_config = base_config
     job = handsynth.JobConfig(
@@ -196,7 +229,16 @@ def _evaluate(out: Path, generated: Path, default, reference: int, size: int, se
 
 
 def _write_report(
-    out: Path, records, evaluation, default, checkpoint, base_model, steps, guidance, seconds
+    out: Path,
+    records,
+    evaluation,
+    default,
+    checkpoint,
+    base_model,
+    steps,
+    guidance,
+    seconds,
+    conditioning_scale: float = 1.0,
 ) -> Path:
     lines = ["# handsynth demo", ""]
     model = "embedded default model (micro base + AttentionHand, trained by the micro benchmark)"
@@ -205,7 +247,7 @@ def _write_report(
     lines += [
         f"- Model: {model}",
         f"- Images: {len(records)} generated at {records[0].width}x{records[0].height}, DDIM {steps} steps, "
-        f"CFG {guidance}; labels (3D/2D joints, boxes, hand parameters) are the input poses' exact ones.",
+        f"CFG {guidance}, conditioning scale {conditioning_scale:g}; labels (3D/2D joints, boxes, hand parameters) are the input poses' exact ones.",
         f"- Dataset: `{out / 'generated'}` (metadata.jsonl + images, the handsynth record format)",
         f"- Contact sheet: `{out / 'contact_sheet.png'}` (condition | generated image, prompt below)",
         f"- Time: {seconds:.0f} s",
@@ -256,6 +298,7 @@ def _run(args: argparse.Namespace) -> int:
         reference=args.reference,
         threads=args.threads,
         base_config=args.base_config,
+        conditioning_scale=args.conditioning_scale,
     )
     print("\nhandsynth demo finished:")
     for name, path in paths.items():
@@ -292,6 +335,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=cli_args.positive_int, default=20, help="DDIM steps")
     p.add_argument(
         "--guidance", type=cli_args.non_negative, default=9.0, help="classifier-free guidance scale"
+    )
+    p.add_argument(
+        "--conditioning-scale",
+        type=cli_args.non_negative,
+        default=None,
+        help="guidance module residual scale (default: the embedded model's benchmarked scale, else 1)",
     )
     p.add_argument(
         "--reference",

@@ -192,6 +192,12 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
     from handsynth.methods.uni_controlnet.config import UniControlNetConfig
 
     load_config(UniControlNetConfig, r.guidance_config("uni_controlnet", 1))  # a valid config
+    # one conditioning scale for every guided method; text-only SD gets none
+    scale = str(full["generate"]["conditioning_scale"])
+    for m in ("controlnet", "uni_controlnet", "ah_local", "attentionhand", "ah_infer_tas"):
+        cmd = [str(c) for c in r.generate_cmd(m, 1)]
+        assert cmd[cmd.index("--conditioning-scale") + 1] == scale, m
+    assert "--conditioning-scale" not in [str(c) for c in r.generate_cmd("sd", 1)]
     # a world split's fixed background set and object rate reach `handsynth world render`
     cmd = [
         str(c)
