@@ -67,3 +67,48 @@ def test_no_hand_photos_are_records_without_hands_captioned_as_empty(tmp_path):
     assert len(samples) == 3 and all(not s.hands for s in samples)
     assert all("hand" not in s.prompt or "no hand" in s.prompt for s in samples)
     assert all((tmp_path / "empty" / s.file_name).exists() for s in samples)
+
+
+def test_readback_scores_a_perfect_reader_above_and_a_constant_one_at_chance(tmp_path, micro_run):
+    """Gate (b3)'s yardstick: kappa 1 for an extractor that reads every image right, <= 0 for one that
+    always answers the same label (the v2 full runs' extractor read real photos at kappa <= 0.08)."""
+    import argparse
+
+    import gates  # benchmarks/micro/gates.py (on sys.path through the micro_run fixture)
+    import torch
+
+    from handsynth.data import read_dataset
+    from handsynth.world.captions import gesture
+    from handsynth.world.cli import config_from_args, register
+    from handsynth.world.dataset import render_world
+
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers(dest="command"))
+    args = p.parse_args(
+        ["world", "render", "--domain", "wild", "--size", "32", "--seed", "0", "--n", "8", "--out", "x"]
+    )
+    render_world(config_from_args(args), 8, tmp_path / "d", workers=1)
+    recs = [s for s in read_dataset(tmp_path / "d") if s.file_name]
+    sides = [s.hands[0].side for s in recs]
+    gestures = [gesture(np.asarray(s.hands[0].joints_3d))[1] for s in recs]
+
+    class Reader:
+        vocab = {"side": ["left", "right"], "gesture": sorted(set(gestures)) + ["other"]}
+
+        def __init__(self, perfect: bool):
+            self.perfect = perfect
+
+        def logits(self, x):
+            assert len(x) == len(recs)
+            out = {}
+            for attr, truth in (("side", sides), ("gesture", gestures)):
+                idx = [self.vocab[attr].index(t) if self.perfect else 0 for t in truth]
+                out[attr] = torch.nn.functional.one_hot(torch.tensor(idx), len(self.vocab[attr])).float()
+            return out
+
+    perfect = gates.readback(Reader(True), tmp_path / "d")
+    constant = gates.readback(Reader(False), tmp_path / "d")
+    assert perfect["side"][0] == 1.0 and perfect["gesture"][2] == 1.0
+    if len(set(sides)) > 1:  # a constant answer is at best the majority rate
+        assert constant["side"][2] <= 0.0
+    assert constant["gesture"][2] <= 0.0 and constant["gesture"][3] == len(recs)
