@@ -61,6 +61,71 @@ def test_unet_pretraining_lowers_the_noise_prediction_loss():
     assert last["loss_ema"] < first["loss"]
 
 
+def test_an_interrupted_unet_pretraining_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch):
+    """The base's UNet checkpoints its whole state (EMA, text encoder, RNG included): killed after a
+    checkpoint and started again, it ends bit-identical to a run that was never interrupted."""
+    import handsynth.micro.base as base_mod
+
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(4, 4, 16, 16, generator=g)
+    std = torch.full_like(mean, 0.1)
+    cfg = MicroBaseConfig(
+        **{
+            **SMALL.__dict__,
+            "unet_steps": 6,
+            "unet_batch_size": 2,
+            "ema_decay": 0.9,
+            "train_text_encoder": True,
+        }
+    )
+
+    def train(checkpoint=None, cfg=cfg):
+        parts = build_components(cfg)
+        from handsynth.text.tokenizer import encode_prompts
+
+        ids = encode_prompts(["a hand", "an empty table", "a left hand", "a fist"], parts["tokenizer"])
+        stats = train_unet(
+            parts["unet"],
+            dict(parts["scheduler"].config),
+            (mean, std),
+            None,
+            None,
+            cfg,
+            text_encoder=parts["text_encoder"],
+            ids=ids,
+            uncond_ids=encode_prompts([""], parts["tokenizer"])[0],
+            checkpoint=checkpoint,
+            checkpoint_every=2,
+        )
+        return parts, stats
+
+    whole, whole_stats = train()
+    ckpt = tmp_path / "unet_checkpoint.pt"
+    real_log = base_mod._log
+
+    def crash_at_step_4(path, row, step, every):
+        if step == 3:  # during the 4th step, before its checkpoint: the last one holds 2 steps
+            raise KeyboardInterrupt
+        real_log(path, row, step, every)
+
+    monkeypatch.setattr(base_mod, "_log", crash_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(ckpt)
+    assert torch.load(ckpt, weights_only=False)["step"] == 2
+    monkeypatch.setattr(base_mod, "_log", real_log)
+    resumed, resumed_stats = train(ckpt)
+    for k in ("unet", "text_encoder"):
+        for a, b in zip(whole[k].state_dict().values(), resumed[k].state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert resumed_stats["loss"] == whole_stats["loss"]
+    # a checkpoint of another recipe is not resumed from
+    other = MicroBaseConfig(**{**cfg.__dict__, "unet_lr": 1e-3})
+    fresh, _ = train(None, other)
+    again, _ = train(ckpt, other)
+    for a, b in zip(fresh["unet"].state_dict().values(), again["unet"].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def _fake_run(folder: Path, base: Path) -> Path:
     from diffusers import ControlNetModel, UNet2DConditionModel
 

@@ -219,8 +219,15 @@ def train_unet(
     text_encoder: torch.nn.Module | None = None,
     ids: torch.Tensor | None = None,
     uncond_ids: torch.Tensor | None = None,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 500,
 ) -> dict:
     """Epsilon-prediction training of the UNet on scaled latents with caption dropout.
+
+    ``checkpoint``: a file the full training state (weights, optimiser, schedule, EMA, the batch RNG) is
+    written to every ``checkpoint_every`` steps and resumed from, so an interrupted base continues where
+    it stopped and ends with the weights an uninterrupted run would have (the full profile's UNet trains
+    for ~40 min, longer than a shared machine stays up).
 
     With ``text_encoder`` (and the captions' token ``ids`` (N, 77), the empty caption's ``uncond_ids``)
     the encoder trains with the UNet and ``text`` / ``uncond`` are unused; otherwise the precomputed
@@ -244,7 +251,26 @@ def train_unet(
     dev = _device_of(unet)
     stats: dict = {}
     ema_loss = None
-    bar = tqdm(range(cfg.unet_steps), desc="micro unet", unit="step")
+    start = 0
+    state = None
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("config") != asdict(cfg):  # another recipe's leftover: start afresh
+            state = None
+    if state is not None:
+        unet.load_state_dict(state["unet"])
+        if text_encoder is not None:
+            text_encoder.load_state_dict(state["text_encoder"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        if ema is not None:
+            for e, v in zip(ema, state["ema"]):
+                e.copy_(v)
+        g.set_state(state["rng"])
+        start, ema_loss = state["step"], state["ema_loss"]
+    bar = tqdm(
+        range(start, cfg.unet_steps), desc="micro unet", unit="step", initial=start, total=cfg.unet_steps
+    )
     for step in bar:
         idx = torch.randint(0, len(mean), (cfg.unet_batch_size,), generator=g)
         x0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)
@@ -283,6 +309,21 @@ def train_unet(
         stats = {"step": step + 1, "loss": lv, "loss_ema": ema_loss}
         bar.set_postfix(loss=f"{ema_loss:.4f}")
         _log(log_path, {"stage": "unet", **stats}, step, 25)
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.unet_steps:
+            state = {
+                "step": step + 1,
+                "config": asdict(cfg),
+                "ema_loss": ema_loss,
+                "unet": unet.state_dict(),
+                "text_encoder": text_encoder.state_dict() if text_encoder is not None else None,
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "ema": ema,
+                "rng": g.get_state(),
+            }
+            tmp = Path(checkpoint).with_suffix(".tmp")
+            torch.save(state, tmp)
+            tmp.replace(checkpoint)  # atomic: a crash mid-write keeps the previous checkpoint
     if ema is not None:
         with torch.no_grad():
             for e, p in zip(ema, params):
@@ -386,6 +427,7 @@ def pretrain_base(
         cfg,
         log_path,
         **trained,
+        checkpoint=work / "unet_checkpoint.pt",
     )
     stats["seconds"] = round(time.time() - t1, 1)
     info["unet"] = stats
