@@ -6,7 +6,8 @@
     Y4  Y1 on the held-out poses as real wild photos (the oracle set Table 1 is scored like)
     (a) detector PCK@0.1 on VAE reconstructions of real photos >= 0.8 x on the originals
     (b) text-only base samples: hand prompts hand-present >= 80 %, no-hand prompts <= 20 %, side and
-        gesture read back by the world feature extractor above chance (Cohen's kappa >= 0.25)
+        gesture read back by the world feature extractor above chance (Cohen's kappa >= 0.25), judged
+        only when the extractor reads them from real photos of the same poses at that kappa
 
 Gate (c) (guided samples follow the mesh) needs every guided set's PCK and is judged by the report
 from the metrics stage. Each requirement is a :class:`handsynth.micro.yardsticks.Gate`.
