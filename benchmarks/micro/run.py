@@ -909,7 +909,9 @@ def job_features(r: Runner) -> None:
 
     t = r.cfg["tools"]["features"]
     arrays = load_world([r.data("wild_train"), r.data("lab_train")], r.cfg["size"])
-    net, stats = train_feature_extractor(arrays, steps=t["steps"], batch_size=t["batch_size"])
+    net, stats = train_feature_extractor(
+        arrays, steps=t["steps"], batch_size=t["batch_size"], augment=bool(t.get("augment", False))
+    )
     net.save(r.tool("features"), {"training": stats, "data": ["wild_train", "lab_train"]})
 
 

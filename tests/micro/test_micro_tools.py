@@ -143,3 +143,31 @@ def test_random_soften_blurs_the_chosen_share_and_keeps_the_rest():
     assert detail(out[changed]) < 0.3 * detail(imgs[changed])  # the checkerboard is washed out
     assert torch.equal(out[~changed], imgs[~changed]) and out.min() >= 0 and out.max() <= 255
     assert torch.equal(random_soften(imgs, g, 0.0), imgs)
+
+
+def test_feature_augmentation_flips_about_half_and_swaps_their_side_label(monkeypatch):
+    """A mirrored left hand is a right hand: every flipped image carries the other side's label, every
+    unflipped one keeps its own (the affine part is made the identity to see the flip alone)."""
+    import handsynth.micro.detector as det_mod
+    from handsynth.micro.features import _augment
+
+    monkeypatch.setattr(det_mod, "random_affine", lambda x, kp, g, mirror=True: (x, kp))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 8, 8, generator=g) * 255
+    vocab = {"side": ["left", "right"], "gesture": ["fist", "open hand"]}
+    y = {"side": torch.randint(0, 2, (64,), generator=g), "gesture": torch.randint(0, 2, (64,), generator=g)}
+    out, yo = _augment(x, y, vocab, g)
+    flipped = torch.tensor([torch.equal(o, i.flip(-1)) and not torch.equal(o, i) for o, i in zip(out, x)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    assert bool((flipped | kept).all()) and 16 < int(flipped.sum()) < 48
+    assert torch.equal(yo["side"][flipped], 1 - y["side"][flipped])
+    assert torch.equal(yo["side"][kept], y["side"][kept])
+    assert torch.equal(yo["gesture"], y["gesture"])  # only the side is mirrored
+
+
+def test_random_affine_without_mirror_keeps_handedness():
+    g = torch.Generator().manual_seed(0)
+    img = torch.zeros(32, 3, 16, 16)
+    img[:, :, 6:10, 2:5] = 1.0  # a blob left of centre
+    out, _ = random_affine(img, torch.zeros(32, 1, 2), g, mirror=False)  # full strength: p = 0.5 otherwise
+    assert bool((out[..., :8].sum((1, 2, 3)) > out[..., 8:].sum((1, 2, 3))).all())

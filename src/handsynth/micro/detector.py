@@ -122,21 +122,26 @@ def gaussian_targets(cells: torch.Tensor, h: int, w: int, sigma: float = 1.0) ->
 
 
 def random_affine(
-    images: torch.Tensor, keypoints: torch.Tensor, g: torch.Generator, strength: float = 1.0
+    images: torch.Tensor,
+    keypoints: torch.Tensor,
+    g: torch.Generator,
+    strength: float = 1.0,
+    mirror: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Randomly zoom, rotate, shift and mirror a batch; the keypoints move with the pixels.
 
     Why: the detector scores hands at sizes, positions and orientations its training photos may not
     cover (the held-out poses are framed like the lab's); without this it learns where hands usually
     are instead of what they look like. ``images`` (N, 3, S, S) float, ``keypoints`` (N, J, 2) pixels
-    (pixel i spans [i, i + 1]); zoom 0.8-1.25, rotation +-30 deg, shift +-10 % of the side, p = 0.5 mirror.
+    (pixel i spans [i, i + 1]); zoom 0.8-1.25, rotation +-30 deg, shift +-10 % of the side, p = 0.5 mirror
+    (``mirror=False``: never; a classifier of the hand's side mirrors itself and swaps the label).
     """
     n, _, h, w = images.shape
     u = torch.rand(n, 5, generator=g)
     zoom = torch.exp((u[:, 0] * 2 - 1) * 0.223 * strength)  # output/input size: e^{+-0.223} = 0.8..1.25
     angle = (u[:, 1] * 2 - 1) * np.deg2rad(30.0) * strength
     shift = (u[:, 2:4] * 2 - 1) * 0.2 * strength  # normalised units: 0.2 = 10 % of the side
-    mirror = torch.where(u[:, 4] < 0.5 * strength, -1.0, 1.0)
+    mirror = torch.where((u[:, 4] < 0.5 * strength) & mirror, -1.0, 1.0)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # forward map in normalised coords: p_out = zoom * R(angle) * diag(mirror, 1) * p_in + shift
     fwd = (

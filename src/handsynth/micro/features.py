@@ -83,6 +83,25 @@ def build_vocab(labels: list[dict[str, str]]) -> dict[str, list[str]]:
     return {k: sorted({lab[k] for lab in labels}) for k in ATTRIBUTES}
 
 
+def _augment(
+    x: torch.Tensor, y: dict[str, torch.Tensor], vocab: dict[str, list[str]], g: torch.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Geometric augmentation of a (N, 3, S, S) batch; flipped images get the other side's label."""
+    from handsynth.micro.detector import random_affine
+
+    x, _ = random_affine(x, torch.zeros(len(x), 1, 2), g, mirror=False)
+    flip = torch.rand(len(x), generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    sides = vocab.get("side", [])
+    if "left" in sides and "right" in sides:
+        left, right = sides.index("left"), sides.index("right")
+        s = y["side"].clone()
+        s[flip & (y["side"] == left)] = right
+        s[flip & (y["side"] == right)] = left
+        y = {**y, "side": s}
+    return x, y
+
+
 def train_feature_extractor(
     arrays: WorldArrays,
     steps: int = 800,
@@ -91,8 +110,13 @@ def train_feature_extractor(
     seed: int = 0,
     num_features: int = 64,
     holdout: float = 0.1,
+    augment: bool = False,
 ) -> tuple[WorldFeatureExtractor, dict]:
-    """Train on photos + their hand crops (50/50 per batch); returns the net and held-out accuracies."""
+    """Train on photos + their hand crops (50/50 per batch); returns the net and held-out accuracies.
+
+    ``augment``: zoom / rotation / shift (the detector's :func:`random_affine`) and a horizontal flip
+    that swaps the ``side`` label (a mirrored left hand is a right hand). Without it the net memorises
+    its 2,340 photos and reads side and gesture on new ones at chance (micro_guidance_probe.md)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     size = arrays.images.shape[1]
@@ -120,10 +144,13 @@ def train_feature_extractor(
     for _ in bar:
         b = train_idx[torch.randint(0, len(train_idx), (batch_size,), generator=g)]
         x = imgs[b]
+        yb = {k: y[k][b] for k in vocab}
+        if augment:
+            x, yb = _augment(x.float(), yb, vocab, g)
         if torch.rand((), generator=g) < 0.5:  # colour jitter keeps the features about content
             x = (x.float() * (0.8 + 0.4 * torch.rand(len(b), 3, 1, 1, generator=g))).clamp(0, 255)
         logits = net.logits(x)
-        loss = sum(F.cross_entropy(logits[k], y[k][b]) for k in vocab)
+        loss = sum(F.cross_entropy(logits[k], yb[k]) for k in vocab)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -143,6 +170,7 @@ def train_feature_extractor(
         "heldout_images": int(len(val)),
         "final_loss": loss_v,
         "heldout_accuracy": acc,
+        "augment": bool(augment),
         "seconds": round(time.time() - t0, 1),
     }
     return net, stats
