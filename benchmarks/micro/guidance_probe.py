@@ -3,16 +3,16 @@
 Why: gate (c) failed on the full profile (detector PCK@0.1 against the condition's joints 0.04-0.08,
 text-only SD 0.04, real photos of the same poses 0.67): the guided images put a skin-coloured blob
 near the mesh and no fingers. This probe trains one guidance module from a finished micro run's base
-and data, and measures gate (c) at several step counts and CFG scales, so budgets and recipes can be
-compared before a full run spends them:
+and data, and measures gate (c) at several step counts, CFG scales and conditioning scales, so
+budgets and recipes can be compared before a full run spends them:
 
     python benchmarks/micro/guidance_probe.py --work outputs/micro/full --config \
         outputs/micro/full/configs/controlnet_seed0.yaml --steps 800 2400 4800 --cfg 9 3 --out probe/
 
 Training resumes from the previous step count (constant learning rate, so one long run is measured
-at its checkpoints); every stage is skipped when its output exists. Prints one table row per
-(steps, CFG) and writes `probe.json` and a sheet (mesh | generated per step count, CFG of the first
---cfg) next to it.
+at its checkpoints); every stage is skipped when its output exists (its row then shows train 0 s).
+Prints one table row per (steps, CFG, conditioning scale) and writes `probe.json` and a sheet (mesh |
+generated per step count, at the first --cfg and the last --scale) next to it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -91,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         # the generator reads the module folder the trainer wrote last; copy it per step count
         ckpt = out / f"module_{n}"
         if not ckpt.exists():
-            import shutil
-
             shutil.copytree(run, ckpt, ignore=shutil.ignore_patterns("checkpoints", "logs", "validation*"))
         for cfg, scale in [(c, s) for c in args.cfg for s in args.scale]:
             gen = out / (f"gen_{n}_cfg{cfg:g}" + (f"_cs{scale:g}" if scale != 1 else ""))
@@ -123,12 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                     "--sheet-rows",
                     "8",
                     "--checkpoint",
-                    str(ckpt),
+                    str(ckpt / "controlnet" if args.generate == "controlnet" else ckpt),
                     "--conditioning-scale",
                     str(scale),
                 ]
-                if args.generate == "controlnet":
-                    cmd[cmd.index("--checkpoint") + 1] = str(ckpt / "controlnet")
                 _run(cmd, log)
             scan = scan_detector(det, gen)
             row = {

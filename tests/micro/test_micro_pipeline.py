@@ -81,21 +81,9 @@ def test_an_interrupted_unet_pretraining_resumes_to_the_uninterrupted_weights(tm
 
     def train(checkpoint=None, cfg=cfg):
         parts = build_components(cfg)
-        from handsynth.text.tokenizer import encode_prompts
-
-        ids = encode_prompts(["a hand", "an empty table", "a left hand", "a fist"], parts["tokenizer"])
-        stats = train_unet(
-            parts["unet"],
-            dict(parts["scheduler"].config),
-            (mean, std),
-            None,
-            None,
-            cfg,
-            text_encoder=parts["text_encoder"],
-            ids=ids,
-            uncond_ids=encode_prompts([""], parts["tokenizer"])[0],
-            checkpoint=checkpoint,
-            checkpoint_every=2,
+        prompts = ["a hand", "an empty table", "a left hand", "a fist"]
+        stats = _train_with_text_encoder(
+            parts, (mean, std), cfg, prompts, checkpoint=checkpoint, checkpoint_every=2
         )
         return parts, stats
 
@@ -446,30 +434,38 @@ def test_report_labels_follow_gates_trivial_rows_and_seeds(tmp_path):
 
 
 def test_text_encoder_trains_with_the_unet_when_asked():
-    from handsynth.text.tokenizer import encode_prompts
-
     parts = build_components(SMALL)
     g = torch.Generator().manual_seed(0)
     mean = torch.randn(4, 4, 16, 16, generator=g)
-    ids = encode_prompts(["a left hand", "a right fist", "an empty table", "a left hand"], parts["tokenizer"])
     before = [p.detach().clone() for p in parts["text_encoder"].parameters()]
     cfg = MicroBaseConfig(
         **{**SMALL.__dict__, "unet_steps": 3, "unet_batch_size": 4, "train_text_encoder": True}
     )
-    train_unet(
+    prompts = ["a left hand", "a right fist", "an empty table", "a left hand"]
+    _train_with_text_encoder(parts, (mean, torch.full_like(mean, 1e-3)), cfg, prompts)
+    after = list(parts["text_encoder"].parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+    assert not any(p.requires_grad for p in after)  # frozen again for everything that follows
+
+
+def _train_with_text_encoder(
+    parts: dict, latents: tuple, cfg: MicroBaseConfig, prompts: list[str], **kw
+) -> dict:
+    """``train_unet`` with the text encoder training alongside, on one caption per latent."""
+    from handsynth.text.tokenizer import encode_prompts
+
+    return train_unet(
         parts["unet"],
         dict(parts["scheduler"].config),
-        (mean, torch.full_like(mean, 1e-3)),
+        latents,
         None,
         None,
         cfg,
         text_encoder=parts["text_encoder"],
-        ids=ids,
+        ids=encode_prompts(prompts, parts["tokenizer"]),
         uncond_ids=encode_prompts([""], parts["tokenizer"])[0],
+        **kw,
     )
-    after = list(parts["text_encoder"].parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(before, after))
-    assert not any(p.requires_grad for p in after)  # frozen again for everything that follows
 
 
 def _tiny_unet_run(cfg: MicroBaseConfig, snapshots: list | None = None) -> tuple[dict, list[torch.Tensor]]:
