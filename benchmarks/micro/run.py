@@ -285,7 +285,8 @@ class Runner:
 
     # -- reuse of a finished base / tool from another work folder (e.g. a suite on the default world) -----
     def artifacts(self) -> dict[str, Path]:
-        return {"base": self.base, **{name: self.tool(name) for name in ("features", "detector", "recon")}}
+        tools = ("features", "detector", "recon", "reader")
+        return {"base": self.base, **{name: self.tool(name) for name in tools}}
 
     def artifact_finished(self, name: str) -> bool:
         from handsynth.diffusion.base import missing_parts
@@ -313,6 +314,8 @@ class Runner:
             splits, budget = list(t.get("data", ["wild_train", "lab_train"])), {"tool": t}
         elif name == "features":
             splits, budget = ["wild_train", "lab_train"], {"tool": tools["features"]}
+        elif name == "reader":  # reads no split: it learns from the world's pose samplers
+            splits, budget = [], {"tool": tools["reader"]}
         else:
             t = tools["recon"]
             splits, budget = list(t.get("data", ["wild_train"])), {"tool": t, "recon": self.cfg["recon"]}
@@ -368,6 +371,8 @@ class Runner:
             jobs.append(("tool_features", self.self_job("features")))
         if not (self.tool("detector") / "model.safetensors").exists():
             jobs.append(("tool_detector", self.self_job("detector")))
+        if not (self.tool("reader") / "model.safetensors").exists():
+            jobs.append(("tool_reader", self.self_job("reader")))
         if not (self.tool("recon") / ".done").exists():
             t = self.cfg["tools"]["recon"]
             data = [self.data(s) for s in t.get("data", ["wild_train"])]
@@ -937,6 +942,14 @@ def job_detector(r: Runner) -> None:
     det.save(r.tool("detector"), {"training": stats, "data": data})
 
 
+def job_reader(r: Runner) -> None:
+    from handsynth.micro.reader import train_reader
+
+    t = r.cfg["tools"]["reader"]
+    reader, stats = train_reader(n=t["poses"], steps=t["steps"], noise=t.get("noise", 0.1))
+    reader.save(r.tool("reader"), {"training": stats})
+
+
 def _empty_images(r: Runner, split: str):
     """The no-hand photos of ``empty_<split>`` as (N, S, S, 3) uint8, or None when the profile has none."""
     import numpy as np
@@ -1035,6 +1048,7 @@ JOBS = {
     "base": job_base,
     "features": job_features,
     "detector": job_detector,
+    "reader": job_reader,
     "tas_probe": job_tas_probe,
     "yardsticks": job_yardsticks,
 }

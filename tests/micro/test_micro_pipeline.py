@@ -550,7 +550,7 @@ def test_reuse_copies_a_base_and_tools_only_when_budget_and_data_are_equal(tmp_p
     for split in ("wild_train", "lab_train", "empty_wild_train"):
         _world_split(src.data(split), [10, 20])
     _micro_base(src.base)
-    for name in ("features", "detector"):
+    for name in ("features", "detector", "reader"):
         src.tool(name).mkdir(parents=True)
         (src.tool(name) / "model.safetensors").write_bytes(b"weights of " + name.encode())
     src.tool("recon").mkdir(parents=True)
@@ -571,9 +571,11 @@ def test_reuse_copies_a_base_and_tools_only_when_budget_and_data_are_equal(tmp_p
         "features",
         "detector",
         "recon",
+        "reader",
     }
 
-    # One photo differs: nothing reading that split is reused; a different budget blocks the base.
+    # One photo differs: nothing reading that split is reused (the reader reads none); a different
+    # budget blocks the base.
     copy_cfg = json.loads(json.dumps(cfg))
     other = micro_run.Runner(copy_cfg, tmp_path / "other")
     _world_split(other.data("wild_train"), [10, 21])
@@ -581,7 +583,7 @@ def test_reuse_copies_a_base_and_tools_only_when_budget_and_data_are_equal(tmp_p
     _world_split(other.data("empty_wild_train"), [10, 20])
     capsys.readouterr()
     other.reuse_artifacts(src.work)
-    assert not any(other.artifact_finished(name) for name in other.artifacts())
+    assert [name for name in other.artifacts() if other.artifact_finished(name)] == ["reader"]
     assert "its recipe differs in data" in capsys.readouterr().out
     copy_cfg["base"]["unet_steps"] += 1
     _world_split(tmp_path / "x" / "data" / "wild_train", [10, 20])

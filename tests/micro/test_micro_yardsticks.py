@@ -70,15 +70,15 @@ def test_no_hand_photos_are_records_without_hands_captioned_as_empty(tmp_path):
 
 
 def test_readback_scores_a_perfect_reader_above_and_a_constant_one_at_chance(tmp_path, micro_run):
-    """Gate (b3)'s yardstick: kappa 1 for an extractor that reads every image right, <= 0 for one that
-    always answers the same label (the v2 full runs' extractor read real photos at kappa <= 0.08)."""
+    """Gate (b3)'s yardstick: kappa 1 for a reader that reads every image right, <= 0 for one that
+    always answers the same label (the v2 full runs' feature extractor read real photos at kappa <= 0.08)."""
     import argparse
 
     import gates  # benchmarks/micro/gates.py (on sys.path through the micro_run fixture)
-    import torch
 
     from handsynth.data import read_dataset
-    from handsynth.world.captions import gesture
+    from handsynth.eval.keypoints2d import Detection
+    from handsynth.micro.reader import gesture_group
     from handsynth.world.cli import config_from_args, register
     from handsynth.world.dataset import render_world
 
@@ -89,26 +89,27 @@ def test_readback_scores_a_perfect_reader_above_and_a_constant_one_at_chance(tmp
     )
     render_world(config_from_args(args), 8, tmp_path / "d", workers=1)
     recs = [s for s in read_dataset(tmp_path / "d") if s.file_name]
-    sides = [s.hands[0].side for s in recs]
-    gestures = [gesture(np.asarray(s.hands[0].joints_3d))[1] for s in recs]
+    truth = {
+        "side": [s.hands[0].side for s in recs],
+        "gesture": [gesture_group(np.asarray(s.hands[0].joints_3d)) for s in recs],
+    }
+
+    class Detector:  # the image's index as its keypoints, so the reader can look the truth up
+        def detect_batch(self, images):
+            return [[Detection(np.full((21, 2), float(i)), 1.0)] for i in range(len(images))]
 
     class Reader:
-        vocab = {"side": ["left", "right"], "gesture": sorted(set(gestures)) + ["other"]}
-
         def __init__(self, perfect: bool):
             self.perfect = perfect
 
-        def logits(self, x):
-            assert len(x) == len(recs)
-            out = {}
-            for attr, truth in (("side", sides), ("gesture", gestures)):
-                idx = [self.vocab[attr].index(t) if self.perfect else 0 for t in truth]
-                out[attr] = torch.nn.functional.one_hot(torch.tensor(idx), len(self.vocab[attr])).float()
-            return out
+        def read(self, keypoints):
+            assert keypoints.shape == (len(recs), 21, 2)
+            idx = keypoints[:, 0, 0].astype(int)
+            return {k: [v[i] if self.perfect else "left" for i in idx] for k, v in truth.items()}
 
-    perfect = gates.readback(Reader(True), tmp_path / "d")
-    constant = gates.readback(Reader(False), tmp_path / "d")
-    assert perfect["side"][0] == 1.0 and perfect["gesture"][2] == 1.0
-    if len(set(sides)) > 1:  # a constant answer is at best the majority rate
-        assert constant["side"][2] <= 0.0
-    assert constant["gesture"][2] <= 0.0 and constant["gesture"][3] == len(recs)
+    perfect = gates.readback(Reader(True), Detector(), tmp_path / "d")
+    constant = gates.readback(Reader(False), Detector(), tmp_path / "d")
+    assert perfect["side"][0] == 1.0 and perfect["gesture"][0] == 1.0
+    if len(set(truth["side"])) > 1:  # a constant answer is at best the majority rate
+        assert perfect["side"][2] == 1.0 and constant["side"][2] <= 0.0
+    assert constant["gesture"][0] == 0.0 and constant["gesture"][3] == len(recs)

@@ -271,6 +271,20 @@ class WorldGenerator:
         R = axis_rotation(d, rng.uniform(0, 2 * np.pi)) @ rotation_between(d_rest, d)
         return _rotvec(R), d
 
+    def sample_articulated_hand(
+        self, rng: np.random.Generator
+    ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+        """(side, global_orient, hand_pose, betas) drawn as this domain's photos draw them (a grip
+        around an object with the config's object probability), without rendering: cheap labelled
+        poses for tools that read hands from keypoints (``handsynth.micro.reader``)."""
+        if self.cfg.domain in hold.HO_DOMAINS:
+            raise UserError(f"domain {self.cfg.domain} poses its hands around held objects; use lab or wild")
+        side = ("right", "left")[int(rng.integers(2))]
+        obj = objects.sample_object(rng) if rng.random() < self.cfg.object_probability else None
+        hand_pose, betas = self._articulation(side, rng, obj.grip_radius if obj else None)
+        global_orient, _ = self._orientation(side, betas, rng)
+        return side, global_orient, hand_pose, betas
+
     def _held_orientation(
         self,
         side: str,
