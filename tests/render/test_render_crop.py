@@ -119,3 +119,14 @@ def test_render_local_box_past_the_border(renderer):
     # image_size says where the global image ends when rendering with a renderer of another size
     other = renderer.render_local([s], corner_K, box, size, maps=("seg",), image_size=(W // 2, H // 2))
     assert np.array_equal(other["seg"], clipped["seg"])
+
+
+def test_crop_box_within_slides_inside_the_image_where_it_fits():
+    # A hand at the left edge: the centred square starts at x = -5; inside, it starts at 0, same side.
+    assert crop_box([0, 20, 10, 10], expand=2.0) == [-5.0, 15.0, 20.0]
+    assert crop_box([0, 20, 10, 10], expand=2.0, within=(64, 64)) == [0.0, 15.0, 20.0]
+    assert crop_box([55, 58, 8, 6], expand=2.0, within=(64, 64)) == [48.0, 48.0, 16.0]  # bottom-right
+    inside = crop_box([20, 20, 10, 10], expand=2.0)
+    assert crop_box([20, 20, 10, 10], expand=2.0, within=(64, 64)) == inside  # already inside
+    # Longer than the image on one axis: that axis stays centred, the other slides.
+    assert crop_box([0, 0, 40, 10], expand=2.0, within=(100, 50)) == [0.0, -35.0, 80.0]

@@ -107,6 +107,25 @@ def test_local_crop_is_the_photo_cut_by_the_box(wild):
         assert np.array_equal(files[s.local.file_name], crop_image(photo, s.local.box, s.local.size))
 
 
+def test_local_crops_stay_inside_the_photo_unless_asked_centred():
+    """Padding past the photo's edge taught shared-weight guidance modules to draw a black frame."""
+    from handsynth.errors import UserError
+
+    boxes = {}
+    for mode in ("inside", "centred"):
+        cfg = WorldConfig(domain="wild", size=SIZE, seed=7, maps=("mesh",), hand_fraction=(0.6, 0.75))
+        cfg.local_crop = mode
+        gen = WorldGenerator(cfg)
+        boxes[mode] = [gen.generate(i)[0].local.box for i in range(6)]
+        gen.release()
+    for x, y, side in boxes["inside"]:
+        assert x >= 0 and y >= 0 and x + side <= SIZE + 1e-6 and y + side <= SIZE + 1e-6
+    assert any(b[0] < 0 or b[1] < 0 or b[0] + b[2] > SIZE or b[1] + b[2] > SIZE for b in boxes["centred"])
+    assert [b[2] for b in boxes["inside"]] == [b[2] for b in boxes["centred"]]  # same side, moved
+    with pytest.raises(UserError, match="local crop"):
+        WorldConfig(local_crop="middle")
+
+
 def test_domains_differ_as_designed(lab, wild):
     def area(s):
         x, y, w, h = s.hands[0].bbox

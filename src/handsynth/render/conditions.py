@@ -162,10 +162,12 @@ class ConditionRenderer:
         expand: float = 1.25,
         data_root: str | Path | None = None,
         objects: bool = True,
+        crop_inside: bool = False,
     ):
         self.hand_model = hand_model  # None: use each record's own `model` field
         self.model_dir = model_dir
         self.expand = expand
+        self.crop_inside = crop_inside  # local crop slid inside the image (crop_box's ``within``)
         self.data_root = data_root
         self.objects = objects
         self._models: dict[tuple[str, str], torch.nn.Module] = {}
@@ -271,7 +273,8 @@ class ConditionRenderer:
         result = RenderedConditions(global_maps={m: drawn[m] for m in maps})
         if local:
             size = local_size or max(sample.width, sample.height)
-            box = [float(v) for v in crop_box(sample.union_bbox(), expand=self.expand)]
+            within = (sample.width, sample.height) if self.crop_inside else None
+            box = [float(v) for v in crop_box(sample.union_bbox(), expand=self.expand, within=within)]
             # The global renderer draws the crop at any size; padding follows the record's image size.
             drawn = (
                 renderer.render_local(meshes, K, box, size, maps=gl_maps, joints_2d=joints_2d)

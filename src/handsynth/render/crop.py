@@ -24,8 +24,14 @@ _RESAMPLE = {
 }
 
 
-def crop_box(bbox_xywh: Sequence[float], expand: float = 1.25) -> list[float]:
-    """Square [x, y, side] centred on the box, side = expand * max(w, h) (AttentionHand's local crop)."""
+def crop_box(
+    bbox_xywh: Sequence[float], expand: float = 1.25, within: tuple[int, int] | None = None
+) -> list[float]:
+    """Square [x, y, side] centred on the box, side = expand * max(w, h) (AttentionHand's local crop).
+
+    ``within`` = (width, height): slide the square inside that image where it fits (a side longer
+    than the image stays centred), so a crop near the edge shows more photo instead of black padding
+    that a model trained on the crops would learn to draw."""
     if len(bbox_xywh) != 4:
         raise UserError(f"crop_box needs a bbox [x, y, w, h], got {list(bbox_xywh)}")
     x, y, w, h = (float(v) for v in bbox_xywh)
@@ -34,7 +40,12 @@ def crop_box(bbox_xywh: Sequence[float], expand: float = 1.25) -> list[float]:
     if not expand > 0:
         raise UserError(f"crop_box expand must be positive, got {expand}")
     side = max(w, h) * float(expand)
-    return [x + w / 2 - side / 2, y + h / 2 - side / 2, side]
+    cx, cy = x + w / 2 - side / 2, y + h / 2 - side / 2
+    if within is not None:
+        width, height = (float(v) for v in within)
+        cx = min(max(cx, 0.0), width - side) if side <= width else cx
+        cy = min(max(cy, 0.0), height - side) if side <= height else cy
+    return [cx, cy, side]
 
 
 def _check_box(box: Sequence[float], size: int) -> tuple[float, float, float]:

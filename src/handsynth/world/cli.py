@@ -42,6 +42,7 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         sequence_length=args.sequence_length,
         subjects=args.subjects,
         backgrounds=args.backgrounds,
+        local_crop=args.local_crop,
     )
 
 
@@ -151,5 +152,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="K > 0: each image uses one of K fixed backgrounds, the same K for every seed and split "
         "(a world a small model can learn); 0: a new background per image",
+    )
+    p.add_argument(
+        "--local-crop",
+        choices=("inside", "centred"),
+        default="inside",
+        help="the local hand crop slides inside the photo where it fits (default), or stays centred "
+        "on the hand with black padding past the photo's edge (worlds rendered before 2026-11-29)",
     )
     p.set_defaults(func=_run)

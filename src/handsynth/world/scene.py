@@ -65,6 +65,10 @@ class WorldConfig:
     object_probability: float | None = None  # default: 0 (lab), 0.6 (wild)
     supersample: int = 2  # photo rendered at this factor and box-filtered: anti-aliased edges
     expand: float = 1.25  # local crop side = expand * longest side of the hand box
+    # "inside": the local crop slides inside the photo where it fits; "centred": centred on the hand,
+    # padded with black past the photo's edge (before 2026-11-29; guidance modules trained on such
+    # crops drew a black frame around their images, docs/micro.md)
+    local_crop: str = "inside"
     hand_fraction: tuple[float, float] | None = None  # hand box side / image side; default per domain
     poses: str | None = None  # records (folder or .jsonl) whose hands, camera and placement are reused
     caption_style: str = "short"  # "verbose": also a VLM-like multi-sentence `caption` (prompt unchanged)
@@ -108,6 +112,8 @@ class WorldConfig:
             raise UserError(
                 f"--backgrounds must be a count >= 0 (0: a new one per image), got {self.backgrounds!r}"
             )
+        if self.local_crop not in ("inside", "centred"):
+            raise UserError(f"local crop must be 'inside' or 'centred', got {self.local_crop!r}")
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
@@ -192,7 +198,10 @@ class WorldGenerator:
         # The world shades vertices itself, so the photo renderer's own light is neutral.
         self.photo = Renderer(config.size * k, config.size * k, lighting=Lighting(ambient=1.0, diffuse=0.0))
         self.conditions = _PosedConditionRenderer(
-            hand_model=config.hand_model, model_dir=config.model_dir, expand=config.expand
+            hand_model=config.hand_model,
+            model_dir=config.model_dir,
+            expand=config.expand,
+            crop_inside=config.local_crop == "inside",
         )
 
     # -- helpers ------------------------------------------------------------------------------------
