@@ -10,8 +10,9 @@ world detector supplies the keypoints.
 
 Gesture is read coarsely, as the number of extended fingers other than the thumb (0: ``closed``,
 1-2: ``few``, 3-4: ``many``; :func:`gesture_group`). The caption's eleven gesture names differ by the
-thumb or by one finger and cannot be told apart from the detector's keypoints (kappa 0.14 through an
-MLP trained the same way), the three groups can (kappa 0.57 on the oracle photos).
+thumb or by one finger and cannot be told apart from the detector's keypoints (kappa 0.14-0.18 on the
+oracle photos in an exploratory run of the same recipe); the three groups can (kappa 0.59,
+benchmarks/results/micro_reader_probe.md).
 """
 
 from __future__ import annotations
