@@ -128,5 +128,5 @@ def test_crop_box_within_slides_inside_the_image_where_it_fits():
     assert crop_box([55, 58, 8, 6], expand=2.0, within=(64, 64)) == [48.0, 48.0, 16.0]  # bottom-right
     inside = crop_box([20, 20, 10, 10], expand=2.0)
     assert crop_box([20, 20, 10, 10], expand=2.0, within=(64, 64)) == inside  # already inside
-    # Longer than the image on one axis: that axis stays centred, the other slides.
-    assert crop_box([0, 0, 40, 10], expand=2.0, within=(100, 50)) == [0.0, -35.0, 80.0]
+    # Longer than the image on one axis: centred on the image on that axis, the other slides.
+    assert crop_box([0, 0, 40, 10], expand=2.0, within=(100, 50)) == [0.0, -15.0, 80.0]

@@ -30,8 +30,8 @@ def crop_box(
     """Square [x, y, side] centred on the box, side = expand * max(w, h) (AttentionHand's local crop).
 
     ``within`` = (width, height): slide the square inside that image where it fits (a side longer
-    than the image stays centred), so a crop near the edge shows more photo instead of black padding
-    that a model trained on the crops would learn to draw."""
+    than the image is centred on the image), so a crop near the edge shows more photo instead of black
+    padding that a model trained on the crops would learn to draw (HandBooster's "no black edge")."""
     if len(bbox_xywh) != 4:
         raise UserError(f"crop_box needs a bbox [x, y, w, h], got {list(bbox_xywh)}")
     x, y, w, h = (float(v) for v in bbox_xywh)
@@ -43,8 +43,8 @@ def crop_box(
     cx, cy = x + w / 2 - side / 2, y + h / 2 - side / 2
     if within is not None:
         width, height = (float(v) for v in within)
-        cx = min(max(cx, 0.0), width - side) if side <= width else cx
-        cy = min(max(cy, 0.0), height - side) if side <= height else cy
+        cx = min(max(cx, 0.0), width - side) if side <= width else (width - side) / 2
+        cy = min(max(cy, 0.0), height - side) if side <= height else (height - side) / 2
     return [cx, cy, side]
 
 

@@ -61,10 +61,7 @@ def hand_box(
             hi_x = max(box[0] + box[2], x0 + cols.max() + 1)
             hi_y = max(box[1] + box[3], y0 + rows.max() + 1)
             box = [float(lo_x), float(lo_y), float(hi_x - lo_x), float(hi_y - lo_y)]
-    x, y, side = crop_box(box, expand)
-    x = min(max(x, 0.0), width - side) if side <= width else (width - side) / 2
-    y = min(max(y, 0.0), height - side) if side <= height else (height - side) / 2
-    return [float(x), float(y), float(side)]
+    return [float(v) for v in crop_box(box, expand, within=(width, height))]
 
 
 def mirror_map(name: str, arr: np.ndarray) -> np.ndarray:
