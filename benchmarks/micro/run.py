@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,6 +125,8 @@ class Runner:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         self.timings_path = work / "timings.json"
         self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
+        # parallel() runs jobs in threads; they share timings.json and its temporary file
+        self._timings_lock = threading.RLock()
         self.jobs_done = 0  # jobs run by this invocation (a stage that ran none only skipped)
 
     # paths
@@ -168,15 +171,18 @@ class Runner:
         print(f"  done {name} ({time.time() - t0:.0f} s)", flush=True)
 
     def _record_job(self, name: str, seconds: float) -> None:
-        jobs = self.timings.setdefault("jobs", {})
-        jobs[name] = round(jobs.get(name, 0.0) + seconds, 1)
-        self.jobs_done += 1
-        self._save_timings()
+        with self._timings_lock:
+            jobs = self.timings.setdefault("jobs", {})
+            jobs[name] = round(jobs.get(name, 0.0) + seconds, 1)
+            self.jobs_done += 1
+            self._save_timings()
 
     def _save_timings(self) -> None:
-        tmp = self.timings_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.timings, indent=2))
-        tmp.replace(self.timings_path)
+        """Write timings.json atomically (job threads share it, hence the lock)."""
+        with self._timings_lock:
+            tmp = self.timings_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.timings, indent=2))
+            tmp.replace(self.timings_path)
 
     def parallel(self, jobs: list[tuple[str, list[str]]]) -> None:
         if not jobs:

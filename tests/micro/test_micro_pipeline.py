@@ -204,6 +204,22 @@ def runner(tmp_path):
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
 
 
+def test_parallel_jobs_record_every_timing_without_racing_on_the_file(tmp_path):
+    """Job threads share timings.json; a CI run once lost it to two threads renaming one temp file."""
+    sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
+    import run as micro_run
+
+    cfg = micro_run.load_profile("tiny")
+    cfg["jobs"] = 8
+    r = micro_run.Runner(cfg, tmp_path / "work")
+    names = [f"job{i}" for i in range(48)]
+    r.parallel([(n, [sys.executable, "-c", "pass"]) for n in names])
+    recorded = json.loads(r.timings_path.read_text())["jobs"]
+    assert sorted(recorded) == sorted(names)
+    assert not list(r.timings_path.parent.glob("*.tmp"))
+    sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
 def test_profiles_merge_over_the_full_budget(tmp_path):
     sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
     import run as micro_run
