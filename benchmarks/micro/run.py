@@ -246,6 +246,8 @@ class Runner:
         ]
         if self.cfg.get("caption_style"):
             cmd += ["--caption-style", self.cfg["caption_style"]]
+        if self.cfg.get("arm_model"):
+            cmd += ["--arm-model", self.cfg["arm_model"]]
         if spec.get("hand_fraction"):
             cmd += ["--hand-fraction", ",".join(str(x) for x in spec["hand_fraction"])]
         if spec.get("backgrounds"):  # the world's fixed background set (a world a small base can learn)
@@ -321,7 +323,10 @@ class Runner:
         elif name == "features":
             splits, budget = ["wild_train", "lab_train"], {"tool": tools["features"]}
         elif name == "reader":  # reads no split: it learns from the world's pose samplers
-            splits, budget = [], {"tool": tools["reader"]}
+            splits, budget = (
+                [],
+                {"tool": tools["reader"], "arm_model": self.cfg.get("arm_model", "anatomical")},
+            )
         else:
             t = tools["recon"]
             splits, budget = list(t.get("data", ["wild_train"])), {"tool": t, "recon": self.cfg["recon"]}
@@ -952,7 +957,12 @@ def job_reader(r: Runner) -> None:
     from handsynth.micro.reader import train_reader
 
     t = r.cfg["tools"]["reader"]
-    reader, stats = train_reader(n=t["poses"], steps=t["steps"], noise=t.get("noise", 0.1))
+    reader, stats = train_reader(
+        n=t["poses"],
+        steps=t["steps"],
+        noise=t.get("noise", 0.1),
+        arm_model=r.cfg.get("arm_model", "anatomical"),
+    )
     reader.save(r.tool("reader"), {"training": stats})
 
 

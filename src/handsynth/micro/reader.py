@@ -84,18 +84,25 @@ class KeypointReader(nn.Module):
 
 
 def synthetic_hands(
-    n: int, seed: int = 0, lab_fraction: float = 0.3, object_probability: float = 0.3
+    n: int,
+    seed: int = 0,
+    lab_fraction: float = 0.3,
+    object_probability: float = 0.3,
+    arm_model: str = "anatomical",
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """``n`` world hands without rendering: (2D keypoints (n, 21, 2), sides, gesture groups).
 
-    Each hand is drawn as a ``lab`` (with ``lab_fraction``) or ``wild`` photo draws it, its joints
-    centred and projected by a pinhole camera 0.25-0.45 m away (the world's framing distances)."""
+    Each hand is drawn as a ``lab`` (with ``lab_fraction``) or ``wild`` photo draws it (``arm_model``:
+    the world's, which sets how the hand may turn), its joints centred and projected by a pinhole
+    camera 0.25-0.45 m away (the world's framing distances)."""
     from handsynth.world.scene import WorldConfig, WorldGenerator
 
     rng = np.random.default_rng(seed)
     gens = {
         "lab": WorldGenerator(WorldConfig(domain="lab", size=64)),
-        "wild": WorldGenerator(WorldConfig(domain="wild", size=64, object_probability=object_probability)),
+        "wild": WorldGenerator(
+            WorldConfig(domain="wild", size=64, object_probability=object_probability, arm_model=arm_model)
+        ),
     }
     drawn: dict[str, list] = {"left": [], "right": []}
     order = []
@@ -123,12 +130,18 @@ def synthetic_hands(
 
 
 def train_reader(
-    n: int = 20000, steps: int = 6000, batch_size: int = 256, noise: float = 0.1, seed: int = 0
+    n: int = 20000,
+    steps: int = 6000,
+    batch_size: int = 256,
+    noise: float = 0.1,
+    seed: int = 0,
+    arm_model: str = "anatomical",
 ) -> tuple[KeypointReader, dict]:
     """Train on ``n`` synthetic hands; ``noise``: std of the Gaussian added to the normalised
-    keypoints (the detector's median error on real photos is ~0.24 in these units)."""
+    keypoints (the detector's median error on real photos is ~0.24 in these units); ``arm_model``:
+    the world's (the photos the reader will read)."""
     t0 = time.time()
-    uv, sides, groups = synthetic_hands(n, seed)
+    uv, sides, groups = synthetic_hands(n, seed, arm_model=arm_model)
     x = torch.tensor(normalise_keypoints(uv), dtype=torch.float32)
     y = {
         "side": torch.tensor([SIDES.index(s) for s in sides]),
@@ -157,6 +170,7 @@ def train_reader(
         "steps": steps,
         "batch_size": batch_size,
         "noise": noise,
+        "arm_model": arm_model,
         "final_loss": loss_v,
         "gesture_groups": {k: groups.count(k) for k in GESTURE_GROUPS},
         "seconds": round(time.time() - t0, 1),

@@ -54,21 +54,51 @@ def sample_framing(
     return Framing(intrinsics(size, size, fov), fov, frac, (float(center[0]), float(center[1])))
 
 
-def sample_arm_direction(domain: str, rng: np.random.Generator) -> np.ndarray:
+# Anatomical arms (WorldConfig.arm_model): how far the palm may turn from facing the body's midline.
+# Forearm pronation and supination each reach ~80-90 deg from the thumb-up neutral (textbook ranges); a
+# little shoulder rotation adds the rest. A full circle would let every left hand pass for a mirrored
+# right hand, which the 64-px photos cannot tell apart.
+PALM_TURN_LIMIT_DEG = 100.0
+# wild, anatomical: the wrist -> elbow direction leans this far (radians) towards the hand's own side
+ARM_SIDE_LEAN = 0.35
+
+
+def medial_direction(side: str) -> np.ndarray:
+    """Camera-frame direction from a hand towards the body's midline, for a person facing the camera:
+    their right hand is on the image's left, so its midline lies towards +x (and the left hand's, -x)."""
+    return np.array([1.0 if side == "right" else -1.0, 0.0, 0.0])
+
+
+def sample_arm_direction(domain: str, rng: np.random.Generator, side: str | None = None) -> np.ndarray:
     """Unit direction (camera frame) from the wrist towards the elbow.
 
     Never much towards the camera (``z >= -0.3``), so the forearm does not cover the hand. In ``wild``
     the arm mostly points down or sideways in the image (a person facing the camera); in ``lab`` any
-    image-plane direction is equally likely.
+    image-plane direction is equally likely. With ``side`` (anatomical arms, wild only), the elbow also
+    leans out to the hand's own side of the body: the image's left for a right hand.
     """
     if domain == "lab":
         angle = rng.uniform(0, 2 * np.pi)
         z = rng.uniform(-0.3, 0.8)
     else:
-        angle = np.pi / 2 + rng.normal(0, 0.8)  # +y is down in the image
+        lean = 0.0 if side is None else ARM_SIDE_LEAN * (1.0 if side == "right" else -1.0)
+        angle = np.pi / 2 + lean + rng.normal(0, 0.8)  # +y is down in the image; larger angle: -x
         z = rng.uniform(-0.3, 0.4)
     r = np.sqrt(1 - z * z)
     return np.array([r * np.cos(angle), r * np.sin(angle), z])
+
+
+def roll_towards(normal: np.ndarray, axis: np.ndarray, target: np.ndarray, angle: float) -> float:
+    """The roll about unit ``axis`` that leaves ``normal`` at signed ``angle`` (radians, about
+    ``axis``) from ``target``, both taken in the plane perpendicular to ``axis``."""
+
+    def flat(v: np.ndarray) -> np.ndarray:
+        v = v - (v @ axis) * axis
+        return v / (np.linalg.norm(v) + 1e-12)
+
+    n, t = flat(normal), flat(target)
+    now = np.arctan2(axis @ np.cross(t, n), t @ n)
+    return float(angle - now)
 
 
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

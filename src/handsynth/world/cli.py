@@ -43,6 +43,7 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         subjects=args.subjects,
         backgrounds=args.backgrounds,
         local_crop=args.local_crop,
+        arm_model=args.arm_model,
     )
 
 
@@ -159,5 +160,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="inside",
         help="the local hand crop slides inside the photo where it fits (default), or stays centred "
         "on the hand with black padding past the photo's edge (worlds rendered before 2026-11-29)",
+    )
+    p.add_argument(
+        "--arm-model",
+        choices=("anatomical", "free"),
+        default="anatomical",
+        help="wild: the elbow leans out to the hand's side and the palm turns only as far as a forearm "
+        "can, so a photo shows which hand it is (default); or any roll about the forearm (worlds "
+        "rendered before 2026-11-29)",
     )
     p.set_defaults(func=_run)

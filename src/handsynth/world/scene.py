@@ -30,8 +30,11 @@ from handsynth.render.renderer import Lighting, Renderer
 from handsynth.render.scene import SceneMesh, vertex_normals
 from handsynth.world import backgrounds, captions, degrade, forearm, hold, lighting, objects, skin
 from handsynth.world.camera import (
+    PALM_TURN_LIMIT_DEG,
     axis_rotation,
+    medial_direction,
     place_hand,
+    roll_towards,
     rotation_between,
     sample_arm_direction,
     sample_framing,
@@ -43,6 +46,7 @@ _DOMAIN_CODE = {"lab": 1, "wild": 2, "holab": 3, "howild": 4}
 # The look (background, lights, degradations, captions) each domain borrows; the arm's direction.
 LOOK = {"lab": "lab", "wild": "wild", "holab": "lab", "howild": "wild"}
 ARM_DOMAIN = {"lab": "lab", "wild": "wild", "holab": "wild", "howild": "wild"}  # people at a table
+ARM_MODELS = ("anatomical", "free")
 DEFAULT_OBJECT_PROBABILITY = {"lab": 0.0, "wild": 0.6, "holab": 1.0, "howild": 1.0}
 # Hand + object box side / image side of the hand-object domains (the object must fit in the frame).
 HO_HAND_FRACTION = {"holab": (0.5, 0.7), "howild": (0.35, 0.6)}
@@ -75,6 +79,10 @@ class WorldConfig:
     sequence_length: int = 1  # hand-object domains: frames per sequence (object resting, then lifted)
     subjects: str = "all"  # holab: "train" / "test" = the seen / held-out subjects (skin tone + shape)
     backgrounds: int = 0  # > 0: every image picks one of this many fixed backgrounds (shared by all seeds)
+    # "anatomical": in wild, the elbow leans out to the hand's side and the palm turns at most
+    # camera.PALM_TURN_LIMIT_DEG from facing the body's midline, so a photo shows which hand it is;
+    # "free": any roll about the forearm, no lean (before 2026-11-29: the base never learned the side word)
+    arm_model: str = "anatomical"
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -114,6 +122,8 @@ class WorldConfig:
             )
         if self.local_crop not in ("inside", "centred"):
             raise UserError(f"local crop must be 'inside' or 'centred', got {self.local_crop!r}")
+        if self.arm_model not in ARM_MODELS:
+            raise UserError(f"arm model must be one of {ARM_MODELS}, got {self.arm_model!r}")
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
@@ -267,18 +277,28 @@ class WorldGenerator:
     def _orientation(
         self, side: str, betas: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        """global_orient (3,) putting the forearm along a domain-typical direction, random roll about it.
+        """global_orient (3,) putting the forearm along a domain-typical direction, rolled about it.
 
         The wrist -> middle-knuckle vector only depends on global_orient (the knuckle's parent is the
-        wrist), so the rest skeleton tells which rotation points the arm where we want.
+        wrist), so the rest skeleton tells which rotation points the arm where we want; the palm normal
+        (wrist, index and little-finger knuckles) likewise. Anatomical arms in wild (``arm_model``): the
+        palm ends within ``PALM_TURN_LIMIT_DEG`` of facing the body's midline; otherwise any roll.
         """
         a = self.assets(side)
-        # Only the wrist (0) and middle knuckle (4) rows of the regressor are needed (MANO order).
-        J = a.J_regressor[[0, 4]] @ (a.v_template + a.shapedirs @ betas)
-        d_rest = (J[0] - J[1]) / np.linalg.norm(J[0] - J[1])
-        d = sample_arm_direction(ARM_DOMAIN[self.cfg.domain], rng)
-        R = axis_rotation(d, rng.uniform(0, 2 * np.pi)) @ rotation_between(d_rest, d)
-        return _rotvec(R), d
+        # Only the wrist (0), index (1), middle (4) and little-finger (7) knuckle rows (MANO order).
+        J = a.J_regressor[[0, 1, 4, 7]] @ (a.v_template + a.shapedirs @ betas)
+        d_rest = (J[0] - J[2]) / np.linalg.norm(J[0] - J[2])
+        # hand-object domains turn each draw again to meet the table (_held_orientation): left as they were
+        anatomical = self.cfg.arm_model == "anatomical" and self.cfg.domain == "wild"
+        d = sample_arm_direction(ARM_DOMAIN[self.cfg.domain], rng, side if anatomical else None)
+        R0 = rotation_between(d_rest, d)
+        if anatomical:
+            n = np.cross(J[1] - J[0], J[3] - J[0]) * (1.0 if side == "right" else -1.0)  # out of the palm
+            limit = np.radians(PALM_TURN_LIMIT_DEG)
+            roll = roll_towards(R0 @ n, d, medial_direction(side), rng.uniform(-limit, limit))
+        else:
+            roll = rng.uniform(0, 2 * np.pi)
+        return _rotvec(axis_rotation(d, roll) @ R0), d
 
     def sample_articulated_hand(
         self, rng: np.random.Generator
