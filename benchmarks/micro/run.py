@@ -325,7 +325,7 @@ class Runner:
         elif name == "reader":  # reads no split: it learns from the world's pose samplers
             splits, budget = (
                 [],
-                {"tool": tools["reader"], "arm_model": self.cfg.get("arm_model", "anatomical")},
+                {"tool": tools["reader"], "arm_model": self.cfg.get("arm_model", "free")},
             )
         else:
             t = tools["recon"]
@@ -961,7 +961,7 @@ def job_reader(r: Runner) -> None:
         n=t["poses"],
         steps=t["steps"],
         noise=t.get("noise", 0.1),
-        arm_model=r.cfg.get("arm_model", "anatomical"),
+        arm_model=r.cfg.get("arm_model", "free"),
     )
     reader.save(r.tool("reader"), {"training": stats})
 

@@ -275,10 +275,10 @@ def test_profiles_merge_over_the_full_budget(tmp_path):
     assert cmd[cmd.index("--backgrounds") + 1] == "4" and cmd[cmd.index("--object-prob") + 1] == "0.3"
     cmd = [str(c) for c in r.world_cmd("x", {"domain": "wild", "n": 4, "seed": 0})]
     assert "--backgrounds" not in cmd and "--object-prob" not in cmd
-    assert cmd[cmd.index("--arm-model") + 1] == "anatomical"  # the profile's arms, every split
+    assert cmd[cmd.index("--arm-model") + 1] == "free"  # the profile's arms, every split
     # the reader reads no split, so its recipe names the arms its poses turn with: a free-arm run's
     # reader is not reused by an anatomical one
-    assert r.recipe("reader")["arm_model"] == "anatomical"
+    assert r.recipe("reader")["arm_model"] == "free"
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
 
 

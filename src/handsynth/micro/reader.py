@@ -88,7 +88,7 @@ def synthetic_hands(
     seed: int = 0,
     lab_fraction: float = 0.3,
     object_probability: float = 0.3,
-    arm_model: str = "anatomical",
+    arm_model: str = "free",
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """``n`` world hands without rendering: (2D keypoints (n, 21, 2), sides, gesture groups).
 
@@ -135,7 +135,7 @@ def train_reader(
     batch_size: int = 256,
     noise: float = 0.1,
     seed: int = 0,
-    arm_model: str = "anatomical",
+    arm_model: str = "free",
 ) -> tuple[KeypointReader, dict]:
     """Train on ``n`` synthetic hands; ``noise``: std of the Gaussian added to the normalised
     keypoints (the detector's median error on real photos is ~0.24 in these units); ``arm_model``:

@@ -56,8 +56,8 @@ def sample_framing(
 
 # Anatomical arms (WorldConfig.arm_model): how far the palm may turn from facing the body's midline.
 # Forearm pronation and supination each reach ~80-90 deg from the thumb-up neutral (textbook ranges); a
-# little shoulder rotation adds the rest. A full circle would let every left hand pass for a mirrored
-# right hand, which the 64-px photos cannot tell apart.
+# little shoulder rotation adds the rest. With a full circle, a hand's silhouettes are as often seen
+# mirrored (from the back) as not, so only chirality shows the side; with the limit they are not.
 PALM_TURN_LIMIT_DEG = 100.0
 # wild, anatomical: the wrist -> elbow direction leans this far (radians) towards the hand's own side
 ARM_SIDE_LEAN = 0.35

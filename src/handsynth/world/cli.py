@@ -163,10 +163,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--arm-model",
-        choices=("anatomical", "free"),
-        default="anatomical",
-        help="wild: the elbow leans out to the hand's side and the palm turns only as far as a forearm "
-        "can, so a photo shows which hand it is (default); or any roll about the forearm (worlds "
-        "rendered before 2026-11-29)",
+        choices=("free", "anatomical"),
+        default="free",
+        help="any roll of the hand about the forearm (default); or, in wild, the elbow leans out to the "
+        "hand's side and the palm turns only as far as a forearm can",
     )
     p.set_defaults(func=_run)

@@ -79,10 +79,11 @@ class WorldConfig:
     sequence_length: int = 1  # hand-object domains: frames per sequence (object resting, then lifted)
     subjects: str = "all"  # holab: "train" / "test" = the seen / held-out subjects (skin tone + shape)
     backgrounds: int = 0  # > 0: every image picks one of this many fixed backgrounds (shared by all seeds)
-    # "anatomical": in wild, the elbow leans out to the hand's side and the palm turns at most
-    # camera.PALM_TURN_LIMIT_DEG from facing the body's midline, so a photo shows which hand it is;
-    # "free": any roll about the forearm, no lean (before 2026-11-29: the base never learned the side word)
-    arm_model: str = "anatomical"
+    # "free": any roll about the forearm; "anatomical": in wild, the elbow leans out to the hand's side
+    # and the palm turns at most camera.PALM_TURN_LIMIT_DEG from facing the body's midline. Anatomical
+    # arms did not make side readable at 64 px (benchmarks/results/micro_side_visibility.md), so the
+    # default stays free and earlier worlds stay reproducible.
+    arm_model: str = "free"
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
