@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 
-def _kappa(accuracy: float, truth: list[str]) -> tuple[float, float]:
-    """(chance = the majority label's rate, Cohen-style kappa of ``accuracy`` over that chance)."""
+def majority_kappa(accuracy: float, truth: list[str]) -> tuple[float, float]:
+    """(chance = the majority label's rate, kappa of ``accuracy`` over that chance): (b3)'s measure,
+    0 for always answering the commonest label whatever the reader's own label rates."""
     _, counts = np.unique(truth, return_counts=True)
     chance = float(counts.max() / counts.sum())
     return chance, (accuracy - chance) / max(1.0 - chance, 1e-9)
@@ -48,7 +49,7 @@ def readback(reader, detector, folder: Path) -> dict[str, tuple[float, float, fl
     out: dict = {}
     for attr, t in truth.items():
         acc = float(np.mean([p == x for p, x in zip(pred[attr], t)]))
-        chance, kappa = _kappa(acc, t)
+        chance, kappa = majority_kappa(acc, t)
         out[attr] = (acc, chance, kappa, len(t))
     return out
 

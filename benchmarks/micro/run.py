@@ -150,6 +150,13 @@ class Runner:
         return self.work / "downstream" / name / f"seed{seed}"
 
     @property
+    def arm_model(self) -> str:
+        """The world's arm model (world splits and the reader's poses): the profile's, else the world's."""
+        from handsynth.world.scene import WorldConfig
+
+        return self.cfg.get("arm_model", WorldConfig.arm_model)
+
+    @property
     def prompt_file(self) -> Path:
         return self.work / "prompts" / "lab_gen_wild.txt"
 
@@ -246,8 +253,7 @@ class Runner:
         ]
         if self.cfg.get("caption_style"):
             cmd += ["--caption-style", self.cfg["caption_style"]]
-        if self.cfg.get("arm_model"):
-            cmd += ["--arm-model", self.cfg["arm_model"]]
+        cmd += ["--arm-model", self.arm_model]
         if spec.get("hand_fraction"):
             cmd += ["--hand-fraction", ",".join(str(x) for x in spec["hand_fraction"])]
         if spec.get("backgrounds"):  # the world's fixed background set (a world a small base can learn)
@@ -325,7 +331,7 @@ class Runner:
         elif name == "reader":  # reads no split: it learns from the world's pose samplers
             splits, budget = (
                 [],
-                {"tool": tools["reader"], "arm_model": self.cfg.get("arm_model", "free")},
+                {"tool": tools["reader"], "arm_model": self.arm_model},
             )
         else:
             t = tools["recon"]
@@ -961,7 +967,7 @@ def job_reader(r: Runner) -> None:
         n=t["poses"],
         steps=t["steps"],
         noise=t.get("noise", 0.1),
-        arm_model=r.cfg.get("arm_model", "free"),
+        arm_model=r.arm_model,
     )
     reader.save(r.tool("reader"), {"training": stats})
 

@@ -9,7 +9,7 @@ from handsynth.errors import UserError
 from handsynth.render.maps import check_maps
 from handsynth.world.captions import CAPTION_STYLES
 from handsynth.world.dataset import render_world
-from handsynth.world.scene import DOMAINS, WorldConfig
+from handsynth.world.scene import ARM_MODELS, DOMAINS, WorldConfig
 
 DEFAULT_MAPS = "mesh,seg"
 
@@ -163,8 +163,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--arm-model",
-        choices=("free", "anatomical"),
-        default="free",
+        choices=ARM_MODELS,
+        default=WorldConfig.arm_model,
         help="any roll of the hand about the forearm (default); or, in wild, the elbow leans out to the "
         "hand's side and the palm turns only as far as a forearm can",
     )
