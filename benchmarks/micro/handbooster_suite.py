@@ -7,10 +7,11 @@ The default suite's stage / job / resume machinery (``run.Runner``), its statist
 condition sets (``handsynth poses``). Stages, each skipping when its output exists:
 
     world (holab train with sequences, an oracle draw of more real train, S1-like holab test, howild test)
-      -> tools (world feature extractor for FID; recon model for the edge-case filter and gate Y3)
-      -> poses (grasp-status vs the world's truth; rest -> grasp -> validate -> align -> fps -> cross-sample;
-         per seed `poses compose` of the real / random / FPS / cross-sampled condition sets)
-      -> HandBooster trainings (rows c, d, e, f) -> generation (c..i) + the ObMan analogue (b)
+      -> in one pool of jobs: tools (world feature extractor for FID; recon model for the edge-case
+         filter and gate Y3), poses (grasp-status vs the world's truth; rest -> grasp -> validate -> align -> fps -> cross-sample;
+         per seed `poses compose` of the real / random / FPS / cross-sampled condition sets) and the
+         HandBooster trainings (rows c, d, e, f)
+      -> generation (c..i) + the ObMan analogue (b)
       -> edge-case filter (c..i; j = i unfiltered) -> FID -> gates + trivial rows -> downstream -> report
 
 Rows share every budget: one HandBooster training budget, one generation sampler, equal condition
@@ -208,39 +209,44 @@ def make_runner(base_cls):
             self._mark_done(list(world))
 
         def stage_tools(self, jobs: list | None = None) -> None:
+            """The feature extractor, then the recon tool; ``stage_prepare`` runs the recon tool beside
+            the pose chain and the trainings instead."""
+            self._features()
+            self.run_cli(self._recon_tool_jobs())
+            self._recon_tool_finish()
+
+        def _features(self) -> None:
             if not (self.tool("features") / "model.safetensors").exists():
                 self.sh("tool_features", self.self_job("hb_features"))
-            if not (self.tool("recon") / ".done").exists():
-                t = self.cfg["tools"]["recon"]
-                cmd = self.recon_train_cmd(
-                    [self.data("holab_train")], self.tool("recon"), t["steps"], t["batch_size"], 0
-                )
-                self.run_cli([("tool_recon", [_argv(cmd)])])
+
+        def _recon_tool_jobs(self) -> list:
+            if (self.tool("recon") / ".done").exists():
+                return []
+            t = self.cfg["tools"]["recon"]
+            cmd = self.recon_train_cmd(
+                [self.data("holab_train")], self.tool("recon"), t["steps"], t["batch_size"], 0
+            )
+            return [("tool_recon", [_argv(cmd)])]
+
+        def _recon_tool_finish(self) -> None:
             if (self.tool("recon") / "checkpoints").exists():
                 (self.tool("recon") / ".done").touch()
 
         def stage_poses(self) -> None:
             """The novel condition creator, once (seed 0), then one `poses compose` per set and seed."""
+            self.run_cli(self._poses_jobs())
+            self._poses_finish()
+
+        def _pose_outputs(self) -> list[Path]:
+            return [self.poses(k) for k in ("rest", "grasps", "valid", "aligned", "fps", "cross")]
+
+        def _poses_jobs(self) -> list:
+            """Grasp status and Qr (in this process: the chain reads them), then the chain as one job."""
             g = self.hb["grasp"]
             p = self.poses
             if not (p("labelled") / ".done").exists():
-                self.run_cli(
-                    [
-                        (
-                            "grasp_status",
-                            [
-                                [
-                                    "poses",
-                                    "grasp-status",
-                                    "--in",
-                                    self.data("holab_train"),
-                                    "--out",
-                                    p("labelled"),
-                                ]
-                            ],
-                        )
-                    ]
-                )
+                argv = ["poses", "grasp-status", "--in", self.data("holab_train"), "--out", p("labelled")]
+                self.run_cli([("grasp_status", [argv])])
                 (p("labelled") / ".done").touch()
             real = self.real_grasps
             if not real.exists():
@@ -255,12 +261,10 @@ def make_runner(base_cls):
                 ["fps", "--in", p("aligned"), "--per-object", self.hb["fps_per_object"], "--out", p("fps")],
                 ["cross-sample", "--synthetic", p("fps"), "--real", real, "--n", self.hb["cross_n"], "--out", p("cross")],
             ]  # fmt: skip
-            outs = [Path(a[a.index("--out") + 1]) for a in steps]
-            chain = [["poses", *a] for a, o in zip(steps, outs) if not (o / ".done").exists()]
+            chain = [["poses", *a] for a in steps if not (Path(a[a.index("--out") + 1]) / ".done").exists()]
             pools = {"real": real, "random": p("aligned"), "fps": p("fps"), "cross": p("cross")}
-            needed = sorted({self.spec(m)["conditions"] for m in self.synthetic_rows()})
             for seed in self.cfg["seeds"]:
-                for kind in needed:
+                for kind in self._condition_kinds():
                     if (self.conds(kind, seed) / ".done").exists():
                         continue
                     frac = 0.0 if kind == "real" else self.hb["synthetic_fraction"]
@@ -268,13 +272,27 @@ def make_runner(base_cls):
                                   "--synthetic-fraction", frac, "--max-deg", self.hb["views"]["max_deg"], "--seed", seed,
                                   "--out", self.conds(kind, seed)])  # fmt: skip
             # One child, one command after the other (each reads the one before; compose is cheap).
-            self.run_cli([("poses_creator", chain)] if chain else [])
-            for o in outs:
-                (o / ".done").touch()
+            return [("poses_creator", chain)] if chain else []
+
+        def _condition_kinds(self) -> list[str]:
+            return sorted({self.spec(m)["conditions"] for m in self.synthetic_rows()})
+
+        def _poses_finish(self) -> None:
+            for o in self._pose_outputs():
+                if (o / "metadata.jsonl").exists():
+                    (o / ".done").touch()
             for seed in self.cfg["seeds"]:
-                for kind in needed:
+                for kind in self._condition_kinds():
                     if (self.conds(kind, seed) / "metadata.jsonl").exists():
                         (self.conds(kind, seed) / ".done").touch()
+
+        def stage_prepare(self) -> None:
+            """Tools, pose chain and HandBooster trainings in one pool of jobs: none reads another's
+            output, and the recon tool alone would hold one core while the other waits."""
+            self._features()
+            self.run_cli(self._recon_tool_jobs() + self._poses_jobs() + self._training_jobs())
+            self._recon_tool_finish()
+            self._poses_finish()
 
         def hb_config(self, row: str, seed: int) -> Path:
             """The row's HandBooster config: the suite's model and budget, the row's maps and orientation."""
@@ -291,6 +309,9 @@ def make_runner(base_cls):
             return self.write_config(f"{row}_seed{seed}", cfg)
 
         def stage_guidance(self) -> None:
+            self.run_cli(self._training_jobs())
+
+        def _training_jobs(self) -> list:
             jobs = []
             for seed in self.cfg["seeds"]:
                 for row in self.trained_rows():
@@ -300,7 +321,7 @@ def make_runner(base_cls):
                     argv = ["train", "--method", "handbooster", "--config", self.hb_config(row, seed),
                             "--in", self.data("holab_train"), "--out", run]  # fmt: skip
                     jobs.append((f"train_{row}_seed{seed}", [argv]))
-            self.run_cli(jobs)
+            return jobs
 
         def stage_generate(self) -> None:
             from run import _count_records
@@ -406,9 +427,7 @@ def make_runner(base_cls):
 
         def run_all(self) -> Path:
             self.stage("world", self.stage_world)
-            self.stage("tools", self.stage_tools)
-            self.stage("poses", self.stage_poses)
-            self.stage("handbooster training", self.stage_guidance)
+            self.stage("tools, poses + handbooster training", self.stage_prepare)
             self.stage("generate", self.stage_generate)
             self.stage("filter", self.stage_filter)
             self.stage("fid", self.stage_metrics)
