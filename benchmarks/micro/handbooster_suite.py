@@ -774,6 +774,7 @@ def _mean(vals) -> float | None:
 
 
 def write_report(r) -> Path:
+    from handbooster_sheet import write_handbooster_sheet
     from report import _cell  # benchmarks/micro/report.py
 
     cfg = r.cfg
@@ -803,6 +804,20 @@ def write_report(r) -> Path:
         f"{cfg['downstream']['steps']} steps × batch {cfg['downstream']['batch_size']}, real:gen = 1:"
         f"{cfg['downstream']['synth_ratio']}; seeds {cfg['seeds']}.",
         "",
+    ]
+    out_dir = r.results
+    stem = cfg.get("results_stem", "micro_handbooster")
+    stem = stem if profile == "full" else f"{stem}_{profile}"
+    sheet = write_handbooster_sheet(r, out_dir / f"{stem}_sheet.png")
+    if sheet is not None:
+        lines += [
+            f"![contact sheet]({sheet.name})",
+            "",
+            "*Contact sheet (seed 0, before the filter): rows (b)..(f) drew from the same `real` conditions "
+            "(one condition per line, its normal and texture maps first); (g)..(i) from their own sets.*",
+            "",
+        ]
+    lines += [
         "## Claims",
         "",
         "| Claim | Label | Why |",
@@ -853,9 +868,6 @@ def write_report(r) -> Path:
     lines += ["", "## Wall time per stage (s)", "", "| Stage | s |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in (timings.get("stages") or {}).items()]
     lines.append("")
-    out_dir = r.results
-    stem = cfg.get("results_stem", "micro_handbooster")
-    stem = stem if profile == "full" else f"{stem}_{profile}"
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"{stem}.md"
     md.write_text("\n".join(lines))

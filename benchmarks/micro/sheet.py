@@ -14,7 +14,7 @@ from handsynth.viz import contact_sheet
 BLANK = Image.new("RGB", (8, 8), (40, 40, 40))  # a pose a set has no image for
 
 
-def _open(path: Path) -> Image.Image:
+def open_or_blank(path: Path) -> Image.Image:
     if not path.exists():
         return BLANK
     with Image.open(path) as im:
@@ -42,9 +42,11 @@ def write_sheet(r, out: Path, methods: list[str], n: int = 8, seed: int = 0) -> 
     prompts = r.prompt_file.read_text().splitlines() if r.prompt_file.exists() else []
     rows, captions = [], []
     for i, pose in enumerate(poses):
-        row = [_open(pose_dir / pose.conditions["mesh"]) if "mesh" in pose.conditions else BLANK]
-        row.append(_open(ref_dir / refs[i].file_name) if i < len(refs) and refs[i].file_name else BLANK)
-        row += [_open(generated[m][pose.id]) if pose.id in generated[m] else BLANK for m in methods]
+        row = [open_or_blank(pose_dir / pose.conditions["mesh"]) if "mesh" in pose.conditions else BLANK]
+        row.append(
+            open_or_blank(ref_dir / refs[i].file_name) if i < len(refs) and refs[i].file_name else BLANK
+        )
+        row += [open_or_blank(generated[m][pose.id]) if pose.id in generated[m] else BLANK for m in methods]
         rows.append(row)
         captions.append(prompts[i] if i < len(prompts) else pose.prompt)  # what the generators were asked
     titles = ["mesh", "real wild", *methods]  # the report's legend names each method key

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -81,6 +82,7 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     assert sorted(p.name for p in results.iterdir()) == [
         "micro_handbooster_tiny.json",
         "micro_handbooster_tiny.md",
+        "micro_handbooster_tiny_sheet.png",
     ]
     data = json.loads((results / "micro_handbooster_tiny.json").read_text())
     sys.path.insert(0, str(MICRO))
@@ -112,6 +114,17 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     md = (results / "micro_handbooster_tiny.md").read_text()
     assert md.startswith("# Micro benchmark: HandBooster's Table 5") and "NOT evidence" in md
     assert "| Row | PA J-PE | PA J-AUC | PA V-PE | PA V-AUC | PA F@5 | PA F@15 | RR J-PE |" in md
+    assert "![contact sheet](micro_handbooster_tiny_sheet.png)" in md
+    # The sheet: [normal, texture, (b)..(f)] for the `real` conditions (96 px cells, none blank), then (g)..(i).
+    from PIL import Image
+
+    with Image.open(results / "micro_handbooster_tiny_sheet.png") as im:
+        sheet = np.asarray(im.convert("RGB"))
+    assert sheet.shape[1] == 8 * 96  # (g)..(i): 4 condition/image pairs
+    first = sheet[16 : 16 + 96]  # below the column titles
+    for col in range(7):
+        cell = first[:, col * 96 : (col + 1) * 96]
+        assert cell.std() > 1.0, f"column {col} of the sheet's first row is blank"
     # (b) is the texture render on backgrounds, cropped like HandBooster's output.
     rec = json.loads((work / "gen" / "b_render" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
     assert rec["width"] == 32 and rec["hands"][0]["joints_2d"]
