@@ -13,7 +13,7 @@ from PIL import Image
 from sheet import BLANK, open_or_blank  # benchmarks/micro/sheet.py
 
 from handsynth.data import dataset_root, read_dataset
-from handsynth.viz import contact_sheet
+from handsynth.viz import contact_sheet, stack_vertically
 
 
 def _pose_id(record_id: str) -> str:
@@ -91,12 +91,6 @@ def write_handbooster_sheet(r, out: Path, n: int = 8, seed: int = 0) -> Path | N
         parts.append(contact_sheet(rows, None, captions, cell=96, caption_lines=1))
     if not parts:
         return None
-    width = max(p.width for p in parts)
-    sheet = Image.new("RGB", (width, sum(p.height for p in parts)), (24, 24, 24))
-    y = 0
-    for p in parts:
-        sheet.paste(p, (0, y))
-        y += p.height
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    stack_vertically(parts).save(out)
     return out

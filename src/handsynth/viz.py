@@ -68,6 +68,16 @@ def contact_sheet(
     return sheet
 
 
+def stack_vertically(images: Sequence[Image.Image]) -> Image.Image:
+    """Images one under the other, left-aligned on a dark canvas as wide as the widest."""
+    sheet = Image.new("RGB", (max(im.width for im in images), sum(im.height for im in images)), (24, 24, 24))
+    y = 0
+    for im in images:
+        sheet.paste(im, (0, y))
+        y += im.height
+    return sheet
+
+
 def rasterize(
     vertices: np.ndarray,
     faces: np.ndarray,

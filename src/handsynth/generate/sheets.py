@@ -11,7 +11,7 @@ from PIL import Image
 from handsynth.data import Sample
 from handsynth.render.crop import crop_image
 from handsynth.text.tokenizer import clean_prompt
-from handsynth.viz import contact_sheet
+from handsynth.viz import contact_sheet, stack_vertically
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -103,10 +103,4 @@ def attention_sheet(strips: list[Path]) -> Image.Image | None:
     images = [Image.open(p).convert("RGB") for p in strips if p.exists()]
     if not images:
         return None
-    w = max(im.width for im in images)
-    sheet = Image.new("RGB", (w, sum(im.height for im in images)), (24, 24, 24))
-    y = 0
-    for im in images:
-        sheet.paste(im, (0, y))
-        y += im.height
-    return sheet
+    return stack_vertically(images)
