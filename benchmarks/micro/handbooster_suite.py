@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +78,17 @@ CLAIMS = [
 
 # The suite's handsynth commands run in-process, several per child (``jobs`` children side by side):
 # a tiny job is mostly interpreter + torch start-up, which this pays once per child instead of per command.
+# Every child walks the whole list and runs the jobs it claims first (a file created exclusively in the
+# claims folder), so one long job does not leave the other children idle with their share done.
 _INPROC = (
-    "import json, sys, time\n"
+    "import json, os, sys, time\n"
     "from handsynth.cli import main\n"
     "done = {}\n"
     "for name, cmds in json.loads(sys.argv[1]):\n"
+    "    try:\n"
+    "        os.close(os.open(os.path.join(sys.argv[3], name), os.O_CREAT | os.O_EXCL))\n"
+    "    except FileExistsError:\n"
+    "        continue\n"
     "    t0 = time.time()\n"
     "    for argv in cmds:\n"
     "        print('$ handsynth', ' '.join(argv), flush=True)\n"
@@ -158,23 +166,35 @@ def make_runner(base_cls):
             return [m for m in self.rows() if self.spec(m).get("conditions")]
 
         def run_cli(self, jobs: list[tuple[str, list[list]]]) -> None:
-            """Jobs of handsynth argv lists, dealt round-robin to ``jobs`` in-process children; each job's
-            own seconds land in timings.json as if it had run alone."""
+            """Jobs of handsynth argv lists, shared by ``jobs`` in-process children (each claims the next
+            unclaimed job); each job's own seconds land in timings.json as if it had run alone."""
             if not jobs:
                 return
-            n = max(1, int(self.cfg.get("jobs", 1)))
-            groups = [g for g in (jobs[k::n] for k in range(n)) if g]
-            children = []
-            for g in groups:
-                name = g[0][0] + (f"_and_{len(g) - 1}_more" if len(g) > 1 else "")
-                times = self.log_dir / f"{name}.times.json"
-                payload = json.dumps([[jn, [[str(c) for c in argv] for argv in cmds]] for jn, cmds in g])
-                children.append((name, [sys.executable, "-c", _INPROC, payload, str(times)]))
+            n = min(len(jobs), max(1, int(self.cfg.get("jobs", 1))))
+            payload = json.dumps([[jn, [[str(c) for c in argv] for argv in cmds]] for jn, cmds in jobs])
+            claims = Path(tempfile.mkdtemp(prefix="claims-", dir=self.log_dir))
+            more = f"_and_{len(jobs) - 1}_more" if len(jobs) > 1 else ""
+            names = [f"{jobs[0][0]}{more}" + (f"_child{k}" if n > 1 else "") for k in range(n)]
+            children = [
+                (
+                    name,
+                    [
+                        sys.executable,
+                        "-c",
+                        _INPROC,
+                        payload,
+                        str(self.log_dir / f"{name}.times.json"),
+                        str(claims),
+                    ],
+                )
+                for name in names
+            ]
             try:
                 self.parallel(children)
             finally:
+                shutil.rmtree(claims, ignore_errors=True)
                 jobs_t = self.timings.setdefault("jobs", {})
-                for name, _ in children:
+                for name in names:
                     jobs_t.pop(name, None)
                     times = self.log_dir / f"{name}.times.json"
                     if times.exists():

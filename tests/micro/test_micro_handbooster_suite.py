@@ -128,3 +128,36 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     # (b) is the texture render on backgrounds, cropped like HandBooster's output.
     rec = json.loads((work / "gen" / "b_render" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
     assert rec["width"] == 32 and rec["hands"][0]["joints_2d"]
+
+
+def test_cli_children_share_one_queue_and_run_each_job_once(micro_run, tmp_path):
+    """run_cli's children claim jobs from one list: every job runs exactly once and its time is kept."""
+    from handbooster_suite import make_runner
+
+    cfg = micro_run.load_profile("tiny", suite="handbooster")
+    cfg["jobs"] = 2
+    r = make_runner(micro_run.Runner)(cfg, tmp_path)
+    jobs = [(f"prompts_{k}", [["prompts", "--n", "1", "--seed", str(k)]]) for k in range(5)]
+    r.run_cli(jobs)
+    ran = []
+    for log in sorted(r.log_dir.glob("prompts_0_and_4_more_child*.log")):
+        ran += [line for line in log.read_text().splitlines() if line.startswith("$ handsynth prompts")]
+    assert len(ran) == 5 and len(set(ran)) == 5  # no job twice, none left out
+    assert set(r.timings["jobs"]) == {name for name, _ in jobs}
+    assert not list(r.log_dir.glob("claims-*")) and not list(r.log_dir.glob("*.times.json"))
+
+
+def test_a_cli_child_skips_the_jobs_another_child_claimed(micro_run, tmp_path):
+    from handbooster_suite import _INPROC
+
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / "p1").touch()  # claimed by another child
+    payload = json.dumps([[f"p{k}", [["prompts", "--n", "1"]]] for k in range(3)])
+    times = tmp_path / "times.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", _INPROC, payload, str(times), str(claims)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(json.loads(times.read_text())) == {"p0", "p2"}
+    assert sorted(p.name for p in claims.iterdir()) == ["p0", "p1", "p2"]
