@@ -346,7 +346,6 @@ def make_runner(base_cls):
         def stage_generate(self) -> None:
             from run import _count_records
 
-            gen = self.hb["generate"]
             jobs, seen = [], set()
             for seed in self.cfg["seeds"]:
                 for row in self.synthetic_rows():
@@ -365,6 +364,7 @@ def make_runner(base_cls):
                         continue
                     seen.add(out)
                     model = self.run_dir(spec.get("model") or row, seed)
+                    gen = self.generate_options(row)
                     argv = ["generate", "--method", "handbooster", "--checkpoint", model,
                             "--in", self.conds(spec["conditions"], seed), "--out", out, "--steps", gen["steps"],
                             "--eta", gen["eta"], "--guidance", gen["guidance"], "--seed", seed,
@@ -374,6 +374,10 @@ def make_runner(base_cls):
             for out in seen:
                 if (out / "metadata.jsonl").exists():
                     (out / ".done").touch()
+
+        def generate_options(self, row: str) -> dict:
+            """The suite's sampler with the row's own overrides (row (k): more DDIM steps)."""
+            return {**self.hb["generate"], **(self.spec(row).get("generate") or {})}
 
         def stage_filter(self) -> None:
             jobs = []
@@ -396,8 +400,8 @@ def make_runner(base_cls):
             jobs = [
                 (f"fid_seed{s}", self.self_job("hb_fid", "--seed", str(s)))
                 for s in self.cfg["seeds"]
-                if not (self.work / "eval" / f"seed{s}" / "fid.json").exists()
-            ]
+                if not set(self.synthetic_rows()) <= set(_read(self.work / "eval" / f"seed{s}" / "fid.json").get("rows", {}))
+            ]  # fmt: skip
             self.parallel(jobs)
 
         def stage_yardsticks(self) -> None:
@@ -767,6 +771,42 @@ def judge(r, data: dict, yard: dict) -> tuple[list, int]:
     return out, n
 
 
+def _steps_section(r, data: dict, cell) -> list[str]:
+    """Issue §7's "cost of fewer steps": a row that re-samples another row's model with its own sampler
+    settings (same conditions, same filter, same downstream budget) next to that row."""
+    pairs = [
+        (r.spec(k)["model"], k) for k in r.rows() if r.spec(k).get("generate") and r.spec(k).get("model")
+    ]
+    if not pairs:
+        return []
+    jobs = r.timings.get("jobs", {})
+    lines = [
+        "",
+        "## Sampling steps: the cost of fewer DDIM steps (same model and conditions)",
+        "",
+        "| Row | DDIM steps | generation s per set | FID | "
+        + " | ".join(f"{t.split('_')[0]} {k}" for t in TEST_SETS for k in TABLE5)
+        + " |",
+        "|" + "---|" * (4 + len(TEST_SETS) * len(TABLE5)),
+    ]
+    for base, row in pairs:
+        for name in (base, row):
+            secs = [jobs[j] for j in (f"generate_{name}_seed{x}" for x in r.cfg["seeds"]) if j in jobs]
+            cells = [
+                cell(data["downstream"][t].get(name, {}).get(k, []), k) for t in TEST_SETS for k in TABLE5
+            ]
+            lines.append(
+                f"| {name} | {r.generate_options(name)['steps']} | {cell(secs, 's')} | "
+                f"{cell(data['fid'].get(name, {}).get('FID', []), 'FID')} | " + " | ".join(cells) + " |"
+            )
+    lines += [
+        "",
+        "Mean ± sd over seeds; descriptive (not a claim, no test). Generation seconds are each set's own "
+        f"job ({r.hb['n_gen']} conditions, one CPU thread, beside the other job).",
+    ]
+    return lines
+
+
 def _columns() -> list[str]:
     from handsynth.eval.recon_eval import HANDBOOSTER_COLUMNS
 
@@ -868,6 +908,7 @@ def write_report(r) -> Path:
     for name, row in data["fid"].items():
         n = "/".join(str(x) for x in row["n"])
         lines.append(f"| {name} | {_cell(row['FID'], 'FID')} | {n} |")
+    lines += _steps_section(r, data, _cell)
     lines += ["", "## Condition creator", ""]
     if grasp_status:
         lines.append(
