@@ -170,11 +170,13 @@ def make_runner(base_cls):
             unclaimed job); each job's own seconds land in timings.json as if it had run alone."""
             if not jobs:
                 return
+            for orphan in self.log_dir.glob("*.times.json"):  # a killed run's finished jobs
+                self._merge_times(orphan)
             n = min(len(jobs), max(1, int(self.cfg.get("jobs", 1))))
             payload = json.dumps([[jn, [[str(c) for c in argv] for argv in cmds]] for jn, cmds in jobs])
             claims = Path(tempfile.mkdtemp(prefix="claims-", dir=self.log_dir))
             more = f"_and_{len(jobs) - 1}_more" if len(jobs) > 1 else ""
-            names = [f"{jobs[0][0]}{more}" + (f"_child{k}" if n > 1 else "") for k in range(n)]
+            names = [f"{jobs[0][0]}{more}_child{k}" for k in range(n)]  # never a job's own name
             children = [
                 (
                     name,
@@ -193,14 +195,20 @@ def make_runner(base_cls):
                 self.parallel(children)
             finally:
                 shutil.rmtree(claims, ignore_errors=True)
-                jobs_t = self.timings.setdefault("jobs", {})
                 for name in names:
-                    jobs_t.pop(name, None)
-                    times = self.log_dir / f"{name}.times.json"
-                    if times.exists():
-                        jobs_t.update(json.loads(times.read_text()))
-                        times.unlink()
+                    self.timings.setdefault("jobs", {}).pop(name, None)
+                    self._merge_times(self.log_dir / f"{name}.times.json")
                 self._save_timings()
+
+        def _merge_times(self, path: Path) -> None:
+            """Add a child's per-job seconds to timings.json's (a resumed job adds what it did, as the
+            base runner's jobs do) and remove the child's file."""
+            if not path.exists():
+                return
+            jobs_t = self.timings.setdefault("jobs", {})
+            for job, seconds in json.loads(path.read_text() or "{}").items():
+                jobs_t[job] = round(jobs_t.get(job, 0.0) + seconds, 1)
+            path.unlink()
 
         # -- stages -----------------------------------------------------------------------------------
         def hb_world_cmd(self, split: str, spec: dict) -> list:

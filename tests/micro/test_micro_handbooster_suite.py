@@ -168,3 +168,18 @@ def test_a_cli_child_skips_the_jobs_another_child_claimed(micro_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(json.loads(times.read_text())) == {"p0", "p2"}
     assert sorted(p.name for p in claims.iterdir()) == ["p0", "p1", "p2"]
+
+
+def test_cli_job_times_add_up_over_a_killed_and_resumed_run(micro_run, tmp_path):
+    """A killed run leaves its children's times files; the next run adds them and its own (resumed) seconds."""
+    from handbooster_suite import make_runner
+
+    cfg = micro_run.load_profile("tiny", suite="handbooster")
+    cfg["jobs"] = 1
+    r = make_runner(micro_run.Runner)(cfg, tmp_path)
+    (r.log_dir / "generate_x_and_3_more_child0.times.json").write_text(json.dumps({"p0": 90.0}))
+    r.run_cli([("p0", [["prompts", "--n", "1"]])])
+    assert r.timings["jobs"]["p0"] > 90.0
+    assert not list(r.log_dir.glob("*.times.json"))
+    saved = json.loads((tmp_path / "timings.json").read_text())
+    assert saved["jobs"]["p0"] == r.timings["jobs"]["p0"]
