@@ -172,6 +172,7 @@ def make_runner(base_cls):
                 return
             for orphan in self.log_dir.glob("*.times.json"):  # a killed run's finished jobs
                 self._merge_times(orphan)
+            self._save_timings()  # before the children reuse those file names
             n = min(len(jobs), max(1, int(self.cfg.get("jobs", 1))))
             payload = json.dumps([[jn, [[str(c) for c in argv] for argv in cmds]] for jn, cmds in jobs])
             claims = Path(tempfile.mkdtemp(prefix="claims-", dir=self.log_dir))
