@@ -646,7 +646,59 @@ class Runner:
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
 
+    def guidance_recipe(self, method: str, seed: int) -> dict | None:
+        """What a finished guidance run is made from: its trainer, the config the runner wrote for it (paths
+        into the work folder and the base's path left out: the base counts by its recipe), the base's
+        recipe and the training split's fingerprint with the condition files the module reads."""
+        path = self.work / "configs" / f"{method}_seed{seed}.yaml"
+        stamp = self.base / RECIPE_FILE
+        if not path.exists() or not stamp.exists():
+            return None
+        cfg = yaml.safe_load(path.read_text())
+        cfg.get("model", {}).pop("base_model", None)
+        return {
+            "trainer": self.trainer(method),
+            "config": _without_prefix(cfg, str(self.work)),
+            "base": json.loads(stamp.read_text())["recipe"],
+            "data": training_fingerprint(self.train_data(method)),
+        }
+
+    def reuse_guidance(self, source: Path) -> None:
+        """Copy each unfinished guidance run that ``source`` finished from the same recipe (a suite's
+        baseline rows trained exactly as the default suite trains them)."""
+        src = Runner(self.cfg, source, create=False)
+        for seed in self.cfg["seeds"]:
+            for method, spec in self.cfg["methods"].items():
+                if (
+                    spec.get("train") is None
+                    or self.skipped(method)
+                    or self.weights_config(method, seed).exists()
+                ):
+                    continue
+                if not src.weights_config(method, seed).exists():
+                    continue
+                self.guidance_config(method, seed)  # writes this run's config, the recipe's first part
+                mine, theirs = self.guidance_recipe(method, seed), src.guidance_recipe(method, seed)
+                name = f"train_{method}_seed{seed}"
+                if (
+                    mine is None
+                    or theirs is None
+                    or json.loads(json.dumps(mine)) != json.loads(json.dumps(theirs))
+                ):
+                    differ = sorted(k for k in mine or {} if (theirs or {}).get(k) != mine.get(k))
+                    print(
+                        f"[micro] {name}: not reused (recipe differs in {', '.join(differ) or 'all'})",
+                        flush=True,
+                    )
+                    continue
+                shutil.copytree(src.run_dir(method, seed), self.run_dir(method, seed), dirs_exist_ok=True)
+                self.timings.setdefault("reused", {})[name] = str(src.run_dir(method, seed))
+                self._save_timings()
+                print(f"[micro] {name}: reused from {src.run_dir(method, seed)} (same recipe)", flush=True)
+
     def stage_guidance(self) -> None:
+        if self.reuse_from is not None:
+            self.reuse_guidance(self.reuse_from)
         jobs = []
         for seed in self.cfg["seeds"]:
             for method, spec in self.cfg["methods"].items():
@@ -902,6 +954,37 @@ def split_fingerprint(folder: Path) -> str:
         if rec.get("file_name"):
             h.update((folder / rec["file_name"]).read_bytes())
     return h.hexdigest()
+
+
+def training_fingerprint(folder: Path) -> str:
+    """``split_fingerprint`` plus what a guidance module reads besides: the global and local mesh
+    condition files and the local crops (photo and box)."""
+    h = hashlib.sha256(split_fingerprint(folder).encode())
+    for line in (folder / "metadata.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        local = rec.get("local") or {}
+        h.update(json.dumps(local.get("box")).encode())
+        for rel in (
+            (rec.get("conditions") or {}).get("mesh"),
+            local.get("file_name"),
+            (local.get("conditions") or {}).get("mesh"),
+        ):
+            if rel:
+                h.update((folder / rel).read_bytes())
+    return h.hexdigest()
+
+
+def _without_prefix(value, prefix: str):
+    """``value`` with every string that starts with ``prefix`` (a work folder) rewritten relative to it."""
+    if isinstance(value, dict):
+        return {k: _without_prefix(v, prefix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_prefix(v, prefix) for v in value]
+    if isinstance(value, str) and value.startswith(prefix):
+        return "<work>" + value[len(prefix) :]
+    return value
 
 
 def _read_json(p: Path) -> dict:

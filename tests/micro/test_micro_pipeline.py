@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -650,3 +651,69 @@ def test_report_sheet_puts_each_methods_image_in_its_poses_row(runner):
     assert at(2, 0) == (200, 0, 0) and at(2, 1) == (200, 100, 0)  # sd's images found by id
     assert at(3, 0) == colours["attentionhand"] and at(3, 1) == (40, 40, 40)
     assert "![contact sheet](micro_tiny_sheet.png)" in md.read_text()
+
+
+def _guidance_split(folder: Path, mesh_grey: int) -> None:
+    """A 2-record training split with the files a guidance module reads: photo, mesh map, local crop."""
+    from PIL import Image
+
+    for sub in ("images", "mesh", "local"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(2):
+        Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(folder / "images" / f"{i}.png")
+        Image.new("RGB", (8, 8), (mesh_grey,) * 3).save(folder / "mesh" / f"{i}.png")
+        Image.new("RGB", (8, 8), (0, 10 * i, 0)).save(folder / "local" / f"{i}.png")
+        rec = {
+            "id": str(i),
+            "file_name": f"images/{i}.png",
+            "prompt": "a left hand",
+            "width": 8,
+            "height": 8,
+            "conditions": {"mesh": f"mesh/{i}.png"},
+            "local": {
+                "box": [0, 0, 8],
+                "size": 8,
+                "file_name": f"local/{i}.png",
+                "conditions": {"mesh": f"mesh/{i}.png"},
+            },
+        }
+        lines.append(json.dumps(rec))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_reuse_copies_a_guidance_run_only_when_its_config_base_and_training_files_are_equal(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
+    import run as micro_run
+
+    cfg = micro_run.load_profile("tiny")
+    cfg["seeds"] = [0]
+    src = micro_run.Runner(cfg, tmp_path / "src")
+    _guidance_split(src.data("wild_train"), 100)
+    _micro_base(src.base)
+    src.stamp_recipes()
+    src.guidance_config("attentionhand", 0)
+    src.weights_config("attentionhand", 0).parent.mkdir(parents=True)
+    src.weights_config("attentionhand", 0).write_text("{}")  # the run src finished
+
+    def runner(name: str, mesh_grey: int):
+        r = micro_run.Runner(json.loads(json.dumps(cfg)), tmp_path / name)
+        _guidance_split(r.data("wild_train"), mesh_grey)
+        shutil.copytree(src.base, r.base)  # the same base (its recipe stamp too)
+        return r
+
+    same = runner("same", 100)
+    same.reuse_guidance(src.work)
+    assert same.weights_config("attentionhand", 0).exists()
+    assert set(json.loads(same.timings_path.read_text())["reused"]) == {"train_attentionhand_seed0"}
+    capsys.readouterr()
+    other = runner("other", 101)  # only the mesh maps differ: the photos and prompts are equal
+    other.reuse_guidance(src.work)
+    assert not other.weights_config("attentionhand", 0).exists()
+    assert "train_attentionhand_seed0: not reused (recipe differs in data)" in capsys.readouterr().out
+    budget = runner("budget", 100)
+    budget.cfg["guidance"]["steps"] += 1
+    budget.reuse_guidance(src.work)
+    assert not budget.weights_config("attentionhand", 0).exists()
+    assert "recipe differs in config" in capsys.readouterr().out
+    sys.path.remove(str(REPO / "benchmarks" / "micro"))
