@@ -1,6 +1,6 @@
 """The HandBooster suite's contact sheet: what each row's model drew for the same conditions.
 
-Rows (b)..(f) all draw from the ``real`` condition set, so their images of one condition sit side by
+Rows (b)..(f) and (k) all draw from the ``real`` condition set, so their images of one condition sit side by
 side next to its normal and texture maps; rows (g)..(i) draw from their own sets (novel grasps, FPS,
 cross-sampling), each shown as condition/image pairs. Unfiltered images (the filter may drop some).
 """
