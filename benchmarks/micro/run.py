@@ -950,10 +950,22 @@ def split_fingerprint(folder: Path) -> str:
             continue
         rec = json.loads(line)
         kept = {k: v for k, v in rec.items() if k not in _NOT_READ and not k.endswith("_file_name")}
-        h.update(json.dumps(kept, sort_keys=True).encode())
+        h.update(json.dumps(_rounded(kept), sort_keys=True).encode())
         if rec.get("file_name"):
             h.update((folder / rec["file_name"]).read_bytes())
     return h.hexdigest()
+
+
+def _rounded(value):
+    """``value`` with every float at 10 significant digits: the same world drawn by code that orders its
+    float operations differently writes labels that differ in the 16th digit (photos byte-identical)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    return value
 
 
 def training_fingerprint(folder: Path) -> str:

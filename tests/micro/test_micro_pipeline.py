@@ -717,3 +717,19 @@ def test_reuse_copies_a_guidance_run_only_when_its_config_base_and_training_file
     assert not budget.weights_config("attentionhand", 0).exists()
     assert "recipe differs in config" in capsys.readouterr().out
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
+def test_split_fingerprint_ignores_float_noise_in_labels_but_not_a_real_change(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks" / "micro"))
+    import run as micro_run
+
+    prints = []
+    for name, angle in (("a", 0.7523639157052437), ("b", 0.752363915705244), ("c", 0.7523649157052437)):
+        _world_split(tmp_path / name, [10, 20])
+        meta = tmp_path / name / "metadata.jsonl"
+        lines = [json.loads(x) for x in meta.read_text().splitlines()]
+        lines[0]["hands"] = [{"side": "left", "global_orient": [angle, 0.0, 1.0]}]
+        meta.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+        prints.append(micro_run.split_fingerprint(tmp_path / name))
+    assert prints[0] == prints[1] != prints[2]  # 16th digit: same; 6th digit: a different label
+    sys.path.remove(str(REPO / "benchmarks" / "micro"))
