@@ -680,12 +680,14 @@ class Runner:
                 self.guidance_config(method, seed)  # writes this run's config, the recipe's first part
                 mine, theirs = self.guidance_recipe(method, seed), src.guidance_recipe(method, seed)
                 name = f"train_{method}_seed{seed}"
-                if (
-                    mine is None
-                    or theirs is None
-                    or json.loads(json.dumps(mine)) != json.loads(json.dumps(theirs))
-                ):
-                    differ = sorted(k for k in mine or {} if (theirs or {}).get(k) != mine.get(k))
+                if theirs is None:
+                    print(
+                        f"[micro] {name}: not reused (no runner-written config or base stamp there)",
+                        flush=True,
+                    )
+                    continue
+                if mine is None or json.loads(json.dumps(mine)) != json.loads(json.dumps(theirs)):
+                    differ = sorted(k for k in mine or {} if theirs.get(k) != mine.get(k))
                     print(
                         f"[micro] {name}: not reused (recipe differs in {', '.join(differ) or 'all'})",
                         flush=True,
