@@ -196,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         "Not measured here: the paper config at batch 16/64 and on a GPU (no device was lent; run with "
-        "`--device cuda --paper-batches 1,16,64`), and the FID / downstream cost of fewer steps (the "
-        "HandBooster micro suite, not built yet).",
+        "`--device cuda --paper-batches 1,16,64`). The FID / downstream cost of fewer steps is the "
+        "HandBooster micro suite's *Sampling steps* table (row (k), DDIM-50, beside (f), DDIM-10: "
+        "`benchmarks/results/micro_handbooster.md`).",
     ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
