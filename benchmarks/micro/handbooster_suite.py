@@ -379,7 +379,9 @@ def make_runner(base_cls):
                             "--eta", gen["eta"], "--guidance", gen["guidance"], "--seed", seed,
                             "--batch-size", gen["batch_size"]]  # fmt: skip
                     jobs.append((f"generate_{row}_seed{seed}", [argv]))
-            self.run_cli(jobs)
+            # Longest first (more DDIM steps), so no long set is left for one child at the end.
+            steps = {name: int(cmds[0][cmds[0].index("--steps") + 1]) for name, cmds in jobs}
+            self.run_cli(sorted(jobs, key=lambda job: -steps[job[0]]))
             for out in seen:
                 if (out / "metadata.jsonl").exists():
                     (out / ".done").touch()
