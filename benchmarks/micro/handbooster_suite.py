@@ -92,6 +92,7 @@ _INPROC = (
     "    t0 = time.time()\n"
     "    for argv in cmds:\n"
     "        print('$ handsynth', ' '.join(argv), flush=True)\n"
+    "        sys.argv = ['handsynth', *argv]  # what a command records as its own command line\n"
     "        rc = main(argv)\n"
     "        if rc:\n"
     "            sys.exit(rc)\n"
@@ -398,7 +399,7 @@ def make_runner(base_cls):
                     if not self.spec(row).get("filter", True) or (out / ".done").exists():
                         continue
                     argv = ["filter", "--in", self.raw_dir(row, seed), "--estimator", self.tool("recon"), "--out", out,
-                            "--preset", self.hb["filter"], "--reference", self.data("holab_train"), "--device", "cpu",
+                            "--preset", self.hb["filter"], "--reference", self.data(self.hb.get("filter_reference", "holab_oracle")), "--device", "cpu",
                             "--overwrite", *_flags(self.hb.get("filter_max_mm") or {})]  # fmt: skip
                     jobs.append((f"filter_{row}_seed{seed}", [argv]))
             self.run_cli(jobs)
@@ -629,7 +630,8 @@ def job_fid(r, seed: int) -> None:
             rows[name] = {"FID": None, "n": 0}
             continue
         c = crops(folder)
-        rows[name] = {"FID": fid_from_features(real, feats(c)), "n": len(c)}
+        # FID needs two images on each side (a covariance); a set the filter cut below that has none
+        rows[name] = {"FID": fid_from_features(real, feats(c)) if len(c) > 1 else None, "n": len(c)}
     blank = np.full((max(2, len(real)), size, size, 3), 127, np.uint8)
     rows[TRIVIAL_FID] = {"FID": fid_from_features(real, feats(blank)), "n": len(blank)}
     out = r.work / "eval" / f"seed{seed}"
