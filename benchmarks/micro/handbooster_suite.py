@@ -83,10 +83,11 @@ CLAIMS = [
 _INPROC = (
     "import json, os, sys, time\n"
     "from handsynth.cli import main\n"
+    "payload, times, claims = sys.argv[1:4]\n"
     "done = {}\n"
-    "for name, cmds in json.loads(sys.argv[1]):\n"
+    "for name, cmds in json.loads(payload):\n"
     "    try:\n"
-    "        os.close(os.open(os.path.join(sys.argv[3], name), os.O_CREAT | os.O_EXCL))\n"
+    "        os.close(os.open(os.path.join(claims, name), os.O_CREAT | os.O_EXCL))\n"
     "    except FileExistsError:\n"
     "        continue\n"
     "    t0 = time.time()\n"
@@ -97,7 +98,7 @@ _INPROC = (
     "        if rc:\n"
     "            sys.exit(rc)\n"
     "    done[name] = round(time.time() - t0, 1)\n"
-    "    open(sys.argv[2], 'w').write(json.dumps(done))\n"
+    "    open(times, 'w').write(json.dumps(done))\n"
 )
 
 
