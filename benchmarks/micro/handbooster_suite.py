@@ -388,6 +388,12 @@ def make_runner(base_cls):
                 if (out / "metadata.jsonl").exists():
                     (out / ".done").touch()
 
+        @property
+        def min_set_images(self) -> int:
+            """A filtered set smaller than this trains no downstream model and gets no FID: at the
+            downstream draw ratio its few images would repeat hundreds of times (memorised, not learnt)."""
+            return max(1, math.ceil(float(self.hb.get("min_set_fraction", 0.0)) * int(self.hb["n_gen"])))
+
         def generate_options(self, row: str) -> dict:
             """The suite's sampler with the row's own overrides (row (k): more DDIM steps)."""
             return {**self.hb["generate"], **(self.spec(row).get("generate") or {})}
@@ -446,9 +452,10 @@ def make_runner(base_cls):
                     if row == ORACLE:
                         data.append(f"{self.data('holab_oracle')}:{d['synth_ratio']}")
                     elif self.spec(row).get("conditions"):
-                        if not _count_records(self.set_dir(row, seed)):
+                        kept, need = _count_records(self.set_dir(row, seed)), self.min_set_images
+                        if kept < need:
                             print(
-                                f"  skip downstream {row} seed {seed}: its set is empty (the filter kept nothing)"
+                                f"  skip downstream {row} seed {seed}: the filter kept {kept} images (< {need})"
                             )
                             continue
                         data.append(f"{self.set_dir(row, seed)}:{d['synth_ratio']}")
@@ -631,8 +638,9 @@ def job_fid(r, seed: int) -> None:
             rows[name] = {"FID": None, "n": 0}
             continue
         c = crops(folder)
-        # FID needs two images on each side (a covariance); a set the filter cut below that has none
-        rows[name] = {"FID": fid_from_features(real, feats(c)) if len(c) > 1 else None, "n": len(c)}
+        # FID needs two images on each side (a covariance), and a set cut below min_set_images has none
+        enough = len(c) >= max(2, r.min_set_images if name != ORACLE else 2)
+        rows[name] = {"FID": fid_from_features(real, feats(c)) if enough else None, "n": len(c)}
     blank = np.full((max(2, len(real)), size, size, 3), 127, np.uint8)
     rows[TRIVIAL_FID] = {"FID": fid_from_features(real, feats(blank)), "n": len(blank)}
     out = r.work / "eval" / f"seed{seed}"
