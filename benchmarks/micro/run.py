@@ -944,10 +944,18 @@ RECIPE_FILE = "handsynth_recipe.json"
 _NOT_READ = {"caption", "conditions", "local"}
 
 
+def _records_file(path: Path) -> tuple[Path, Path]:
+    """(records file, folder its file names are relative to) of a dataset folder or a ``.jsonl`` copy
+    beside it (the SesaHand suite's ``cot.jsonl``)."""
+    path = Path(path)
+    return (path, path.parent) if path.suffix == ".jsonl" else (path / "metadata.jsonl", path)
+
+
 def split_fingerprint(folder: Path) -> str:
     """sha256 over a record folder's photos and the record fields the base and tools read."""
+    records, folder = _records_file(folder)
     h = hashlib.sha256()
-    for line in (folder / "metadata.jsonl").read_text().splitlines():
+    for line in records.read_text().splitlines():
         if not line.strip():
             continue
         rec = json.loads(line)
@@ -974,12 +982,13 @@ def training_fingerprint(folder: Path) -> str:
     """``split_fingerprint`` plus what a guidance module reads besides: the global and local mesh
     condition files and the local crops (photo and box)."""
     h = hashlib.sha256(split_fingerprint(folder).encode())
-    for line in (folder / "metadata.jsonl").read_text().splitlines():
+    records, folder = _records_file(folder)
+    for line in records.read_text().splitlines():
         if not line.strip():
             continue
         rec = json.loads(line)
         local = rec.get("local") or {}
-        h.update(json.dumps(local.get("box")).encode())
+        h.update(json.dumps(_rounded(local.get("box"))).encode())
         for rel in (
             (rec.get("conditions") or {}).get("mesh"),
             local.get("file_name"),

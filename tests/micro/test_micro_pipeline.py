@@ -732,4 +732,7 @@ def test_split_fingerprint_ignores_float_noise_in_labels_but_not_a_real_change(t
         meta.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
         prints.append(micro_run.split_fingerprint(tmp_path / name))
     assert prints[0] == prints[1] != prints[2]  # 16th digit: same; 6th digit: a different label
+    # a .jsonl copy beside the photos (the SesaHand suite's cot.jsonl) reads like its folder
+    (tmp_path / "a" / "cot.jsonl").write_text((tmp_path / "a" / "metadata.jsonl").read_text())
+    assert micro_run.split_fingerprint(tmp_path / "a" / "cot.jsonl") == prints[0]
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
