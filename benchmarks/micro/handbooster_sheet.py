@@ -55,7 +55,7 @@ def _condition_of(rows: list, pose: str, name: str) -> Image.Image:
 
 
 def write_handbooster_sheet(r, out: Path, n: int = 8, seed: int = 0) -> Path | None:
-    """``n`` conditions of the ``real`` set × [normal, texture, (b)..(f)], then (g)..(i) as
+    """``n`` conditions of the ``real`` set × [normal, texture, (b)..(f), (k)], then (g)..(i) as
     condition/image pairs. None when no row has generated anything yet."""
     same, own = [], []
     for row in r.synthetic_rows():

@@ -239,13 +239,6 @@ def make_runner(base_cls):
             )
             self._mark_done(list(world))
 
-        def stage_tools(self, jobs: list | None = None) -> None:
-            """The feature extractor, then the recon tool; ``stage_prepare`` runs the recon tool beside
-            the pose chain and the trainings instead."""
-            self._features()
-            self.run_cli(self._recon_tool_jobs())
-            self._recon_tool_finish()
-
         def _features(self) -> None:
             if not (self.tool("features") / "model.safetensors").exists():
                 self.sh("tool_features", self.self_job("hb_features"))
@@ -263,16 +256,12 @@ def make_runner(base_cls):
             if (self.tool("recon") / "checkpoints").exists():
                 (self.tool("recon") / ".done").touch()
 
-        def stage_poses(self) -> None:
-            """The novel condition creator, once (seed 0), then one `poses compose` per set and seed."""
-            self.run_cli(self._poses_jobs())
-            self._poses_finish()
-
         def _pose_outputs(self) -> list[Path]:
             return [self.poses(k) for k in ("rest", "grasps", "valid", "aligned", "fps", "cross")]
 
         def _poses_jobs(self) -> list:
-            """Grasp status and Qr (in this process: the chain reads them), then the chain as one job."""
+            """The novel condition creator, once (seed 0), then one `poses compose` per set and seed: grasp
+            status and Qr in this process (the chain reads them), then the chain as one job."""
             g = self.hb["grasp"]
             p = self.poses
             if not (p("labelled") / ".done").exists():
@@ -339,9 +328,6 @@ def make_runner(base_cls):
             )  # fmt: skip
             return self.write_config(f"{row}_seed{seed}", cfg)
 
-        def stage_guidance(self) -> None:
-            self.run_cli(self._training_jobs())
-
         def _training_jobs(self) -> list:
             jobs = []
             for seed in self.cfg["seeds"]:
@@ -357,7 +343,7 @@ def make_runner(base_cls):
         def stage_generate(self) -> None:
             from run import _count_records
 
-            jobs, seen = [], set()
+            jobs, seen, steps = [], set(), {}
             for seed in self.cfg["seeds"]:
                 for row in self.synthetic_rows():
                     spec = self.spec(row)
@@ -381,8 +367,8 @@ def make_runner(base_cls):
                             "--eta", gen["eta"], "--guidance", gen["guidance"], "--seed", seed,
                             "--batch-size", gen["batch_size"]]  # fmt: skip
                     jobs.append((f"generate_{row}_seed{seed}", [argv]))
+                    steps[jobs[-1][0]] = gen["steps"]
             # Longest first (more DDIM steps), so no long set is left for one child at the end.
-            steps = {name: int(cmds[0][cmds[0].index("--steps") + 1]) for name, cmds in jobs}
             self.run_cli(sorted(jobs, key=lambda job: -steps[job[0]]))
             for out in seen:
                 if (out / "metadata.jsonl").exists():
@@ -639,8 +625,8 @@ def job_fid(r, seed: int) -> None:
             continue
         c = crops(folder)
         # FID needs two images on each side (a covariance), and a set cut below min_set_images has none
-        enough = len(c) >= max(2, r.min_set_images if name != ORACLE else 2)
-        rows[name] = {"FID": fid_from_features(real, feats(c)) if enough else None, "n": len(c)}
+        need = 2 if name == ORACLE else max(2, r.min_set_images)
+        rows[name] = {"FID": fid_from_features(real, feats(c)) if len(c) >= need else None, "n": len(c)}
     blank = np.full((max(2, len(real)), size, size, 3), 127, np.uint8)
     rows[TRIVIAL_FID] = {"FID": fid_from_features(real, feats(blank)), "n": len(blank)}
     out = r.work / "eval" / f"seed{seed}"
@@ -895,7 +881,7 @@ def write_report(r) -> Path:
         lines += [
             f"![contact sheet]({sheet.name})",
             "",
-            "*Contact sheet (seed 0, before the filter): rows (b)..(f) drew from the same `real` conditions "
+            "*Contact sheet (seed 0, before the filter): rows (b)..(f) and (k) drew from the same `real` conditions "
             "(one condition per line, its normal and texture maps first); (g)..(i) from their own sets.*",
             "",
         ]
