@@ -8,6 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+SEG_PALETTE = np.array([[0, 0, 0], [230, 80, 60], [60, 120, 230], [90, 200, 90]], np.uint8)
+"""Display colours of the seg labels: background, right hand, left hand, object."""
+
 
 def _to_rgb(img: np.ndarray | Image.Image, size: int) -> Image.Image:
     if isinstance(img, np.ndarray):
@@ -20,8 +23,7 @@ def _to_rgb(img: np.ndarray | Image.Image, size: int) -> Image.Image:
                 out[fg] = (255 - 200 * (a[fg] - lo) / max(hi - lo, 1.0)).astype(np.uint8)
             a = out
         elif a.ndim == 2 and a.max() <= 3:  # segmentation labels
-            palette = np.array([[0, 0, 0], [230, 80, 60], [60, 120, 230], [90, 200, 90]], np.uint8)
-            a = palette[np.clip(a, 0, 3)]
+            a = SEG_PALETTE[np.clip(a, 0, 3)]
         img = Image.fromarray(a)
     img = img.convert("RGB")
     if img.size != (size, size):

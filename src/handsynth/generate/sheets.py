@@ -11,7 +11,7 @@ from PIL import Image
 from handsynth.data import Sample
 from handsynth.render.crop import crop_image
 from handsynth.text.tokenizer import clean_prompt
-from handsynth.viz import contact_sheet, stack_vertically
+from handsynth.viz import SEG_PALETTE, contact_sheet, stack_vertically
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -60,7 +60,8 @@ def token_names(tokenizer: PreTrainedTokenizerBase, prompt: str, positions: list
     return {i: toks[i].replace("</w>", "") for i in positions if 0 <= i < len(toks)}
 
 
-def _load(path: Path) -> Image.Image:
+def _load(path: Path, labels: bool = False) -> Image.Image:
+    """An image for display; 16-bit depth stretched, ``labels`` (a seg map) painted in the seg colours."""
     with Image.open(path) as im:
         if im.mode in ("I;16", "I;16B", "I"):
             a = np.asarray(im).astype(np.float32)
@@ -70,15 +71,18 @@ def _load(path: Path) -> Image.Image:
                 lo, hi = a[fg].min(), a[fg].max()
                 out[fg] = (255 - 200 * (a[fg] - lo) / max(hi - lo, 1.0)).astype(np.uint8)
             return Image.fromarray(out).convert("RGB")
-        return im.convert("RGB")
+        rgb = im.convert("RGB")
+    if labels:  # labels 0-3 would show black
+        return Image.fromarray(SEG_PALETTE[np.clip(np.asarray(rgb)[..., 0], 0, 3)])
+    return rgb
 
 
 def _local_map(root: Path, s: Sample, name: str) -> Image.Image:
     """The stored local map, or the global map cropped by the record's box (what the method saw)."""
     if name in s.local.conditions:
-        return _load(root / s.local.conditions[name])
+        return _load(root / s.local.conditions[name], labels=name == "seg")
 
-    glob = _load(root / s.conditions[name])
+    glob = _load(root / s.conditions[name], labels=name == "seg")
     return Image.fromarray(crop_image(np.asarray(glob), s.local.box, s.local.size))
 
 
@@ -87,7 +91,7 @@ def generation_sheet(root: Path, samples: list[Sample], maps: tuple[str, ...]) -
     rows, captions = [], []
     has_local = any(s.local is not None and s.local.file_name for s in samples)
     for s in samples:
-        row = [_load(root / s.conditions[m]) for m in maps if m in s.conditions]
+        row = [_load(root / s.conditions[m], labels=m == "seg") for m in maps if m in s.conditions]
         row.append(_load(root / s.file_name))
         if has_local and s.local is not None and s.local.file_name:
             row += [_local_map(root, s, m) for m in maps]
