@@ -14,7 +14,9 @@ Training resumes from the previous step count (the micro recipe's learning rate 
 run is measured at its checkpoints); `--seed-run DIR` starts from an earlier probe's run folder. Every
 stage is skipped when its output exists. Prints one row per step count (pass rate, median errors, train
 and generation seconds) and writes `probe.json`, `probe.md` and `sheet.png` (conditions | images per
-step count, kept images framed green, rejected red) next to it.
+step count, kept images framed green, rejected red) next to it. Sampler settings other than the
+suite's (10 steps, eta 1, CFG 3) write their own folders and files (suffix `_s<steps>_eta<eta>_cfg<cfg>`),
+so one trained run is compared across samplers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 
@@ -48,9 +51,9 @@ def _tile(path: Path, size: int, frame: tuple[int, int, int] | None = None) -> n
     return img
 
 
-def _sheet(out: Path, steps: list[int], n_rows: int = 8, size: int = 64) -> Path | None:
+def _sheet(out: Path, steps: list[int], tag: str, n_rows: int = 8, size: int = 64) -> Path | None:
     """Normal and texture maps, then each step count's first images; kept images framed green, rejected red."""
-    gens = [out / f"gen_{n}" for n in steps]
+    gens = [out / f"gen_{n}{tag}" for n in steps]
     first = sorted((gens[0] / "images").glob("*.png"))[:n_rows]
     if not first:
         return None
@@ -61,7 +64,7 @@ def _sheet(out: Path, steps: list[int], n_rows: int = 8, size: int = 64) -> Path
         if all(c.exists() for c in conds):
             cols.append(np.concatenate([_tile(c, size) for c in conds], 0))
     for n, gen in zip(steps, gens):
-        kept_dir = out / f"kept_{n}" / "images"
+        kept_dir = out / f"kept_{n}{tag}" / "images"
         kept = {p.name for p in kept_dir.glob("*.png")} if kept_dir.exists() else set()
         tiles = []
         for name in names:
@@ -69,9 +72,32 @@ def _sheet(out: Path, steps: list[int], n_rows: int = 8, size: int = 64) -> Path
             colour = (0, 200, 0) if name in kept else (220, 0, 0)
             tiles.append(_tile(p, size, colour) if p.exists() else np.zeros((size, size, 3), np.uint8))
         cols.append(np.concatenate(tiles, 0))
-    path = out / "sheet.png"
+    path = out / f"sheet{tag}.png"
     Image.fromarray(np.concatenate(cols, 1)).save(path)
     return path
+
+
+def _row(images: str, rep: dict, train_s: float = 0.0, gen_s: float = 0.0) -> dict:
+    s, e = rep["summary"], rep["error_stats_mm"]
+    return {
+        "images": images,
+        "kept": s["kept"],
+        "records": s["records"],
+        "pass_rate": s["pass_rate"],
+        "hands_over": s["hands_over_threshold"],
+        "median_mm": {k: v["p50"] for k, v in e.items()},
+        "thresholds_mm": s["thresholds_mm"],
+        "train_s": round(train_s, 1),
+        "generate_s": round(gen_s, 1),
+    }
+
+
+def _line(r: dict) -> str:
+    return (
+        f"{r['images']:>32}  kept {r['kept']:>4}/{r['records']} ({100 * r['pass_rate']:.1f} %)  median MPJPE "
+        f"{r['median_mm']['mpjpe']:.1f} mm  PA {r['median_mm']['pa_mpjpe']:.1f} mm  over MPJPE "
+        f"{r['hands_over']['mpjpe']}  (train {r['train_s']:.0f} s, generate {r['generate_s']:.0f} s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--preset", default="percentile:90", help="`handsynth filter --preset`")
     p.add_argument("--reference", default="holab_oracle", help="threshold reference set under WORK/data")
+    p.add_argument(
+        "--render", default="gen/b_render/seed0", help="the suite's rendered set under WORK (a filter row)"
+    )
     p.add_argument("--seed-run", help="an earlier probe's run folder to resume from (copied, not changed)")
     p.add_argument("--out", required=True, help="probe folder")
     args = p.parse_args(argv)
@@ -97,6 +126,33 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(args.seed_run, run)
     exe = [sys.executable, "-m", "handsynth.cli"]
     steps = sorted(args.steps)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    size, expand = cfg["model"]["sample_size"], cfg.get("data", {}).get("crop_expand", 1.5)
+
+    def filtered(data: Path, kept: Path) -> dict:
+        if not (kept / "filter_report.json").exists():
+            _run(
+                [*exe, "filter", "--in", str(data), "--estimator", str(work / "tools" / "recon"), "--out",
+                 str(kept), "--preset", args.preset, "--reference", str(work / "data" / args.reference),
+                 "--device", "cpu", "--overwrite"],
+                log,
+            )  # fmt: skip
+        return json.loads((kept / "filter_report.json").read_text())
+
+    # the filter's own yardstick rows: real photos in the generator's framing (its ceiling) and the
+    # suite's renders (exact labels, another look)
+    real = out / "real_crops"
+    if not (real / "metadata.jsonl").exists():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from handbooster_suite import real_crops
+
+        real_crops(work / "data" / args.reference, real, size, expand)
+    refs = {"real photos, generator framing": filtered(real, out / "real_crops_kept")}
+    if (work / args.render / "metadata.jsonl").exists():
+        refs["rendered (row b)"] = filtered(work / args.render, out / "render_kept")
+    # the suite's sampler settings keep the plain folder names; others get their own folders and labels
+    suite = (args.sample_steps, args.eta, args.guidance) == (10, 1.0, 3.0)
+    tag = "" if suite else f"_s{args.sample_steps}_eta{args.eta:g}_cfg{args.guidance:g}"
     rows = []
     for n in steps:
         model = out / f"model_{n}"
@@ -110,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             # the generator reads the folder the trainer wrote last; keep a copy per step count
             shutil.copytree(run, model, ignore=shutil.ignore_patterns("checkpoints", "logs", "validation*"))
-        gen, kept = out / f"gen_{n}", out / f"kept_{n}"
+        gen, kept = out / f"gen_{n}{tag}", out / f"kept_{n}{tag}"
         gen_s = 0.0
         if not (gen / "metadata.jsonl").exists():
             gen_s = _run(
@@ -119,34 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                  "--eta", str(args.eta), "--guidance", str(args.guidance), "--seed", "0", "--batch-size", "16"],
                 log,
             )  # fmt: skip
-        if not (kept / "filter_report.json").exists():
-            _run(
-                [*exe, "filter", "--in", str(gen), "--estimator", str(work / "tools" / "recon"), "--out",
-                 str(kept), "--preset", args.preset, "--reference", str(work / "data" / args.reference),
-                 "--device", "cpu", "--overwrite"],
-                log,
-            )  # fmt: skip
-        rep = json.loads((kept / "filter_report.json").read_text())
-        s, e = rep["summary"], rep["error_stats_mm"]
-        row = {
-            "steps": n,
-            "kept": s["kept"],
-            "records": s["records"],
-            "pass_rate": s["pass_rate"],
-            "hands_over": s["hands_over_threshold"],
-            "median_mm": {k: v["p50"] for k, v in e.items()},
-            "thresholds_mm": s["thresholds_mm"],
-            "train_s": round(train_s, 1),
-            "generate_s": round(gen_s, 1),
-        }
-        rows.append(row)
-        print(
-            f"steps {n:>6}  kept {s['kept']:>4}/{s['records']} ({100 * s['pass_rate']:.1f} %)  median MPJPE "
-            f"{row['median_mm']['mpjpe']:.1f} mm  PA {row['median_mm']['pa_mpjpe']:.1f} mm  over MPJPE "
-            f"{s['hands_over_threshold']['mpjpe']}  (train {train_s:.0f} s, generate {gen_s:.0f} s)",
-            flush=True,
-        )
-    (out / "probe.json").write_text(json.dumps({"rows": rows, "argv": argv or sys.argv[1:]}, indent=1))
+        rows.append(_row(f"{n} steps{tag.replace('_', ' ')}", filtered(gen, kept), train_s, gen_s))
+        print(_line(rows[-1]), flush=True)
+    ref_rows = [_row(name, rep) for name, rep in refs.items()]
+    for r in ref_rows:
+        print(_line(r), flush=True)
+    (out / f"probe{tag}.json").write_text(
+        json.dumps({"rows": rows, "references": ref_rows, "argv": argv or sys.argv[1:]}, indent=1)
+    )
     th = rows[0]["thresholds_mm"]
     lines = [
         "# HandBooster training-budget probe",
@@ -154,23 +190,28 @@ def main(argv: list[str] | None = None) -> int:
         f"`python benchmarks/micro/handbooster_budget_probe.py {shlex.join(argv or sys.argv[1:])}`",
         "",
         f"Filter `{args.preset}` on `{args.reference}`: thresholds MPJPE {th['mpjpe']:.1f} mm, PA-MPJPE "
-        f"{th['pa_mpjpe']:.1f} mm. Train/generate seconds are this run's (0 = reused from a previous run).",
+        f"{th['pa_mpjpe']:.1f} mm. Rows after the line are the filter's own yardsticks: the reference set's "
+        "real photos cropped as the generator frames its images (the ceiling) and the suite's rendered set. "
+        "Train/generate seconds are this run's (0 = reused from a previous run).",
         "",
-        "| steps | kept | pass rate | median MPJPE (mm) | median PA-MPJPE (mm) | over MPJPE | over PA-MPJPE "
+        "| images | kept | pass rate | median MPJPE (mm) | median PA-MPJPE (mm) | over MPJPE | over PA-MPJPE "
         "| train s | generate s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in [*rows, None, *ref_rows]:
+        if r is None:
+            lines.append("| | | | | | | | | |")
+            continue
         lines.append(
-            f"| {r['steps']} | {r['kept']}/{r['records']} | {100 * r['pass_rate']:.1f} % | "
+            f"| {r['images']} | {r['kept']}/{r['records']} | {100 * r['pass_rate']:.1f} % | "
             f"{r['median_mm']['mpjpe']:.1f} | {r['median_mm']['pa_mpjpe']:.1f} | {r['hands_over']['mpjpe']} | "
             f"{r['hands_over']['pa_mpjpe']} | {r['train_s']:.0f} | {r['generate_s']:.0f} |"
         )
-    sheet = _sheet(out, steps)
+    sheet = _sheet(out, steps, tag)
     if sheet:
         lines += ["", f"![conditions, then images per step count (green: kept)]({sheet.name})"]
-    (out / "probe.md").write_text("\n".join(lines) + "\n")
-    print(f"{out / 'probe.md'}")
+    (out / f"probe{tag}.md").write_text("\n".join(lines) + "\n")
+    print(f"{out / f'probe{tag}.md'}")
     return 0
 
 

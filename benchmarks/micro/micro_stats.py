@@ -102,6 +102,9 @@ class ClaimResult:
     tests: list[MetricTest] = field(default_factory=list)
     failed_gates: list[str] = field(default_factory=list)
     note: str = ""
+    # test sets (a metric name's first word) whose gate failed: their tests are kept, marked not
+    # measurable, and left out of the reason, which names the gate once instead
+    stopped: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -112,11 +115,17 @@ class ClaimResult:
         """Why the claim got its label, in one sentence."""
         if self.failed_gates:
             return "stopped by: " + "; ".join(self.failed_gates)
-        if not any(t.measurable for t in self.tests):
-            return "no metric measurable: " + "; ".join(f"{t.metric}: {t.reason}" for t in self.tests)
-        parts = [f"{t.metric} {t.status}" for t in self.tests if t.measurable]
-        dropped = [t.metric for t in self.tests if not t.measurable]
-        return ", ".join(parts) + (f" (not measurable: {', '.join(dropped)})" if dropped else "")
+        tests = [t for t in self.tests if t.metric.split(" ")[0] not in self.stopped]
+        after = "".join(f"; {k} not judged, stopped by {why}" for k, why in self.stopped.items())
+        if not any(t.measurable for t in tests):
+            by_reason: dict[str, list[str]] = {}  # metrics that share a reason are named once, together
+            for t in tests:
+                by_reason.setdefault(t.reason, []).append(t.metric)
+            text = "; ".join(f"{', '.join(m)}: {r}" for r, m in by_reason.items())
+            return "no metric measurable: " + text + after
+        parts = [f"{t.metric} {t.status}" for t in tests if t.measurable]
+        dropped = [t.metric for t in tests if not t.measurable]
+        return ", ".join(parts) + (f" (not measurable: {', '.join(dropped)})" if dropped else "") + after
 
 
 def claim_label(tests: list[MetricTest], failed_gates: list[str] | None = None) -> str:

@@ -132,6 +132,11 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     assert (
         k["id"] == f["id"] and k["source"]["sampler"]["steps"] == 50 and f["source"]["sampler"]["steps"] == 2
     )
+    # The filter's yardsticks: real photos in the generator's framing, renders of each filtered condition set.
+    yard = json.loads((work / "eval" / "filter_yardstick.json").read_text())
+    assert list(yard)[0] == "real photos (holab_oracle), generator framing"
+    assert {k.split(" ")[3] for k in list(yard)[1:]} == {"real", "random", "fps", "cross"}
+    assert all(y["records"] > 0 for y in yard.values()) and "| Images | kept | pass rate |" in md
     # (b) is the texture render on backgrounds, cropped like HandBooster's output.
     rec = json.loads((work / "gen" / "b_render" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
     assert rec["width"] == 32 and rec["hands"][0]["joints_2d"]
@@ -183,3 +188,35 @@ def test_cli_job_times_add_up_over_a_killed_and_resumed_run(micro_run, tmp_path)
     assert not list(r.log_dir.glob("*.times.json"))
     saved = json.loads((tmp_path / "timings.json").read_text())
     assert saved["jobs"]["p0"] == r.timings["jobs"]["p0"]
+
+
+def test_a_failed_y3_gate_on_one_test_set_stops_only_that_sets_tests(monkeypatch):
+    """Y3 failed on howild only: the claims are judged on holab, with a note naming the stopped set."""
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(MICRO))
+    from handbooster_suite import judge
+
+    methods = {m: {} for m in ROWS}
+    r = SimpleNamespace(cfg={"methods": methods, "recon": {"width": 0.25}}, hb={"recon_widths": [0.25]})
+    # (e) beats (c) by 5 mm on every seed, both far better than the trivial rows
+    rows = {"e_normal_texture": [30.0, 31.0, 32.0], "c_depth_seg": [35.0, 36.2, 36.9]}
+    down = {
+        t: {k: {"RR J-PE": v, "RR V-PE": v} for k, v in rows.items()} for t in ("holab_test", "howild_test")
+    }
+    trivial = {t: {"mean training pose": {"RR J-PE": 86.0, "RR V-PE": 74.0}} for t in down}
+
+    def gate(t: str, ok: bool) -> dict:
+        name = f"Y3 recon model vs constant pose (MPJPE and PA-MPJPE ratio, {t})"
+        return {"name": name, "passed": ok, "value": 4.3 if ok else 1.24, "threshold": 2.0}
+
+    yard = {"gates": [gate("holab_test", True), gate("howild_test", False)], "trivial": trivial}
+    claims = {c.claim_id: c for c in judge(r, {"downstream": down, "fid": {}}, yard)[0]}
+    c = claims["HB-e>c"]
+    assert not c.failed_gates and c.label == "reproduced"
+    assert {t.metric for t in c.tests if t.measurable} == {"holab RR J-PE", "holab RR V-PE"}
+    assert all("stopped by Y3" in t.reason for t in c.tests if t.metric.startswith("howild"))
+    assert set(c.stopped) == {"howild"} and "howild not judged" in c.reason and "1.24" in c.reason
+    yard["gates"][0] = gate("holab_test", False)  # both sets stopped: the claim is not measurable
+    c = {c.claim_id: c for c in judge(r, {"downstream": down, "fid": {}}, yard)[0]}["HB-e>c"]
+    assert c.label == "not measurable" and len(c.failed_gates) == 2

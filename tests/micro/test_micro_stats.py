@@ -86,3 +86,18 @@ def test_holm_correction_counts_only_tests_of_claims_that_pass_their_gates():
     b.failed_gates = ["(a)"]
     n = correct([a, b])
     assert n == 1 and a.tests[0].p_holm == pytest.approx(a.tests[0].interval.p) and b.tests[0].p_holm is None
+
+
+def test_a_claim_reason_names_a_stopped_test_set_once_and_groups_shared_reasons():
+    iv = t_interval([1.0, 2.0, 3.0])
+    tests = [
+        MetricTest("holab RR J-PE", iv, False, "0 paired seed(s)"),
+        MetricTest("holab RR V-PE", iv, False, "0 paired seed(s)"),
+        MetricTest("howild RR J-PE", iv, False, "stopped by Y3"),
+    ]
+    c = ClaimResult("x", "x", tests, stopped={"howild": "Y3 (howild): 1.24"})
+    assert c.reason == (
+        "no metric measurable: holab RR J-PE, holab RR V-PE: 0 paired seed(s); howild not judged, "
+        "stopped by Y3 (howild): 1.24"
+    )
+    assert c.label == "not measurable"
