@@ -154,6 +154,17 @@ def make_runner(base_cls):
         def down(self, row: str, width: float, seed: int) -> Path:
             return self.work / "downstream" / f"{row}_w{width:g}" / f"seed{seed}"
 
+        def drop_outputs_of(self, model_row: str, seed: int) -> None:
+            """Remove every set, FID and downstream run drawn from ``model_row``'s model at ``seed``."""
+            rows = [m for m in self.rows() if (self.spec(m).get("model") or m) == model_row]
+            rows += [m for m in self.rows() if self.spec(m).get("generate_from") in rows]
+            for row in dict.fromkeys(rows):
+                for path in (self.raw_dir(row, seed), self.gen_dir(row, seed)):
+                    shutil.rmtree(path, ignore_errors=True)
+                for width in self.widths(row):
+                    shutil.rmtree(self.down(row, width, seed), ignore_errors=True)
+            (self.work / "eval" / f"seed{seed}" / "fid.json").unlink(missing_ok=True)
+
         def trained_rows(self) -> list[str]:
             return [m for m in self.rows() if self.spec(m).get("train")]
 
@@ -335,7 +346,12 @@ def make_runner(base_cls):
                 for row in self.trained_rows():
                     run = self.run_dir(row, seed)
                     if (run / "unet" / "config.json").exists():
-                        continue
+                        if _trained_steps(run) == self.hb["train"]["steps"]:
+                            continue
+                        # a finished run at another budget: it resumes to the new one (constant learning
+                        # rate), and whatever was drawn from its old weights is redone
+                        self.drop_outputs_of(row, seed)
+                        shutil.rmtree(run / "unet")
                     argv = ["train", "--method", "handbooster", "--config", self.hb_config(row, seed),
                             "--in", self.data("holab_train"), "--out", run]  # fmt: skip
                     jobs.append((f"train_{row}_seed{seed}", [argv]))
@@ -478,6 +494,16 @@ def _argv(cmd: list) -> list[str]:
     prefix = handsynth_cmd()
     assert [str(c) for c in cmd[: len(prefix)]] == prefix, cmd[:3]
     return [str(c) for c in cmd[len(prefix) :]]
+
+
+def _trained_steps(run: Path) -> int | None:
+    """The step budget a finished HandBooster run was trained to (its written config)."""
+    cfg = _read_yaml(run / "handsynth_config.yaml")
+    return int(cfg["train"]["max_steps"]) if cfg.get("train") else None
+
+
+def _read_yaml(p: Path) -> dict:
+    return (yaml.safe_load(p.read_text()) or {}) if p.exists() else {}
 
 
 def _flags(options: dict) -> list:

@@ -220,3 +220,36 @@ def test_a_failed_y3_gate_on_one_test_set_stops_only_that_sets_tests(monkeypatch
     yard["gates"][0] = gate("holab_test", False)  # both sets stopped: the claim is not measurable
     c = {c.claim_id: c for c in judge(r, {"downstream": down, "fid": {}}, yard)[0]}["HB-e>c"]
     assert c.label == "not measurable" and len(c.failed_gates) == 2
+
+
+def test_a_run_finished_at_another_budget_trains_again_and_drops_what_was_drawn_from_it(micro_run, tmp_path):
+    """Raising hb.train.steps: the finished run resumes to the new budget; its sets, FID and downstream
+    runs are redone, other rows' are kept."""
+    from handbooster_suite import make_runner
+
+    cfg = micro_run.load_profile("tiny", suite="handbooster")
+    r = make_runner(micro_run.Runner)(cfg, tmp_path)
+    steps = r.hb["train"]["steps"]
+    for row in r.trained_rows():
+        run = r.run_dir(row, 0)
+        (run / "unet").mkdir(parents=True)
+        (run / "unet" / "config.json").write_text("{}")
+        trained = steps if row != "f_orientation" else steps - 1  # (f) finished at an older budget
+        (run / "handsynth_config.yaml").write_text(yaml.safe_dump({"train": {"max_steps": trained}}))
+    drawn = {
+        row: [r.raw_dir(row, 0), r.gen_dir(row, 0), r.down(row, r.widths(row)[0], 0)] for row in ROWS[1:]
+    }
+    for paths in drawn.values():
+        for p in paths:
+            p.mkdir(parents=True, exist_ok=True)
+    fid = r.work / "eval" / "seed0" / "fid.json"
+    fid.parent.mkdir(parents=True)
+    fid.write_text("{}")
+    jobs = [name for name, _ in r._training_jobs() if name.endswith("_seed0")]
+    assert jobs == ["train_f_orientation_seed0"]
+    assert not (r.run_dir("f_orientation", 0) / "unet").exists()  # unfinished until it trains again
+    for row in ("f_orientation", "g_novel", "h_fps", "i_cross", "j_nofilter", "k_steps50"):
+        assert not r.gen_dir(row, 0).exists() and not r.down(row, r.widths(row)[0], 0).exists(), row
+    for row in ("b_render", "c_depth_seg", "d_normal_seg", "e_normal_texture"):
+        assert all(p.exists() for p in drawn[row]), row
+    assert not fid.exists()
