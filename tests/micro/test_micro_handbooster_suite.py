@@ -37,7 +37,7 @@ def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(mi
     assert not models["e_normal_texture"].orientation.enabled and models["f_orientation"].orientation.enabled
     for m in models.values():  # identical training budget and resolution
         assert (m.train.max_steps, m.train.batch_size, m.model.sample_size) == (
-            400,
+            cfg["hb"]["train"]["steps"],
             4,
             cfg["hb"]["sample_size"],
         )
