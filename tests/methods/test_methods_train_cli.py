@@ -108,3 +108,24 @@ def test_two_process_gloo_run_trains_one_set_of_weights(tiny_dataset, tmp_path):
     assert len(digests) == 1
     assert sorted(p.name for p in run.iterdir() if p.name.startswith("controlnet")) == ["controlnet"]
     assert proc.stdout.count("trained 2 steps") == 1
+
+
+def test_a_run_resumes_with_a_raised_budget_and_rescaled_bookkeeping_but_not_other_settings(tmp_path):
+    """A budget raised 10x rescales how often it logs and checkpoints: that resumes; a new learning rate
+    would change what the weights are, and is refused naming the key."""
+    from handsynth.config import CONFIG_NAME, load_config, save_config
+    from handsynth.errors import UserError
+    from handsynth.methods.cli import _check_run_folder
+    from handsynth.methods.handbooster.config import HandBoosterConfig
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = load_config(HandBoosterConfig, repo / "configs" / "handbooster_tiny.yaml")
+    save_config(cfg, tmp_path / CONFIG_NAME)
+    more = ["train.max_steps=4000", "train.checkpoint_every=2000", "train.log_every=200"]
+    raised = load_config(HandBoosterConfig, repo / "configs" / "handbooster_tiny.yaml", more)
+    _check_run_folder(tmp_path, raised, "auto")  # no error
+    other = load_config(
+        HandBoosterConfig, repo / "configs" / "handbooster_tiny.yaml", ["train.learning_rate=0.5"]
+    )
+    with pytest.raises(UserError, match=r"different settings \(train.learning_rate\)"):
+        _check_run_folder(tmp_path, other, "auto")

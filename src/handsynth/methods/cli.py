@@ -23,8 +23,16 @@ from handsynth.errors import UserError
 from handsynth.methods.registry import build_training, trainable
 from handsynth.runtime import add_threads_argument
 
-# Settings a resumed run may change: the step budget and where the logs go.
-RESUMABLE_CHANGES = {"train.max_steps", "train.tracker"}
+# Settings a resumed run may change: the step budget and bookkeeping that does not touch the weights
+# (how often it logs, validates and checkpoints; a budget raised 10x scales those with it).
+RESUMABLE_CHANGES = {
+    "train.max_steps",
+    "train.tracker",
+    "train.log_every",
+    "train.validate_every",
+    "train.checkpoint_every",
+    "train.checkpoints_total_limit",
+}
 
 
 def _check_run_folder(out: Path, cfg, resume: str) -> None:
