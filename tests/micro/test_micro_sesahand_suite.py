@@ -23,6 +23,7 @@ def test_suite_config_keeps_the_default_suite_and_builds_valid_sesahand_rows(mic
     assert set(micro_run.load_profile("tiny")["methods"]) == {"sd", "attentionhand", "ah_local"}
     full = micro_run.load_profile("full", suite="sesahand")
     assert set(full["methods"]) == {
+        "sd",  # text-only base: gate (b) reads its images
         "controlnet",
         "attentionhand",
         "sesahand",
