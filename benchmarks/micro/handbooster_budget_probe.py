@@ -158,10 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         model = out / f"model_{n}"
         train_s = 0.0
         if not model.exists():
+            done = (
+                yaml.safe_load((run / "handsynth_config.yaml").read_text()) if (run / "unet").exists() else {}
+            )
+            if done and int(done["train"]["max_steps"]) > n:
+                raise SystemExit(f"{run} is already trained past {n} steps; probe {n} in a new --out folder")
+            # a checkpoint at the end of every leg, so the next step count resumes from it
             train_s = _run(
                 [*exe, "train", "--method", "handbooster", "--config", args.config, "--in",
                  str(work / "data" / "holab_train"), "--out", str(run), "--max-steps", str(n),
-                 *sum((["--set", s] for s in args.set), [])],
+                 "--set", f"train.checkpoint_every={n}", *sum((["--set", s] for s in args.set), [])],
                 log,
             )  # fmt: skip
             # the generator reads the folder the trainer wrote last; keep a copy per step count
