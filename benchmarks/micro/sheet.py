@@ -50,7 +50,7 @@ def write_sheet(r, out: Path, methods: list[str], n: int = 8, seed: int = 0) -> 
         rows.append(row)
         captions.append(prompts[i] if i < len(prompts) else pose.prompt)  # what the generators were asked
     titles = ["mesh", "real wild", *methods]  # the report's legend names each method key
-    sheet = contact_sheet(rows, [t[:16] for t in titles], captions, cell=96, caption_lines=1)
+    sheet = contact_sheet(rows, titles, captions, cell=96, caption_lines=1, title_lines=2)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     return out

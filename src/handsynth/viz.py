@@ -44,22 +44,37 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
+def _title_lines(title: str, width: int) -> list[str]:
+    """A title cut into lines of at most ``width`` characters, after an underscore or space when one
+    falls in the line (``sesahand_nofusion`` -> ``sesahand_``, ``nofusion``)."""
+    lines = []
+    while len(title) > width:
+        cut = max(title.rfind("_", 0, width), title.rfind(" ", 0, width)) + 1 or width
+        lines.append(title[:cut])
+        title = title[cut:]
+    return [*lines, title]
+
+
 def contact_sheet(
     rows: Sequence[Sequence[np.ndarray | Image.Image]],
     column_titles: Sequence[str] | None = None,
     row_captions: Sequence[str] | None = None,
     cell: int = 160,
     caption_lines: int = 2,
+    title_lines: int = 1,
 ) -> Image.Image:
-    """A grid: one row per sample, one column per image kind; optional titles and per-row captions."""
+    """A grid: one row per sample, one column per image kind; optional titles (a title longer than its
+    cell continues on up to ``title_lines`` lines) and per-row captions."""
     font = ImageFont.load_default()
     ncol = max(len(r) for r in rows)
-    title_h = 16 if column_titles else 0
+    title_h = 12 * title_lines + 4 if column_titles else 0
+    per_line = max(4, cell // 6)  # the default font's characters per cell
     cap_h = 12 * caption_lines + 4 if row_captions else 0
     sheet = Image.new("RGB", (ncol * cell, title_h + len(rows) * (cell + cap_h)), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     for j, title in enumerate(column_titles or []):
-        draw.text((j * cell + 4, 2), title, fill=(230, 230, 230), font=font)
+        for k, part in enumerate(_title_lines(title, per_line)[:title_lines]):
+            draw.text((j * cell + 4, 2 + 12 * k), part, fill=(230, 230, 230), font=font)
     for i, row in enumerate(rows):
         y = title_h + i * (cell + cap_h)
         for j, img in enumerate(row):

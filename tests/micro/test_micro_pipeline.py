@@ -644,7 +644,7 @@ def test_report_sheet_puts_each_methods_image_in_its_poses_row(runner):
     r.cfg["methods"] = {m: r.cfg["methods"][m] for m in ("sd", "attentionhand")}
     md = r.stage_report()
     sheet = Image.open(md.parent / "micro_tiny_sheet.png").convert("RGB")
-    cell, top, row_h = 96, 16, 96 + 16
+    cell, top, row_h = 96, 28, 96 + 16  # titles on two lines
     at = lambda col, row: sheet.getpixel((col * cell + cell // 2, top + row * row_h + cell // 2))  # noqa: E731
     assert sheet.size == (4 * cell, top + 2 * row_h)
     assert at(0, 1) == (50, 255, 0) and at(1, 1) == (91, 90, 90)  # mesh and oracle photo of pose p1
