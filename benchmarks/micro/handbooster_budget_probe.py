@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="probe folder")
     args = p.parse_args(argv)
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the suite's module, beside this script
+    from handbooster_suite import filter_argv, real_crops
+
     work, out = Path(args.work).resolve(), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run, log = out / "run", out / "probe.log"
@@ -131,21 +134,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def filtered(data: Path, kept: Path) -> dict:
         if not (kept / "filter_report.json").exists():
-            _run(
-                [*exe, "filter", "--in", str(data), "--estimator", str(work / "tools" / "recon"), "--out",
-                 str(kept), "--preset", args.preset, "--reference", str(work / "data" / args.reference),
-                 "--device", "cpu", "--overwrite"],
-                log,
-            )  # fmt: skip
+            argv = filter_argv(
+                data, kept, work / "tools" / "recon", args.preset, work / "data" / args.reference
+            )
+            _run([*exe, *argv], log)
         return json.loads((kept / "filter_report.json").read_text())
 
     # the filter's own yardstick rows: real photos in the generator's framing (its ceiling) and the
     # suite's renders (exact labels, another look)
     real = out / "real_crops"
     if not (real / "metadata.jsonl").exists():
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from handbooster_suite import real_crops
-
         real_crops(work / "data" / args.reference, real, size, expand)
     refs = {"real photos, generator framing": filtered(real, out / "real_crops_kept")}
     if (work / args.render / "metadata.jsonl").exists():

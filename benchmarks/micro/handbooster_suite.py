@@ -154,6 +154,12 @@ def make_runner(base_cls):
         def down(self, row: str, width: float, seed: int) -> Path:
             return self.work / "downstream" / f"{row}_w{width:g}" / f"seed{seed}"
 
+        def filter_argv(self, data: Path, out: Path) -> list[str]:
+            """The suite's `handsynth filter` of ``data`` into ``out`` (its estimator, preset, reference, caps)."""
+            ref = self.data(self.hb.get("filter_reference", "holab_oracle"))
+            caps = _flags(self.hb.get("filter_max_mm") or {})
+            return filter_argv(data, out, self.tool("recon"), self.hb["filter"], ref, caps)
+
         def drop_outputs_of(self, model_row: str, seed: int) -> None:
             """Remove every set, FID and downstream run drawn from ``model_row``'s model at ``seed``."""
             rows = [m for m in self.rows() if (self.spec(m).get("model") or m) == model_row]
@@ -408,9 +414,7 @@ def make_runner(base_cls):
                     out = self.gen_dir(row, seed)
                     if not self.spec(row).get("filter", True) or (out / ".done").exists():
                         continue
-                    argv = ["filter", "--in", self.raw_dir(row, seed), "--estimator", self.tool("recon"), "--out", out,
-                            "--preset", self.hb["filter"], "--reference", self.data(self.hb.get("filter_reference", "holab_oracle")), "--device", "cpu",
-                            "--overwrite", *_flags(self.hb.get("filter_max_mm") or {})]  # fmt: skip
+                    argv = self.filter_argv(self.raw_dir(row, seed), out)
                     jobs.append((f"filter_{row}_seed{seed}", [argv]))
             self.run_cli(jobs)
             for seed in self.cfg["seeds"]:
@@ -494,6 +498,15 @@ def _argv(cmd: list) -> list[str]:
     prefix = handsynth_cmd()
     assert [str(c) for c in cmd[: len(prefix)]] == prefix, cmd[:3]
     return [str(c) for c in cmd[len(prefix) :]]
+
+
+def filter_argv(
+    data: Path, out: Path, estimator: Path, preset: str, reference: Path, caps: list = ()
+) -> list[str]:
+    """`handsynth filter` argv (CPU, restarting ``out``): the suite's filter stage, its yardsticks and the
+    budget probe build the same command."""
+    return ["filter", "--in", str(data), "--estimator", str(estimator), "--out", str(out), "--preset", preset,
+            "--reference", str(reference), "--device", "cpu", "--overwrite", *map(str, caps)]  # fmt: skip
 
 
 def _trained_steps(run: Path) -> int | None:
@@ -663,9 +676,7 @@ def job_filter_yardstick(r) -> None:
     for name, data in sets.items():
         kept = data.parent / f"{data.name}_kept"
         if not (kept / "filter_report.json").exists():
-            argv = ["filter", "--in", str(data), "--estimator", str(r.tool("recon")), "--out", str(kept),
-                    "--preset", r.hb["filter"], "--reference", str(r.data(ref)), "--device", "cpu",
-                    "--overwrite", *map(str, _flags(r.hb.get("filter_max_mm") or {}))]  # fmt: skip
+            argv = r.filter_argv(data, kept)
             if cli_main(argv):
                 raise RuntimeError(f"handsynth {' '.join(argv)} failed")
         rep = json.loads((kept / "filter_report.json").read_text())
