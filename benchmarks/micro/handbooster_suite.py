@@ -122,6 +122,12 @@ def make_runner(base_cls):
         def spec(self, row: str) -> dict:
             return self.cfg["methods"][row] or {}
 
+        def row_seeds(self, row: str) -> list[int]:
+            """The seeds a row is drawn at: the suite's, or the row's own subset (``seeds:``; row (k), a
+            descriptive cost row, at one seed)."""
+            own = (self.cfg["methods"].get(row) or {}).get("seeds")
+            return [s for s in self.cfg["seeds"] if own is None or s in own]
+
         def poses(self, name: str) -> Path:
             return self.work / "poses" / name
 
@@ -184,6 +190,10 @@ def make_runner(base_cls):
 
         def synthetic_rows(self) -> list[str]:
             return [m for m in self.rows() if self.spec(m).get("conditions")]
+
+        def fid_rows(self, seed: int) -> list[str]:
+            """The synthetic rows drawn at ``seed`` (each gets an FID)."""
+            return [m for m in self.synthetic_rows() if seed in self.row_seeds(m)]
 
         def run_cli(self, jobs: list[tuple[str, list[list]]]) -> None:
             """Jobs of handsynth argv lists, shared by ``jobs`` in-process children (each claims the next
@@ -336,6 +346,7 @@ def make_runner(base_cls):
             """The row's HandBooster config: the suite's model and budget, the row's maps and orientation."""
             cfg = yaml.safe_load((REPO / self.hb["config"]).read_text())
             t, spec = self.hb["train"], self.spec(row)["train"]
+            cfg["model"].update(self.hb.get("model") or {})
             cfg["model"]["sample_size"] = self.hb["sample_size"]
             cfg["model"]["conditions"] = list(spec["conditions"])
             cfg["orientation"]["enabled"] = bool(spec.get("orientation", True))
@@ -370,6 +381,8 @@ def make_runner(base_cls):
             for seed in self.cfg["seeds"]:
                 for row in self.synthetic_rows():
                     spec = self.spec(row)
+                    if seed not in self.row_seeds(row):
+                        continue
                     if spec.get("synthetic") == "render":
                         if _count_records(self.gen_dir(row, seed)) < _count_records(
                             self.conds(spec["conditions"], seed)
@@ -412,6 +425,8 @@ def make_runner(base_cls):
             for seed in self.cfg["seeds"]:
                 for row in self.generated_rows():
                     out = self.gen_dir(row, seed)
+                    if seed not in self.row_seeds(row):
+                        continue
                     if not self.spec(row).get("filter", True) or (out / ".done").exists():
                         continue
                     argv = self.filter_argv(self.raw_dir(row, seed), out)
@@ -428,7 +443,7 @@ def make_runner(base_cls):
             jobs = [
                 (f"fid_seed{s}", self.self_job("hb_fid", "--seed", str(s)))
                 for s in self.cfg["seeds"]
-                if not set(self.synthetic_rows()) <= set(_read(self.work / "eval" / f"seed{s}" / "fid.json").get("rows", {}))
+                if not set(self.fid_rows(s)) <= set(_read(self.work / "eval" / f"seed{s}" / "fid.json").get("rows", {}))
             ]  # fmt: skip
             self.parallel(jobs)
 
@@ -455,6 +470,8 @@ def make_runner(base_cls):
             for seed in self.cfg["seeds"]:
                 for row, width in self.downstream_runs():
                     out = self.down(row, width, seed)
+                    if seed not in self.row_seeds(row):
+                        continue
                     if all((out / f"eval_{t}" / "metrics.json").exists() for t in TEST_SETS):
                         continue
                     data = [self.data("holab_train")]
@@ -732,7 +749,7 @@ def job_fid(r, seed: int) -> None:
 
     real = feats(crops(r.data("holab_train")))
     rows: dict[str, dict] = {}
-    sets = {m: r.set_dir(m, seed) for m in r.synthetic_rows()}
+    sets = {m: r.set_dir(m, seed) for m in r.fid_rows(seed)}
     sets[ORACLE] = r.data("holab_oracle")
     for name, folder in sets.items():
         if not (folder / "metadata.jsonl").exists() or not (folder / "metadata.jsonl").read_text().strip():

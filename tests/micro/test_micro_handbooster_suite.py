@@ -35,12 +35,16 @@ def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(mi
     assert models["d_normal_seg"].model.conditions == ["normal", "seg"]
     assert models["e_normal_texture"].model.conditions == models["f_orientation"].model.conditions
     assert not models["e_normal_texture"].orientation.enabled and models["f_orientation"].orientation.enabled
-    for m in models.values():  # identical training budget and resolution
-        assert (m.train.max_steps, m.train.batch_size, m.model.sample_size) == (
+    for m in models.values():  # identical training budget, resolution and attention (the released layout)
+        assert (m.train.max_steps, m.train.batch_size, m.model.sample_size, m.model.attention) == (
             cfg["hb"]["train"]["steps"],
             4,
             cfg["hb"]["sample_size"],
+            "linear",
         )
+    # row (k), a descriptive cost row, is drawn at the first seed only; every other row at all three
+    assert r.row_seeds("k_steps50") == [0] and r.row_seeds("f_orientation") == [0, 1, 2]
+    assert r.fid_rows(0) == ROWS[1:] and r.fid_rows(1) == ROWS[1:-1]
     # (g..j) generate with (f)'s model from their own condition sets; (j) is (i)'s generation unfiltered.
     assert r.raw_dir("j_nofilter", 1) == r.raw_dir("i_cross", 1) and r.set_dir("j_nofilter", 1) == r.raw_dir(
         "i_cross", 1
