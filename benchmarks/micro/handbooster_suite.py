@@ -161,10 +161,39 @@ def make_runner(base_cls):
             return self.work / "downstream" / f"{row}_w{width:g}" / f"seed{seed}"
 
         def filter_argv(self, data: Path, out: Path) -> list[str]:
-            """The suite's `handsynth filter` of ``data`` into ``out`` (its estimator, preset, reference, caps)."""
+            """The suite's `handsynth filter` of ``data`` into ``out`` (its estimator, preset, reference, caps);
+            once the suite's thresholds are known, they are passed instead of scoring the reference again."""
             ref = self.data(self.hb.get("filter_reference", "holab_oracle"))
             caps = _flags(self.hb.get("filter_max_mm") or {})
+            shared = self.filter_thresholds
+            if shared.exists() and _read(shared).get("made_with") == self._filter_recipe():
+                return filter_argv(data, out, self.tool("recon"), None, None, caps, thresholds=shared)
             return filter_argv(data, out, self.tool("recon"), self.hb["filter"], ref, caps)
+
+        @property
+        def filter_thresholds(self) -> Path:
+            """The thresholds the first filter job computed from the reference, shared by every other one."""
+            return self.work / "eval" / "filter_thresholds.json"
+
+        def _filter_recipe(self) -> dict:
+            ref = self.data(self.hb.get("filter_reference", "holab_oracle"))
+            return {"preset": self.hb["filter"], "reference": str(ref), "estimator": str(self.tool("recon")),
+                    "caps": [str(c) for c in _flags(self.hb.get("filter_max_mm") or {})]}  # fmt: skip
+
+        def share_filter_thresholds(self, report: Path) -> None:
+            """Keep a filter report's thresholds (and the recipe they came from) for the suite's next jobs."""
+            summary = json.loads(report.read_text())["summary"]
+            self.filter_thresholds.parent.mkdir(parents=True, exist_ok=True)
+            self.filter_thresholds.write_text(
+                json.dumps(
+                    {
+                        "thresholds_mm": summary["thresholds_mm"],
+                        "thresholds_from": summary["thresholds_from"],
+                        "made_with": self._filter_recipe(),
+                    },
+                    indent=2,
+                )  # fmt: skip
+            )
 
         def drop_outputs_of(self, model_row: str, seed: int) -> None:
             """Remove every set, FID and downstream run drawn from ``model_row``'s model at ``seed``."""
@@ -429,9 +458,13 @@ def make_runner(base_cls):
                         continue
                     if not self.spec(row).get("filter", True) or (out / ".done").exists():
                         continue
-                    argv = self.filter_argv(self.raw_dir(row, seed), out)
-                    jobs.append((f"filter_{row}_seed{seed}", [argv]))
-            self.run_cli(jobs)
+                    jobs.append((f"filter_{row}_seed{seed}", self.raw_dir(row, seed), out))
+            if jobs and "--thresholds" not in self.filter_argv(*jobs[0][1:]):
+                # the reference is scored once: the first job alone, its thresholds for every other one
+                self.run_cli([(jobs[0][0], [self.filter_argv(*jobs[0][1:])])])
+                self.share_filter_thresholds(jobs[0][2] / "filter_report.json")
+                jobs = jobs[1:]
+            self.run_cli([(name, [self.filter_argv(data, out)]) for name, data, out in jobs])
             for seed in self.cfg["seeds"]:
                 for row in self.generated_rows():
                     if (self.gen_dir(row, seed) / "filter_report.json").exists():
@@ -518,12 +551,23 @@ def _argv(cmd: list) -> list[str]:
 
 
 def filter_argv(
-    data: Path, out: Path, estimator: Path, preset: str, reference: Path, caps: list = ()
+    data: Path,
+    out: Path,
+    estimator: Path,
+    preset: str | None,
+    reference: Path | None,
+    caps: list = (),
+    thresholds: Path | None = None,
 ) -> list[str]:
     """`handsynth filter` argv (CPU, restarting ``out``): the suite's filter stage, its yardsticks and the
-    budget probe build the same command."""
-    return ["filter", "--in", str(data), "--estimator", str(estimator), "--out", str(out), "--preset", preset,
-            "--reference", str(reference), "--device", "cpu", "--overwrite", *map(str, caps)]  # fmt: skip
+    budget probe build the same command (``thresholds``: an earlier run's, instead of preset + reference)."""
+    given = (
+        ["--thresholds", str(thresholds)]
+        if thresholds
+        else ["--preset", preset, "--reference", str(reference)]
+    )
+    return ["filter", "--in", str(data), "--estimator", str(estimator), "--out", str(out), *given,
+            "--device", "cpu", "--overwrite", *map(str, caps)]  # fmt: skip
 
 
 def _trained_steps(run: Path) -> int | None:

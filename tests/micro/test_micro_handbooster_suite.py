@@ -141,6 +141,19 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     assert list(yard)[0] == "real photos (holab_oracle), generator framing"
     assert {k.split(" ")[3] for k in list(yard)[1:]} == {"real", "random", "fps", "cross"}
     assert all(y["records"] > 0 for y in yard.values()) and "| Images | kept | pass rate |" in md
+    # The reference is scored by the first filter job only; the other seven sets and the five yardstick
+    # sets reuse its thresholds.
+    shared = work / "eval" / "filter_thresholds.json"
+    sources = [
+        json.loads(p.read_text())["summary"] for p in sorted(work.glob("gen/*/seed0/filter_report.json"))
+    ]
+    sources += [
+        json.loads(p.read_text())["summary"]
+        for p in (work / "eval").glob("filter_yardstick/*/filter_report.json")
+    ]
+    firsts = [s for s in sources if str(shared) not in s["thresholds_from"]]
+    assert len(sources) == 8 + 5 and len(firsts) == 1 and "percentile" in firsts[0]["thresholds_from"]
+    assert all(s["thresholds_mm"] == firsts[0]["thresholds_mm"] for s in sources)
     # (b) is the texture render on backgrounds, cropped like HandBooster's output.
     rec = json.loads((work / "gen" / "b_render" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
     assert rec["width"] == 32 and rec["hands"][0]["joints_2d"]

@@ -128,12 +128,40 @@ def test_percentile_preset_uses_the_reference_errors(trained, tmp_path, standin_
         assert report["summary"]["thresholds_mm"][m] == pytest.approx(np.percentile(ref.errors[m], 50))
 
 
+def test_thresholds_of_an_earlier_report_are_reused_without_scoring_the_reference(
+    trained, tmp_path, standin_models, monkeypatch
+):
+    real, run, gen = trained
+    args = ["filter", "--in", str(gen), "--estimator", str(run)]
+    assert (
+        main([*args, "--out", str(tmp_path / "a"), "--preset", "percentile:50", "--reference", str(real)])
+        == 0
+    )
+    first = json.loads((tmp_path / "a" / "filter_report.json").read_text())["summary"]
+    scored = []
+    real_score = ef.score_hands
+    monkeypatch.setattr(
+        ef, "score_hands", lambda est, data, **kw: scored.append(data) or real_score(est, data, **kw)
+    )
+    reused = tmp_path / "a" / "filter_report.json"
+    assert (
+        main([*args, "--out", str(tmp_path / "b"), "--thresholds", str(reused), "--max-mpjpe", "1000"]) == 0
+    )
+    assert scored == [str(gen)]  # only the generated set: the reference was not scored again
+    second = json.loads((tmp_path / "b" / "filter_report.json").read_text())["summary"]
+    assert second["thresholds_mm"] == {**first["thresholds_mm"], "mpjpe": 1000.0}
+    assert str(reused) in second["thresholds_from"] and "percentile" in second["thresholds_from"]
+    assert "--max-mpjpe 1000" in second["thresholds_from"]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         ([], "no threshold"),
         (["--preset", "percentile:95"], "--reference"),
         (["--preset", "dexcyb"], "--preset 'dexcyb'"),
+        (["--thresholds", "missing.json"], "--thresholds missing.json: cannot read"),
+        (["--thresholds", "x.json", "--preset", "dexycb"], "replaces --preset and --reference"),
     ],
 )
 def test_bad_settings_fail_before_any_output(trained, tmp_path, standin_models, capsys, extra, message):
@@ -141,3 +169,15 @@ def test_bad_settings_fail_before_any_output(trained, tmp_path, standin_models, 
     out = tmp_path / "kept"
     assert main(["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_a_thresholds_file_without_thresholds_is_refused_naming_it(tmp_path):
+    bad = tmp_path / "report.json"
+    bad.write_text(json.dumps({"summary": {"thresholds_mm": {"mpjpee": 3}}}))
+    with pytest.raises(UserError, match=r"report.json: thresholds_mm entries \['mpjpee'\]"):
+        ef.load_thresholds(bad)
+    bad.write_text("[]")
+    with pytest.raises(UserError, match="no thresholds_mm mapping"):
+        ef.load_thresholds(bad)
+    bad.write_text(json.dumps({"thresholds_mm": {"mpjpe": 25, "pa_mpjpe": 10}}))
+    assert ef.load_thresholds(bad) == ({"mpjpe": 25.0, "pa_mpjpe": 10.0}, f"{bad} (given)")

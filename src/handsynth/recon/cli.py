@@ -107,7 +107,12 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     _threads(args)
     preset = ef.parse_preset(args.preset) if args.preset else None
     explicit = {m: getattr(args, f"max_{m}") for m in ef.METRICS}
-    if preset is None and all(v is None for v in explicit.values()):
+    if args.thresholds and (preset is not None or args.reference):
+        raise UserError(
+            f"--thresholds {args.thresholds} replaces --preset and --reference: pass one or the other"
+        )
+    given = ef.load_thresholds(args.thresholds) if args.thresholds else None
+    if given is None and preset is None and all(v is None for v in explicit.values()):
         ef.resolve_thresholds(None, explicit)  # the error naming the flags
     if isinstance(preset, float) and not args.reference:
         ef.resolve_thresholds(preset, explicit)  # the error asking for --reference
@@ -119,7 +124,7 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.estimator)
     est = ReconEstimator.from_checkpoint(checkpoint, device=_device(args.device), batch_size=args.batch_size)
     reference = ef.score_hands(est, args.reference) if isinstance(preset, float) else None
-    thresholds, source = ef.resolve_thresholds(preset, explicit, reference)
+    thresholds, source = ef.resolve_thresholds(preset, explicit, reference, given)
     scores = ef.score_hands(est, args.data)
     config = {
         "stage": "filter",
@@ -220,6 +225,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help=f"threshold on {m.upper().replace('_', '-')} in mm (overrides the preset's)",
         )
     f.add_argument("--reference", default=None, help="real dataset folder for --preset percentile:Q")
+    f.add_argument(
+        "--thresholds",
+        default=None,
+        metavar="FILE",
+        help="reuse the thresholds of an earlier filter_report.json (instead of --preset/--reference: the "
+        "reference is scored once for many sets); --max-* still override",
+    )
     f.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     f.add_argument("--batch-size", type=cli_args.positive_int, default=32)
     f.add_argument(

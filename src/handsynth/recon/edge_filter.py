@@ -9,6 +9,7 @@ PA-MPVPE (mm). A record is rejected when any error of any of its hands exceeds i
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -128,15 +129,17 @@ def resolve_thresholds(
     preset: str | float | None,
     explicit: dict[str, float | None],
     reference: HandScores | None = None,
+    given: tuple[dict[str, float], str] | None = None,
 ) -> tuple[dict[str, float], str]:
     """Thresholds (mm) per metric and a words description of where they came from.
 
     A preset sets all four (``percentile:Q``: the Q-th percentile of the estimator's errors on the
-    reference set, for data whose scale differs from DexYCB's); explicit ``--max-*`` values override
-    single metrics. Metrics without a threshold are not checked.
+    reference set, for data whose scale differs from DexYCB's), or ``given`` (``load_thresholds``) sets
+    those an earlier run used; explicit ``--max-*`` values override single metrics. Metrics without a
+    threshold are not checked.
     """
-    out: dict[str, float] = {}
-    source = []
+    out: dict[str, float] = dict(given[0]) if given else {}
+    source = [given[1]] if given else []
     if isinstance(preset, str):
         out.update(zip(METRICS, PRESETS[preset]))
         source.append(f"preset {preset}")
@@ -149,16 +152,42 @@ def resolve_thresholds(
         for m, v in reference.errors.items():
             out[m] = float(np.percentile(v, preset))
         source.append(f"{preset:g}th percentile of the estimator's errors on the reference set")
-    given = {m: float(v) for m, v in explicit.items() if v is not None}
-    out.update(given)
-    if given:
-        source.append("explicit " + ", ".join(f"--max-{m.replace('_', '-')} {v:g}" for m, v in given.items()))
+    overrides = {m: float(v) for m, v in explicit.items() if v is not None}
+    out.update(overrides)
+    if overrides:
+        source.append(
+            "explicit " + ", ".join(f"--max-{m.replace('_', '-')} {v:g}" for m, v in overrides.items())
+        )
     if not out:
         raise UserError(
             "no threshold given: pass --preset dexycb|ho3d|percentile:Q or at least one of "
             "--max-mpjpe, --max-mpvpe, --max-pa-mpjpe, --max-pa-mpvpe (mm)"
         )
     return out, "; ".join(source)
+
+
+def load_thresholds(path: str | os.PathLike) -> tuple[dict[str, float], str]:
+    """Thresholds (mm) and their source from an earlier ``filter_report.json`` (or any JSON with a
+    ``thresholds_mm`` mapping): many generated sets filtered against one reference score it once."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"--thresholds {path}: cannot read it as JSON ({e})") from None
+    block = data.get("summary", data) if isinstance(data, dict) else None
+    values = block.get("thresholds_mm") if isinstance(block, dict) else None
+    if not isinstance(values, dict) or not values:
+        raise UserError(
+            f"--thresholds {path}: no thresholds_mm mapping in it; pass a filter_report.json written by "
+            '`handsynth filter` or a JSON {"thresholds_mm": {"mpjpe": 25, ...}}'
+        )
+    bad = [k for k, v in values.items() if k not in METRICS or not isinstance(v, (int, float)) or v < 0]
+    if bad:
+        raise UserError(
+            f"--thresholds {path}: thresholds_mm entries {bad} are not non-negative numbers for "
+            f"{', '.join(METRICS)}"
+        )
+    source = block.get("thresholds_from") or "given"
+    return {k: float(v) for k, v in values.items()}, f"{path} ({source})"
 
 
 @dataclass
