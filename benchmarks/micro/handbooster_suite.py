@@ -570,6 +570,11 @@ def filter_argv(
             "--device", "cpu", "--overwrite", *map(str, caps)]  # fmt: skip
 
 
+def _model_overrides(hb: dict) -> str:
+    """The suite's changes to the config's model, as the report's header names them."""
+    return "".join(f", {k.replace('_', ' ')} {v}" for k, v in (hb.get("model") or {}).items())
+
+
 def _trained_steps(run: Path) -> int | None:
     """The step budget a finished HandBooster run was trained to (its written config)."""
     cfg = _read_yaml(run / "handsynth_config.yaml")
@@ -862,8 +867,10 @@ JOBS = {
 
 
 # -- report ------------------------------------------------------------------------------------------------
-def collect(r) -> dict:
-    """{test set: {row[@width]: {column: [per-seed values]}}} and {row: {"FID": [per seed]}}."""
+def collect(r, seeds: list[int] | None = None) -> dict:
+    """{test set: {row[@width]: {column: [per-seed values]}}} and {row: {"FID": [per seed]}}, over
+    ``seeds`` (default: the suite's)."""
+    seeds = r.cfg["seeds"] if seeds is None else seeds
     from handsynth.eval.recon_eval import flat_metrics, layout_row
 
     down: dict[str, dict[str, dict[str, list]]] = {t: {} for t in TEST_SETS}
@@ -871,7 +878,7 @@ def collect(r) -> dict:
         for width in r.widths(row) if row != ORACLE else [r.cfg["recon"]["width"]]:
             key = row if width == r.cfg["recon"]["width"] else f"{row}@{width:g}"
             for t in TEST_SETS:
-                for seed in r.cfg["seeds"]:
+                for seed in seeds:
                     p = r.down(row, width, seed) / f"eval_{t}" / "metrics.json"
                     if not p.exists():
                         continue
@@ -879,7 +886,7 @@ def collect(r) -> dict:
                     for col, v in layout_row(flat_metrics(m["summary"], m["extra"]), "handbooster").items():
                         down[t].setdefault(key, {}).setdefault(col, []).append(v)
     fid: dict[str, dict[str, list]] = {}
-    for seed in r.cfg["seeds"]:
+    for seed in seeds:
         p = r.work / "eval" / f"seed{seed}" / "fid.json"
         if p.exists():
             for name, row in json.loads(p.read_text())["rows"].items():
@@ -1028,9 +1035,10 @@ def _filter_section(r) -> list[str]:
     return lines
 
 
-def _steps_section(r, data: dict, cell) -> list[str]:
+def _steps_section(r, cell) -> list[str]:
     """Issue §7's "cost of fewer steps": a row that re-samples another row's model with its own sampler
-    settings (same conditions, same filter, same downstream budget) next to that row."""
+    settings (same conditions, same filter, same downstream budget) next to that row, both over the
+    seeds the re-sampling row was drawn at."""
     pairs = [
         (r.spec(k)["model"], k) for k in r.rows() if r.spec(k).get("generate") and r.spec(k).get("model")
     ]
@@ -1041,25 +1049,30 @@ def _steps_section(r, data: dict, cell) -> list[str]:
         "",
         "## Sampling steps: the cost of fewer DDIM steps (same model and conditions)",
         "",
-        "| Row | DDIM steps | generation s per set | FID | "
+        "| Row | DDIM steps | seeds | generation s per set | FID | "
         + " | ".join(f"{t.split('_')[0]} {k}" for t in TEST_SETS for k in TABLE5)
         + " |",
-        "|" + "---|" * (4 + len(TEST_SETS) * len(TABLE5)),
+        "|" + "---|" * (5 + len(TEST_SETS) * len(TABLE5)),
     ]
     for base, row in pairs:
+        seeds = r.row_seeds(row)
+        data = collect(r, seeds)
         for name in (base, row):
-            secs = [jobs[j] for j in (f"generate_{name}_seed{x}" for x in r.cfg["seeds"]) if j in jobs]
+            secs = [jobs[j] for j in (f"generate_{name}_seed{x}" for x in seeds) if j in jobs]
             cells = [
                 cell(data["downstream"][t].get(name, {}).get(k, []), k) for t in TEST_SETS for k in TABLE5
             ]
             lines.append(
-                f"| {name} | {r.generate_options(name)['steps']} | {cell(secs, 's')} | "
-                f"{cell(data['fid'].get(name, {}).get('FID', []), 'FID')} | " + " | ".join(cells) + " |"
+                f"| {name} | {r.generate_options(name)['steps']} | {', '.join(map(str, seeds))} | "
+                f"{cell(secs, 's')} | {cell(data['fid'].get(name, {}).get('FID', []), 'FID')} | "
+                + " | ".join(cells)
+                + " |"
             )
     lines += [
         "",
-        "Mean ± sd over seeds; descriptive (not a claim, no test). Generation seconds are each set's own "
-        f"job ({r.hb['n_gen']} conditions, one CPU thread, beside the other job).",
+        "Mean ± sd over the seeds named (a pair over the same seeds); descriptive (not a claim, no test). "
+        f"Generation seconds are each set's own job ({r.hb['n_gen']} conditions, one CPU thread, beside "
+        "the other job).",
     ]
     return lines
 
@@ -1115,8 +1128,8 @@ def write_report(r) -> Path:
         f"Real train: holab (DexYCB-like, {hb['world']['holab_train']['n']} frames, 8 subjects, sequences of "
         f"{hb['world']['holab_train'].get('sequence_length', 1)}); tests: holab S1-like (2 unseen subjects, "
         f"{hb['world']['holab_test']['n']}) and howild (MOW-like, {hb['world']['howild_test']['n']}). "
-        f"HandBooster at {hb['sample_size']}² (`{hb['config']}`, {hb['train']['steps']} steps × batch "
-        f"{hb['train']['batch_size']}), DDIM {hb['generate']['steps']} steps, eta {hb['generate']['eta']}, CFG "
+        f"HandBooster at {hb['sample_size']}² (`{hb['config']}`{_model_overrides(hb)}, {hb['train']['steps']} "
+        f"steps × batch {hb['train']['batch_size']}), DDIM {hb['generate']['steps']} steps, eta {hb['generate']['eta']}, CFG "
         f"{hb['generate']['guidance']}; {hb['n_gen']} conditions per set; filter `{hb['filter']}`; downstream "
         f"{cfg['downstream']['steps']} steps × batch {cfg['downstream']['batch_size']}, real:gen = 1:"
         f"{cfg['downstream']['synth_ratio']}; seeds {cfg['seeds']}.",
@@ -1168,7 +1181,7 @@ def write_report(r) -> Path:
         n = "/".join(str(x) for x in row["n"])
         lines.append(f"| {name} | {_cell(row['FID'], 'FID')} | {n} |")
     lines += _filter_section(r)
-    lines += _steps_section(r, data, _cell)
+    lines += _steps_section(r, _cell)
     lines += ["", "## Condition creator", ""]
     if grasp_status:
         lines.append(
