@@ -1049,10 +1049,10 @@ def _steps_section(r, cell) -> list[str]:
         "",
         "## Sampling steps: the cost of fewer DDIM steps (same model and conditions)",
         "",
-        "| Row | DDIM steps | seeds | generation s per set | FID | "
+        "| Row | DDIM steps | seeds | generation s per set | kept by the filter | FID | "
         + " | ".join(f"{t.split('_')[0]} {k}" for t in TEST_SETS for k in TABLE5)
         + " |",
-        "|" + "---|" * (5 + len(TEST_SETS) * len(TABLE5)),
+        "|" + "---|" * (6 + len(TEST_SETS) * len(TABLE5)),
     ]
     for base, row in pairs:
         seeds = r.row_seeds(row)
@@ -1062,9 +1062,10 @@ def _steps_section(r, cell) -> list[str]:
             cells = [
                 cell(data["downstream"][t].get(name, {}).get(k, []), k) for t in TEST_SETS for k in TABLE5
             ]
+            kept = ", ".join(str(n) for n in data["fid"].get(name, {}).get("n", [])) or "–"
             lines.append(
                 f"| {name} | {r.generate_options(name)['steps']} | {', '.join(map(str, seeds))} | "
-                f"{cell(secs, 's')} | {cell(data['fid'].get(name, {}).get('FID', []), 'FID')} | "
+                f"{cell(secs, 's')} | {kept} | {cell(data['fid'].get(name, {}).get('FID', []), 'FID')} | "
                 + " | ".join(cells)
                 + " |"
             )

@@ -129,6 +129,7 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
         assert cell.std() > 1.0, f"column {col} of the sheet's first row is blank"
     # (k) re-samples (f)'s model and conditions with 50 DDIM steps (tiny: 2), reported beside (f).
     assert "## Sampling steps" in md and "| k_steps50 | 50 | 0 |" in md and "| f_orientation | 2 | 0 |" in md
+    assert "| kept by the filter | FID |" in md
     assert "(`configs/handbooster_tiny.yaml`, attention linear, 2 steps × batch 2)" in md
     k = json.loads((work / "gen_raw" / "k_steps50" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
     f = json.loads(
