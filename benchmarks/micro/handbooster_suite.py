@@ -303,6 +303,7 @@ def make_runner(base_cls):
         def _recon_tool_jobs(self) -> list:
             if (self.tool("recon") / ".done").exists():
                 return []
+            self.filter_thresholds.unlink(missing_ok=True)  # a new estimator: its thresholds are recomputed
             t = self.cfg["tools"]["recon"]
             cmd = self.recon_train_cmd(
                 [self.data("holab_train")], self.tool("recon"), t["steps"], t["batch_size"], 0

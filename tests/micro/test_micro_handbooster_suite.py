@@ -45,6 +45,10 @@ def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(mi
     # row (k), a descriptive cost row, is drawn at the first seed only; every other row at all three
     assert r.row_seeds("k_steps50") == [0] and r.row_seeds("f_orientation") == [0, 1, 2]
     assert r.fid_rows(0) == ROWS[1:] and r.fid_rows(1) == ROWS[1:-1]
+    # a recon tool (re)trained makes the shared filter thresholds stale: they are dropped, then recomputed
+    r.filter_thresholds.parent.mkdir(parents=True)
+    r.filter_thresholds.write_text("{}")
+    assert r._recon_tool_jobs() and not r.filter_thresholds.exists()
     # (g..j) generate with (f)'s model from their own condition sets; (j) is (i)'s generation unfiltered.
     assert r.raw_dir("j_nofilter", 1) == r.raw_dir("i_cross", 1) and r.set_dir("j_nofilter", 1) == r.raw_dir(
         "i_cross", 1
