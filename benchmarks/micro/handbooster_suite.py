@@ -163,17 +163,20 @@ def make_runner(base_cls):
         def filter_argv(self, data: Path, out: Path) -> list[str]:
             """The suite's `handsynth filter` of ``data`` into ``out`` (its estimator, preset, reference, caps);
             once the suite's thresholds are known, they are passed instead of scoring the reference again."""
-            ref = self.data(self.hb.get("filter_reference", "holab_oracle"))
-            caps = _flags(self.hb.get("filter_max_mm") or {})
-            shared = self.filter_thresholds
-            if shared.exists() and _read(shared).get("made_with") == self._filter_recipe():
-                return filter_argv(data, out, self.tool("recon"), None, None, caps, thresholds=shared)
-            return filter_argv(data, out, self.tool("recon"), self.hb["filter"], ref, caps)
+            rec, shared = self._filter_recipe(), self.shared_thresholds()
+            if shared is not None:
+                return filter_argv(data, out, rec["estimator"], None, None, rec["caps"], thresholds=shared)
+            return filter_argv(data, out, rec["estimator"], rec["preset"], rec["reference"], rec["caps"])
 
         @property
         def filter_thresholds(self) -> Path:
             """The thresholds the first filter job computed from the reference, shared by every other one."""
             return self.work / "eval" / "filter_thresholds.json"
+
+        def shared_thresholds(self) -> Path | None:
+            """``filter_thresholds`` when it exists and was made with the suite's current filter recipe."""
+            path = self.filter_thresholds
+            return path if path.exists() and _read(path).get("made_with") == self._filter_recipe() else None
 
         def _filter_recipe(self) -> dict:
             ref = self.data(self.hb.get("filter_reference", "holab_oracle"))
@@ -183,16 +186,10 @@ def make_runner(base_cls):
         def share_filter_thresholds(self, report: Path) -> None:
             """Keep a filter report's thresholds (and the recipe they came from) for the suite's next jobs."""
             summary = json.loads(report.read_text())["summary"]
+            keep = {k: summary[k] for k in ("thresholds_mm", "thresholds_from")}
             self.filter_thresholds.parent.mkdir(parents=True, exist_ok=True)
             self.filter_thresholds.write_text(
-                json.dumps(
-                    {
-                        "thresholds_mm": summary["thresholds_mm"],
-                        "thresholds_from": summary["thresholds_from"],
-                        "made_with": self._filter_recipe(),
-                    },
-                    indent=2,
-                )  # fmt: skip
+                json.dumps({**keep, "made_with": self._filter_recipe()}, indent=2)
             )
 
         def drop_outputs_of(self, model_row: str, seed: int) -> None:
@@ -460,7 +457,7 @@ def make_runner(base_cls):
                     if not self.spec(row).get("filter", True) or (out / ".done").exists():
                         continue
                     jobs.append((f"filter_{row}_seed{seed}", self.raw_dir(row, seed), out))
-            if jobs and "--thresholds" not in self.filter_argv(*jobs[0][1:]):
+            if jobs and self.shared_thresholds() is None:
                 # the reference is scored once: the first job alone, its thresholds for every other one
                 self.run_cli([(jobs[0][0], [self.filter_argv(*jobs[0][1:])])])
                 self.share_filter_thresholds(jobs[0][2] / "filter_report.json")
