@@ -311,6 +311,35 @@ def _downstream_budget(d: dict) -> str:
     return f"{d['steps']} steps × batch {d['batch_size']}, real:generated draws 1:{d['synth_ratio']}"
 
 
+def _short_path(path: str) -> str:
+    """A path inside the repository, relative to it (the embedded model's folder reads the same anywhere)."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        return str(Path(path).resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
+
+
+def _pretrained_cost(r) -> str:
+    """What training the pretrained base and tools once took (their own records), for a from-scratch total."""
+    parts = []
+    base = _read_json(r.base / "handsynth_micro.json")
+    if base.get("vae") and base.get("unet"):
+        parts.append(f"base {base['vae']['seconds']:.0f} s (VAE) + {base['unet']['seconds']:.0f} s (UNet)")
+    for name in ("features", "detector", "reader", "recon"):
+        seconds = _read_json(r.tool(name) / "config.json").get("training", {}).get("seconds")
+        if seconds is None:
+            seconds = _read_json(r.tool(name) / "training_seconds.json").get("seconds")
+        if seconds is not None:
+            parts.append(f"{name} {seconds:.0f} s")
+    if not parts:
+        return ""
+    return (
+        "Training them once took " + ", ".join(parts) + " (one thread each, two side by side); "
+        "`--no-pretrained` trains them in the run."
+    )
+
+
 def collect(r) -> dict:
     """Per-seed numbers of every finished stage."""
     seeds = r.cfg["seeds"]
@@ -787,6 +816,20 @@ def write_report(r) -> Path:
             lines.append(f"| **whole run (last invocation)** | {timings['last_run_wall_s']:.0f} |")
         if timings.get("note"):
             lines += ["", timings["note"] + "."]
+        if timings.get("pretrained"):
+            names = ", ".join(timings["pretrained"])
+            where = sorted(
+                {
+                    str(Path(v).parent.parent if k != "base" else Path(v).parent)
+                    for k, v in timings["pretrained"].items()
+                }
+            )
+            lines += [
+                "",
+                f"Pretrained (config `pretrained`, same recipe: budget and data fingerprints; not trained by "
+                f"this run, as the paper does not train SD-1.5 or its evaluation models): {names}, from "
+                f"{', '.join(f'`{_short_path(w)}`' for w in where)}. {_pretrained_cost(r)}",
+            ]
         if timings.get("reused"):
             reused = ", ".join(f"{k} from `{v}`" for k, v in timings["reused"].items())
             lines += [

@@ -293,6 +293,8 @@ class Runner:
 
         if self.reuse_from is not None:
             self.reuse_artifacts(self.reuse_from)
+        if self.pretrained_source is not None:
+            self.reuse_artifacts(self.pretrained_source, kind="pretrained")
         jobs = [("base_pretrain", self.self_job("base"))] if missing_parts(self.base) else []
         self.stage_tools(jobs)
         self.stamp_recipes()
@@ -308,7 +310,9 @@ class Runner:
         folder = self.artifacts()[name]
         if name == "base":
             return folder.exists() and not missing_parts(folder)
-        return (folder / ("model.safetensors" if name != "recon" else ".done")).exists()
+        # a recon run is finished when marked; an embedded copy holds its last checkpoint's weights at the top
+        # (a wheel keeps no dot-files)
+        return (folder / "model.safetensors").exists() or (name == "recon" and (folder / ".done").exists())
 
     def recipe(self, name: str) -> dict | None:
         """What a base/tool artifact is made from: its budget and the fingerprints of the splits it reads
@@ -351,8 +355,24 @@ class Runner:
             self._fingerprints[split] = split_fingerprint(self.data(split))
         return self._fingerprints[split]
 
-    def reuse_artifacts(self, source: Path) -> None:
-        """Copy each unfinished base/tool from ``source`` when its recorded recipe equals this run's."""
+    @property
+    def pretrained_source(self) -> Path | None:
+        """Where ``pretrained`` (config) takes the base and tools from: ``embedded`` = the package's default
+        model (``handsynth/assets/default``), or a folder laid out like a work folder; None = train them.
+        They stand in for SD-1.5 and the paper's off-the-shelf evaluation models, which AttentionHand
+        does not train either; ``reuse_artifacts`` still takes each only when its recipe equals this run's."""
+        spec = self.cfg.get("pretrained")
+        if not spec:
+            return None
+        if spec == "embedded":
+            from handsynth.micro.assets import ASSETS, DEFAULT_NAME
+
+            return ASSETS / DEFAULT_NAME
+        return Path(spec)
+
+    def reuse_artifacts(self, source: Path, kind: str = "reused") -> None:
+        """Copy each unfinished base/tool from ``source`` when its recorded recipe equals this run's
+        (``kind``: the timings key that names where it came from, ``reused`` or ``pretrained``)."""
         src = Runner(self.cfg, source, create=False)
         for name, folder in self.artifacts().items():
             if self.artifact_finished(name):
@@ -368,9 +388,9 @@ class Runner:
                 print(f"[micro] {name}: not reused (its recipe differs in {', '.join(differ)})", flush=True)
                 continue
             shutil.copytree(src.artifacts()[name], folder, dirs_exist_ok=True)
-            self.timings.setdefault("reused", {})[name] = str(src.artifacts()[name])  # its time is not ours
+            self.timings.setdefault(kind, {})[name] = str(src.artifacts()[name])  # its time is not ours
             self._save_timings()
-            print(f"[micro] {name}: reused from {src.artifacts()[name]} (same budget, same data)", flush=True)
+            print(f"[micro] {name}: {kind} from {src.artifacts()[name]} (same budget, same data)", flush=True)
 
     def stamp_recipes(self) -> None:
         """Record each finished base/tool's recipe (once), so another run can reuse it."""
@@ -390,7 +410,7 @@ class Runner:
             jobs.append(("tool_detector", self.self_job("detector")))
         if not (self.tool("reader") / "model.safetensors").exists():
             jobs.append(("tool_reader", self.self_job("reader")))
-        if not (self.tool("recon") / ".done").exists():
+        if not self.artifact_finished("recon"):
             t = self.cfg["tools"]["recon"]
             data = [self.data(s) for s in t.get("data", ["wild_train"])]
             jobs.append(
@@ -399,6 +419,13 @@ class Runner:
         self.parallel(jobs)
         if (self.tool("recon") / "checkpoints").exists():
             (self.tool("recon") / ".done").touch()
+            # `recon train` keeps no wall time; the report's from-scratch cost reads it here
+            record, seconds = (
+                self.tool("recon") / "training_seconds.json",
+                self.timings.get("jobs", {}).get("tool_recon"),
+            )
+            if seconds is not None and not record.exists():
+                record.write_text(json.dumps({"seconds": seconds}))
 
     def recon_train_cmd(
         self,
@@ -820,11 +847,16 @@ class Runner:
             self.jobs_done += 1
 
     def downstream_sets(self) -> list[str]:
+        """Real lab, the generated sets, the shuffled control and the oracle; ``downstream.sets: claims``
+        keeps the generated sets the suite's Table 2 claims compare (the others would only be described)."""
         sets = ["real_lab", *self.generated_sets()]
         if self.cfg.get("controls", {}).get("shuffle") in sets:
             sets.append(SHUFFLED)
         if "wild_gen" in self.cfg["world"]:
             sets.append("oracle")
+        if self.cfg["downstream"].get("sets", "all") == "claims":
+            named = table2_sets(self.cfg)
+            sets = [s for s in sets if s in ("real_lab", "oracle") or s in named]
         return sets
 
     def downstream_data(self, name: str, seed: int) -> str:
@@ -911,7 +943,9 @@ class Runner:
             "size": self.cfg["size"],
             "generate": self.cfg["generate"],
         }
-        tools = {k: self.tool(k) for k in ("features", "detector")}
+        tools = {
+            k: self.tool(k) for k in ("features", "detector", "reader", "recon") if self.artifact_finished(k)
+        }
         model = install_default(self.base, run, info, tools)
         print(f"[micro] default model installed in {model.root}")
 
@@ -942,6 +976,15 @@ _CHAIN = (
 RECIPE_FILE = "handsynth_recipe.json"
 # Record keys no base/tool job reads: a suite's extra condition maps and captions must not block reuse.
 _NOT_READ = {"caption", "conditions", "local"}
+
+
+def table2_sets(cfg: dict) -> set[str]:
+    """The sets the suite's Table 2 claims compare (``report.claims_of``)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    from report import claims_of
+
+    return {m for claim in claims_of(cfg) if claim[5] == "Table 2" for m in claim[2:4]}
 
 
 def _records_file(path: Path) -> tuple[Path, Path]:
@@ -1210,6 +1253,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="another work folder: copy its finished base and tools when their budget and data equal this run's",
     )
+    p.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        help="train the base and the tools even where the profile takes them pretrained (config: pretrained)",
+    )
     p.add_argument("--report-only", action="store_true", help="rewrite the report from finished stages")
     p.add_argument("--results", default=None, help="report folder (default benchmarks/results)")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
@@ -1221,6 +1269,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_profile(args.profile, Path(args.config), args.override, args.suite)
     if args.jobs:
         cfg["jobs"] = args.jobs
+    if args.no_pretrained:
+        cfg["pretrained"] = None
     folder = cfg["profile"] if not args.suite else f"{args.suite}_{cfg['profile']}"
     work = Path(args.work) if args.work else REPO / "outputs" / "micro" / folder
     runner_cls, suite_jobs = Runner, {}

@@ -147,6 +147,30 @@ def test_install_default_writes_fp16_assets_the_locator_and_loader_read(tmp_path
     assert folder_bytes(model.root) < MAX_BYTES
 
 
+def test_install_default_keeps_a_recon_runs_latest_weights_and_every_artifacts_records(tmp_path):
+    """The embedded model doubles as the micro benchmark's pretrained source: recipes and markers travel."""
+    base = _micro_base(tmp_path / "base")
+    (base / "handsynth_micro.json").write_text('{"vae": {"seconds": 1}}')
+    (base / "handsynth_recipe.json").write_text('{"recipe": {"base": 1}}')
+    run = _fake_run(tmp_path / "run", base)
+    recon = tmp_path / "recon"
+    for step, weights in ((10, b"old"), (20, b"new")):
+        ck = recon / "checkpoints" / f"step_{step:08d}"
+        ck.mkdir(parents=True)
+        (ck / "model.safetensors").write_bytes(weights)
+        (ck / "config.json").write_text("{}")
+        (ck / "optimizer.pt").write_bytes(b"not embedded")
+    for name in (".done", "handsynth_recipe.json", "training_seconds.json"):
+        (recon / name).write_text("{}")
+    model = install_default(base, run, {"seed": 0}, {"recon": recon}, root=tmp_path / "assets")
+    embedded = model.tool("recon")
+    assert (embedded / "model.safetensors").read_bytes() == b"new"
+    assert sorted(p.name for p in embedded.iterdir()) == sorted(
+        [".done", "config.json", "handsynth_recipe.json", "model.safetensors", "training_seconds.json"]
+    )
+    assert (model.base / "handsynth_micro.json").exists() and (model.base / "handsynth_recipe.json").exists()
+
+
 def test_locator_rejects_an_incomplete_folder(tmp_path):
     with pytest.raises(UserError, match="default model .* is incomplete"):
         default_model(tmp_path)
@@ -160,6 +184,105 @@ def test_the_committed_default_model_is_complete_and_small():
     assert folder_bytes(model.root) <= MAX_BYTES
     assert model.info.get("command") and "seed" in model.info
     assert model.tool("features") is not None and model.tool("detector") is not None
+
+
+def test_the_committed_default_model_is_the_full_profiles_pretrained_base_and_tools(micro_run):
+    """`pretrained: embedded` takes each artifact only when its recipe equals the run's; a full-profile
+    budget changed without rebuilding the embedded model would silently retrain it (~50 min): fail here."""
+    cfg = micro_run.load_profile("full")
+    assert cfg["pretrained"] == "embedded"
+    source = micro_run.Runner(cfg, micro_run.Runner(cfg, REPO, create=False).pretrained_source, create=False)
+    for name, folder in source.artifacts().items():
+        assert source.artifact_finished(name), name
+        recorded = json.loads((folder / micro_run.RECIPE_FILE).read_text())["recipe"]
+        # the recipe without its data fingerprints (no world is rendered here): the budgets must match
+        budget = {k: v for k, v in recorded.items() if k != "data"}
+        expected = _recipe_budget(micro_run, cfg, name)
+        assert budget == json.loads(json.dumps(expected)), name
+        assert all(len(v) == 64 for v in recorded["data"].values()) and (recorded["data"] or name == "reader")
+
+
+def _recipe_budget(micro_run, cfg: dict, name: str) -> dict:
+    """``Runner.recipe(name)`` without its data part, computed from the profile alone."""
+    from dataclasses import asdict
+
+    from handsynth.micro.base import MicroBaseConfig
+
+    tools = cfg["tools"]
+    if name == "base":
+        return {"size": cfg["size"], "base": asdict(MicroBaseConfig(resolution=cfg["size"], **cfg["base"]))}
+    if name == "reader":
+        return {"size": cfg["size"], "tool": tools["reader"], "arm_model": cfg["arm_model"]}
+    if name == "recon":
+        return {"size": cfg["size"], "tool": tools["recon"], "recon": cfg["recon"]}
+    return {"size": cfg["size"], "tool": tools[name]}
+
+
+def test_pretrained_takes_base_and_tools_by_recipe_and_the_report_says_so(tmp_path, micro_run):
+    cfg = micro_run.load_profile("tiny")
+    src = micro_run.Runner(cfg, tmp_path / "embedded")
+    for split in ("wild_train", "lab_train", "empty_wild_train"):
+        _world_split(src.data(split), [10, 20])
+    _micro_base(src.base)
+    (src.base / "handsynth_micro.json").write_text(
+        json.dumps({"vae": {"seconds": 12}, "unet": {"seconds": 34}})
+    )
+    for name in ("features", "detector", "reader"):
+        src.tool(name).mkdir(parents=True)
+        (src.tool(name) / "model.safetensors").write_bytes(b"weights of " + name.encode())
+        (src.tool(name) / "config.json").write_text(json.dumps({"training": {"seconds": 5}}))
+    src.tool("recon").mkdir(parents=True)
+    (src.tool("recon") / ".done").touch()
+    (src.tool("recon") / "training_seconds.json").write_text('{"seconds": 7}')
+    src.stamp_recipes()
+
+    cfg = {**cfg, "pretrained": str(src.work)}
+    r = micro_run.Runner(cfg, tmp_path / "work")
+    for split in ("wild_train", "lab_train", "empty_wild_train"):
+        _world_split(r.data(split), [10, 20])
+    ran: list[str] = []
+    r.parallel = lambda js: ran.extend(name for name, _ in js)
+    r.stage_base_and_tools()
+    assert ran == [] and all(r.artifact_finished(name) for name in r.artifacts())
+    assert set(json.loads(r.timings_path.read_text())["pretrained"]) == set(r.artifacts())
+    sys.path.insert(0, str(micro_run.HERE))
+    from report import _pretrained_cost
+
+    assert _pretrained_cost(r).startswith(
+        "Training them once took base 12 s (VAE) + 34 s (UNet), features 5 s"
+    )
+    assert "recon 7 s" in _pretrained_cost(r)
+
+    # Another budget: the pretrained base does not fit and is trained; `--no-pretrained` turns it off.
+    other = micro_run.Runner({**cfg, "base": {**cfg["base"], "unet_steps": 3}}, tmp_path / "other")
+    for split in ("wild_train", "lab_train", "empty_wild_train"):
+        _world_split(other.data(split), [10, 20])
+    ran.clear()
+    other.parallel = lambda js: ran.extend(name for name, _ in js)
+    other.stage_base_and_tools()
+    assert ran == ["base_pretrain"]
+    assert micro_run.Runner({**cfg, "pretrained": None}, tmp_path / "x").pretrained_source is None
+    assert (
+        micro_run.Runner({**cfg, "pretrained": "embedded"}, tmp_path / "x").pretrained_source.name
+        == "default"
+    )
+
+
+def test_downstream_runs_the_sets_the_table2_claims_compare(micro_run):
+    full = micro_run.Runner(micro_run.load_profile("full"), REPO / "no-such-run", create=False)
+    assert full.downstream_sets() == ["real_lab", "attentionhand", "shuffled", "oracle"]
+    sesa = micro_run.Runner(
+        micro_run.load_profile("full", suite="sesahand"), REPO / "no-such-run", create=False
+    )
+    assert sesa.downstream_sets() == ["real_lab", "controlnet", "attentionhand", "sesahand", "oracle"]
+    cfg = micro_run.load_profile("full")
+    cfg["downstream"]["sets"] = "all"
+    every = micro_run.Runner(cfg, REPO / "no-such-run", create=False).downstream_sets()
+    assert (
+        every[0] == "real_lab"
+        and {"sd", "ah_separate"} <= set(every)
+        and every[-2:] == ["shuffled", "oracle"]
+    )
 
 
 def _sample(i: int, side: str, bg: str | None = None, domain: str = "lab") -> Sample:

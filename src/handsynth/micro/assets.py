@@ -21,6 +21,20 @@ __all__ = ["ASSETS", "DEFAULT_NAME", "DefaultModel", "default_model", "install_d
 MAX_BYTES = 20 * 1024 * 1024
 
 
+# Records copied beside the weights when present: the base's training record and each artifact's recipe
+# (budget + data fingerprints) and finished marker, so a micro run can take them as pretrained.
+RECORDS = ("handsynth_micro.json", "handsynth_recipe.json", "training_seconds.json", ".done")
+
+
+def _weights_folder(tool: Path) -> Path:
+    """A tool's folder holding model.safetensors + config.json: itself, or a recon run's latest checkpoint."""
+    if (tool / "model.safetensors").exists():
+        return tool
+    from handsynth.recon.checkpoint import resolve_checkpoint
+
+    return resolve_checkpoint(tool)
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
@@ -66,10 +80,17 @@ def install_default(
     cfg = yaml.safe_load(cfg_text)
     cfg["model"]["base_model"] = "../base"
     (ah / "handsynth_config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for name in RECORDS:  # what the base was trained from and on (the micro benchmark reuses it by these)
+        if (base / name).exists():
+            shutil.copy2(base / name, tmp / "base" / name)
     for name, folder in (tools or {}).items():
         (tmp / "tools" / name).mkdir(parents=True)
+        weights = _weights_folder(Path(folder))
         for f in ("model.safetensors", "config.json"):
-            shutil.copy2(Path(folder) / f, tmp / "tools" / name / f)
+            shutil.copy2(weights / f, tmp / "tools" / name / f)
+        for f in RECORDS:
+            if (Path(folder) / f).exists():
+                shutil.copy2(Path(folder) / f, tmp / "tools" / name / f)
     (tmp / "info.json").write_text(json.dumps(info, indent=2))
     size = folder_bytes(tmp)
     if size > MAX_BYTES:
