@@ -79,7 +79,8 @@ def vae_reconstructions(base: Path, folder: Path, out: Path) -> Path:
     from handsynth.data import read_dataset
     from handsynth.micro.yardsticks import load_images
 
-    vae = AutoencoderKL.from_pretrained(base, subfolder="vae").eval()
+    # fp32 whatever the folder stores (the embedded base is fp16 on disk)
+    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32).eval()
     samples = [s for s in read_dataset(folder) if s.file_name]
     imgs = load_images(folder)
     recon = []
@@ -95,7 +96,9 @@ def sample_base(base: Path, prompts: list[str], size: int, steps: int, guidance:
     """Text-only samples of the base (DDIM, no latent clipping, as ``handsynth generate --method sd``)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        base, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32
+    )
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, steps_offset=1)
     pipe.set_progress_bar_config(disable=True)
     out = []

@@ -837,9 +837,8 @@ def write_report(r) -> Path:
                 f"Reused (`--reuse-from`, same budget and data; their training time is not above): {reused}.",
             ]
     lines.append("")
-    lines.append(
-        "Machine: shared 2-core CPU (other jobs were running during the run), torch CPU, one thread per job."
-    )
+    machine = timings.get("machine", "shared 2-core CPU (other jobs were running during the run)")
+    lines.append(f"Machine: {machine}, torch CPU, one thread per job.")
     lines.append("")
     text = "\n".join(lines)
     r.results.mkdir(parents=True, exist_ok=True)

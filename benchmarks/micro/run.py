@@ -1307,13 +1307,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[micro] report: {r.stage_report()}")
         return 0
     t0 = time.time()
-    report = r.run_all()
-    r.timings["last_run_wall_s"] = round(time.time() - t0, 1)
-    if r.jobs_done:
-        r.timings["total_wall_s"] = round(
-            r.timings.get("total_wall_s", 0.0) + r.timings["last_run_wall_s"], 1
-        )
-    r._save_timings()
+    try:
+        report = r.run_all()
+    finally:  # an invocation that stops on an error still counts the work it did
+        r.timings["last_run_wall_s"] = round(time.time() - t0, 1)
+        if r.jobs_done:
+            r.timings["total_wall_s"] = round(
+                r.timings.get("total_wall_s", 0.0) + r.timings["last_run_wall_s"], 1
+            )
+        r._save_timings()
     if args.install_default:
         r.install_default()
     report = r.stage_report()

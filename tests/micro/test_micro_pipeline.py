@@ -859,3 +859,17 @@ def test_split_fingerprint_ignores_float_noise_in_labels_but_not_a_real_change(t
     (tmp_path / "a" / "cot.jsonl").write_text((tmp_path / "a" / "metadata.jsonl").read_text())
     assert micro_run.split_fingerprint(tmp_path / "a" / "cot.jsonl") == prints[0]
     sys.path.remove(str(REPO / "benchmarks" / "micro"))
+
+
+def test_an_invocation_that_stops_on_an_error_still_counts_its_work(tmp_path, micro_run, monkeypatch):
+    """The 2026-11-30 full run stopped once in its yardsticks stage; its first 83 minutes went uncounted."""
+
+    def fails_after_a_job(self):
+        self.jobs_done += 1
+        raise RuntimeError("a stage failed")
+
+    monkeypatch.setattr(micro_run.Runner, "run_all", fails_after_a_job)
+    with pytest.raises(RuntimeError, match="a stage failed"):
+        micro_run.main(["--profile", "tiny", "--work", str(tmp_path / "work")])
+    timings = json.loads((tmp_path / "work" / "timings.json").read_text())
+    assert timings["total_wall_s"] == timings["last_run_wall_s"] >= 0
