@@ -99,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     base, data = a.work / "base", a.work / "data"
     tok = CLIPTokenizer.from_pretrained(base / "tokenizer")
-    text = CLIPTextModel.from_pretrained(base / "text_encoder").eval()
-    vae = AutoencoderKL.from_pretrained(base / "vae").eval()
-    unet = UNet2DConditionModel.from_pretrained(base / "unet").eval()
+    # fp32 whatever the folder stores (the embedded base, which runs take pretrained, is fp16)
+    fp32 = torch.float32
+    text = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=fp32).eval()
+    vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=fp32).eval()
+    unet = UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=fp32).eval()
     sched = DDPMScheduler.from_pretrained(base / "scheduler")
 
     records = [json.loads(x) for x in (data / a.split / "metadata.jsonl").read_text().splitlines()][: a.n]
