@@ -298,7 +298,7 @@ def make_runner(base_cls):
                 self.sh("tool_features", self.self_job("hb_features"))
 
         def _recon_tool_jobs(self) -> list:
-            if (self.tool("recon") / ".done").exists():
+            if self.artifact_finished("recon"):
                 return []
             self.filter_thresholds.unlink(missing_ok=True)  # a new estimator: its thresholds are recomputed
             t = self.cfg["tools"]["recon"]

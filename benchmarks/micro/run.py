@@ -404,12 +404,9 @@ class Runner:
 
     def stage_tools(self, jobs: list | None = None) -> None:
         jobs = list(jobs or [])
-        if not (self.tool("features") / "model.safetensors").exists():
-            jobs.append(("tool_features", self.self_job("features")))
-        if not (self.tool("detector") / "model.safetensors").exists():
-            jobs.append(("tool_detector", self.self_job("detector")))
-        if not (self.tool("reader") / "model.safetensors").exists():
-            jobs.append(("tool_reader", self.self_job("reader")))
+        for name in ("features", "detector", "reader"):
+            if not self.artifact_finished(name):
+                jobs.append((f"tool_{name}", self.self_job(name)))
         if not self.artifact_finished("recon"):
             t = self.cfg["tools"]["recon"]
             data = [self.data(s) for s in t.get("data", ["wild_train"])]

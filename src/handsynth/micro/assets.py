@@ -26,15 +26,6 @@ MAX_BYTES = 20 * 1024 * 1024
 RECORDS = ("handsynth_micro.json", "handsynth_recipe.json", "training_seconds.json", ".done")
 
 
-def _weights_folder(tool: Path) -> Path:
-    """A tool's folder holding model.safetensors + config.json: itself, or a recon run's latest checkpoint."""
-    if (tool / "model.safetensors").exists():
-        return tool
-    from handsynth.recon.checkpoint import resolve_checkpoint
-
-    return resolve_checkpoint(tool)
-
-
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
@@ -51,6 +42,8 @@ def install_default(
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextModel
+
+    from handsynth.recon.checkpoint import resolve_checkpoint
 
     root = Path(root) if root is not None else ASSETS / DEFAULT_NAME
     tmp = root.with_name(root.name + ".tmp")
@@ -85,7 +78,7 @@ def install_default(
             shutil.copy2(base / name, tmp / "base" / name)
     for name, folder in (tools or {}).items():
         (tmp / "tools" / name).mkdir(parents=True)
-        weights = _weights_folder(Path(folder))
+        weights = resolve_checkpoint(folder)  # the folder itself, or a recon run's latest checkpoint
         for f in ("model.safetensors", "config.json"):
             shutil.copy2(weights / f, tmp / "tools" / name / f)
         for f in RECORDS:
