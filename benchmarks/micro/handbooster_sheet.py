@@ -78,7 +78,7 @@ def write_handbooster_sheet(r, out: Path, n: int = 8, seed: int = 0) -> Path | N
             for i in ids
         ]
         titles = ["normal", "texture", *[row for row, _ in same]]
-        parts.append(contact_sheet(rows, [t[:14] for t in titles], ids, cell=96, caption_lines=1))
+        parts.append(contact_sheet(rows, titles, ids, cell=96, caption_lines=1, title_lines=2))
     pairs = max(1, n // 2)
     rows, captions = [], []
     for row, recs in own:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime
 import hashlib
 import json
 import os
@@ -391,6 +392,32 @@ class Runner:
             self.timings.setdefault(kind, {})[name] = str(src.artifacts()[name])  # its time is not ours
             self._save_timings()
             print(f"[micro] {name}: {kind} from {src.artifacts()[name]} (same budget, same data)", flush=True)
+
+    def where(self) -> str:
+        """The work folder as a reader of a record finds it: relative to the repository when inside it."""
+        try:
+            return str(self.work.resolve().relative_to(REPO))
+        except ValueError:
+            return str(self.work)
+
+    def provenance(self, name: str, depth: int = 0) -> str:
+        """Where a base/tool came from: trained by this run, or taken (pretrained/reused) from another
+        folder, whose own record is carried over (an embedded model's ``info.json``, a work folder's
+        timings), so a model installed from a run that took it pretrained still names its training."""
+        for kind in ("pretrained", "reused"):
+            source = self.timings.get(kind, {}).get(name)
+            if not source:
+                continue
+            root = Path(source).parent if name == "base" else Path(source).parent.parent
+            info = root / "info.json"
+            if info.exists():
+                recorded = json.loads(info.read_text()).get("provenance", {}).get(name)
+                if recorded:
+                    return recorded
+            if depth < 4 and (root / "timings.json").exists():
+                return Runner(self.cfg, root, create=False).provenance(name, depth + 1)
+            return f"taken {kind} from {source} (same recipe)"
+        return f"trained by the {self.cfg['profile']} run in {self.where()} (recipe in {RECIPE_FILE})"
 
     def stamp_recipes(self) -> None:
         """Record each finished base/tool's recipe (once), so another run can reuse it."""
@@ -942,6 +969,11 @@ class Runner:
         }
         tools = {
             k: self.tool(k) for k in ("features", "detector", "reader", "recon") if self.artifact_finished(k)
+        }
+        info["provenance"] = {
+            **{name: self.provenance(name) for name in ("base", *tools)},
+            method: f"seed {info['seed']} of the {self.cfg['profile']} run in {self.where()}, "
+            f"installed {datetime.date.today().isoformat()}",
         }
         model = install_default(self.base, run, info, tools)
         print(f"[micro] default model installed in {model.root}")

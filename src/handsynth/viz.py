@@ -31,7 +31,8 @@ def _to_rgb(img: np.ndarray | Image.Image, size: int) -> Image.Image:
     return img
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def wrap_text(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken between words (a longer word keeps its line)."""
     words, lines, line = text.split(), [], ""
     for w in words:
         if len(line) + len(w) + 1 > width and line:
@@ -80,7 +81,7 @@ def contact_sheet(
         for j, img in enumerate(row):
             sheet.paste(_to_rgb(img, cell), (j * cell, y))
         if row_captions:
-            for k, text in enumerate(_wrap(row_captions[i], max(8, ncol * cell // 6))[:caption_lines]):
+            for k, text in enumerate(wrap_text(row_captions[i], max(8, ncol * cell // 6))[:caption_lines]):
                 draw.text((4, y + cell + 2 + 12 * k), text, fill=(200, 200, 200), font=font)
     return sheet
 

@@ -6,6 +6,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -171,6 +172,30 @@ def test_install_default_keeps_a_recon_runs_latest_weights_and_every_artifacts_r
     assert (model.base / "handsynth_micro.json").exists() and (model.base / "handsynth_recipe.json").exists()
 
 
+def test_installing_the_default_model_records_where_each_part_came_from(runner, monkeypatch):
+    import handsynth.micro.assets as assets
+
+    r, _ = runner
+    r.base.mkdir(parents=True)
+    (r.base / "handsynth_micro.json").write_text("{}")
+    run = r.run_dir(r.cfg["default_model"], r.cfg["seeds"][0])
+    run.mkdir(parents=True)
+    (run / "handsynth_config.yaml").write_text("method: attentionhand\n")
+    r.tool("detector").mkdir(parents=True)
+    (r.tool("detector") / "model.safetensors").write_bytes(b"w")
+    r.timings = {"pretrained": {"base": "/elsewhere/base"}}
+    seen = {}
+    installed = SimpleNamespace(root=r.work / "assets")
+    monkeypatch.setattr(
+        assets, "install_default", lambda base, run, info, tools: seen.update(info, tools=tools) or installed
+    )
+    r.install_default()
+    assert seen["tools"] == {"detector": r.tool("detector")}
+    assert seen["provenance"]["base"] == "taken pretrained from /elsewhere/base (same recipe)"
+    assert seen["provenance"]["detector"].startswith("trained by the tiny run in ")
+    assert seen["provenance"][r.cfg["default_model"]].startswith("seed 0 of the tiny run in ")
+
+
 def test_locator_rejects_an_incomplete_folder(tmp_path):
     with pytest.raises(UserError, match="default model .* is incomplete"):
         default_model(tmp_path)
@@ -252,6 +277,16 @@ def test_pretrained_takes_base_and_tools_by_recipe_and_the_report_says_so(tmp_pa
         "Training them once took base 12 s (VAE) + 34 s (UNet), features 5 s"
     )
     assert "recon 7 s" in _pretrained_cost(r)
+
+    # Provenance: what the source's record says, carried through a second run that reused this one's.
+    assert r.provenance("base") == f"taken pretrained from {src.base} (same recipe)"
+    (src.work / "info.json").write_text(json.dumps({"provenance": {"base": "trained in 2026 by run5"}}))
+    assert r.provenance("base") == "trained in 2026 by run5"
+    chained = micro_run.Runner(cfg, tmp_path / "chained")
+    chained.timings = {"reused": {"base": str(r.base), "detector": str(r.tool("detector"))}}
+    assert chained.provenance("base") == "trained in 2026 by run5"
+    assert chained.provenance("detector") == f"taken pretrained from {src.tool('detector')} (same recipe)"
+    assert chained.provenance("recon").startswith("trained by the tiny run in ")
 
     # Another budget: the pretrained base does not fit and is trained; `--no-pretrained` turns it off.
     other = micro_run.Runner({**cfg, "base": {**cfg["base"], "unet_steps": 3}}, tmp_path / "other")

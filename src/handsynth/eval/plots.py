@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from handsynth.viz import wrap_text
+
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 # OpenPose-21 bones: wrist to each finger base, then along each finger.
 BONES = [(0, 1), (1, 2), (2, 3), (3, 4)] + [
@@ -92,7 +94,7 @@ def grid(rows: list[list[Image.Image]], labels: list[str], cell: int = 192, titl
         d.text((6, 6), title, fill="black", font=font)
     for i, (row, label) in enumerate(zip(rows, labels)):
         y = head + i * (cell + 4)
-        for k, line in enumerate(_wrap(label, 26)[:8]):
+        for k, line in enumerate(wrap_text(label, 26)[:8]):
             d.text((6, y + 6 + 13 * k), line, fill="black", font=font)
         for j, tile in enumerate(row):
             scale = cell / max(tile.size)
@@ -101,19 +103,6 @@ def grid(rows: list[list[Image.Image]], labels: list[str], cell: int = 192, titl
             )
             out.paste(t, (label_w + j * (cell + 4), y))
     return out
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = text.split(), [], ""
-    for w in words:
-        if cur and len(cur) + 1 + len(w) > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    if cur:
-        lines.append(cur)
-    return lines or [""]
 
 
 def skeleton_tile(
