@@ -429,7 +429,7 @@ def judge(r, data: dict, yard: dict, gates_c: dict, tas: dict) -> tuple[list[Cla
     common = [g for g in yard.get("gates", []) if g["name"].startswith(("(a)", "(b"))]
     y = {g["name"][:2]: g for g in yard.get("gates", [])}
     min_t2 = int(r.cfg.get("gates", {}).get("table2_min_images", 1000))
-    n_gen = int(r.cfg["world"]["lab_gen"]["n"])
+    n_gen = r.table2_images()
     results = []
     for cid, text, better, worse, metrics, table, extra in claims_of(r.cfg):
         c = ClaimResult(cid, text)
@@ -666,7 +666,12 @@ def write_report(r) -> Path:
     lines += [
         "",
         f"Primary metrics: {', '.join(T2_PRIMARY)} (mm, after Procrustes). Generated images per set: "
-        f"{cfg['world']['lab_gen']['n']}.",
+        f"{r.table2_images()}"
+        + (
+            " (Table 2's own held-out poses, `table2`; the oracle set is their real wild photos)."
+            if r.table2_own_poses
+            else "."
+        ),
         "",
     ]
     # Per-metric detail

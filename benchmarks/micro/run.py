@@ -44,6 +44,10 @@ ORACLE_SET = "Oracle: real wild, same poses"
 
 
 # -- configuration -----------------------------------------------------------------------------------------
+# Table 2's own pose split and its oracle photos (config ``table2``; issue 11 §4: >= 1,000 images per set).
+T2_POSES, T2_ORACLE = "lab_t2", "wild_t2"
+
+
 def _merge(base: dict, new: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in new.items():
@@ -87,6 +91,11 @@ def load_profile(
         for key in ("size",):
             if key in (data["profiles"][name] or {}):
                 cfg[key] = data["profiles"][name][key]
+    table2 = cfg.get("table2")
+    if table2:  # Table 2's own held-out poses and their real wild photos, drawn like lab_gen / wild_gen
+        world = cfg["world"]
+        world[T2_POSES] = {**world["lab_gen"], "n": table2["n"], "seed": table2["seed"]}
+        world[T2_ORACLE] = {**world["wild_gen"], "seed": table2["oracle_seed"], "poses": T2_POSES}
     cfg["profile"] = name if not override else f"{name}+{override}"
     if suite is not None:  # the default suite's config (and report json) stay as they were
         cfg["suite"] = suite
@@ -147,8 +156,24 @@ class Runner:
     def gen_dir(self, method: str, seed: int) -> Path:
         return self.work / "gen" / method / f"seed{seed}"
 
+    def t2_gen_dir(self, method: str, seed: int) -> Path:
+        """Where ``method`` draws Table 2's own poses (profiles with ``table2``)."""
+        return self.work / "gen_t2" / method / f"seed{seed}"
+
+    @property
+    def table2_own_poses(self) -> bool:
+        """Table 2 trains on its own, larger pose split (``table2``) instead of the lab_gen sets."""
+        return bool(self.cfg.get("table2"))
+
+    def table2_images(self) -> int:
+        """Generated images per Table 2 set."""
+        return int(self.cfg["world"][T2_POSES if self.table2_own_poses else "lab_gen"]["n"])
+
     def down_dir(self, name: str, seed: int) -> Path:
-        return self.work / "downstream" / name / f"seed{seed}"
+        # a set drawn on Table 2's own poses has its own folder: a work folder from before `table2`
+        # must not pass its lab_gen-set models off as Table 2's
+        own = self.table2_own_poses and name != "real_lab"
+        return self.work / ("downstream_t2" if own else "downstream") / name / f"seed{seed}"
 
     @property
     def arm_model(self) -> str:
@@ -509,6 +534,9 @@ class Runner:
         """The held-out poses as their local crops (Table 4's local-only model generates from these)."""
         return self.data("lab_gen") / "gen_poses_local.jsonl"
 
+    def prompt_file_of(self, split: str) -> Path:
+        return self.prompt_file if split == "lab_gen" else self.work / "prompts" / f"{split}_wild.txt"
+
     def tas_precondition(self) -> dict:
         """The TAS precondition measured on the base (``eval/tas_probe.json``): ratio, threshold, passed."""
         probe = _read_json(self.work / "eval" / "tas_probe.json")
@@ -535,30 +563,29 @@ class Runner:
 
     def stage_prompts(self) -> None:
         from handsynth.data import read_dataset, write_metadata
+        from handsynth.micro.data import local_as_global
         from handsynth.micro.prompts import wild_prompts
 
-        if not self.gen_poses.exists():
-            # The generators' input: the held-out lab poses with their condition maps, without the real
-            # photo and its local crop (a generated record must not point at the real lab crop).
-            poses = read_dataset(self.data("lab_gen"))
-            for s in poses:
-                if s.local is not None:
-                    s.local.file_name = None
-            write_metadata(self.gen_poses, poses)
-        if not self.gen_poses_local.exists():
-            from handsynth.micro.data import local_as_global
-
-            write_metadata(self.gen_poses_local, local_as_global(read_dataset(self.data("lab_gen"))))
+        for split in ["lab_gen"] + ([T2_POSES] if self.table2_own_poses else []):
+            folder = self.data(split)
+            if not (folder / "gen_poses.jsonl").exists():
+                # The generators' input: the held-out lab poses with their condition maps, without the
+                # real photo and its local crop (a generated record must not point at the real lab crop).
+                poses = read_dataset(folder)
+                for s in poses:
+                    if s.local is not None:
+                        s.local.file_name = None
+                write_metadata(folder / "gen_poses.jsonl", poses)
+            if not (folder / "gen_poses_local.jsonl").exists():
+                write_metadata(folder / "gen_poses_local.jsonl", local_as_global(read_dataset(folder)))
+            prompt_file = self.prompt_file_of(split)
+            if not prompt_file.exists():
+                prompts = wild_prompts(read_dataset(folder), read_dataset(self.data("wild_train")), seed=0)
+                prompt_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = prompt_file.with_suffix(".tmp")
+                tmp.write_text("\n".join(prompts) + "\n")
+                tmp.replace(prompt_file)
         self.suite_prompts()
-        if self.prompt_file.exists():
-            return
-        prompts = wild_prompts(
-            read_dataset(self.data("lab_gen")), read_dataset(self.data("wild_train")), seed=0
-        )
-        self.prompt_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.prompt_file.with_suffix(".tmp")
-        tmp.write_text("\n".join(prompts) + "\n")
-        tmp.replace(self.prompt_file)
 
     def cot_records(self, split: str) -> Path:
         """The CoT copy of a split's records (``prompt``: the CoT prompt of its verbose caption)."""
@@ -780,9 +807,19 @@ class Runner:
                 )
         self.parallel(jobs)
 
-    def generate_cmd(self, method: str, seed: int) -> list[str]:
+    def generate_cmd(self, method: str, seed: int, split: str = "lab_gen") -> list[str]:
+        """``handsynth generate`` for one row and seed on the poses of ``split`` (lab_gen, or Table 2's)."""
         spec = self.cfg["methods"][method]["generate"]
         g = self.cfg["generate"]
+        if split != "lab_gen" and spec.get("prompts"):
+            raise SystemExit(
+                f"row {method!r} generates from the suite's {spec['prompts']} prompts, which exist for "
+                f"{self.cfg.get('prompts_from')} only: set table2: null for this suite"
+            )
+        poses = self.data(split) / (
+            "gen_poses_local.jsonl" if spec.get("input") == "local" else "gen_poses.jsonl"
+        )
+        out = self.gen_dir(method, seed) if split == "lab_gen" else self.t2_gen_dir(method, seed)
         cmd = [
             *handsynth_cmd(),
             "generate",
@@ -791,13 +828,13 @@ class Runner:
             "--base-model",
             self.base,
             "--in",
-            self.gen_poses_local if spec.get("input") == "local" else self.gen_poses,
+            poses,
             "--out",
-            self.gen_dir(method, seed),
+            out,
             "--prompts",
             "file",
             "--prompt-file",
-            self.prompt_file_for(method),
+            self.prompt_file_for(method) if split == "lab_gen" else self.prompt_file_of(split),
             "--steps",
             g["steps"],
             "--guidance",
@@ -834,6 +871,12 @@ class Runner:
         if not (self.work / "eval" / "tas_probe.json").exists():
             self.sh("tas_probe", self.self_job("tas_probe"))
 
+    def table2_generated(self) -> list[str]:
+        """The rows that draw Table 2's own poses: its generated sets and the shuffled control's source."""
+        sets = self.downstream_sets()
+        source = self.cfg.get("controls", {}).get("shuffle")
+        return [m for m in self.generated_sets() if m in sets or (m == source and SHUFFLED in sets)]
+
     def stage_generate(self) -> None:
         jobs = []
         n = self.cfg["world"]["lab_gen"]["n"]
@@ -843,6 +886,12 @@ class Runner:
                 if _count_records(out) >= n:
                     continue
                 jobs.append((f"generate_{method}_seed{seed}", self.generate_cmd(method, seed)))
+        if self.table2_own_poses:
+            for seed in self.cfg["seeds"]:
+                for method in self.table2_generated():
+                    if _count_records(self.t2_gen_dir(method, seed)) < self.table2_images():
+                        cmd = self.generate_cmd(method, seed, split=T2_POSES)
+                        jobs.append((f"generate_t2_{method}_seed{seed}", cmd))
         self.parallel(jobs)
 
     def stage_metrics(self) -> None:
@@ -868,6 +917,13 @@ class Runner:
             src = self.gen_dir(source, seed)
             if _count_records(src) >= n and _count_records(self.gen_dir(SHUFFLED, seed)) < n:
                 write_shuffled(src, self.gen_dir(SHUFFLED, seed), seed)
+            src, out, n2 = (
+                self.t2_gen_dir(source, seed),
+                self.t2_gen_dir(SHUFFLED, seed),
+                self.table2_images(),
+            )
+            if self.table2_own_poses and _count_records(src) >= n2 and _count_records(out) < n2:
+                write_shuffled(src, out, seed)
             self.jobs_done += 1
 
     def downstream_sets(self) -> list[str]:
@@ -884,7 +940,10 @@ class Runner:
         return sets
 
     def downstream_data(self, name: str, seed: int) -> str:
-        """The generated (or oracle) set added to real lab for downstream set ``name``."""
+        """The generated (or oracle) set added to real lab for downstream set ``name`` (Table 2's own
+        poses and their real wild photos when the profile gives it some)."""
+        if self.table2_own_poses:
+            return str(self.data(T2_ORACLE) if name == "oracle" else self.t2_gen_dir(name, seed))
         return str(self.data("wild_gen") if name == "oracle" else self.gen_dir(name, seed))
 
     @property

@@ -320,6 +320,72 @@ def test_downstream_runs_the_sets_the_table2_claims_compare(micro_run):
     )
 
 
+def test_table2_draws_its_own_poses_only_for_the_sets_its_claims_compare(runner):
+    """Issue 11 §4 (>= 1,000 images per Table 2 set) without 1,000 images for every Table 1 row: the
+    Table 2 sets draw a pose split of their own, the oracle is those poses' real wild photos."""
+    from handsynth.data import write_metadata
+
+    r, jobs = runner
+    full = type(r)(_full_cfg(), r.work, create=False)
+    assert full.table2_images() == 1000 and full.cfg["world"]["lab_gen"]["n"] == 128
+    assert full.table2_generated() == ["attentionhand"]  # its images + their shuffled copy; not ah_separate
+    assert full.cfg["world"]["wild_t2"]["poses"] == "lab_t2"
+
+    assert r.table2_own_poses and r.table2_images() == 3
+    lab = [_sample(i, "left" if i % 2 else "right") for i in range(4)]
+    wild = [_sample(i, "right", bg="in front of a wall", domain="wild") for i in range(5)]
+    for rec in lab + wild:  # in front of the camera, as a written record must be
+        rec.hands[0].joints_3d = [[x, y, z + 0.5] for x, y, z in rec.hands[0].joints_3d]
+    for split, recs in (("lab_gen", lab), ("lab_t2", lab[:3]), ("wild_train", wild)):
+        r.data(split).mkdir(parents=True)
+        write_metadata(r.data(split) / "metadata.jsonl", recs)
+    r.stage_prompts()
+    t2_prompts = r.prompt_file_of("lab_t2").read_text().splitlines()
+    assert len(t2_prompts) == 3 and len(r.prompt_file.read_text().splitlines()) == 4
+    assert (r.data("lab_t2") / "gen_poses.jsonl").exists()
+
+    r.stage_generate()  # tiny: downstream.sets all -> every generated row draws Table 2's poses too
+    methods = r.generated_sets()
+    assert sorted(jobs) == sorted(
+        [f"generate_{m}_seed0" for m in methods] + [f"generate_t2_{m}_seed0" for m in methods]
+    )
+    cmd = [str(c) for c in r.generate_cmd("attentionhand", 0, split="lab_t2")]
+    assert cmd[cmd.index("--in") + 1] == str(r.data("lab_t2") / "gen_poses.jsonl")
+    assert cmd[cmd.index("--out") + 1] == str(r.t2_gen_dir("attentionhand", 0))
+    assert cmd[cmd.index("--prompt-file") + 1] == str(r.prompt_file_of("lab_t2"))
+    local = [str(c) for c in r.generate_cmd("ah_local", 0, split="lab_t2")]
+    assert local[local.index("--in") + 1] == str(r.data("lab_t2") / "gen_poses_local.jsonl")
+    assert r.downstream_data("oracle", 0) == str(r.data("wild_t2"))
+    assert r.downstream_data("attentionhand", 0) == str(r.t2_gen_dir("attentionhand", 0))
+    assert (
+        r.down_dir("oracle", 0).parts[-3] == "downstream_t2"
+        and r.down_dir("real_lab", 0).parts[-3] == "downstream"
+    )
+
+    # the shuffled control copies Table 2's AttentionHand set (labels moved), not lab_gen's
+    from PIL import Image
+
+    src = r.t2_gen_dir("attentionhand", 0)
+    src.mkdir(parents=True)
+    for i, rec in enumerate(lab[:3]):
+        rec.file_name = f"{i}.png"
+        Image.new("RGB", (64, 64), (i, i, i)).save(src / rec.file_name)
+    write_metadata(src / "metadata.jsonl", lab[:3])
+    r.stage_controls()
+    assert len((r.t2_gen_dir("shuffled", 0) / "metadata.jsonl").read_text().splitlines()) == 3
+
+    # a suite row that generates from suite-only prompts cannot draw Table 2's poses
+    r.cfg["methods"]["attentionhand"]["generate"]["prompts"] = "cot"
+    with pytest.raises(SystemExit, match="table2: null"):
+        r.generate_cmd("attentionhand", 0, split="lab_t2")
+
+
+def _full_cfg() -> dict:
+    import run as micro_run  # the runner fixture put benchmarks/micro on sys.path
+
+    return micro_run.load_profile("full")
+
+
 def _sample(i: int, side: str, bg: str | None = None, domain: str = "lab") -> Sample:
     rng = np.random.default_rng(i)
     joints = rng.normal(size=(21, 3)) * 0.03
@@ -452,10 +518,12 @@ def test_stages_skip_finished_outputs(runner):
     r.stage_guidance()
     assert jobs == []
     r.stage_world()
-    first = ["world_lab_gen", "world_lab_train", "world_wild_test", "world_wild_train"]
+    first = ["world_lab_gen", "world_lab_train", "world_lab_t2", "world_wild_test", "world_wild_train"]
     empty = ["empty_wild_calib", "empty_wild_test", "empty_wild_train"]
-    assert sorted(jobs) == sorted([*first, *empty, "world_wild_gen", "world_wild_gen_ref"])
+    second = ["world_wild_gen", "world_wild_gen_ref", "world_wild_t2"]
+    assert sorted(jobs) == sorted([*first, *empty, *second])
     assert jobs.index("world_wild_gen") > jobs.index("world_lab_gen")  # re-renders lab_gen's poses
+    assert jobs.index("world_wild_t2") > jobs.index("world_lab_t2")
     for split in [*r.cfg["world"], *(f"empty_{k}" for k in r.cfg["empty"])]:  # finished: marked done
         r.data(split).mkdir(parents=True)
         (r.data(split) / "metadata.jsonl").write_text("")

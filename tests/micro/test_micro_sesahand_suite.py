@@ -35,8 +35,12 @@ def test_suite_config_keeps_the_default_suite_and_builds_valid_sesahand_rows(mic
         "sesahand_hsa_tas",
     }
     # Same world, base, tools and budgets as the default suite; only the suite's keys differ.
-    for key in ("world", "base", "tools", "guidance", "generate", "gates", "seeds", "recon"):
+    for key in ("base", "tools", "guidance", "generate", "gates", "seeds", "recon"):
         assert full[key] == default[key], key
+    # the same world but Table 2's own poses, which this suite does not draw (`table2: null`)
+    t2 = {micro_run.T2_POSES, micro_run.T2_ORACLE}
+    assert full["world"] == {k: v for k, v in default["world"].items() if k not in t2}
+    assert full["table2"] is None and t2 <= set(default["world"])
     protocol = {"protocol": "finetune", "finetune_steps": 400, "finetune_lr": 3.0e-4}
     assert full["downstream"] == {**default["downstream"], **protocol}  # same pretraining budget
     assert set(micro_run.load_profile("quick", suite="sesahand")["methods"]) == set(full["methods"])
