@@ -527,12 +527,16 @@ class Runner:
 
     @property
     def gen_poses(self) -> Path:
-        return self.data("lab_gen") / "gen_poses.jsonl"
+        return self.gen_input("lab_gen")
 
     @property
     def gen_poses_local(self) -> Path:
         """The held-out poses as their local crops (Table 4's local-only model generates from these)."""
-        return self.data("lab_gen") / "gen_poses_local.jsonl"
+        return self.gen_input("lab_gen", local=True)
+
+    def gen_input(self, split: str, local: bool = False) -> Path:
+        """The generators' input records for a held-out pose split (``local``: as their local crops)."""
+        return self.data(split) / ("gen_poses_local.jsonl" if local else "gen_poses.jsonl")
 
     def prompt_file_of(self, split: str) -> Path:
         return self.prompt_file if split == "lab_gen" else self.work / "prompts" / f"{split}_wild.txt"
@@ -568,16 +572,16 @@ class Runner:
 
         for split in ["lab_gen"] + ([T2_POSES] if self.table2_own_poses else []):
             folder = self.data(split)
-            if not (folder / "gen_poses.jsonl").exists():
+            if not self.gen_input(split).exists():
                 # The generators' input: the held-out lab poses with their condition maps, without the
                 # real photo and its local crop (a generated record must not point at the real lab crop).
                 poses = read_dataset(folder)
                 for s in poses:
                     if s.local is not None:
                         s.local.file_name = None
-                write_metadata(folder / "gen_poses.jsonl", poses)
-            if not (folder / "gen_poses_local.jsonl").exists():
-                write_metadata(folder / "gen_poses_local.jsonl", local_as_global(read_dataset(folder)))
+                write_metadata(self.gen_input(split), poses)
+            if not self.gen_input(split, local=True).exists():
+                write_metadata(self.gen_input(split, local=True), local_as_global(read_dataset(folder)))
             prompt_file = self.prompt_file_of(split)
             if not prompt_file.exists():
                 prompts = wild_prompts(read_dataset(folder), read_dataset(self.data("wild_train")), seed=0)
@@ -816,9 +820,7 @@ class Runner:
                 f"row {method!r} generates from the suite's {spec['prompts']} prompts, which exist for "
                 f"{self.cfg.get('prompts_from')} only: set table2: null for this suite"
             )
-        poses = self.data(split) / (
-            "gen_poses_local.jsonl" if spec.get("input") == "local" else "gen_poses.jsonl"
-        )
+        poses = self.gen_input(split, local=spec.get("input") == "local")
         out = self.gen_dir(method, seed) if split == "lab_gen" else self.t2_gen_dir(method, seed)
         cmd = [
             *handsynth_cmd(),
