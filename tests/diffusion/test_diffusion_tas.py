@@ -119,6 +119,28 @@ def test_loss_edge_cases(maps):
     assert float(tas_loss([torch.tensor([1.2])], clamp=False)[0]) == pytest.approx(-0.2)
 
 
+def test_smoothing_maps_smaller_than_the_kernel():
+    # A 64-pixel image's lowest attention resolution is 1x1: reflection cannot pad it (torch refuses),
+    # replication leaves it unchanged; a 2x2 map still uses reflection (the A&E formula).
+    from handsynth.diffusion.tas import smooth
+
+    k = gaussian_kernel(3, 0.5)
+    one = torch.rand(4, 1, 1)
+    assert torch.allclose(smooth(one, k), one)
+    two = torch.rand(2, 2, 2)
+    padded = np.pad(two.numpy(), ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    want = np.stack(
+        [
+            [[(padded[n, i : i + 3, j : j + 3] * k.numpy()).sum() for j in range(2)] for i in range(2)]
+            for n in range(2)
+        ]
+    )
+    assert np.allclose(smooth(two, k).numpy(), want, atol=1e-6)
+    probs = torch.rand(1, 1, 1, 77)  # token_scores on a 1x1 map (batch, h, w, tokens)
+    (s,) = token_scores(probs, [[2]], [5], TASConfig())
+    assert torch.isfinite(s).all() and s.shape == (1,)
+
+
 def test_load_balancing_loss_formula(maps):
     cfg = TASConfig(loss="lb", token_window="prompt")
     out = lb_loss(maps, [[3], []], [11, 6], cfg)

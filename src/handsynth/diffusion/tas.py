@@ -101,11 +101,15 @@ def gaussian_kernel(size: int = 3, sigma: float = 0.5, formula: str = "ae") -> t
 
 
 def smooth(maps: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Smooth (N, h, w) maps with ``kernel`` (reflect padding, same size out)."""
+    """Smooth (N, h, w) maps with ``kernel`` (reflect padding, same size out).
+
+    Reflection needs a side longer than the padding: maps that small (1x1 at the lowest attention
+    resolution of a small image) are padded by replication instead, which leaves a 1x1 map unchanged."""
     pad = kernel.shape[-1] // 2
     x = maps.unsqueeze(1)
     if pad:
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        mode = "reflect" if min(x.shape[-2:]) > pad else "replicate"
+        x = F.pad(x, (pad, pad, pad, pad), mode=mode)
     return F.conv2d(x, kernel.to(x)[None, None]).squeeze(1)
 
 
