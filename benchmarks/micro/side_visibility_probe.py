@@ -37,7 +37,7 @@ def cohen_kappa(truth: np.ndarray, pred: np.ndarray) -> float:
     return (po - pe) / (1 - pe) if pe < 1 else 0.0
 
 
-def render(out: Path, arm_model: str, n: int, seed: int, size: int) -> None:
+def render(out: Path, arm_model: str, n: int, seed: int, size: int, palm_contrast: str = "subtle") -> None:
     """One wild world as the full profile's wild_train (hand 50-75 % of the side, 4 fixed backgrounds,
     objects in 30 % of hands)."""
     if (out / "metadata.jsonl").exists():
@@ -61,6 +61,8 @@ def render(out: Path, arm_model: str, n: int, seed: int, size: int) -> None:
         "0.3",
         "--arm-model",
         arm_model,
+        "--palm-contrast",
+        palm_contrast,
     ]
     subprocess.run(cmd, check=True, env={**os.environ, "TQDM_DISABLE": "1"})
 
@@ -80,6 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=1500, help="feature-extractor steps (default 1500)")
     p.add_argument("--size", type=int, default=64, help="photo side (default 64, the full profile's)")
     p.add_argument("--arm-models", nargs="+", default=["free", "anatomical"], choices=ARM_MODELS)
+    p.add_argument(
+        "--palm-contrast",
+        choices=["subtle", "strong"],
+        default="subtle",
+        help="the world's palm against back (skin.PALM_CONTRASTS; default subtle, the full profile's)",
+    )
+    p.add_argument(
+        "--controls",
+        nargs="+",
+        default=["true", "shuffled"],
+        choices=["true", "shuffled"],
+        help="side labels to train on (default both: the true ones and the shuffled control)",
+    )
     p.add_argument("--out", type=Path, default=None, help="markdown table (and .json beside it)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     a = p.parse_args(argv)
@@ -87,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     rows, result = [], {}
     for arm in a.arm_models:
         t0 = time.time()
-        render(a.work / f"{arm}_{a.size}" / "train", arm, a.train, 21, a.size)
-        render(a.work / f"{arm}_{a.size}" / "test", arm, a.test, 22, a.size)
-        train = load_world([a.work / f"{arm}_{a.size}" / "train"], a.size)
-        test = load_world([a.work / f"{arm}_{a.size}" / "test"], a.size)
+        world = a.work / (f"{arm}_{a.size}" + ("" if a.palm_contrast == "subtle" else f"_{a.palm_contrast}"))
+        render(world / "train", arm, a.train, 21, a.size, a.palm_contrast)
+        render(world / "test", arm, a.test, 22, a.size, a.palm_contrast)
+        train = load_world([world / "train"], a.size)
+        test = load_world([world / "test"], a.size)
         truth = np.array([lab["side"] for lab in test.labels])
         majority = max(set(truth), key=list(truth).count)
-        for control in ("true labels", "shuffled labels"):
+        tones = np.array([int(t) if (t := lab["skin_tone"]).isdigit() else 0 for lab in test.labels])
+        for control in (f"{c} labels" for c in a.controls):
             labels = [dict(lab) for lab in train.labels]
             if control == "shuffled labels":
                 sides = np.random.default_rng(0).permutation([lab["side"] for lab in labels])
@@ -113,16 +130,25 @@ def main(argv: list[str] | None = None) -> int:
             }
             acc = float(np.mean(preds["side"] == truth))
             over_majority = majority_kappa(acc, list(truth))[1]  # gate (b3)'s measure
+            # palm and back differ little on light skin (MST 1-4) and much on dark (5-10): split by tone
+            by_tone = {
+                name: float(np.mean(preds["side"][m] == truth[m]))
+                for name, m in (("MST 1-4", (tones >= 1) & (tones <= 4)), ("MST 5-10", tones >= 5))
+                if m.any()
+            }
             result[f"{arm} / {control}"] = {
                 "accuracy": acc,
                 "kappa_over_majority": over_majority,
                 "kappa": read["side"],
                 "n_test": len(truth),
                 "heads": read,
+                "accuracy_by_tone": by_tone,
             }
             others = ", ".join(f"{h} {k:+.2f}" for h, k in read.items() if h not in ("side", "domain"))
+            tone_acc = ", ".join(f"{k} {v:.0%}" for k, v in by_tone.items())
             rows.append(
-                f"| {arm} | {control} | {acc:.0%} | {over_majority:+.2f} | {read['side']:+.2f} | {others} |"
+                f"| {arm} | {control} | {acc:.0%} | {over_majority:+.2f} | {read['side']:+.2f} | {tone_acc} "
+                f"| {others} |"
             )
             print(rows[-1], flush=True)
         acc = float(np.mean(truth == majority))
@@ -132,15 +158,15 @@ def main(argv: list[str] | None = None) -> int:
             "kappa": 0.0,
             "n_test": len(truth),
         }
-        rows.append(f"| {arm} | trivial: always {majority} | {acc:.0%} | +0.00 | +0.00 | |")
+        rows.append(f"| {arm} | trivial: always {majority} | {acc:.0%} | +0.00 | +0.00 | | |")
         print(f"  {arm}: {time.time() - t0:.0f} s", flush=True)
     table = [
-        f"Wild worlds at {a.size} px: {a.train} training photos (seed 21), {a.test} held-out photos (seed 22), "
+        f"Wild worlds at {a.size} px, palm contrast {a.palm_contrast}: {a.train} training photos (seed 21), {a.test} held-out photos (seed 22), "
         f"world feature extractor {a.steps} steps with flips.",
         "",
         "| arm model | side labels trained on | held-out side accuracy | side kappa over the majority "
-        "((b3)'s measure) | side Cohen's kappa | other heads' Cohen's kappa |",
-        "|---|---|---|---|---|---|",
+        "((b3)'s measure) | side Cohen's kappa | side accuracy by skin tone | other heads' Cohen's kappa |",
+        "|---|---|---|---|---|---|---|",
         *rows,
     ]
     print("\n".join(table))

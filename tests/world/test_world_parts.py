@@ -227,3 +227,44 @@ def test_degradation_ranges_per_domain():
     assert lab.jpeg_quality == 95 and lab.blur_sigma == 0 and lab.background_blur == 0
     wild = [degrade.sample_degradation("wild", np.random.default_rng(i)) for i in range(30)]
     assert min(d.jpeg_quality for d in wild) < 60 and any(d.blur_sigma > 0 for d in wild)
+
+
+def _palm_back_distance(contrast: str, tone: int) -> float:
+    """sRGB distance (0..255 per channel) between the mean palm-side and back-side albedo of the world's
+    right hand."""
+    from handsynth.world.scene import WorldConfig, WorldGenerator
+
+    layout = WorldGenerator(WorldConfig(domain="wild", size=64, maps=())).assets("right").layout
+    rgb = skin.linear_to_srgb(skin.skin_albedo(layout, tone, np.random.default_rng(0), contrast)) * 255
+    return float(np.linalg.norm(rgb[layout.palm > 0.9].mean(0) - rgb[layout.palm == 0].mean(0)))
+
+
+@pytest.mark.parametrize("tone", [1, 2, 3, 6, 10])
+def test_strong_palm_contrast_sets_palm_apart_from_back_for_every_tone(tone):
+    strong, subtle = _palm_back_distance("strong", tone), _palm_back_distance("subtle", tone)
+    assert strong > 15 and strong > subtle + 10
+    if tone <= 2:  # the lightest tones: the subtle palm is almost the colour of the back
+        assert subtle < 6
+
+
+def test_palm_contrast_draws_the_same_random_numbers_and_refuses_unknown_names():
+    from handsynth.errors import UserError
+    from handsynth.world.scene import WorldConfig
+
+    layout = skin.skin_layout(*_tiny_hand())
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    skin.skin_albedo(layout, 5, a, "subtle"), skin.skin_albedo(layout, 5, b, "strong")
+    assert a.random() == b.random()  # same draws: a world's other facts do not move with the knob
+    with pytest.raises(ValueError, match="palm contrast"):
+        skin.skin_albedo(layout, 5, a, "stark")
+    with pytest.raises(UserError, match="palm contrast"):
+        WorldConfig(palm_contrast="stark")
+
+
+def _tiny_hand() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """A 4-vertex stand-in mesh with OpenPose-21 joints (enough for skin_layout)."""
+    v = np.array([[0, 0, 0], [0.01, 0, 0], [0, 0.01, 0], [0, 0, 0.01]], np.float64)
+    f = np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]], np.int64)
+    j = np.zeros((21, 3))
+    j[5], j[17] = [0.02, 0.08, 0], [-0.02, 0.07, 0]
+    return v, f, j, "right"

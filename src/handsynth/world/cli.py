@@ -10,6 +10,7 @@ from handsynth.render.maps import check_maps
 from handsynth.world.captions import CAPTION_STYLES
 from handsynth.world.dataset import render_world
 from handsynth.world.scene import ARM_MODELS, DOMAINS, WorldConfig
+from handsynth.world.skin import PALM_CONTRASTS
 
 DEFAULT_MAPS = "mesh,seg"
 
@@ -44,6 +45,7 @@ def config_from_args(args: argparse.Namespace) -> WorldConfig:
         backgrounds=args.backgrounds,
         local_crop=args.local_crop,
         arm_model=args.arm_model,
+        palm_contrast=args.palm_contrast,
     )
 
 
@@ -167,5 +169,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=WorldConfig.arm_model,
         help="any roll of the hand about the forearm (default); or, in wild, the elbow leans out to the "
         "hand's side and the palm turns only as far as a forearm can",
+    )
+    p.add_argument(
+        "--palm-contrast",
+        choices=PALM_CONTRASTS,
+        default=WorldConfig.palm_contrast,
+        help="palms a little lighter than backs (default), or clearly lighter and pinker with darker "
+        "backs, so that the side shows in the pixels",
     )
     p.set_defaults(func=_run)

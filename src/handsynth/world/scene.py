@@ -84,6 +84,10 @@ class WorldConfig:
     # arms did not make side readable at 64 px (benchmarks/results/micro_side_visibility.md), so the
     # default stays free and earlier worlds stay reproducible.
     arm_model: str = "free"
+    # "subtle": palms a little lighter than backs; "strong": clearly lighter, pinker palms and darker
+    # backs (skin.PALM_CONTRASTS), so that a net can tell the side from the pixels (default subtle: the
+    # worlds rendered before 2026-11-30 stay reproducible)
+    palm_contrast: str = "subtle"
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -125,6 +129,8 @@ class WorldConfig:
             raise UserError(f"local crop must be 'inside' or 'centred', got {self.local_crop!r}")
         if self.arm_model not in ARM_MODELS:
             raise UserError(f"arm model must be one of {ARM_MODELS}, got {self.arm_model!r}")
+        if self.palm_contrast not in skin.PALM_CONTRASTS:
+            raise UserError(f"palm contrast must be one of {skin.PALM_CONTRASTS}, got {self.palm_contrast!r}")
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         self.maps = tuple(self.maps)
@@ -476,7 +482,7 @@ class WorldGenerator:
         env = skin.srgb_to_linear(bg.image.reshape(-1, 3).mean(axis=0) / 255.0)
         light = lighting.sample_lighting(look, rng, env)
         normals = vertex_normals(verts, faces)
-        albedo = skin.skin_albedo(self.assets(side).layout, tone, rng)
+        albedo = skin.skin_albedo(self.assets(side).layout, tone, rng, cfg.palm_contrast)
         meshes = [
             SceneMesh(
                 verts,

@@ -131,16 +131,33 @@ def skin_layout(
     return SkinLayout(v, palm, red, nail)
 
 
-def skin_albedo(layout: SkinLayout, tone: int, rng: np.random.Generator) -> np.ndarray:
+# How palm and back differ (WorldConfig.palm_contrast). "subtle": the palm is the base tone blended 60 %
+# towards the tone three steps lighter (for the lightest tones almost no change). "strong": the palm is
+# blended 90 % towards the tone four steps lighter, tinted pink, and the back is 15 % darker (palms carry
+# less melanin and show blood; backs are tanned): a left hand's photo is a right hand's mirrored, so
+# palm against back, with the thumb's place, is what tells the side (micro_side_visibility.md).
+PALM_CONTRASTS: tuple[str, ...] = ("subtle", "strong")
+_PALM = {  # tone steps lighter, blend weight, pink tint (linear RGB), darkening of the back
+    "subtle": (3, 0.6, (1.03, 0.95, 0.93), 0.0),
+    "strong": (4, 0.9, (1.06, 0.86, 0.84), 0.15),
+}
+
+
+def skin_albedo(
+    layout: SkinLayout, tone: int, rng: np.random.Generator, palm_contrast: str = "subtle"
+) -> np.ndarray:
     """Per-vertex *linear* RGB albedo (V, 3) of a hand of MST ``tone`` (any pose of that mesh)."""
+    if palm_contrast not in _PALM:
+        raise ValueError(f"palm contrast must be one of {PALM_CONTRASTS}, got {palm_contrast!r}")
+    steps, weight, tint, back = _PALM[palm_contrast]
     v = layout.rest_vertices
     base = srgb_to_linear(tone_rgb(tone))
     # Small per-person hue shift (warmer / cooler undertone).
     base = base * np.array([1.0 + rng.normal(0, 0.03), 1.0, 1.0 + rng.normal(0, 0.04)])
     # Palms: less melanin -> lighter and pinker, strongest on dark tones.
-    palm_tone = srgb_to_linear(tone_rgb(max(1, tone - 3))) * np.array([1.03, 0.95, 0.93])
-    p = 0.6 * layout.palm[:, None]
-    lin = base[None] * (1 - p) + palm_tone[None] * p
+    palm_tone = srgb_to_linear(tone_rgb(max(1, tone - steps))) * np.array(tint)
+    p = weight * layout.palm[:, None]
+    lin = base[None] * (1 - back * (1 - layout.palm[:, None])) * (1 - p) + palm_tone[None] * p
     # Knuckles and finger tips: a little redder (blood closer to the surface).
     lin = lin * (1 + 0.18 * layout.red[:, None] * np.array([0.6, -0.5, -0.5]))
     # Nails: a pale pink patch on the back of each finger tip.
