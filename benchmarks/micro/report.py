@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -312,12 +313,44 @@ def _downstream_budget(d: dict) -> str:
 
 
 def _short_path(path: str) -> str:
-    """A path inside the repository, relative to it (the embedded model's folder reads the same anywhere)."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        return str(Path(path).resolve().relative_to(repo))
-    except ValueError:
-        return str(path)
+    """A path as a reader of the report can follow it (``run.shown_path``: relative to the repository,
+    or from ``outputs/`` on for a folder of another checkout)."""
+    from run import shown_path
+
+    return shown_path(path)
+
+
+def _work_folder(path: Path) -> Path:
+    """The work folder an artifact path lies in (the nearest ancestor holding ``timings.json``)."""
+    for parent in path.parents:
+        if (parent / "timings.json").exists():
+            return parent
+    return path.parent
+
+
+def _reused_line(r, reused: dict[str, str]) -> str:
+    """What ``--reuse-from`` took, grouped by source folder (shown from ``outputs/`` on: the machine's own
+    prefix means nothing to a reader), and where the reused base and tools were themselves trained."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for name, path in reused.items():
+        shown = _short_path(str(_work_folder(Path(path))))
+        group = groups.setdefault(shown, {})
+        m = re.fullmatch(r"train_(.+)_seed(\d+)", name)
+        if m:
+            group.setdefault(f"{m.group(1)} seeds", []).append(m.group(2))
+        else:
+            group.setdefault("", []).append(name)
+    parts = []
+    for shown, group in groups.items():
+        items = [", ".join(group.pop(""))] if "" in group else []
+        items += [f"{k} {', '.join(v)}" for k, v in group.items()]
+        parts.append(f"from another work folder of the same machine (`{shown}`): {'; '.join(items)}")
+    origins = sorted({r.provenance(n) for n in reused if not n.startswith("train_")})
+    origin = f" The reused base and tools were {'; '.join(origins)}." if origins else ""
+    return (
+        f"Reused (`--reuse-from`, same recipe: budget and data fingerprints; their training time is not "
+        f"above): {'. '.join(parts)}.{origin}"
+    )
 
 
 def _pretrained_cost(r) -> str:
@@ -674,6 +707,29 @@ def write_report(r) -> Path:
         ),
         "",
     ]
+    if r.table2_own_poses:  # look at the sets Table 2 trains on, too (1,000 images each)
+        from run import T2_ORACLE, T2_POSES
+
+        t2_sets = r.table2_generated()
+        t2_sheet = write_sheet(
+            r,
+            r.results / f"{stem}_table2_sheet.png",
+            t2_sets,
+            poses=T2_POSES,
+            refs=T2_ORACLE,
+            gen_dir=r.t2_gen_dir,
+            prompt_file=r.prompt_file_of(T2_POSES),
+        )
+        if t2_sheet is not None:
+            lines += [
+                f"![Table 2's sets]({t2_sheet.name})",
+                "",
+                "*Table 2's own poses (seed 0, the first 8 of "
+                f"{r.table2_images():,}): the mesh, the oracle's real wild photo, then "
+                f"{', '.join(NAMES.get(m, m) for m in t2_sets)}; the shuffled control draws the same images "
+                "with shuffled labels.*",
+                "",
+            ]
     # Per-metric detail
     lines += ["## Per-metric tests", ""]
     lines.append(
@@ -836,11 +892,7 @@ def write_report(r) -> Path:
                 f"{', '.join(f'`{_short_path(w)}`' for w in where)}. {_pretrained_cost(r)}",
             ]
         if timings.get("reused"):
-            reused = ", ".join(f"{k} from `{v}`" for k, v in timings["reused"].items())
-            lines += [
-                "",
-                f"Reused (`--reuse-from`, same budget and data; their training time is not above): {reused}.",
-            ]
+            lines += ["", _reused_line(r, timings["reused"])]
     lines.append("")
     machine = timings.get("machine", "shared 2-core CPU (other jobs were running during the run)")
     lines.append(f"Machine: {machine}, torch CPU, one thread per job.")

@@ -121,6 +121,19 @@ def handsynth_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "handsynth.cli"]
 
 
+def shown_path(path: str | Path) -> str:
+    """A path as a reader of a record can follow it: relative to the repository when inside it, else
+    from its ``outputs/`` or ``src/handsynth/assets/`` part on (another checkout on the same machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        text = str(path)
+    for marker in ("outputs/", "src/handsynth/assets/"):
+        if marker in text:
+            return text[text.index(marker) :]
+    return text
+
+
 class Runner:
     """Stages of one profile; every output under ``work``; timings appended to ``timings.json``."""
 
@@ -419,11 +432,8 @@ class Runner:
             print(f"[micro] {name}: {kind} from {src.artifacts()[name]} (same budget, same data)", flush=True)
 
     def where(self) -> str:
-        """The work folder as a reader of a record finds it: relative to the repository when inside it."""
-        try:
-            return str(self.work.resolve().relative_to(REPO))
-        except ValueError:
-            return str(self.work)
+        """The work folder as a reader of a record finds it (:func:`shown_path`)."""
+        return shown_path(self.work)
 
     def provenance(self, name: str, depth: int = 0) -> str:
         """Where a base/tool came from: trained by this run, or taken (pretrained/reused) from another
@@ -441,7 +451,7 @@ class Runner:
                     return recorded
             if depth < 4 and (root / "timings.json").exists():
                 return Runner(self.cfg, root, create=False).provenance(name, depth + 1)
-            return f"taken {kind} from {source} (same recipe)"
+            return f"taken {kind} from {shown_path(root)} (same recipe)"
         return f"trained by the {self.cfg['profile']} run in {self.where()} (recipe in {RECIPE_FILE})"
 
     def stamp_recipes(self) -> None:

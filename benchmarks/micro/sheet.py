@@ -4,6 +4,7 @@ is a bug report, whatever the metrics say)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -27,24 +28,37 @@ def _by_id(folder: Path) -> dict[str, Path]:
     return {s.id: folder / s.file_name for s in read_dataset(folder) if s.file_name}
 
 
-def write_sheet(r, out: Path, methods: list[str], n: int = 8, seed: int = 0) -> Path | None:
+def write_sheet(
+    r,
+    out: Path,
+    methods: list[str],
+    n: int = 8,
+    seed: int = 0,
+    poses: str = "lab_gen",
+    refs: str = "wild_gen_ref",
+    gen_dir: Callable[[str, int], Path] | None = None,
+    prompt_file: Path | None = None,
+) -> Path | None:
     """``n`` held-out poses (rows) × [mesh, real wild photo of the pose, each method's image] (columns).
 
     Generated images are matched to poses by record id (``handsynth generate`` keeps the pose's id); the
-    oracle photos are the same poses re-rendered in wild (``wild_gen_ref``, same order as ``lab_gen``).
-    Returns None when the held-out poses are missing (nothing to show)."""
-    pose_dir, ref_dir = r.data("lab_gen"), r.data("wild_gen_ref")
+    oracle photos are the same poses re-rendered in wild (``refs``, same order as ``poses``). Defaults:
+    Table 1's poses (``lab_gen``, ``wild_gen_ref``, ``r.gen_dir``, ``r.prompt_file``); Table 2's own
+    poses pass theirs. Returns None when the poses are missing (nothing to show)."""
+    pose_dir, ref_dir = r.data(poses), r.data(refs)
+    gen_dir = gen_dir or r.gen_dir
+    prompt_file = prompt_file or r.prompt_file
     if not (pose_dir / "metadata.jsonl").exists():
         return None
-    poses = read_dataset(pose_dir)[:n]
-    refs = read_dataset(ref_dir)[:n] if (ref_dir / "metadata.jsonl").exists() else []
-    generated = {m: _by_id(r.gen_dir(m, seed)) for m in methods}
-    prompts = r.prompt_file.read_text().splitlines() if r.prompt_file.exists() else []
+    poses_ = read_dataset(pose_dir)[:n]
+    refs_ = read_dataset(ref_dir)[:n] if (ref_dir / "metadata.jsonl").exists() else []
+    generated = {m: _by_id(gen_dir(m, seed)) for m in methods}
+    prompts = prompt_file.read_text().splitlines() if prompt_file.exists() else []
     rows, captions = [], []
-    for i, pose in enumerate(poses):
+    for i, pose in enumerate(poses_):
         row = [open_or_blank(pose_dir / pose.conditions["mesh"]) if "mesh" in pose.conditions else BLANK]
         row.append(
-            open_or_blank(ref_dir / refs[i].file_name) if i < len(refs) and refs[i].file_name else BLANK
+            open_or_blank(ref_dir / refs_[i].file_name) if i < len(refs_) and refs_[i].file_name else BLANK
         )
         row += [open_or_blank(generated[m][pose.id]) if pose.id in generated[m] else BLANK for m in methods]
         rows.append(row)

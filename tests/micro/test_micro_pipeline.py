@@ -191,7 +191,7 @@ def test_installing_the_default_model_records_where_each_part_came_from(runner, 
     )
     r.install_default()
     assert seen["tools"] == {"detector": r.tool("detector")}
-    assert seen["provenance"]["base"] == "taken pretrained from /elsewhere/base (same recipe)"
+    assert seen["provenance"]["base"] == "taken pretrained from /elsewhere (same recipe)"
     assert seen["provenance"]["detector"].startswith("trained by the tiny run in ")
     assert seen["provenance"][r.cfg["default_model"]].startswith("seed 0 of the tiny run in ")
 
@@ -279,14 +279,24 @@ def test_pretrained_takes_base_and_tools_by_recipe_and_the_report_says_so(tmp_pa
     assert "recon 7 s" in _pretrained_cost(r)
 
     # Provenance: what the source's record says, carried through a second run that reused this one's.
-    assert r.provenance("base") == f"taken pretrained from {src.base} (same recipe)"
+    assert r.provenance("base") == f"taken pretrained from {src.work} (same recipe)"
     (src.work / "info.json").write_text(json.dumps({"provenance": {"base": "trained in 2026 by run5"}}))
     assert r.provenance("base") == "trained in 2026 by run5"
     chained = micro_run.Runner(cfg, tmp_path / "chained")
     chained.timings = {"reused": {"base": str(r.base), "detector": str(r.tool("detector"))}}
     assert chained.provenance("base") == "trained in 2026 by run5"
-    assert chained.provenance("detector") == f"taken pretrained from {src.tool('detector')} (same recipe)"
+    assert chained.provenance("detector") == f"taken pretrained from {src.work} (same recipe)"
     assert chained.provenance("recon").startswith("trained by the tiny run in ")
+    # The report's line: grouped by source folder (from `outputs/` on), guidance runs by method, and
+    # where the reused base and tools themselves came from.
+    from report import _reused_line
+
+    r.timings_path.write_text(json.dumps(r.timings))
+    chained.timings["reused"]["train_controlnet_seed0"] = str(r.run_dir("controlnet", 0))
+    chained.timings["reused"]["train_controlnet_seed1"] = str(r.run_dir("controlnet", 1))
+    line = _reused_line(chained, chained.timings["reused"])
+    assert f"work folder of the same machine (`{r.work}`): base, detector; controlnet seeds 0, 1." in line
+    assert line.endswith(f"were taken pretrained from {src.work} (same recipe); trained in 2026 by run5.")
 
     # Another budget: the pretrained base does not fit and is trained; `--no-pretrained` turns it off.
     other = micro_run.Runner({**cfg, "base": {**cfg["base"], "unet_steps": 3}}, tmp_path / "other")
@@ -877,6 +887,19 @@ def test_report_sheet_puts_each_methods_image_in_its_poses_row(runner):
     assert at(2, 0) == (200, 0, 0) and at(2, 1) == (200, 100, 0)  # sd's images found by id
     assert at(3, 0) == colours["attentionhand"] and at(3, 1) == (40, 40, 40)
     assert "![contact sheet](micro_tiny_sheet.png)" in md.read_text()
+
+    # Table 2's own poses get their own sheet: its poses, their oracle photos, its generated sets.
+    assert r.table2_own_poses and r.table2_generated() == ["sd", "attentionhand"]
+    split(r.data("lab_t2"), ["t0"], (0, 0, 0))
+    split(r.data("wild_t2"), ["u0"], (7, 7, 7))
+    split(r.t2_gen_dir("attentionhand", 0), ["t0"], (0, 210, 0))  # sd drew none: a blank cell
+    md = r.stage_report()
+    t2 = Image.open(md.parent / "micro_tiny_table2_sheet.png").convert("RGB")
+    assert t2.size == (4 * cell, top + row_h)
+    assert t2.getpixel((cell + cell // 2, top + cell // 2)) == (7, 7, 7)
+    assert t2.getpixel((2 * cell + cell // 2, top + cell // 2)) == (40, 40, 40)
+    assert t2.getpixel((3 * cell + cell // 2, top + cell // 2)) == (0, 210, 0)
+    assert "![Table 2's sets](micro_tiny_table2_sheet.png)" in md.read_text()
 
 
 def _guidance_split(folder: Path, mesh_grey: int) -> None:
