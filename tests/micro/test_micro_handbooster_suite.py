@@ -160,9 +160,38 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     firsts = [s for s in sources if str(shared) not in s["thresholds_from"]]
     assert len(sources) == 8 + 5 and len(firsts) == 1 and "percentile" in firsts[0]["thresholds_from"]
     assert all(s["thresholds_mm"] == firsts[0]["thresholds_mm"] for s in sources)
+    # The keep rate by novel-view angle: the exact-label renders and every row drawn from `real`.
+    lines = md.splitlines()
+    head = lines.index("| Images | 0–15° | 15–25° | 25–35° | ≥ 35° |")
+    view_rows = lines[head + 2 : lines.index("", head)]
+    assert [line.split(" | ")[0][2:] for line in view_rows] == [
+        "renders of the real conditions (labels exact)",
+        *(r for r in ROWS if r[0] in "cdef"),
+        "k_steps50",
+    ]
+    cells = [line.strip("| ").split(" | ")[1:] for line in view_rows]
+    hands = [sum(int(c.split(", ")[-1]) for c in row if c != "–") for row in cells]
+    assert len(set(hands)) == 1 and hands[0] > 0  # every hand of the set falls in one angle bin
     # (b) is the texture render on backgrounds, cropped like HandBooster's output.
     rec = json.loads((work / "gen" / "b_render" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
     assert rec["width"] == 32 and rec["hands"][0]["joints_2d"]
+
+
+def test_view_angle_is_the_turn_poses_compose_gave_the_scene():
+    sys.path.insert(0, str(MICRO))
+    try:
+        from handbooster_suite import view_angle_of
+    finally:
+        sys.path.remove(str(MICRO))
+
+    def rec(angles):
+        return {"source": {"handbooster": {"compose": {"angles_deg": angles}}}}
+
+    assert view_angle_of(rec([0.0, 0.0, 30.0])) == pytest.approx(30.0)
+    assert view_angle_of(rec([0.0, -20.0, 0.0])) == pytest.approx(20.0)
+    assert view_angle_of({"source": {}}) == 0.0 and view_angle_of(rec(None)) == 0.0
+    # two 30° turns about different axes compose to more than either (about 42.2°)
+    assert view_angle_of(rec([30.0, 30.0, 0.0])) == pytest.approx(42.18, abs=0.01)
 
 
 def test_cli_children_share_one_queue_and_run_each_job_once(micro_run, tmp_path):
