@@ -175,6 +175,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=PALM_CONTRASTS,
         default=WorldConfig.palm_contrast,
         help="palms a little lighter than backs (default), or clearly lighter and pinker with darker "
-        "backs, so that the side shows in the pixels",
+        "backs (a cue to the hand's side; it did not make side readable at 64 px, docs/micro.md)",
     )
     p.set_defaults(func=_run)

@@ -85,8 +85,8 @@ class WorldConfig:
     # default stays free and earlier worlds stay reproducible.
     arm_model: str = "free"
     # "subtle": palms a little lighter than backs; "strong": clearly lighter, pinker palms and darker
-    # backs (skin.PALM_CONTRASTS), so that a net can tell the side from the pixels (default subtle: the
-    # worlds rendered before 2026-11-30 stay reproducible)
+    # backs (skin.PALM_CONTRASTS). Strong palms did not make side readable at 64 px either
+    # (micro_side_visibility.md), so the default stays subtle and earlier worlds stay reproducible.
     palm_contrast: str = "subtle"
 
     def __post_init__(self) -> None:
