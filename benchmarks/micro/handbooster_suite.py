@@ -1271,6 +1271,10 @@ def write_report(r) -> Path:
     timings = r.timings
     lines += ["", "## Wall time per stage (s)", "", "| Stage | s |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in (timings.get("stages") or {}).items()]
+    if timings.get("total_wall_s"):
+        lines.append(f"| **whole run (all invocations that did work)** | {timings['total_wall_s']:.0f} |")
+    if timings.get("note"):
+        lines += ["", timings["note"] + "."]
     lines.append("")
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"{stem}.md"
