@@ -1033,9 +1033,6 @@ def _filter_section(r) -> list[str]:
     return lines + _view_angle_section(r)
 
 
-VIEW_BINS_DEG = (0.0, 15.0, 25.0, 35.0, 180.0)
-
-
 def view_angle_of(record: dict) -> float:
     """Degrees the record's scene was turned by ``poses compose``'s novel view (Rx·Ry·Rz about the
     wrist; 0 for a record passed through unturned)."""
@@ -1084,8 +1081,10 @@ def _view_angle_section(r) -> list[str]:
         table[name] = [(a, e) for a, e in errs if a is not None]
     if not table:
         return []
-    bins = list(zip(VIEW_BINS_DEG[:-1], VIEW_BINS_DEG[1:]))
-    heads = [f"{lo:.0f}–{hi:.0f}°" if hi < 180 else f"≥ {lo:.0f}°" for lo, hi in bins]
+    m = float(r.hb["views"]["max_deg"])  # bins scale with the range: half of it, all of it, 1.5x, more
+    edges = [0.0, m / 2, m, 1.5 * m, 180.0]
+    bins = list(zip(edges[:-1], edges[1:]))
+    heads = [f"{lo:g}–{hi:g}°" if hi < 180 else f"≥ {lo:g}°" for lo, hi in bins]
     lines = [
         "",
         f"Kept by the MPJPE threshold ({th:.1f} mm) by how far `poses compose` turned the `real` condition "
