@@ -68,7 +68,8 @@ else
   if ls .gl/*.deb >/dev/null 2>&1; then  # the EGL loaders (device README): OpenGL through EGL on the GPU
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
-    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+    vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+    [ -f "$vendor" ] && export __EGL_VENDOR_LIBRARY_FILENAMES="$vendor"
   fi
   if ls .whl/*.whl >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
