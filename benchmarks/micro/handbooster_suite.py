@@ -1036,13 +1036,13 @@ def _filter_section(r) -> list[str]:
 def view_angle_of(record: dict) -> float:
     """Degrees the record's scene was turned by ``poses compose``'s novel view (Rx·Ry·Rz about the
     wrist; 0 for a record passed through unturned)."""
+    from handsynth.poses.quaternions import rotation_angle_deg
     from handsynth.poses.views import euler_xyz
 
     angles = ((record.get("source") or {}).get("handbooster") or {}).get("compose", {}).get("angles_deg")
     if not angles:
         return 0.0
-    R = euler_xyz(np.asarray(angles, np.float64))
-    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1.0, 1.0))))
+    return float(rotation_angle_deg(np.eye(3), euler_xyz(np.asarray(angles, np.float64))))
 
 
 def _view_angle_section(r) -> list[str]:
@@ -1076,7 +1076,7 @@ def _view_angle_section(r) -> list[str]:
             continue
         th = th or rep["summary"]["thresholds_mm"]["mpjpe"]
         errs = [
-            (angle.get(h["id"].rsplit("-", 1)[0], angle.get(h["id"])), h["mpjpe_mm"]) for h in rep["hands"]
+            (angle.get(h["id"], angle.get(h["id"].rsplit("-", 1)[0])), h["mpjpe_mm"]) for h in rep["hands"]
         ]
         table[name] = [(a, e) for a, e in errs if a is not None]
     if not table:

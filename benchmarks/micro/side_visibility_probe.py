@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from handsynth.micro.data import load_world
     from handsynth.micro.features import train_feature_extractor
     from handsynth.world.scene import ARM_MODELS
+    from handsynth.world.skin import PALM_CONTRASTS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, type=Path, help="folder for the rendered worlds")
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arm-models", nargs="+", default=["free", "anatomical"], choices=ARM_MODELS)
     p.add_argument(
         "--palm-contrast",
-        choices=["subtle", "strong"],
+        choices=PALM_CONTRASTS,
         default="subtle",
         help="the world's palm against back (skin.PALM_CONTRASTS; default subtle, the full profile's)",
     )

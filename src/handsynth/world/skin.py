@@ -136,11 +136,11 @@ def skin_layout(
 # blended 90 % towards the tone four steps lighter, tinted pink, and the back is 15 % darker (palms carry
 # less melanin and show blood; backs are tanned): a left hand's photo is a right hand's mirrored, so
 # palm against back, with the thumb's place, is what tells the side (micro_side_visibility.md).
-PALM_CONTRASTS: tuple[str, ...] = ("subtle", "strong")
 _PALM = {  # tone steps lighter, blend weight, pink tint (linear RGB), darkening of the back
     "subtle": (3, 0.6, (1.03, 0.95, 0.93), 0.0),
     "strong": (4, 0.9, (1.06, 0.86, 0.84), 0.15),
 }
+PALM_CONTRASTS: tuple[str, ...] = tuple(_PALM)
 
 
 def skin_albedo(
