@@ -493,6 +493,22 @@ def make_runner(base_cls):
                 for w in (self.widths(row) if row != ORACLE else self.widths("a_real")[:1])
             ]
 
+        def compared_only_with(self, row: str, width: float) -> str | None:
+            """The row that ``row`` at ``width`` exists only to be compared with (``hb.only_beside``:
+            (j) is (i) unfiltered, (a) at the second width is the boost claim's second baseline)."""
+            key = row if width == self.cfg["recon"]["width"] else f"{row}@{width:g}"
+            return (self.hb.get("only_beside") or {}).get(key)
+
+        def trains_downstream(self, row: str, seed: int) -> bool:
+            """Whether ``row`` gets a downstream run at ``seed`` (drawn there, its set large enough)."""
+            from run import _count_records
+
+            if seed not in self.row_seeds(row):
+                return False
+            if not self.spec(row).get("conditions"):
+                return True
+            return _count_records(self.set_dir(row, seed)) >= self.min_set_images
+
         def stage_downstream(self) -> None:
             from run import _count_records
 
@@ -516,6 +532,11 @@ def make_runner(base_cls):
                             )
                             continue
                         data.append(f"{self.set_dir(row, seed)}:{d['synth_ratio']}")
+                    partner = self.compared_only_with(row, width)
+                    if partner and not self.trains_downstream(partner, seed):
+                        print(f"  skip downstream {row} w{width:g} seed {seed}: it is only compared with "
+                              f"{partner}, which trains none at this seed")  # fmt: skip
+                        continue
                     train = _argv(self.recon_train_cmd(data, out / "run", d["steps"], d["batch_size"], seed))
                     train[train.index("--width") + 1] = str(width)
                     evals = [["recon", "eval", "--checkpoint", out / "run", "--in", self.data(t), "--out", out / f"eval_{t}"]
@@ -1111,7 +1132,15 @@ def _steps_section(r, cell) -> list[str]:
         (r.spec(k)["model"], k) for k in r.rows() if r.spec(k).get("generate") and r.spec(k).get("model")
     ]
     if not pairs:
-        return []
+        return [
+            "",
+            "## Sampling steps",
+            "",
+            "Row (k) (the same model and conditions sampled with 50 DDIM steps instead of 10, issue §7's cost "
+            "of fewer steps) is not in this profile: add it to this work folder with `python "
+            "benchmarks/micro/run.py --suite handbooster --profile full --override steps50 --work <this run's "
+            "folder>` (~590 job-seconds on 2 cores).",
+        ]
     jobs = r.timings.get("jobs", {})
     lines = [
         "",
@@ -1178,6 +1207,7 @@ def write_report(r) -> Path:
 
     cfg = r.cfg
     profile = cfg["profile"]
+    main = profile in ("full", "full+steps50")  # steps50 adds row (k) to the full run, nothing else
     data = collect(r)
     yard = _read(r.work / "eval" / "yardsticks.json")
     grasp_status = _read(r.work / "eval" / "grasp_status.json")
@@ -1187,13 +1217,13 @@ def write_report(r) -> Path:
         f"# Micro benchmark: HandBooster's Table 5 in the hand-object micro world — `{profile}` profile",
         "",
     ]
-    if profile != "full":
+    if not main:
         lines += [
             "**Not the benchmark's result**: a smaller profile (fewer seeds, budgets and images); its numbers are NOT evidence.",
             "",
         ]
     lines += [
-        f"Command: `python benchmarks/micro/run.py --suite handbooster --profile {profile}`. "
+        f"Command: `python benchmarks/micro/run.py --suite handbooster --profile {profile.replace('+', ' --override ')}`. "
         f"Real train: holab (DexYCB-like, {hb['world']['holab_train']['n']} frames, 8 subjects, sequences of "
         f"{hb['world']['holab_train'].get('sequence_length', 1)}); tests: holab S1-like (2 unseen subjects, "
         f"{hb['world']['holab_test']['n']}) and howild (MOW-like, {hb['world']['howild_test']['n']}). "
@@ -1206,13 +1236,13 @@ def write_report(r) -> Path:
     ]
     out_dir = r.results
     stem = cfg.get("results_stem", "micro_handbooster")
-    stem = stem if profile == "full" else f"{stem}_{profile}"
+    stem = stem if main else f"{stem}_{profile}"
     sheet = write_handbooster_sheet(r, out_dir / f"{stem}_sheet.png")
     if sheet is not None:
         lines += [
             f"![contact sheet]({sheet.name})",
             "",
-            "*Contact sheet (seed 0, before the filter): rows (b)..(f) and (k) drew from the same `real` conditions "
+            "*Contact sheet (seed 0, before the filter): rows (b)..(f) (and (k) when run) drew from the same `real` conditions "
             "(one condition per line, its normal and texture maps first); (g)..(i) from their own sets.*",
             "",
         ]

@@ -80,6 +80,27 @@ def test_weight_map_is_not_uniform_on_a_visible_hand(hb_data):
     assert item["conditions"].shape == (6, 16, 16) and item["image"].shape == (3, 16, 16)
 
 
+def test_item_cache_returns_what_a_fresh_build_does_within_its_limit(hb_data):
+    """Items are pure functions of their records: a cached one equals a rebuilt one, and a limit below
+    one item keeps nothing."""
+    cfg = tiny_config()
+    cached = HandBoosterDataset(read_dataset(hb_data), hb_data, cfg)
+    first = [cached[i] for i in range(len(cached))]
+    assert len(cached._cache) == len(cached)
+    calls = []
+    cached._build_item = lambda i: calls.append(i)  # a second draw must not rebuild
+    again = [cached[i] for i in range(len(cached))]
+    assert calls == []
+    cfg.data.cache_mb = 0
+    fresh = HandBoosterDataset(read_dataset(hb_data), hb_data, cfg)
+    for a, b, c in zip(first, again, (fresh[i] for i in range(len(fresh)))):
+        assert a["id"] == b["id"] == c["id"]
+        for key in ("image", "conditions", "quaternion", "weight"):
+            torch.testing.assert_close(a[key], c[key], atol=0, rtol=0)
+            torch.testing.assert_close(b[key], c[key], atol=0, rtol=0)
+    assert fresh._cache == {}
+
+
 def test_a_held_object_joins_the_crop_box_and_a_far_one_does_not(hb_data):
     from handsynth.methods.handbooster.data import hand_box
 

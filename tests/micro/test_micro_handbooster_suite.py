@@ -25,9 +25,15 @@ def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(mi
 
     default = micro_run.load_profile("full")
     assert "hb" not in default and "a_real" not in default["methods"]
-    for profile in ("full", "quick", "tiny"):
+    for profile in ("quick", "tiny"):
         assert list(micro_run.load_profile(profile, suite="handbooster")["methods"]) == ROWS
-    cfg = micro_run.load_profile("full", suite="handbooster")
+    # row (k) is its own override of the full profile (the 2-hour budget), with the same Table-5 rows
+    assert list(micro_run.load_profile("full", suite="handbooster")["methods"]) == ROWS[:-1]
+    cfg = micro_run.load_profile("full", suite="handbooster", override="steps50")
+    assert (
+        list(cfg["methods"]) == ROWS
+        and cfg["hb"] == micro_run.load_profile("full", suite="handbooster")["hb"]
+    )
     r = make_runner(micro_run.Runner)(cfg, tmp_path)
     models = {m: load_config(HandBoosterConfig, r.hb_config(m, 0)) for m in r.trained_rows()}
     assert set(models) == {"c_depth_seg", "d_normal_seg", "e_normal_texture", "f_orientation"}
@@ -305,3 +311,32 @@ def test_a_run_finished_at_another_budget_trains_again_and_drops_what_was_drawn_
     for row in ("b_render", "c_depth_seg", "d_normal_seg", "e_normal_texture"):
         assert all(p.exists() for p in drawn[row]), row
     assert not fid.exists()
+
+
+def test_runs_that_only_serve_a_comparison_with_a_row_too_small_to_train_are_skipped(micro_run, tmp_path):
+    """(j) and (a) at the second recon width exist only to be compared with (i): at a seed where the
+    filter kept too few of (i)'s images to train on, they are not trained; elsewhere they are."""
+    from handbooster_suite import make_runner
+
+    cfg = micro_run.load_profile("tiny", suite="handbooster")
+    cfg["seeds"] = [0, 1]
+    r = make_runner(micro_run.Runner)(cfg, tmp_path)
+    assert r.compared_only_with("j_nofilter", 0.25) == "i_cross"
+    assert r.compared_only_with("a_real", 0.5) == "i_cross" and r.compared_only_with("a_real", 0.25) is None
+    need = r.min_set_images
+    for row in r.synthetic_rows():
+        for seed in r.row_seeds(row):
+            folder = r.set_dir(row, seed)
+            folder.mkdir(parents=True, exist_ok=True)
+            small = row == "i_cross" and seed == 0
+            n = need - 1 if small else need
+            (folder / "metadata.jsonl").write_text("".join("{}\n" for _ in range(n)))
+    assert not r.trains_downstream("i_cross", 0) and r.trains_downstream("i_cross", 1)
+    scheduled = []
+    r.run_cli = lambda jobs: scheduled.extend(name for name, _ in jobs)
+    r.stage_downstream()
+    for seed in r.cfg["seeds"]:
+        runs = {n for n in scheduled if n.endswith(f"_seed{seed}")}
+        served = {f"downstream_j_nofilter_w0.25_seed{seed}", f"downstream_a_real_w0.5_seed{seed}"}
+        assert (served & runs == set()) == (seed == 0), (seed, runs)
+        assert f"downstream_a_real_w0.25_seed{seed}" in runs

@@ -115,3 +115,42 @@ def test_parse_data_spec() -> None:
     assert parse_data_spec("plain/folder") == ("plain/folder", 1.0)
     with pytest.raises(UserError, match="ratio"):
         parse_data_spec("synth:-1")
+
+
+def test_image_cache_gives_the_same_items_and_reads_each_file_once(left_right, monkeypatch) -> None:
+    """Cached photos change nothing a draw returns (augmentation included) and spare the decoding; a
+    limit below one photo keeps none."""
+    import handsynth.recon.data as data
+
+    folder, samples = left_right
+    aug = Augment(scale=0.2, shift=0.1, rot_deg=40.0, color=0.2)
+    plain = HandCrops(samples, folder, size=32, augment=aug)
+    cached = HandCrops(samples, folder, size=32, augment=aug, image_cache_mb=64)
+    reads = []
+    real_load = data.load_image
+    monkeypatch.setattr(data, "load_image", lambda p: reads.append(p) or real_load(p))
+    for draw in range(3):
+        for i in range(len(cached)):
+            a, b = plain[(i, draw)], cached[(i, draw)]
+            for key in a:
+                torch.testing.assert_close(a[key], b[key], atol=0, rtol=0)
+    files = {s.file_name for s in samples}
+    assert len(reads) == 3 * len(plain) + len(files)  # plain: every draw; cached: once per file
+    tiny = HandCrops(samples, folder, size=32, image_cache_mb=1e-6)
+    _ = tiny[0]
+    assert tiny.images.kept == {} and tiny.images.used == 0
+
+
+def test_item_rotation_matches_the_models_rodrigues(left_right) -> None:
+    """The dataset's numpy orientation equals the torch Rodrigues the model and losses use."""
+    from handsynth.recon.rotation import axis_angle_to_matrix
+
+    folder, samples = left_right
+    ds = HandCrops(samples, folder, size=32)
+    for i in range(len(ds)):
+        si, hi = ds.items[i]
+        hand = samples[si].hands[hi]
+        if hand.side == "left":
+            continue
+        want = axis_angle_to_matrix(torch.tensor(hand.global_orient, dtype=torch.float64)).float()
+        torch.testing.assert_close(ds[i]["rotmat"], want, atol=1e-7, rtol=0)

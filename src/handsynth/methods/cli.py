@@ -24,7 +24,8 @@ from handsynth.methods.registry import build_training, trainable
 from handsynth.runtime import add_threads_argument
 
 # Settings a resumed run may change: the step budget and bookkeeping that does not touch the weights
-# (how often it logs, validates and checkpoints; a budget raised 10x scales those with it).
+# (how often it logs, validates and checkpoints, how much data it keeps in memory; a budget raised 10x
+# scales those with it).
 RESUMABLE_CHANGES = {
     "train.max_steps",
     "train.tracker",
@@ -32,6 +33,7 @@ RESUMABLE_CHANGES = {
     "train.validate_every",
     "train.checkpoint_every",
     "train.checkpoints_total_limit",
+    "data.cache_mb",
 }
 
 

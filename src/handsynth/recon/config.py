@@ -32,6 +32,7 @@ class TrainConfig:
     warmup: int = 500  # linear warm-up steps, then cosine decay to 1% at ``steps``
     grad_clip: float = 1.0
     num_workers: int = 4
+    image_cache_mb: float = 1024.0  # decoded photos kept in memory per data process (0: decode every draw)
     seed: int = 0
     save_every: int = 1000
     log_every: int = 50
@@ -54,6 +55,8 @@ NESTED = {"model": ModelConfig, "loss": LossWeights, "aug": Augment}
 HELP = {
     "init": "fine-tune: start from the weights of this recon run (its latest checkpoint) or checkpoint "
     "folder; the model settings must match it (fresh optimiser and schedule)",
+    "image_cache_mb": "decoded photos kept in memory by each data-loading process, in MiB (0: decode the "
+    "file at every draw); results do not depend on it",
 }
 PREFIX = {"model": "", "loss": "loss-", "aug": "aug-"}
 

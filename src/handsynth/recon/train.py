@@ -32,7 +32,16 @@ from handsynth.recon.sampler import RatioSampler, parse_data_spec
 log = logging.getLogger(__name__)
 
 # Fields that may differ between a run and its resume (they do not change what is learnt).
-RESUMABLE_CHANGES = {"steps", "save_every", "log_every", "num_workers", "keep_last", "log_with", "out"}
+RESUMABLE_CHANGES = {
+    "steps",
+    "save_every",
+    "log_every",
+    "num_workers",
+    "image_cache_mb",
+    "keep_last",
+    "log_with",
+    "out",
+}
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[MixedCrops, list[float], list[str]]:
@@ -48,7 +57,13 @@ def build_datasets(cfg: TrainConfig) -> tuple[MixedCrops, list[float], list[str]
         samples = read_dataset(path)
         parts.append(
             HandCrops(
-                samples, dataset_root(path), cfg.model.img_size, cfg.model.expand, cfg.model.hand_model, aug
+                samples,
+                dataset_root(path),
+                cfg.model.img_size,
+                cfg.model.expand,
+                cfg.model.hand_model,
+                aug,
+                cfg.image_cache_mb,
             )
         )
         ratios.append(ratio)

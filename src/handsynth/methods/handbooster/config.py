@@ -57,6 +57,10 @@ class DataConfig:
     conditions_from: Literal["render", "stored"] = "render"
     condition_size: int = 256  # the paper's render size
     mano_dir: str | None = None  # MANO folder, for rendering records of hand model mano
+    # Training items (photo crop, condition maps, weight map) kept in memory up to this many MiB per
+    # data process: an item is a pure function of its record, and rendering + decoding it was ~27 % of a
+    # micro training step (benchmarks/results/data_cache.md). 0: rebuild every draw.
+    cache_mb: float = 1024.0
 
 
 @dataclass

@@ -173,6 +173,8 @@ class HandBoosterDataset(Dataset):
         self.render = cfg.data.conditions_from == "render"
         self._renderer: ConditionRenderer | None = None
         self._renderer_pid = -1  # a GL context does not survive a fork: one renderer per process
+        self._cache: dict[int, dict] = {}
+        self._cache_left = int(cfg.data.cache_mb * 2**20)
         if not samples:
             raise UserError(f"dataset {self.root} has no samples")
         missing: dict[str, list[str]] = {}
@@ -215,6 +217,16 @@ class HandBoosterDataset(Dataset):
         return s.id if len(s.hands) == 1 else f"{s.id}-{s.hands[j].side}"
 
     def __getitem__(self, index: int) -> dict:
+        item = self._cache.get(index)
+        if item is None:
+            item = self._build_item(index)
+            size = sum(v.nbytes for v in item.values() if isinstance(v, torch.Tensor))
+            if size <= self._cache_left:
+                self._cache[index] = item
+                self._cache_left -= size
+        return dict(item)
+
+    def _build_item(self, index: int) -> dict:
         i, j = self.items[index]
         s = self.samples[i]
         hand = s.hands[j]
