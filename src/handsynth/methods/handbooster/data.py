@@ -217,6 +217,8 @@ class HandBoosterDataset(Dataset):
         return s.id if len(s.hands) == 1 else f"{s.id}-{s.hands[j].side}"
 
     def __getitem__(self, index: int) -> dict:
+        """The item, from memory after its first build (its tensors are the cache's: do not modify
+        them in place; batching copies them)."""
         item = self._cache.get(index)
         if item is None:
             item = self._build_item(index)
