@@ -991,6 +991,14 @@ def judge(r, data: dict, yard: dict) -> tuple[list, int]:
                 f"no downstream runs for {', '.join(f'({x})' for x in missing)}: see the edge-case "
                 "filter table (a set kept under hb.min_set_fraction of n_gen trains none)"
             )
+            served = sorted(
+                {k.split("@")[0].split("_")[0] for k in r.hb.get("only_beside") or {}} & set(missing)
+            )
+            if served:
+                c.note += (
+                    f"; {', '.join(f'({x})' for x in served)} trained only where the row it is compared "
+                    "with is (hb.only_beside)"
+                )
         if len(stopped) == len(TEST_SETS):
             c.failed_gates += list(stopped.values())
         else:
