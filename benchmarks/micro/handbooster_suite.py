@@ -525,8 +525,8 @@ def make_runner(base_cls):
                     if row == ORACLE:
                         data.append(f"{self.data('holab_oracle')}:{d['synth_ratio']}")
                     elif self.spec(row).get("conditions"):
-                        kept, need = _count_records(self.set_dir(row, seed)), self.min_set_images
-                        if kept < need:
+                        if not self.trains_downstream(row, seed):
+                            kept, need = _count_records(self.set_dir(row, seed)), self.min_set_images
                             print(
                                 f"  skip downstream {row} seed {seed}: the filter kept {kept} images (< {need})"
                             )

@@ -86,7 +86,7 @@ def test_item_cache_returns_what_a_fresh_build_does_within_its_limit(hb_data):
     cfg = tiny_config()
     cached = HandBoosterDataset(read_dataset(hb_data), hb_data, cfg)
     first = [cached[i] for i in range(len(cached))]
-    assert len(cached._cache) == len(cached)
+    assert len(cached._cache.kept) == len(cached)
     calls = []
     cached._build_item = lambda i: calls.append(i)  # a second draw must not rebuild
     again = [cached[i] for i in range(len(cached))]
@@ -98,7 +98,7 @@ def test_item_cache_returns_what_a_fresh_build_does_within_its_limit(hb_data):
         for key in ("image", "conditions", "quaternion", "weight"):
             torch.testing.assert_close(a[key], c[key], atol=0, rtol=0)
             torch.testing.assert_close(b[key], c[key], atol=0, rtol=0)
-    assert fresh._cache == {}
+    assert fresh._cache.kept == {}
 
 
 def test_a_held_object_joins_the_crop_box_and_a_far_one_does_not(hb_data):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from handsynth.data.memory_cache import MemoryCache
 from handsynth.data.records import Sample
 from handsynth.errors import UserError
 from handsynth.poses.quaternions import axis_angle_to_matrix
@@ -97,26 +98,8 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         return im.convert("RGB")
 
 
-class ImageCache:
-    """Decoded photos kept in memory up to ``limit_mb`` (first come, first kept), so a training run
-    decodes each file once instead of once per draw (benchmarks/results/data_cache.md: 3 % of a micro
-    recon run's wall time on 64² PNGs). Callers must not modify a returned image in place."""
-
-    def __init__(self, limit_mb: float) -> None:
-        self.limit = int(limit_mb * 2**20)
-        self.used = 0
-        self.kept: dict[Path, Image.Image] = {}
-
-    def get(self, path: Path) -> Image.Image:
-        img = self.kept.get(path)
-        if img is not None:
-            return img
-        img = load_image(path)
-        size = img.width * img.height * 3
-        if self.used + size <= self.limit:
-            self.kept[path] = img
-            self.used += size
-        return img
+def _rgb_bytes(img: Image.Image) -> int:
+    return img.width * img.height * 3
 
 
 @dataclass
@@ -149,7 +132,9 @@ class HandCrops(torch.utils.data.Dataset):
         self.samples = list(samples)
         self.root = Path(root)
         self.size, self.expand, self.hand_model, self.augment = size, expand, hand_model, augment
-        self.images = ImageCache(image_cache_mb)
+        # decoded photos, so a run decodes each file once, not once per draw (benchmarks/results/
+        # data_cache.md: 3 % of a micro recon run's wall time on 64² PNGs)
+        self.images = MemoryCache(image_cache_mb)
         self.items = [(i, j) for i, s in enumerate(self.samples) for j in range(len(s.hands))]
         missing = [s.id for s in self.samples if s.file_name is None and s.hands]
         if missing:
@@ -182,7 +167,7 @@ class HandCrops(torch.utils.data.Dataset):
         sample = self.samples[si]
         hand = sample.hands[hi]
         crop = self.crop_for(index, rng)
-        img = crop.image(self.images.get(self.root / sample.file_name))
+        img = crop.image(self.images.get(self.root / sample.file_name, load_image, _rgb_bytes))
         if rng is not None and self.augment is not None and self.augment.color > 0:
             gain = 1.0 + rng.uniform(-self.augment.color, self.augment.color, size=3)
             img = Image.fromarray(np.clip(np.asarray(img, dtype=np.float32) * gain, 0, 255).astype(np.uint8))

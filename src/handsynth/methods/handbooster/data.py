@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from handsynth.data.memory_cache import MemoryCache
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
 from handsynth.methods.handbooster.config import HandBoosterConfig
@@ -164,6 +165,10 @@ def read_rgb_map(name: str, path: Path, width: int, height: int) -> np.ndarray:
         return np.asarray(condition_image(name, im, width, height))
 
 
+def _tensor_bytes(item: dict) -> int:
+    return sum(v.nbytes for v in item.values() if isinstance(v, torch.Tensor))
+
+
 class HandBoosterDataset(Dataset):
     """(record, hand) items; every record is checked when the dataset is built (one error, no output)."""
 
@@ -173,8 +178,7 @@ class HandBoosterDataset(Dataset):
         self.render = cfg.data.conditions_from == "render"
         self._renderer: ConditionRenderer | None = None
         self._renderer_pid = -1  # a GL context does not survive a fork: one renderer per process
-        self._cache: dict[int, dict] = {}
-        self._cache_left = int(cfg.data.cache_mb * 2**20)
+        self._cache = MemoryCache(cfg.data.cache_mb)
         if not samples:
             raise UserError(f"dataset {self.root} has no samples")
         missing: dict[str, list[str]] = {}
@@ -219,14 +223,7 @@ class HandBoosterDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         """The item, from memory after its first build (its tensors are the cache's: do not modify
         them in place; batching copies them)."""
-        item = self._cache.get(index)
-        if item is None:
-            item = self._build_item(index)
-            size = sum(v.nbytes for v in item.values() if isinstance(v, torch.Tensor))
-            if size <= self._cache_left:
-                self._cache[index] = item
-                self._cache_left -= size
-        return dict(item)
+        return dict(self._cache.get(index, self._build_item, _tensor_bytes))
 
     def _build_item(self, index: int) -> dict:
         i, j = self.items[index]
