@@ -145,6 +145,74 @@ def test_holab_subjects_split_holds_out_skin_and_shape():
         assert np.allclose(s.hands[0].betas, betas)
 
 
+def test_holab_photos_of_given_records_keep_hand_object_and_grasp_flag(worlds, tmp_path):
+    """`world render --domain holab --poses`: a holab photo of each record's hand (any articulation: a
+    flat hand here) holding the record's object where the record puts it, on a table."""
+    import torch
+
+    from handsynth.data import write_metadata
+    from handsynth.hand import load_hand_model
+
+    _, out = worlds
+    given = read_dataset(out["holab"][0])[LENGTH - 2 : LENGTH + 1]  # resting, lifted, next sequence
+    given[1].hands[0].hand_pose = [0.0] * 45  # a pose no holab grasp style makes
+    write_metadata(tmp_path / "poses.jsonl", given)
+    cfg = WorldConfig(
+        domain="holab", size=SIZE, seed=9, maps=(), local=False, poses=str(tmp_path / "poses.jsonl")
+    )
+    meshes = []
+    composite = WorldGenerator._composite
+
+    def capture(self, m, K, *args):
+        meshes.append(list(m))
+        return composite(self, m, K, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(WorldGenerator, "_composite", capture)
+        render_world(cfg, len(given), tmp_path / "photos")
+    photos = read_dataset(tmp_path / "photos")
+    for s, g, m in zip(photos, given, meshes, strict=True):
+        h, gh = s.hands[0], g.hands[0]
+        model = load_hand_model("openhand", side=gh.side).eval()
+        with torch.no_grad():
+            o = model(
+                *(torch.tensor([x], dtype=torch.float32) for x in (gh.global_orient, gh.hand_pose, gh.betas))
+            )
+        assert np.allclose(h.joints_3d, o.joints[0].numpy() + np.asarray(gh.transl), atol=1e-5)
+        assert np.allclose(s.K, g.K)
+        (obj,), (want,) = s.extra["objects"], g.extra["objects"]
+        assert obj["mesh"] == want["mesh"] and obj["scale"] == want["scale"]
+        assert np.allclose(obj["R"], want["R"]) and np.allclose(obj["t"], want["t"])
+        assert s.extra["grasping"] == g.extra["grasping"] and "sequence" not in s.extra
+        held = hold.make_held(split_world_mesh(want["mesh"])[0], want["scale"], "red")
+        placed = held.vertices @ np.asarray(want["R"]).T + np.asarray(want["t"])
+        assert np.allclose(m[2].vertices, placed, atol=1e-6)  # the photo's object is the record's
+        assert len(m) == 4  # hand, forearm, object, table
+        table = m[3].vertices - m[3].vertices.mean(axis=0)
+        n = np.linalg.svd(table)[2][-1]  # the slab's thin axis: its normal
+        n = n if (placed.mean(axis=0) - m[3].vertices.mean(axis=0)) @ n > 0 else -n
+        assert n @ hold.VIEW_UP > np.cos(hold.VIEW_UP_SPREAD_RAD) - 1e-6  # facing up, as the domain's
+        gap = float((np.concatenate([placed, m[0].vertices]) @ n).min() - (m[3].vertices @ n).max())
+        assert (gap > hold.LIFT_M[0] - 1e-6) if g.extra["grasping"] else abs(gap) < 1e-6
+
+
+def test_holab_poses_need_a_world_object(worlds, tmp_path):
+    from handsynth.data import write_metadata
+
+    _, out = worlds
+    rec = read_dataset(out["holab"][0])[0]
+    rec.extra.pop("objects")
+    write_metadata(tmp_path / "poses.jsonl", [rec])
+    gen = WorldGenerator(
+        WorldConfig(domain="holab", size=SIZE, maps=(), local=False, poses=str(tmp_path / "poses.jsonl"))
+    )
+    try:
+        with pytest.raises(UserError, match=f"record {rec.id} has no objects"):
+            gen.generate(0)
+    finally:
+        gen.release()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -152,6 +220,7 @@ def test_holab_subjects_split_holds_out_skin_and_shape():
         ({"domain": "howild", "subjects": "test"}, "subjects"),
         ({"domain": "holab", "object_probability": 0.5}, "object-prob"),
         ({"domain": "holab", "subjects": "some"}, "subjects"),
+        ({"domain": "holab", "poses": "p.jsonl", "sequence_length": 4}, "one photo per record"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, match):

@@ -126,7 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--poses",
         default=None,
         help="dataset folder or .jsonl: sample i reuses record i's hand, camera and placement "
-        "(real photos of the same poses in another domain)",
+        "(real photos of the same poses in another domain; holab/howild: and its first object)",
     )
     p.add_argument(
         "--caption-style",

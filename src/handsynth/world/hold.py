@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handsynth.objects.meshes import shade_colors, world_mesh_ref
+from handsynth.data.records import WORLD_MESH_PREFIX, Sample
+from handsynth.data.records import object_pose as record_object_pose
+from handsynth.errors import UserError
+from handsynth.objects.meshes import shade_colors, split_world_mesh, world_mesh_ref
 from handsynth.objects.shapes import SHAPES, canonical_shape
 from handsynth.world.objects import FLAT, OBJECTS, _small_rotation, color_rgb, hand_frame, hold_pose
 
@@ -112,6 +115,38 @@ def sample_style(domain: str, kind: str, rng: np.random.Generator) -> GraspStyle
     return GraspStyle(
         -1, _small_rotation(rng, 0.3), float(rng.uniform(0.0, 0.025)), float(rng.uniform(0.85, 1.15))
     )
+
+
+def held_from_record(record: Sample, domain: str, rng: np.random.Generator) -> tuple:
+    """(HeldObject, R, t, Frame) of the first object of a ``--poses`` record: its ``world:<kind>`` shape
+    at the record's scale and pose, in the record's colour (else the domain's: holab's fixed instance,
+    a random one of the kind's colours in howild); the frame says whether the hand grasps (the record's
+    ``grasping``, true when absent)."""
+    objs = record.extra.get("objects") or []
+    if not objs:
+        raise UserError(f"--poses record {record.id} has no objects; --domain {domain} draws the held object")
+    obj = objs[0]
+    mesh = obj.get("mesh") or f"{WORLD_MESH_PREFIX}{obj['name']}"
+    kind, rgb = split_world_mesh(mesh) if mesh.startswith(WORLD_MESH_PREFIX) else (None, None)
+    if kind not in SHAPES:
+        raise UserError(
+            f"--poses record {record.id}: object mesh {mesh!r} is not a world shape "
+            f"({WORLD_MESH_PREFIX}<kind>, kinds {', '.join(sorted(SHAPES))})"
+        )
+    R, t, scale = record_object_pose(obj)
+    names = OBJECTS[kind][1]
+    if rgb is not None:  # the colour name nearest the record's colour (captions name it)
+        name = min(names, key=lambda n: float(np.sum((color_rgb(n) - np.asarray(rgb)) ** 2)))
+    elif domain == "holab" and kind in LAB_COLORS:
+        name = LAB_COLORS[kind]
+    else:
+        name = names[int(rng.integers(len(names)))]
+    held = make_held(kind, scale, name)
+    if rgb is not None:
+        held.colors = shade_colors(np.asarray(rgb), canonical_shape(kind)[2])
+    grasping = bool(record.extra.get("grasping", True))
+    zero = np.zeros(3)
+    return held, R, t, Frame(0, zero, zero, grasping)
 
 
 def subject(index: int) -> tuple[int, np.ndarray]:

@@ -105,9 +105,10 @@ class WorldConfig:
         ho = self.domain in hold.HO_DOMAINS
         if ho and self.object_probability != 1.0:
             raise UserError(f"--domain {self.domain} always has an object in the hand; drop --object-prob")
-        if ho and self.poses:
+        if ho and self.poses and self.sequence_length > 1:
             raise UserError(
-                f"--poses is for the lab and wild domains; --domain {self.domain} poses its own grasps"
+                "--poses gives one photo per record; drop --sequence-length "
+                f"{self.sequence_length} (the record says whether its hand is grasping)"
             )
         if not isinstance(self.sequence_length, int) or self.sequence_length < 1:
             raise UserError(f"--sequence-length must be a positive integer, got {self.sequence_length!r}")
@@ -250,8 +251,8 @@ class WorldGenerator:
     def sample_id(self, index: int) -> str:
         return sample_id(self.cfg.domain, index)
 
-    def given_hand(self, index: int) -> tuple[Hand, np.ndarray] | None:
-        """With ``poses``: the first hand of record ``index`` and its intrinsics (else None)."""
+    def given_record(self, index: int) -> Sample | None:
+        """With ``poses``: record ``index`` among those with a hand (else None)."""
         if not self.cfg.poses:
             return None
         if not hasattr(self, "_poses"):
@@ -262,8 +263,12 @@ class WorldGenerator:
             raise UserError(
                 f"--poses {self.cfg.poses} has {len(self._poses)} records with a hand; sample {index} asked"
             )
-        rec = self._poses[index]
-        return rec.hands[0], np.asarray(rec.K, np.float64)
+        return self._poses[index]
+
+    def given_hand(self, index: int) -> tuple[Hand, np.ndarray] | None:
+        """With ``poses``: the first hand of record ``index`` and its intrinsics (else None)."""
+        rec = self.given_record(index)
+        return None if rec is None else (rec.hands[0], np.asarray(rec.K, np.float64))
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, _DOMAIN_CODE[self.cfg.domain], index])
@@ -370,12 +375,13 @@ class WorldGenerator:
         look: str,
         rng: np.random.Generator,
     ) -> list[SceneMesh]:
-        """The held object as the record names it (+ the table under its resting place in sequences)."""
+        """The held object as the record names it (+ the table under its resting place in sequences and
+        in photos of given records)."""
         ov = held.vertices @ R.T + t
         on = vertex_normals(ov, held.faces)
         colors = lighting.shade(skin.srgb_to_linear(held.colors), ov, on, light)
         meshes = [SceneMesh(ov, held.faces, label="object", vertex_colors=colors)]
-        if self.cfg.sequence_length > 1:
+        if self.cfg.sequence_length > 1 or self.cfg.poses:
             names = TABLE_COLORS[look]
             name = names[int(rng.integers(len(names)))]
             albedo = skin.srgb_to_linear(
@@ -422,6 +428,8 @@ class WorldGenerator:
         given = self.given_hand(index)
         if given is not None:  # the same hand, camera and placement; the domain's own appearance
             side, obj = given[0].side, None
+            if held is not None:  # and the same held object, where the record puts it
+                given_object = hold.held_from_record(self.given_record(index), cfg.domain, rng)
 
         # Pose and place the hand (one forward pass, transl added afterwards exactly as the model does).
         grip = held.grip_radius * style.curl_scale if held is not None else obj.grip_radius if obj else None
@@ -468,8 +476,16 @@ class WorldGenerator:
             if given[1].shape != (3, 3) or abs(given[1][0, 2] * 2 - size) > 1:
                 raise UserError(f"--poses records must be {size}x{size} images like --size; re-render them")
             framing.K, transl = given[1], np.asarray(given[0].transl, np.float64)
+            if held is not None:
+                held, R_obj, t_obj, frame = given_object
         t32 = torch.tensor(transl[None, None], dtype=torch.float32)
         verts = (out.vertices + t32)[0].numpy()
+        if given is not None and held is not None:
+            # A table as the domain's (facing up in the image, towards the camera) under hand and object,
+            # lower by a lift when the record's hand grasps: a given object's pose says nothing of a table.
+            up = hold.table_normal(rng)
+            lift = float(rng.uniform(*hold.LIFT_M)) if frame.grasping else 0.0
+            rest_vertices = np.concatenate([held.vertices @ R_obj.T + t_obj, verts]) - up * lift
         joints = (out.joints + t32)[0].numpy()
         faces = self.assets(side).faces
         K = framing.K
