@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from handsynth.data import read_dataset
+
 REPO = Path(__file__).resolve().parents[2]
 MICRO = REPO / "benchmarks" / "micro"
 ROWS = ["a_real", "b_render", "c_depth_seg", "d_normal_seg", "e_normal_texture", "f_orientation", "g_novel",
@@ -54,7 +56,20 @@ def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(mi
     # a recon tool (re)trained makes the shared filter thresholds stale: they are dropped, then recomputed
     r.filter_thresholds.parent.mkdir(parents=True)
     r.filter_thresholds.write_text("{}")
-    assert r._recon_tool_jobs() and not r.filter_thresholds.exists()
+    r.real_grasps.parent.mkdir(parents=True)
+    r.real_grasps.write_text(json.dumps({"objects": [{"name": "cup"}]}) + "\n")
+    ((name, cmds),) = r._recon_tool_jobs()
+    assert name == "tool_recon" and not r.filter_thresholds.exists()
+    # ... trained on real train and holab photos of grasps the condition creator's seed (0) never made
+    assert [c[:2] for c in cmds] == [["poses", "rest"], ["poses", "grasp"], ["poses", "validate"],
+                                     ["poses", "align"], ["poses", "compose"], ["world", "render"], ["recon", "train"]]  # fmt: skip
+    grasp, render, train = (list(map(str, c)) for c in (cmds[1], cmds[5], cmds[6]))
+    assert grasp[grasp.index("--seed") + 1] == "1" and render[render.index("--domain") + 1] == "holab"
+    assert render[render.index("--n") + 1] == "480" and "--poses" in render
+    assert [train[i + 1] for i, a in enumerate(train) if a == "--in"] == [
+        str(r.data("holab_train")),
+        str(r.data("holab_synth_photos")),
+    ]
     # (g..j) generate with (f)'s model from their own condition sets; (j) is (i)'s generation unfiltered.
     assert r.raw_dir("j_nofilter", 1) == r.raw_dir("i_cross", 1) and r.set_dir("j_nofilter", 1) == r.raw_dir(
         "i_cross", 1
@@ -151,9 +166,19 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     # The filter's yardsticks: real photos in the generator's framing, renders of each filtered condition set.
     yard = json.loads((work / "eval" / "filter_yardstick.json").read_text())
     assert list(yard)[0] == "real photos (holab_oracle), generator framing"
-    assert {k.split(" ")[3] for k in list(yard)[1:]} == {"real", "random", "fps", "cross"}
+    kinds = {"real", "random", "fps", "cross"}
+    assert [k.split(" ")[0] for k in list(yard)[1:]] == ["renders", "holab"] * len(kinds)
+    assert {k.split(" of the ")[1].split(" ")[0] for k in list(yard)[1:]} == kinds
+    # The filter's estimator also read holab photos of synthesized grasps of its own seed (hb.filter_estimator):
+    # none is a pose of the condition creator's pool.
+    extra = read_dataset(work / "data" / "holab_synth_photos")
+    pool = {tuple(h.hand_pose) for s in read_dataset(work / "poses" / "aligned") for h in s.hands}
+    assert len(extra) == 4 and all(s.extra["objects"] for s in extra)
+    assert not {tuple(s.hands[0].hand_pose) for s in extra} & pool
+    trained_on = (work / "tools" / "recon" / "train_config.json").read_text()
+    assert "holab_synth_photos" in trained_on and "holab_train" in trained_on
     assert all(y["records"] > 0 for y in yard.values()) and "| Images | kept | pass rate |" in md
-    # The reference is scored by the first filter job only; the other seven sets and the five yardstick
+    # The reference is scored by the first filter job only; the other seven sets and the nine yardstick
     # sets reuse its thresholds.
     shared = work / "eval" / "filter_thresholds.json"
     sources = [
@@ -164,7 +189,7 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
         for p in (work / "eval").glob("filter_yardstick/*/filter_report.json")
     ]
     firsts = [s for s in sources if str(shared) not in s["thresholds_from"]]
-    assert len(sources) == 8 + 5 and len(firsts) == 1 and "percentile" in firsts[0]["thresholds_from"]
+    assert len(sources) == 8 + 9 and len(firsts) == 1 and "percentile" in firsts[0]["thresholds_from"]
     assert all(s["thresholds_mm"] == firsts[0]["thresholds_mm"] for s in sources)
     # The keep rate by novel-view angle: the exact-label renders and every row drawn from `real`.
     lines = md.splitlines()
