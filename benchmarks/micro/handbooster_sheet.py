@@ -1,8 +1,10 @@
 """The HandBooster suite's contact sheet: what each row's model drew for the same conditions.
 
 Rows (b)..(f) and (k) all draw from the ``real`` condition set, so their images of one condition sit side by
-side next to its normal and texture maps; rows (g)..(i) draw from their own sets (novel grasps, FPS,
-cross-sampling), each shown as condition/image pairs. Unfiltered images (the filter may drop some).
+side next to its normal and texture maps and a holab photo of that very condition (what a perfect
+synthesizer would draw; the filter yardstick's, first seed); rows (g)..(i) draw from their own sets (novel
+grasps, FPS, cross-sampling), each shown as condition/image pairs. Unfiltered images (the filter may drop
+some).
 """
 
 from __future__ import annotations
@@ -54,9 +56,19 @@ def _condition_of(rows: list, pose: str, name: str) -> Image.Image:
     return BLANK
 
 
+def _photos(r, kind: str, seed: int) -> dict[str, tuple[Path, object]]:
+    """pose id -> the holab photo of that condition in the generator's framing (``world render --poses``
+    sample i shows the set's record i), as the filter's yardstick drew them at the first seed."""
+    photos, conds = r.work / "eval" / "filter_yardstick" / f"photos_{kind}", r.conds(kind, seed)
+    if seed != r.cfg["seeds"][0] or not (conds / "metadata.jsonl").exists():
+        return {}
+    ids = [s.id for s in read_dataset(conds) if s.hands]
+    return {ids[int(pid.rsplit("_", 1)[1])]: entry for pid, entry in _records(photos).items()}
+
+
 def write_handbooster_sheet(r, out: Path, n: int = 8, seed: int = 0) -> Path | None:
-    """``n`` conditions of the ``real`` set × [normal, texture, (b)..(f), (k)], then (g)..(i) as
-    condition/image pairs. None when no row has generated anything yet."""
+    """``n`` conditions of the ``real`` set × [normal, texture, holab photo, (b)..(f), (k)], then (g)..(i)
+    as condition/image pairs. None when no row has generated anything yet."""
     same, own = [], []
     for row in r.synthetic_rows():
         spec = r.spec(row)
@@ -72,12 +84,14 @@ def write_handbooster_sheet(r, out: Path, n: int = 8, seed: int = 0) -> Path | N
     parts = []
     if order:
         ids = order[:n]
+        photos = _photos(r, "real", seed)
         rows = [
             [_condition_of(model_rows, i, "normal"), _condition_of(model_rows, i, "texture")]
+            + [_image(photos.get(i))]
             + [_image(recs.get(i)) for _, recs in same]
             for i in ids
         ]
-        titles = ["normal", "texture", *[row for row, _ in same]]
+        titles = ["normal", "texture", "holab photo", *[row for row, _ in same]]
         parts.append(contact_sheet(rows, titles, ids, cell=96, caption_lines=1, title_lines=2))
     pairs = max(1, n // 2)
     rows, captions = [], []

@@ -142,14 +142,15 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     assert md.startswith("# Micro benchmark: HandBooster's Table 5") and "NOT evidence" in md
     assert "| Row | PA J-PE | PA J-AUC | PA V-PE | PA V-AUC | PA F@5 | PA F@15 | RR J-PE |" in md
     assert "![contact sheet](micro_handbooster_tiny_sheet.png)" in md
-    # The sheet: [normal, texture, (b)..(f), (k)] for the `real` conditions (96 px cells, none blank), then (g)..(i).
+    # The sheet: [normal, texture, holab photo, (b)..(f), (k)] for the `real` conditions (96 px cells, none
+    # blank), then (g)..(i).
     from PIL import Image
 
     with Image.open(results / "micro_handbooster_tiny_sheet.png") as im:
         sheet = np.asarray(im.convert("RGB"))
-    assert sheet.shape[1] == 8 * 96
+    assert sheet.shape[1] == 9 * 96
     first = sheet[16 : 16 + 96]  # below the column titles
-    for col in range(8):  # normal, texture, b..f, k
+    for col in range(9):  # normal, texture, photo, b..f, k
         cell = first[:, col * 96 : (col + 1) * 96]
         assert cell.std() > 1.0, f"column {col} of the sheet's first row is blank"
     # (k) re-samples (f)'s model and conditions with 50 DDIM steps (tiny: 2), reported beside (f).
