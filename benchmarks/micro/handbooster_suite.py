@@ -307,13 +307,13 @@ def make_runner(base_cls):
             """The filter estimator's extra data, as the condition creator makes grasps but from its own
             seed (none of the condition sets' grasps): rest -> grasp -> validate -> align -> compose (all
             synthetic, the suite's views) -> holab photos of those records (``data/holab_synth_photos``)."""
-            g, p = self.hb["grasp"], self.poses
-            seed = int(self.hb["filter_estimator"].get("grasp_seed", 1))
+            g, p, fe = self.hb["grasp"], self.poses, self.hb["filter_estimator"]
+            seed = int(fe.get("grasp_seed", 1))
             real, conds = self.real_grasps, self.work / "conds" / "heldout_photos"
             steps = [
                 ["poses", "rest", "--objects", "world", "--n", 1, "--out", p("rest_heldout")],
                 ["poses", "grasp", "--objects", "world", "--names", ",".join(_object_names(real)[: g.get("max_objects")]),
-                 "--rest", p("rest_heldout"), "--n-per-object", g["n_per_object"], "--batch", g["batch"],
+                 "--rest", p("rest_heldout"), "--n-per-object", fe.get("grasps_per_object", g["n_per_object"]), "--batch", g["batch"],
                  "--iters", g["iters"], "--out", p("grasps_heldout"), "--seed", seed],
                 ["poses", "validate", "--in", p("grasps_heldout"), "--out", p("valid_heldout"), *_flags(g.get("validate") or {})],
                 ["poses", "align", "--in", p("valid_heldout"), "--reference", real, "--out", p("aligned_heldout"), "--seed", seed],
@@ -332,9 +332,16 @@ def make_runner(base_cls):
             """The filter's estimator (and gate Y3's model): real train, plus holab photos of held-out
             synthesized grasps when ``synthetic_photos`` (one job: the photos first). Reads Qr, so it is
             built after grasp status has run."""
+            stamp = self.tool("recon") / "suite_recipe.json"
             if self.artifact_finished("recon"):
-                return []
-            self.filter_thresholds.unlink(missing_ok=True)  # a new estimator: its thresholds are recomputed
+                if (
+                    not stamp.exists() or _read(stamp) == self._estimator_recipe()
+                ):  # (no stamp: before stamps)
+                    return []
+                print("  the filter's estimator was trained with other settings: trained again", flush=True)
+                for folder in (self.tool("recon"), *self._heldout_outputs()):
+                    shutil.rmtree(folder, ignore_errors=True)
+            self.drop_filter_outputs()  # a new estimator: what the old one judged is judged again
             t = self.cfg["tools"]["recon"]
             data = [self.data("holab_train")]
             chain = []
@@ -350,6 +357,31 @@ def make_runner(base_cls):
                     (o / ".done").touch()
             if (self.tool("recon") / "checkpoints").exists():
                 (self.tool("recon") / ".done").touch()
+                (self.tool("recon") / "suite_recipe.json").write_text(
+                    json.dumps(self._estimator_recipe(), indent=1)
+                )
+
+        def _estimator_recipe(self) -> dict:
+            """What the filter's estimator is made from (a finished one with another recipe is retrained)."""
+            return {"recon": self.cfg["tools"]["recon"], "size": self.cfg["size"], "grasp": self.hb["grasp"],
+                    "views": self.hb["views"], "filter_estimator": self.hb.get("filter_estimator") or {}}  # fmt: skip
+
+        def drop_filter_outputs(self) -> None:
+            """Remove what the filter's estimator decided: its thresholds, the filtered sets and the
+            downstream runs and FIDs drawn from them, its yardsticks and gate Y3."""
+            self.filter_thresholds.unlink(missing_ok=True)
+            for row in self.generated_rows():
+                if not self.spec(row).get("filter", True):
+                    continue
+                for seed in self.row_seeds(row):
+                    shutil.rmtree(self.gen_dir(row, seed), ignore_errors=True)
+                    for width in self.widths(row):
+                        shutil.rmtree(self.down(row, width, seed), ignore_errors=True)
+            for p in [*self.work.glob("eval/seed*/fid.json"), self.work / "eval" / "filter_yardstick.json",
+                      self.work / "eval" / "yardsticks.json"]:  # fmt: skip
+                p.unlink(missing_ok=True)
+            for kept in self.work.glob("eval/filter_yardstick/*_kept"):
+                shutil.rmtree(kept, ignore_errors=True)
 
         def _pose_outputs(self) -> list[Path]:
             return [self.poses(k) for k in ("rest", "grasps", "valid", "aligned", "fps", "cross")]
@@ -1185,7 +1217,12 @@ def _view_angle_section(r) -> list[str]:
         "",
         f"Kept by the MPJPE threshold ({th:.1f} mm) by how far `poses compose` turned the `real` condition "
         f"(novel views, ±{r.hb['views']['max_deg']:.0f}° per axis; seed {seed}; cell: kept share, median "
-        "MPJPE, hands). The estimator is trained on the real set's own views:",
+        "MPJPE, hands). The estimator's real photos show the real set's own views"
+        + (
+            " (its synthesized-grasp photos are turned as `poses compose` turns them):"
+            if r.synthetic_photos
+            else ":"
+        ),
         "",
         "| Images | " + " | ".join(heads) + " |",
         "|---|" + "---|" * len(bins),

@@ -339,6 +339,42 @@ def test_a_run_finished_at_another_budget_trains_again_and_drops_what_was_drawn_
     assert not fid.exists()
 
 
+def test_an_estimator_trained_with_other_settings_is_retrained_and_its_judgements_dropped(
+    micro_run, tmp_path
+):
+    """Changing hb.filter_estimator on a finished work folder: the estimator and its photos are made again,
+    and the filtered sets, their downstream runs, FIDs, the filter's yardsticks and gate Y3 are redone;
+    raw generations and unfiltered rows are kept."""
+    from handbooster_suite import make_runner
+
+    def runner(photos: int):
+        cfg = micro_run.load_profile("tiny", suite="handbooster")
+        cfg["hb"]["filter_estimator"] = {"synthetic_photos": photos}
+        return make_runner(micro_run.Runner)(cfg, tmp_path)
+
+    r = runner(4)
+    r.real_grasps.parent.mkdir(parents=True)
+    r.real_grasps.write_text(json.dumps({"objects": [{"name": "cup"}]}) + "\n")
+    (r.tool("recon") / "checkpoints").mkdir(parents=True)
+    for o in r._heldout_outputs():
+        o.mkdir(parents=True)
+        (o / "metadata.jsonl").write_text("{}\n")
+    r._recon_tool_finish()
+    judged = [r.gen_dir("f_orientation", 0), r.down("i_cross", 0.5, 0), r.work / "eval" / "seed0" / "fid.json",
+              r.work / "eval" / "yardsticks.json", r.work / "eval" / "filter_yardstick" / "photos_real_kept"]  # fmt: skip
+    kept = [r.raw_dir("f_orientation", 0), r.gen_dir("b_render", 0), r.down("j_nofilter", 0.25, 0),
+            r.down("a_real", 0.25, 0), r.work / "eval" / "filter_yardstick" / "photos_real"]  # fmt: skip
+    for p in judged + kept:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("{}") if p.suffix == ".json" else p.mkdir(exist_ok=True)
+    assert r._recon_tool_jobs() == [] and all(p.exists() for p in judged + kept)  # same settings: kept
+    ((name, cmds),) = runner(8)._recon_tool_jobs()
+    assert name == "tool_recon" and [c[:2] for c in cmds][0] == ["poses", "rest"]  # photos made again
+    assert not r.tool("recon").exists() and not any(o.exists() for o in r._heldout_outputs())
+    assert not any(p.exists() for p in judged), [p for p in judged if p.exists()]
+    assert all(p.exists() for p in kept), [p for p in kept if not p.exists()]
+
+
 def test_runs_that_only_serve_a_comparison_with_a_row_too_small_to_train_are_skipped(micro_run, tmp_path):
     """(j) and (a) at the second recon width exist only to be compared with (i): at a seed where the
     filter kept too few of (i)'s images to train on, they are not trained; elsewhere they are."""
