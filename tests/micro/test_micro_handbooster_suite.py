@@ -60,7 +60,13 @@ def test_handbooster_rows_share_budgets_and_differ_only_in_what_table5_varies(mi
     r.real_grasps.write_text(json.dumps({"objects": [{"name": "cup"}]}) + "\n")
     ((name, cmds),) = r._recon_tool_jobs()
     assert name == "tool_recon" and not r.filter_thresholds.exists()
-    # ... trained on real train and holab photos of grasps the condition creator's seed (0) never made
+    train = list(map(str, cmds[-1]))  # the paper's recipe by default: real train only
+    assert len(cmds) == 1 and [train[i + 1] for i, a in enumerate(train) if a == "--in"] == [
+        str(r.data("holab_train"))
+    ]
+    # hb.filter_estimator.synthetic_photos: also holab photos of grasps the condition creator's seed (0) never made
+    cfg["hb"]["filter_estimator"] = {"synthetic_photos": 480, "grasp_seed": 1}
+    ((name, cmds),) = r._recon_tool_jobs()
     assert [c[:2] for c in cmds] == [["poses", "rest"], ["poses", "grasp"], ["poses", "validate"],
                                      ["poses", "align"], ["poses", "compose"], ["world", "render"], ["recon", "train"]]  # fmt: skip
     grasp, render, train = (list(map(str, c)) for c in (cmds[1], cmds[5], cmds[6]))
