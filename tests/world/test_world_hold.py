@@ -156,6 +156,8 @@ def test_holab_photos_of_given_records_keep_hand_object_and_grasp_flag(worlds, t
     _, out = worlds
     given = read_dataset(out["holab"][0])[LENGTH - 2 : LENGTH + 1]  # resting, lifted, next sequence
     given[1].hands[0].hand_pose = [0.0] * 45  # a pose no holab grasp style makes
+    kind = split_world_mesh(given[2].extra["objects"][0]["mesh"])[0]
+    given[2].extra["objects"][0]["mesh"] = f"world:{kind}#2060a0"  # a colour no holab instance has: kept
     write_metadata(tmp_path / "poses.jsonl", given)
     cfg = WorldConfig(
         domain="holab", size=SIZE, seed=9, maps=(), local=False, poses=str(tmp_path / "poses.jsonl")

@@ -65,10 +65,11 @@ class HeldObject:
     colors: np.ndarray  # (V, 3) sRGB albedo
     thickness: float  # half-extent out of the palm (object y)
     grip_radius: float
+    given_mesh: str | None = None  # the reference a --poses record gave (its exact colour)
 
     @property
     def mesh_ref(self) -> str:
-        return world_mesh_ref(self.kind, color_rgb(self.color_name))
+        return self.given_mesh or world_mesh_ref(self.kind, color_rgb(self.color_name))
 
     @property
     def up(self) -> np.ndarray:
@@ -144,6 +145,7 @@ def held_from_record(record: Sample, domain: str, rng: np.random.Generator) -> t
     held = make_held(kind, scale, name)
     if rgb is not None:
         held.colors = shade_colors(np.asarray(rgb), canonical_shape(kind)[2])
+        held.given_mesh = mesh
     grasping = bool(record.extra.get("grasping", True))
     zero = np.zeros(3)
     return held, R, t, Frame(0, zero, zero, grasping)
