@@ -334,9 +334,8 @@ def make_runner(base_cls):
             built after grasp status has run."""
             stamp = self.tool("recon") / "suite_recipe.json"
             if self.artifact_finished("recon"):
-                if (
-                    not stamp.exists() or _read(stamp) == self._estimator_recipe()
-                ):  # (no stamp: before stamps)
+                # a tool without a stamp predates stamps: kept as it is
+                if not stamp.exists() or _read(stamp) == self._estimator_recipe():
                     return []
                 print("  the filter's estimator was trained with other settings: trained again", flush=True)
                 for folder in (self.tool("recon"), *self._heldout_outputs()):
@@ -437,9 +436,8 @@ def make_runner(base_cls):
             """Tools, pose chain and HandBooster trainings in one pool of jobs: none reads another's
             output, and the recon tool alone would hold one core while the other waits."""
             self._features()
-            poses = (
-                self._poses_jobs()
-            )  # first: grasp status (Qr) runs here, and the recon tool's photos read it
+            # first: grasp status (Qr) runs here, and the recon tool's photos read it
+            poses = self._poses_jobs()
             self.run_cli(self._recon_tool_jobs() + poses + self._training_jobs())
             self._recon_tool_finish()
             self._poses_finish()
