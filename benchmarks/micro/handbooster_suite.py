@@ -1353,7 +1353,7 @@ def write_report(r) -> Path:
             f"![contact sheet]({sheet.name})",
             "",
             "*Contact sheet (seed 0, before the filter): rows (b)..(f) (and (k) when run) drew from the same `real` conditions "
-            "(one condition per line, its normal and texture maps first); (g)..(i) from their own sets.*",
+            "(one condition per line: its normal and texture maps, then a holab photo of it, what a perfect synthesizer would draw); (g)..(i) from their own sets.*",
             "",
         ]
     lines += [
