@@ -155,7 +155,8 @@ def test_holab_photos_of_given_records_keep_hand_object_and_grasp_flag(worlds, t
 
     _, out = worlds
     given = read_dataset(out["holab"][0])[LENGTH - 2 : LENGTH + 1]  # resting, lifted, next sequence
-    given[1].hands[0].hand_pose = [0.0] * 45  # a pose no holab grasp style makes
+    given[1].hands[0].hand_pose = [0.0] * 45  # a pose no holab grasp style makes ...
+    given[1].hands[0].betas = [0.0] * 10  # ... and a shape no holab subject has
     kind = split_world_mesh(given[2].extra["objects"][0]["mesh"])[0]
     given[2].extra["objects"][0]["mesh"] = f"world:{kind}#2060a0"  # a colour no holab instance has: kept
     write_metadata(tmp_path / "poses.jsonl", given)
@@ -186,6 +187,10 @@ def test_holab_photos_of_given_records_keep_hand_object_and_grasp_flag(worlds, t
         assert obj["mesh"] == want["mesh"] and obj["scale"] == want["scale"]
         assert np.allclose(obj["R"], want["R"]) and np.allclose(obj["t"], want["t"])
         assert s.extra["grasping"] == g.extra["grasping"] and "sequence" not in s.extra
+        # a holab subject's hand keeps that subject's skin tone (shape and skin go together in holab)
+        subject, want_subject = s.source["attributes"]["subject"], g.source["attributes"]["subject"]
+        assert subject == want_subject if gh.betas != [0.0] * 10 else subject in hold.subject_pool("all")
+        assert s.source["attributes"]["skin_tone_mst"] == hold.subject(subject)[0]
         held = hold.make_held(split_world_mesh(want["mesh"])[0], want["scale"], "red")
         placed = held.vertices @ np.asarray(want["R"]).T + np.asarray(want["t"])
         assert np.allclose(m[2].vertices, placed, atol=1e-6)  # the photo's object is the record's

@@ -157,6 +157,15 @@ def subject(index: int) -> tuple[int, np.ndarray]:
     return index + 1, np.clip(rng.normal(0, 0.8, 10), -2.5, 2.5)
 
 
+def subject_with_betas(betas, default: int) -> int:
+    """The holab subject whose hand shape ``betas`` is (a record of a holab photo, or a grasp aligned to
+    one), else ``default``: its skin tone then matches the shape, as in every holab photo."""
+    for i in range(SUBJECTS):
+        if np.allclose(subject(i)[1], np.asarray(betas, np.float64), atol=1e-6):
+            return i
+    return default
+
+
 def subject_pool(split: str) -> tuple[int, ...]:
     """Subject indices of a ``--subjects`` split."""
     if split == "test":

@@ -437,6 +437,8 @@ class WorldGenerator:
         if cfg.domain == "holab":  # a subject: fixed skin tone and hand shape
             pool = hold.subject_pool(cfg.subjects)
             subject_index = pool[int(rng.integers(len(pool)))]
+            if given is not None:  # a given hand of a holab subject keeps that subject's skin with its shape
+                subject_index = hold.subject_with_betas(given[0].betas, subject_index)
             tone, betas = hold.subject(subject_index)
         if held is not None:
             global_orient, arm_dir = self._held_orientation(side, hand_pose, betas, held, style, rng)
