@@ -52,37 +52,32 @@ def _done(folder: Path) -> bool:
     return (folder / "metadata.jsonl").exists() or (folder / "checkpoints").exists()
 
 
-def variant_cmds(work: Path, out: Path, grasps: int, photos: int, seed: int, cfg: dict) -> list[list[str]]:
-    """The suite's held-out photo chain (handbooster_suite._heldout_photo_cmds) at another pool size,
-    photo count and seed, then the suite's recon tool training on real train + those photos."""
-    g, hb = cfg["hb"]["grasp"], cfg["hb"]
-    real = work / "poses" / "labelled" / "grasping.jsonl"
-    names = sorted({o["name"] for line in real.read_text().splitlines() if line.strip()
-                    for o in json.loads(line).get("objects") or []})  # fmt: skip
-    val = [x for k, v in (g.get("validate") or {}).items() for x in (f"--{k.replace('_', '-')}", v)]
+def _runner(cfg: dict, work: Path):
+    """The HandBooster suite's runner on a finished work folder (its Qr, its command builders)."""
+    from handbooster_suite import make_runner
+    from run import Runner
+
+    return make_runner(Runner)(cfg, work, create=False)
+
+
+def variant_cmds(r, out: Path, grasps: int, photos: int, seed: int) -> list[list[str]]:
+    """The suite's held-out photo chain (its ``grasp_steps`` and ``compose_cmd``) at another pool size,
+    photo count and seed into ``out``, then the suite's recon tool training on real train + those photos."""
+    from handbooster_suite import _argv
+
     steps = [
-        (out / "rest", _hs("poses", "rest", "--objects", "world", "--n", 1, "--out", out / "rest")),
-        (out / "grasps", _hs("poses", "grasp", "--objects", "world", "--names", ",".join(names), "--rest",
-                             out / "rest", "--n-per-object", grasps, "--batch", g["batch"], "--iters", g["iters"],
-                             "--out", out / "grasps", "--seed", seed)),
-        (out / "valid", _hs("poses", "validate", "--in", out / "grasps", "--out", out / "valid", *val)),
-        (out / "aligned", _hs("poses", "align", "--in", out / "valid", "--reference", real, "--out",
-                              out / "aligned", "--seed", seed)),
-        (out / "conds", _hs("poses", "compose", "--real", real, "--synthetic", out / "aligned", "--n", photos,
-                            "--synthetic-fraction", 1.0, "--max-deg", hb["views"]["max_deg"], "--seed", seed,
-                            "--out", out / "conds")),
-        (out / "photos", _hs("world", "render", "--domain", "holab", "--poses", out / "conds", "--n", photos,
-                             "--size", cfg["size"], "--seed", 1000 + seed, "--maps", "", "--no-local",
-                             "--out", out / "photos")),
+        *r.grasp_steps(lambda k: out / k, seed, grasps),
+        r.compose_cmd(out / "aligned", photos, 1.0, seed, out / "conds"),
+        ["world", "render", "--domain", "holab", "--poses", out / "conds", "--n", photos, "--size", r.cfg["size"],
+         "--seed", 1000 + seed, "--maps", "", "--no-local", "--out", out / "photos"],
     ]  # fmt: skip
-    t, r = cfg["tools"]["recon"], cfg["recon"]
-    train = _hs("recon", "train", "--out", out / "estimator", "--steps", t["steps"], "--batch-size",
-                t["batch_size"], "--width", r["width"], "--hidden", r["hidden"], "--img-size", r["img_size"],
-                "--lr", r["lr"], "--warmup", r["warmup"], "--num-workers", 0, "--seed", 0, "--save-every",
-                t["steps"], "--log-every", max(1, t["steps"] // 20), "--keep-last", 1,
-                "--in", work / "data" / "holab_train", "--in", out / "photos")  # fmt: skip
-    steps.append((out / "estimator", train))
-    return [cmd for folder, cmd in steps if not _done(folder)]
+    cmds = [(Path(a[a.index("--out") + 1]), _hs(*a)) for a in steps]
+    t = r.cfg["tools"]["recon"]
+    train = r.recon_train_cmd(
+        [r.data("holab_train"), out / "photos"], out / "estimator", t["steps"], t["batch_size"], 0
+    )
+    cmds.append((out / "estimator", _hs(*_argv(train))))
+    return [cmd for folder, cmd in cmds if not _done(folder)]
 
 
 def shuffled(src: Path, dst: Path, seed: int = 0) -> Path:
@@ -123,6 +118,7 @@ def main() -> None:
     from run import load_profile
 
     cfg = load_profile(a.profile, suite="handbooster")
+    r = _runner(cfg, a.work)
     a.out.mkdir(parents=True, exist_ok=True)
     estimators = {n: Path(d) for n, d in (e.split("=", 1) for e in a.existing)}
     jobs, seconds = {}, {}
@@ -130,7 +126,7 @@ def main() -> None:
         name, grasps, photos = spec.split(":")
         folder = a.out / name
         folder.mkdir(parents=True, exist_ok=True)
-        jobs[name] = variant_cmds(a.work, folder, int(grasps), int(photos), a.pool_seed, cfg)
+        jobs[name] = variant_cmds(r, folder, int(grasps), int(photos), a.pool_seed)
         estimators[name] = folder / "estimator"
     with ThreadPoolExecutor(max(1, a.jobs)) as pool:
         futures = {n: pool.submit(_run, cmds, a.out / f"{n}.log") for n, cmds in jobs.items() if cmds}

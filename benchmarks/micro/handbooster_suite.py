@@ -307,22 +307,37 @@ def make_runner(base_cls):
             """The filter estimator's extra data, as the condition creator makes grasps but from its own
             seed (none of the condition sets' grasps): rest -> grasp -> validate -> align -> compose (all
             synthetic, the suite's views) -> holab photos of those records (``data/holab_synth_photos``)."""
-            g, p, fe = self.hb["grasp"], self.poses, self.hb["filter_estimator"]
-            seed = int(fe.get("grasp_seed", 1))
-            real, conds = self.real_grasps, self.work / "conds" / "heldout_photos"
+            fe = self.hb["filter_estimator"]
+            seed, n = int(fe.get("grasp_seed", 1)), self.synthetic_photos
+            out = lambda k: self.poses(f"{k}_heldout")  # noqa: E731
+            conds = self.work / "conds" / "heldout_photos"
             steps = [
-                ["poses", "rest", "--objects", "world", "--n", 1, "--out", p("rest_heldout")],
-                ["poses", "grasp", "--objects", "world", "--names", ",".join(_object_names(real)[: g.get("max_objects")]),
-                 "--rest", p("rest_heldout"), "--n-per-object", fe.get("grasps_per_object", g["n_per_object"]), "--batch", g["batch"],
-                 "--iters", g["iters"], "--out", p("grasps_heldout"), "--seed", seed],
-                ["poses", "validate", "--in", p("grasps_heldout"), "--out", p("valid_heldout"), *_flags(g.get("validate") or {})],
-                ["poses", "align", "--in", p("valid_heldout"), "--reference", real, "--out", p("aligned_heldout"), "--seed", seed],
-                ["poses", "compose", "--real", real, "--synthetic", p("aligned_heldout"), "--n", self.synthetic_photos,
-                 "--synthetic-fraction", 1.0, "--max-deg", self.hb["views"]["max_deg"], "--seed", seed, "--out", conds],
-                ["world", "render", "--domain", "holab", "--poses", conds, "--n", self.synthetic_photos, "--size", self.cfg["size"],
+                *self.grasp_steps(out, seed, fe.get("grasps_per_object", self.hb["grasp"]["n_per_object"])),
+                self.compose_cmd(out("aligned"), n, 1.0, seed, conds),
+                ["world", "render", "--domain", "holab", "--poses", conds, "--n", n, "--size", self.cfg["size"],
                  "--seed", 1000 + seed, "--maps", "", "--no-local", "--out", self.data("holab_synth_photos")],
             ]  # fmt: skip
-            return [a for a in steps if not (Path(a[a.index("--out") + 1]) / ".done").exists()]
+            return _not_done(steps)
+
+        def grasp_steps(self, out, seed: int, n_per_object: int) -> list[list]:
+            """``poses rest -> grasp -> validate -> align`` (to Qr) into ``out(name)`` for name in rest, grasps,
+            valid, aligned: the condition creator's grasps and the filter estimator's own pool (and the
+            filter probe's) are made alike, from their own seeds."""
+            g, real = self.hb["grasp"], self.real_grasps
+            names = ",".join(_object_names(real)[: g.get("max_objects")])
+            return [
+                ["poses", "rest", "--objects", "world", "--n", 1, "--out", out("rest")],
+                ["poses", "grasp", "--objects", "world", "--names", names, "--rest", out("rest"), "--n-per-object",
+                 n_per_object, "--batch", g["batch"], "--iters", g["iters"], "--out", out("grasps"), "--seed", seed],
+                ["poses", "validate", "--in", out("grasps"), "--out", out("valid"), *_flags(g.get("validate") or {})],
+                ["poses", "align", "--in", out("valid"), "--reference", real, "--out", out("aligned"), "--seed", seed],
+            ]  # fmt: skip
+
+        def compose_cmd(self, synthetic: Path, n: int, fraction: float, seed: int, out: Path) -> list:
+            """``poses compose`` of Qr and ``synthetic`` with the suite's novel views."""
+            return ["poses", "compose", "--real", self.real_grasps, "--synthetic", synthetic, "--n", n,
+                    "--synthetic-fraction", fraction, "--max-deg", self.hb["views"]["max_deg"], "--seed", seed,
+                    "--out", out]  # fmt: skip
 
         def _heldout_outputs(self) -> list[Path]:
             return [*(self.poses(f"{k}_heldout") for k in ("rest", "grasps", "valid", "aligned")),
@@ -398,25 +413,18 @@ def make_runner(base_cls):
             if not real.exists():
                 split_real_grasps(self)
             steps = [
-                ["rest", "--objects", "world", "--n", 1, "--out", p("rest")],
-                ["grasp", "--objects", "world", "--names", ",".join(_object_names(real)[: g.get("max_objects")]), "--rest", p("rest"),
-                 "--n-per-object", g["n_per_object"], "--batch", g["batch"], "--iters", g["iters"],
-                 "--out", p("grasps"), "--seed", 0],
-                ["validate", "--in", p("grasps"), "--out", p("valid"), *_flags(g.get("validate") or {})],
-                ["align", "--in", p("valid"), "--reference", real, "--out", p("aligned")],
-                ["fps", "--in", p("aligned"), "--per-object", self.hb["fps_per_object"], "--out", p("fps")],
-                ["cross-sample", "--synthetic", p("fps"), "--real", real, "--n", self.hb["cross_n"], "--out", p("cross")],
+                *self.grasp_steps(p, 0, g["n_per_object"]),
+                ["poses", "fps", "--in", p("aligned"), "--per-object", self.hb["fps_per_object"], "--out", p("fps")],
+                ["poses", "cross-sample", "--synthetic", p("fps"), "--real", real, "--n", self.hb["cross_n"], "--out", p("cross")],
             ]  # fmt: skip
-            chain = [["poses", *a] for a in steps if not (Path(a[a.index("--out") + 1]) / ".done").exists()]
+            chain = _not_done(steps)
             pools = {"real": real, "random": p("aligned"), "fps": p("fps"), "cross": p("cross")}
             for seed in self.cfg["seeds"]:
                 for kind in self._condition_kinds():
-                    if (self.conds(kind, seed) / ".done").exists():
-                        continue
                     frac = 0.0 if kind == "real" else self.hb["synthetic_fraction"]
-                    chain.append(["poses", "compose", "--real", real, "--synthetic", pools[kind], "--n", self.hb["n_gen"],
-                                  "--synthetic-fraction", frac, "--max-deg", self.hb["views"]["max_deg"], "--seed", seed,
-                                  "--out", self.conds(kind, seed)])  # fmt: skip
+                    chain += _not_done(
+                        [self.compose_cmd(pools[kind], self.hb["n_gen"], frac, seed, self.conds(kind, seed))]
+                    )
             # One child, one command after the other (each reads the one before; compose is cheap).
             return [("poses_creator", chain)] if chain else []
 
@@ -660,6 +668,11 @@ def filter_argv(
     )
     return ["filter", "--in", str(data), "--estimator", str(estimator), "--out", str(out), *given,
             "--device", "cpu", "--overwrite", *map(str, caps)]  # fmt: skip
+
+
+def _not_done(cmds: list[list]) -> list[list]:
+    """The commands whose ``--out`` folder is not marked done (a resumed run skips the others)."""
+    return [a for a in cmds if not (Path(a[a.index("--out") + 1]) / ".done").exists()]
 
 
 def _model_overrides(hb: dict) -> str:
