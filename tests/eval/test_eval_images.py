@@ -42,6 +42,22 @@ def test_matching_pairs_detections_with_their_hands_and_rejects_far_ones():
     assert s["mse_2d"] == pytest.approx(13.5) and s["detection_rate"] == pytest.approx(2 / 3)
 
 
+def test_match_limit_is_half_the_boxs_longer_side_and_mse_is_the_mean_squared_distance():
+    g = np.zeros((21, 2)) + [40, 40]
+    tall = [[35, 30, 4, 20]]  # longer side 20 -> limit 10 px with the tools' default 0.5
+    limit = ImageTools.max_dist * 20
+    assert ImageTools.max_dist == 0.5
+    # 8 px < 10 (half the width, 4, would refuse it)
+    assert match_detections([Detection(g + [0, 8], 0.9)], [g], tall) == [0]
+    assert match_detections([Detection(g + [0, 0.96 * limit], 0.9)], [g], tall) == [0]
+    assert match_detections([Detection(g + [0, 1.04 * limit], 0.9)], [g], tall) == [None]
+    # MSE-2D of a hand = mean over joints of the squared distance (not the squared mean distance)
+    kp = g.copy()
+    kp[:7] += [3.0, 4.0]  # 7 of 21 joints 5 px off
+    (score,) = score_hands("z", [Detection(kp, 0.9)], ["right"], [g], tall)
+    assert score.sq_error == pytest.approx(np.mean(np.sum((kp - g) ** 2, -1))) == pytest.approx(25.0 / 3)
+
+
 class OracleDetector:
     """Returns the labelled keypoints (read from the dataset) shifted by a known offset."""
 

@@ -123,6 +123,10 @@ def test_kid_reference_and_same_distribution():
     same, _ = kid_from_features(a, c, subsets=20, subset_size=40)
     diff, _ = kid_from_features(a, b, subsets=20, subset_size=40)
     assert abs(same) < 0.1 * diff
+    # A generated set smaller than the real one (and than subset_size): the subset size is capped by it,
+    # so every subset holds the whole fake set and the real half is what varies
+    small, _ = kid_from_features(c, b[:20], subsets=5, subset_size=1000)
+    assert np.isfinite(small) and small > 0.1 * diff
 
 
 def test_hand_crop_rule():

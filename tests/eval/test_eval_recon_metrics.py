@@ -56,6 +56,13 @@ def test_procrustes_recovers_exact_similarity_and_rejects_reflection():
     mirrored = gt * np.array([-1.0, 1.0, 1.0])
     assert per_err(similarity_procrustes(mirrored, gt), gt) > 0.1
     np.testing.assert_allclose(_scipy_similarity(mirrored[0], gt[0]), gt[0], atol=1e-9)
+    # ... and what it gives is the best *proper* similarity: scipy's Kabsch (align_vectors returns a
+    # rotation, det +1) on the centred sets, with the closed-form scale for that rotation
+    x, y = mirrored[0] - mirrored[0].mean(0), gt[0] - gt[0].mean(0)
+    rot_best, _ = Rotation.align_vectors(y, x)
+    rx = rot_best.apply(x)
+    ref = (y * rx).sum() / (x**2).sum() * rx + gt[0].mean(0)
+    np.testing.assert_allclose(similarity_procrustes(mirrored, gt)[0], ref, atol=1e-9)
 
 
 def per_err(a, b):

@@ -117,8 +117,12 @@ def test_mano_model_matches_smplx_mano(mano_dir, tmp_path):
         o = ours(go, hp, betas, transl)
     assert (o.vertices - r.vertices).abs().max() < 2e-6
     assert (o.mano_joints - r.joints[:, :16]).abs().max() < 2e-6
-    # Fingertips are smplx's vertices, put into OpenPose order.
-    tips = r.vertices[:, list(MANO_TIP_VERTICES)]
+    # Fingertips are smplx's vertices (its own table, not ours), put into OpenPose order.
+    from smplx.vertex_ids import vertex_ids
+
+    tip_ids = [vertex_ids["mano"][k] for k in ("thumb", "index", "middle", "ring", "pinky")]
+    assert list(MANO_TIP_VERTICES) == tip_ids
+    tips = r.vertices[:, tip_ids]
     assert (o.joints[:, [4, 8, 12, 16, 20]] - tips).abs().max() < 2e-6
     assert (o.joints[:, 0] - r.joints[:, 0]).abs().max() < 2e-6
     assert ours.faces.shape[1] == 3 and ours.hand_mean.abs().sum() > 0

@@ -211,6 +211,37 @@ def test_tas_training_target(target, tiny_dataset, stub_accelerator, monkeypatch
     assert torch.allclose(implied, expected, atol=1e-3 * float(expected.abs().max()))
 
 
+def test_caption_dropout_empties_that_share_of_prompts_and_lambdas_weight_the_branches(
+    tiny_dataset, stub_accelerator, monkeypatch
+):
+    import handsynth.methods.attentionhand.training as training
+
+    seen: list[list[str]] = []
+    tokenize = training.tokenize
+
+    def spy(tokenizer, prompts, *a, **k):
+        seen.append(list(prompts))
+        return tokenize(tokenizer, prompts, *a, **k)
+
+    monkeypatch.setattr(training, "tokenize", spy)
+    for p, empty in ((1.0, True), (0.0, False)):
+        over = [
+            f"data.empty_prompt_prob={p}",
+            "tas.enabled=false",
+            "loss.lambda_global=1",
+            "loss.lambda_local=0",
+        ]
+        cfg, task, model = _task(tiny_dataset, over, stub_accelerator)
+        batch = collate([task.dataset()[0], task.dataset()[1]])
+        seen.clear()
+        total, logs = task.loss(model, batch, 0, generator=torch.Generator().manual_seed(0))
+        assert len(seen[-1]) == 4  # two samples x (global, local)
+        assert all(q == "" for q in seen[-1]) if empty else all(q for q in seen[-1])
+        # lambda_global 1, lambda_local 0: the loss is the global branch's alone
+        assert float(total.detach()) == pytest.approx(logs["loss_global"], rel=1e-6)
+        assert logs["loss_local"] != pytest.approx(logs["loss_global"], rel=1e-3)
+
+
 def test_released_defaults(tiny_dataset):
     cfg = AttentionHandConfig()
     assert cfg.tas.target == "epsilon" and cfg.tas.token_window == "ae" and cfg.tas.loss_threshold == 0

@@ -143,6 +143,30 @@ def _mirror_dataset(src, dst) -> None:
         writer.write(s, files)
 
 
+def test_weight_map_counts_hand_and_object_pixels():
+    from handsynth.methods.handbooster.data import weight_map
+
+    seg = np.array([[0, 1], [2, 3]], np.uint8)  # background, right hand, left hand, object
+    np.testing.assert_allclose(weight_map(seg, 0.1).numpy()[0], [[0.1, 1.0], [1.0, 1.0]])
+
+
+def test_mirror_map_negates_the_normals_x_and_swaps_the_hands_seg_labels():
+    from handsynth.methods.handbooster.data import mirror_map
+
+    rng = np.random.default_rng(0)
+    normal = rng.integers(0, 256, size=(5, 7, 3)).astype(np.uint8)
+    normal[1, 2] = 0  # a background pixel stays black
+    got = mirror_map("normal", normal)
+    flipped = normal[:, ::-1]
+    fg = flipped.any(-1)
+    # n -> -n under the (n + 1) * 127.5 encoding is v -> 255 - v, on the hand only
+    np.testing.assert_array_equal(got[..., 0], np.where(fg, 255 - flipped[..., 0].astype(int), 0))
+    np.testing.assert_array_equal(got[..., 1:], flipped[..., 1:])
+    seg = np.array([[0, 1, 2, 3]], np.uint8)[..., None].repeat(3, -1)
+    np.testing.assert_array_equal(mirror_map("seg", seg)[..., 0], [[3, 1, 2, 0]])
+    np.testing.assert_array_equal(mirror_map("texture", normal), flipped)
+
+
 def test_left_hand_item_equals_its_mirrored_right_hand(hb_data, tmp_path):
     _mirror_dataset(hb_data, tmp_path / "left")
     cfg = tiny_config()
@@ -184,6 +208,16 @@ def test_snr_weighted_x0_loss_is_the_eps_loss():
     # the weight map counts: background pixels at 0.1 lower the loss
     w = torch.full_like(ones, 0.1)
     torch.testing.assert_close(x0_loss(pred, x0, t, w, sched, cfg.loss), 0.1 * got)
+    # loss.type l1: the same SNR weights on |x0_hat - x0|; min_snr_gamma: weight min(SNR, gamma)
+    # (Hang et al. 2023)
+    s = a / (1 - a)
+    cfg.loss.type = "l1"
+    torch.testing.assert_close(x0_loss(pred, x0, t, ones, sched, cfg.loss), (s * (pred - x0).abs()).mean())
+    cfg.loss.type, cfg.loss.min_snr_gamma = "l2", 5.0
+    assert (s > 5).any() and (s < 5).any()
+    torch.testing.assert_close(
+        x0_loss(pred, x0, t, ones, sched, cfg.loss), (s.clamp(max=5.0) * (pred - x0).square()).mean()
+    )
 
 
 def test_orientation_dropout_rate(hb_data):
@@ -192,6 +226,11 @@ def test_orientation_dropout_rate(hb_data):
     batch = {"image": torch.zeros(2000, 3, 1, 1)}
     _, _, _, drop = task.noisy_batch(batch, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert 0.47 < float(drop.float().mean()) < 0.53
+    # the rate is drop_prob itself, not 1 - drop_prob (0.5 cannot tell them apart)
+    for p, lo, hi in ((0.2, 0.17, 0.23), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)):
+        task.cfg.orientation.drop_prob = p
+        _, _, _, drop = task.noisy_batch(batch, torch.Generator().manual_seed(1), torch.device("cpu"))
+        assert lo <= float(drop.float().mean()) <= hi, p
 
 
 # -- model ---------------------------------------------------------------------------------------------------

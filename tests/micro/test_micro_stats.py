@@ -34,6 +34,8 @@ def test_holm_matches_the_step_down_definition():
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
     assert adj[3] == pytest.approx(0.02) and adj[0] == pytest.approx(0.03)
     assert adj[2] == pytest.approx(0.06) and adj[1] == pytest.approx(0.06) and adj[4] is None
+    # adjusted p-values are probabilities: capped at 1
+    assert holm([0.6, 0.7, 0.02]) == pytest.approx([1.0, 1.0, 0.06])
     try:
         from statsmodels.stats.multitest import multipletests
     except ImportError:
@@ -61,6 +63,11 @@ def _test(metric: str, mean: float, p: float | None, measurable: bool = True) ->
 )
 def test_claim_labels_on_hand_made_tables(tests, label):
     assert ClaimResult("c", "claim", tests).label == label
+
+
+def test_significance_needs_p_below_alpha():
+    assert _test("FID", 5, 0.05).status == "unclear"
+    assert _test("FID", 5, 0.0499).status == "as claimed" and _test("FID", -5, 0.0499).status == "opposite"
 
 
 def test_a_failed_gate_makes_the_claim_not_measurable_whatever_the_metrics_say():

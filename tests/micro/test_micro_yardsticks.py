@@ -24,6 +24,9 @@ def test_pck_counts_joints_within_a_tenth_of_the_box_side():
     pred[1] += 5.0
     boxes = np.array([[0, 0, 10, 4], [0, 0, 10, 4]], np.float64)
     assert pck(pred, gt, boxes) == pytest.approx([10 / 21, 0.0])
+    # the box's longer side, whichever it is: a tall box scales by its height
+    tall = np.array([[0, 0, 4, 10], [0, 0, 4, 10]], np.float64)
+    assert pck(pred, gt, tall) == pytest.approx([10 / 21, 0.0])
 
 
 def test_centre_predictor_and_mse_2d_match_their_definitions():
@@ -56,6 +59,8 @@ def test_presence_threshold_with_hands_sits_midway_in_the_gap():
 def test_gates_pass_fail_and_not_measured():
     assert at_least("x", 3.1, 3.0).passed is True and at_least("x", 2.9, 3.0).passed is False
     assert at_most("y", 0.05, 0.1).passed is True and at_most("y", 0.2, 0.1).passed is False
+    # a value on the threshold passes
+    assert at_least("x", 3.0, 3.0).passed is True and at_most("y", 0.1, 0.1).passed is True
     assert at_least("z", None, 1.0).passed is None and at_least("z", float("nan"), 1.0).passed is None
 
 

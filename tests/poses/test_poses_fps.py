@@ -30,6 +30,19 @@ def test_picks_spread_out_and_never_repeat():
     assert sorted(picks) == list(range(100))
 
 
+def test_exact_duplicates_are_never_picked_twice():
+    # 5 distinct poses repeated to 12 rows: a picked row's own distance is ~0 like its duplicates', so
+    # only marking picks (not just the first) keeps argmax off them; every distinct pose comes first
+    rng = np.random.default_rng(4)
+    for seed in range(50):
+        idx = rng.integers(0, 5, size=12)
+        idx[:5] = np.arange(5)
+        vecs = rng.normal(size=(5, VECTOR_SIZE))[idx]
+        picks = farthest_pose_sampling(vecs, 12, seed)
+        assert sorted(picks) == list(range(12))
+        assert {int(idx[p]) for p in picks[:5]} == set(range(5))
+
+
 def test_pose_vector_ignores_the_global_orientation():
     rng = np.random.default_rng(2)
     hand_pose = rng.normal(size=45) * 0.3

@@ -50,6 +50,16 @@ def test_thresholds_and_rules(tmp_path, rule, grasping):
     assert rec["sequence"]["id"] == "s1" and rec["objects"][0]["name"] == "cup"
 
 
+def test_thresholds_are_strict():
+    """Exactly at a threshold is not grasping ("exceeds"), either rule."""
+    from handsynth.poses.grasp_status import GraspRule
+
+    for rule in ("or", "and"):
+        r = GraspRule(rule=rule)
+        assert not r.grasping(5.0, 0.0) and not r.grasping(0.0, 10.0) and not r.grasping(5.0, 10.0)
+        assert r.grasping(5.0 + 1e-9, 10.0 + 1e-9)
+
+
 def test_records_without_sequence_are_refused_before_output(tmp_path, capsys):
     recs = [pose_record("a", sequence=("s", 0)), pose_record("nosq"), pose_record("nosq2")]
     src = write_jsonl(tmp_path / "in.jsonl", recs)

@@ -49,6 +49,11 @@ def _write(folder: Path, records: list[dict]) -> Path:
 def test_euler_and_axis_angle_helpers():
     R = euler_xyz([30.0, 0.0, 0.0])
     assert np.allclose(R @ [0, 1, 0], [0, np.cos(np.radians(30)), np.sin(np.radians(30))])
+    # order and signs against scipy: upper-case "XYZ" is intrinsic, i.e. Rx·Ry·Rz
+    from scipy.spatial.transform import Rotation
+
+    for a in ([17.0, -33.0, 52.0], [-80.0, 10.0, -170.0]):
+        assert np.allclose(euler_xyz(a), Rotation.from_euler("XYZ", a, degrees=True).as_matrix())
     aa = np.array([[0.3, -1.2, 2.0], [1e-10, 0, 0], [np.pi - 1e-9, 0, 0]])
     assert np.allclose(
         axis_angle_to_matrix(matrix_to_axis_angle(axis_angle_to_matrix(aa))), axis_angle_to_matrix(aa)
@@ -92,6 +97,21 @@ def test_views_rotate_hand_and_object_about_the_wrist(hands, tmp_path):
         assert v.file_name is None and v.conditions == {} and v.extra["grasping"] is True
         # the grasp itself (pose vector: hand pose + object in the hand's root frame) is unchanged
         assert np.allclose(pose_vector(v), pose_vector(orig), atol=1e-5)
+
+
+def test_inside_image_uses_width_for_u_and_height_for_v(hands):
+    from handsynth.poses.rigid import inside_image
+
+    s = Sample.from_dict({**hands[0], "width": 320, "height": 240})
+    j2 = np.asarray(s.hands[0].joints_2d, dtype=float)
+    j3 = np.asarray(s.hands[0].joints_3d, dtype=float)
+    assert (j3[:, 2] > 0).all()
+    s.hands[0].joints_2d = np.stack([np.full(len(j2), 260.0), np.full(len(j2), 100.0)], 1).tolist()
+    assert inside_image(s)  # u = 260 < width 320 (though >= height 240)
+    s.hands[0].joints_2d = np.stack([np.full(len(j2), 100.0), np.full(len(j2), 239.5)], 1).tolist()
+    assert inside_image(s)
+    s.hands[0].joints_2d = np.stack([np.full(len(j2), 100.0), np.full(len(j2), 260.0)], 1).tolist()
+    assert not inside_image(s)  # v = 260 >= height 240
 
 
 def test_views_leaving_the_image_are_dropped_and_counted(hands, tmp_path, caplog):

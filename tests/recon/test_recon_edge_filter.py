@@ -26,7 +26,8 @@ def _scores(rows: list[tuple[str, str, float, float, float, float]], vertices: b
 
 
 def test_decide_keeps_and_rejects_exactly_as_the_thresholds_say():
-    th = dict(zip(ef.METRICS, ef.PRESETS["dexycb"]))  # 25 / 25 / 10 / 10 mm
+    th, _ = ef.resolve_thresholds("dexycb", {})
+    assert th == {"mpjpe": 25.0, "mpvpe": 25.0, "pa_mpjpe": 10.0, "pa_mpvpe": 10.0}  # the paper's values
     scores = _scores(
         [
             ("at_limit", "right", 25.0, 25.0, 10.0, 10.0),  # equal to every threshold: kept
@@ -35,10 +36,14 @@ def test_decide_keeps_and_rejects_exactly_as_the_thresholds_say():
             ("two", "right", 1.0, 1.0, 1.0, 1.0),
             ("two", "left", 1.0, 1.0, 12.0, 1.0),  # one bad hand rejects the record
             ("fine", "left", 24.0, 24.0, 9.0, 9.0),
+            ("bad_first", "left", 1.0, 30.0, 1.0, 1.0),  # a bad hand before a good one still rejects
+            ("bad_first", "right", 1.0, 1.0, 1.0, 1.0),
         ]
     )
     d = ef.decide(scores, th)
-    assert d.kept == {"at_limit": True, "mpjpe": False, "pa_mpvpe": False, "two": False, "fine": True}
+    assert d.kept == {
+        "at_limit": True, "mpjpe": False, "pa_mpvpe": False, "two": False, "fine": True, "bad_first": False
+    }  # fmt: skip
     assert d.failures["two"] == [("left", "pa_mpjpe")] and d.failures["mpjpe"] == [("right", "mpjpe")]
     # without vertex metrics the vertex thresholds are not applied
     d2 = ef.decide(_scores([("v", "right", 1.0, 99.0, 1.0, 99.0)], vertices=False), th)

@@ -130,3 +130,6 @@ def test_crop_box_within_slides_inside_the_image_where_it_fits():
     assert crop_box([20, 20, 10, 10], expand=2.0, within=(64, 64)) == inside  # already inside
     # Longer than the image on one axis: centred on the image on that axis, the other slides.
     assert crop_box([0, 0, 40, 10], expand=2.0, within=(100, 50)) == [0.0, -15.0, 80.0]
+    # a wide image: x slides against the width, y against the height
+    assert crop_box([0, 40, 10, 10], expand=2.0, within=(100, 50)) == [0.0, 30.0, 20.0]
+    assert crop_box([95, 0, 10, 10], expand=2.0, within=(100, 50)) == [80.0, 0.0, 20.0]

@@ -25,7 +25,10 @@ def farthest_pose_sampling(vectors: np.ndarray, m: int, seed: int = 0) -> list[i
     while len(picks) < m:
         best = int(np.argmax(nearest))
         picks.append(best)
-        np.minimum(nearest, 1.0 - unit @ unit[best], out=nearest)  # picked rows stay at -inf
+        np.minimum(nearest, 1.0 - unit @ unit[best], out=nearest)
+        # a picked row's own distance is ~0, not -inf: without this, once only exact duplicates of
+        # picked rows remain, argmax would return an already-picked row again
+        nearest[best] = -np.inf
     return picks
 
 
