@@ -108,6 +108,28 @@ def test_ablation_switches_train(name, tiny_dataset, stub_accelerator):
         assert all(any(p.grad is not None for p in net.parameters()) for net in model.nets.values())
     assert not any(p.grad is not None for p in task.base.unet.parameters())  # phi_d stays frozen
     assert check(logs, model, task), logs
+    if name in CHANGES_THE_STEP:
+        # the switch is wired: the same batch, seed and weights give another loss than the defaults
+        # (the module's zero convolutions hide it at initialisation: give it some weights first)
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn(p.shape, generator=g))
+        _, default, _ = _task(tiny_dataset, [], stub_accelerator)
+        loss, logs = task.loss(model, batch, 0, generator=torch.Generator().manual_seed(0))
+        ref, ref_logs = default.loss(model, batch, 0, generator=torch.Generator().manual_seed(0))
+        key = (
+            "tas_loss" if name in {"gauss_none", "gauss_random", "kernel_textbook", "prompt_window"} else None
+        )
+        got, want = (logs[key], ref_logs[key]) if key else (float(loss.detach()), float(ref.detach()))
+        assert abs(got - want) > 1e-6 * max(1.0, abs(want)), (name, got, want)
+
+
+# switches whose effect shows in one step's loss (the rest are checked by their own lambda above)
+CHANGES_THE_STEP = {
+    "gauss_none", "gauss_random", "kernel_textbook", "alpha_random", "prompt_window", "residual_target",
+    "tas_controlled", "empty_prompts",
+}  # fmt: skip
 
 
 def _eval_loss(task, model, seeds=(0, 1, 2)) -> float:
