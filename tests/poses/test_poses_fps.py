@@ -4,6 +4,7 @@ M poses per object, expressed without the hand's global orientation."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from posefixtures import pose_record, read_jsonl, write_jsonl
 from scipy.spatial.transform import Rotation
 
@@ -128,3 +129,19 @@ def test_bad_report_path_is_refused_before_output(tmp_path, capsys):
     )
     assert "must be a .png file path" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_duplicate_input_ids_are_refused_and_repeated_picks_never_silently_dropped(
+    tmp_path, capsys, monkeypatch
+):
+    recs = [pose_record(f"a{i}", hand_pose=np.full(45, 0.1 * i)) for i in range(4)]
+    src = write_jsonl(tmp_path / "dup.jsonl", [*recs, recs[1]])
+    assert main(["poses", "fps", "--in", str(src), "--per-object", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "'a1' appears more than once" in capsys.readouterr().err
+    # a command that would write one record twice stops instead of keeping the first silently
+    import handsynth.poses.fps as fps
+
+    monkeypatch.setattr(fps, "farthest_pose_sampling", lambda v, m, seed=0: [0, 0])
+    src = write_jsonl(tmp_path / "ok.jsonl", recs)
+    with pytest.raises(RuntimeError, match="'a0' would be written twice"):
+        main(["poses", "fps", "--in", str(src), "--per-object", "2", "--out", str(tmp_path / "o2")])

@@ -12,13 +12,13 @@ from handsynth.errors import UserError
 
 
 def _read(path: str, flag: str) -> list[Sample]:
-    from handsynth.data.folder import iter_records, metadata_path
+    from handsynth.data.folder import metadata_path, read_dataset
 
     if not metadata_path(path).exists():
         raise UserError(f"{flag} {path} holds no records: pass a dataset folder or a .jsonl file")
     from handsynth.data.carry import absolute_mesh_paths
 
-    samples = list(iter_records(path))
+    samples = read_dataset(path)  # duplicate ids are refused: outputs are keyed by id
     if not samples:
         raise UserError(f"{flag} {path} holds no records: pass a dataset with at least one record")
     root = dataset_root(path)
@@ -35,6 +35,11 @@ def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_r
     from handsynth.data.folder import DatasetWriter
     from handsynth.progress import progress
 
+    seen: set[str] = set()
+    for s in samples:  # skipping ids already written must never also drop a repeat within this run
+        if s.id in seen:
+            raise RuntimeError(f"{desc}: record id {s.id!r} would be written twice (a bug in this command)")
+        seen.add(s.id)
     writer = DatasetWriter(Path(out), config=config, overwrite=overwrite, lock=True)
     done = 0
     with progress(total=len(samples), desc=desc, unit="record") as bar:
