@@ -50,3 +50,15 @@ def test_prompt_agrees_with_record(record):
         assert "an apple" in one and "left hand" not in one
     r = make_record(7, ("right",))
     assert prompt_for_sample(r, 0) == prompt_for_sample(r, 0) != prompt_for_sample(r, 1)
+
+
+def test_one_hand_prompts_never_describe_two_hands(record):
+    from handsynth.text.prompts import TWO_HAND_ACTIONS, TWO_HAND_GRASP
+
+    two = re.compile(
+        "|".join(re.escape(a).replace(re.escape("{pos}"), r"\w+") for a in TWO_HAND_ACTIONS + TWO_HAND_GRASP)
+    )
+    for i in range(300):
+        prompts = [prompt_for_sample(record(i, (side,)), seed=0) for side in ("left", "right")]
+        for p in [*prompts, PromptGenerator(i).sample(two_hands=False)]:
+            assert not two.search(p) and "both" not in p, p

@@ -279,7 +279,7 @@ class PromptGenerator:
             if verb in _MOTION_VERBS and not hands.startswith("with"):
                 hands = "with both hands" if two_hands else "with {pos} {side} hand"
             action = f"{verb} {obj or r.choice(OBJECTS)}" + (f" {hands}" if hands else "")
-        elif kind == "two" or two_hands:
+        elif two_hands:  # a "two" draw for one hand is a gesture: a one-hand record never gets "clapping"
             action = r.choice(TWO_HAND_ACTIONS)
         else:
             action = r.choice(GESTURES)
