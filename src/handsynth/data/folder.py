@@ -12,13 +12,13 @@ import io
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from handsynth.atomic import atomic_write_bytes as _atomic_write_bytes
 from handsynth.data.lock import FolderLock, check_output_folder
 from handsynth.data.records import RecordError, Sample
 from handsynth.data.settings import refuse_other_settings
@@ -186,19 +186,7 @@ def encode_file(rel: str, content: Any) -> bytes:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_write_bytes(path, data, fsync=True)
 
 
 def atomic_write_file(path: str | os.PathLike, content: Any) -> None:

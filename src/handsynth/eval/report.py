@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from handsynth.atomic import atomic_write_bytes
 from handsynth.eval.image_eval import TABLE1_COLUMNS, ImageEvalResult, load_rgb
 from handsynth.eval.plots import grid, line_plot, skeleton_tile
 from handsynth.eval.recon_eval import ReconResult, flat_metrics, layout_row
@@ -27,15 +26,7 @@ FORMATS = {"FID": ".2f", "FID-H": ".2f", "KID": ".5f", "KID-H": ".5f", "Hand Con
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def save_png(img: Image.Image, path: Path) -> None:

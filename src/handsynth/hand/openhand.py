@@ -32,12 +32,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from handsynth.atomic import atomic_open
 from handsynth.hand.arrays import HandArrays
 from handsynth.hand.joints import MANO_PARENTS
 
@@ -469,16 +469,11 @@ def _load_cached(path: Path) -> OpenHandMesh | None:
 def _save_cached(path: Path, mesh: OpenHandMesh) -> None:
     """Write through a temp file and a rename: parallel processes never read half a file; a read-only
     cache only costs the next process the build."""
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".openhand-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path) as f:
             np.savez(f, **{k: np.asarray(v) for k, v in mesh.__dict__.items()})
-        os.replace(tmp, path)
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 def _decimate(verts: np.ndarray, faces: np.ndarray, n_faces: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,12 +19,12 @@ draws it, not the GL :class:`~handsynth.render.Renderer`; it is not among the de
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from handsynth.atomic import atomic_open
 from handsynth.errors import UserError
 
 MAP_NAMES = ("mesh", "normal", "texture", "seg", "depth", "skeleton")  # what the GL Renderer draws
@@ -73,15 +73,8 @@ def save_map(name: str, array: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a map as PNG atomically (temp file + rename), creating parent folders."""
     image = map_to_image(name, array)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        image.save(f, format="PNG")
     return path
 
 
