@@ -19,7 +19,9 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     @staticmethod
     def _shows_default(action: argparse.Action) -> bool:
-        return bool(action.option_strings) and action.default not in (None, False, argparse.SUPPRESS)
+        # identity, not ==: 0 == False, and a default of 0 (a seed, a start index) is worth showing
+        d = action.default
+        return bool(action.option_strings) and not (d is None or d is False or d is argparse.SUPPRESS)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""

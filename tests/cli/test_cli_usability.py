@@ -33,7 +33,8 @@ def test_every_help_shows_option_defaults():
         assert isinstance(parser, CommandParser), path
         text = " ".join(parser.format_help().split())
         for action in parser._actions:
-            if not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            d = action.default  # by identity: a default of 0 (== False) must be shown too
+            if not action.option_strings or d is None or d is False or d is argparse.SUPPRESS:
                 continue
             if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
                 continue
@@ -43,6 +44,8 @@ def test_every_help_shows_option_defaults():
             )
             checked += 1
     assert checked > 50
+    sample = dict(_all_parsers(build_parser()))[("poses", "sample")]
+    assert "(default: 0)" in " ".join(sample.format_help().split())  # --seed
 
 
 @pytest.mark.parametrize(

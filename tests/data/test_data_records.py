@@ -107,6 +107,16 @@ def test_writer_refuses_mixed_configuration(tmp_path):
     DatasetWriter(tmp_path, config={"method": "a", "steps": 30}, overwrite=True)
 
 
+def test_overwrite_restarts_the_folder_instead_of_keeping_the_old_records(tmp_path):
+    w = DatasetWriter(tmp_path, config={"seed": 0})
+    for i in (0, 1):
+        w.write(make_sample(i))
+    w = DatasetWriter(tmp_path, config={"seed": 5}, overwrite=True)
+    assert len(w) == 0 and not w.has("000000")  # a rerun writes every record of the new settings again
+    w.write(make_sample(2))
+    assert [s.id for s in read_dataset(tmp_path)] == ["000002"]
+
+
 def test_uint16_maps_stay_16_bit(tmp_path):
     from PIL import Image
 

@@ -136,6 +136,21 @@ def test_bad_inputs_fail_before_any_output(cli, controlnet_dir, poses_dir, tmp_p
         nan.unlink()
 
 
+def test_a_run_failing_before_its_first_image_leaves_no_settings_and_in_is_never_out(
+    cli, controlnet_dir, poses_dir, tmp_path
+):
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="fp16 needs a GPU"):
+        cli(controlnet_args(controlnet_dir, poses_dir, out, "--dtype", "fp16", "--limit", "1"))
+    assert not (out / "handsynth_run.json").exists()
+    assert cli(controlnet_args(controlnet_dir, poses_dir, out, "--limit", "1")) == 0  # the corrected command
+    before = (poses_dir / "metadata.jsonl").read_bytes()
+    for folder in (poses_dir, poses_dir / "metadata.jsonl"):
+        with pytest.raises(UserError, match="is the input folder"):
+            cli(controlnet_args(controlnet_dir, folder, poses_dir, "--overwrite", "--limit", "1"))
+    assert (poses_dir / "metadata.jsonl").read_bytes() == before
+
+
 def test_same_images_for_any_split_and_batch(controlnet_dir, poses_dir, tmp_path):
     from handsynth.methods.baselines.generators import ControlNetBaseline
 

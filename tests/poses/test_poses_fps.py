@@ -145,3 +145,22 @@ def test_duplicate_input_ids_are_refused_and_repeated_picks_never_silently_dropp
     src = write_jsonl(tmp_path / "ok.jsonl", recs)
     with pytest.raises(RuntimeError, match="'a0' would be written twice"):
         main(["poses", "fps", "--in", str(src), "--per-object", "2", "--out", str(tmp_path / "o2")])
+
+
+def test_overwrite_restarts_the_output_and_the_input_is_never_the_output(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    recs = [pose_record(f"a{i}", hand_pose=rng.normal(size=45)) for i in range(12)]
+    src = tmp_path / "in"
+    src.mkdir()
+    write_jsonl(src / "metadata.jsonl", recs)
+    out = tmp_path / "out"
+    args = ["poses", "fps", "--in", str(src), "--per-object", "4", "--out", str(out)]
+    assert main([*args, "--seed", "0"]) == 0
+    assert main([*args, "--seed", "5", "--overwrite"]) == 0
+    assert main([*args[:-1], str(tmp_path / "fresh"), "--seed", "5"]) == 0
+    # the restarted folder holds exactly what a fresh run with the new settings writes (not both runs)
+    assert read_jsonl(out / "metadata.jsonl") == read_jsonl(tmp_path / "fresh" / "metadata.jsonl")
+    before = (src / "metadata.jsonl").read_bytes()
+    assert main([*args[:-1], str(src), "--overwrite"]) == 2
+    assert "is the input folder" in capsys.readouterr().err
+    assert (src / "metadata.jsonl").read_bytes() == before

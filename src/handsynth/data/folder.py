@@ -280,8 +280,9 @@ class DatasetWriter:
     """Appends samples (and their files) to a dataset folder; resumes an existing one.
 
     ``config`` (optional) is stored in ``handsynth_run.json`` on first use; a later writer with a
-    different config is refused, so two configurations never mix in one folder. ``lock`` takes the
-    folder's exclusive lock (:mod:`handsynth.data.lock`) for as long as the writer lives.
+    different config is refused, so two configurations never mix in one folder; ``overwrite`` restarts
+    the folder (earlier records and settings forgotten). ``lock`` takes the folder's exclusive lock
+    (:mod:`handsynth.data.lock`) for as long as the writer lives.
     """
 
     def __init__(
@@ -298,6 +299,10 @@ class DatasetWriter:
             sweep_temp_files(self.root)  # only safe under the lock: no other writer is mid-write
         self.root.mkdir(parents=True, exist_ok=True)
         self.meta = self.root / METADATA
+        if overwrite and self.meta.exists():
+            # a restart forgets the earlier records (their files are replaced as the new run makes them);
+            # keeping them made a rerun with other settings skip their ids and mix two runs in one folder
+            self.meta.unlink()
         self._check_config(config, overwrite)
         self._repair_torn_line()
         self.ids: set[str] = {s.id for s in iter_records(self.root)} if self.meta.exists() else set()

@@ -40,6 +40,7 @@ from handsynth.data import (
     write_metadata,
 )
 from handsynth.data.carry import absolute_mesh_paths
+from handsynth.data.folder import METADATA, metadata_path
 from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
 from handsynth.generate import sheets
@@ -114,6 +115,8 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
     if job.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {job.batch_size}")
     method.check()
+    if metadata_path(job.inp).resolve() == (Path(job.out) / METADATA).resolve():
+        raise UserError(f"--out {job.out} is the input folder; pass a new folder for the generated dataset")
     inputs = load_inputs(job.inp, method.maps, method.needs_local, method.optional_maps)
     for s in inputs.samples:
         w, h = (job.size, job.size) if job.size else (s.width, s.height)
@@ -356,7 +359,32 @@ def _run_locked(
     if job.overwrite and dist.rank == 0 and out.exists():
         _reset_folder(out)
     dist.barrier()
+    fresh = not (out / "handsynth_run.json").exists()
     DatasetWriter(out, config=config)  # refuses a folder written with other settings, naming them
+    try:
+        return _run_writer(method, job, dist, inputs, items, out)
+    except BaseException:
+        if fresh and dist.rank == 0 and not _any_record(out):
+            # failed before its first image (a model that does not load, a bad --dtype): the folder
+            # must not keep these settings, or the corrected command would be refused as "different"
+            (out / "handsynth_run.json").unlink(missing_ok=True)
+        raise
+
+
+def _any_record(out: Path) -> bool:
+    return any(
+        p.stat().st_size > 0 for p in [out / METADATA, *(out / PARTS).glob(f"*/{METADATA}")] if p.exists()
+    )
+
+
+def _run_writer(
+    method: GenerationMethod,
+    job: JobConfig,
+    dist: Dist,
+    inputs: Inputs,
+    items: list[WorkItem],
+    out: Path,
+) -> JobResult:
     planned = items[: job.limit] if job.limit is not None else items
     done = done_ids(out)
     dist.barrier()  # every process has read what is done before anyone writes
