@@ -78,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"handsynth: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: every command keeps its finished work (records are whole or absent)
+        if args.verbose:
+            raise
+        print(
+            "handsynth: interrupted; rerun the same command to continue (finished work is kept)",
+            file=sys.stderr,
+        )
+        return 130
     except OSError as err:  # a path the user named cannot be used: one sentence, not a traceback
         if args.verbose:
             raise

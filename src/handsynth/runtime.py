@@ -104,3 +104,22 @@ def cache_dir() -> Path:
     """Where built-in models and builds are saved once (``HANDSYNTH_CACHE`` or ~/.cache/handsynth)."""
     root = os.environ.get("HANDSYNTH_CACHE") or Path.home() / ".cache" / "handsynth"
     return Path(root)
+
+
+def torch_device(name: str | None, flag: str = "--device") -> str:
+    """The device a command runs on: ``name``, or (None / ``auto``) cuda when available, else cpu. A GPU
+    this machine does not have is one sentence naming the flag, not torch's assertion deep in a model."""
+    import torch
+
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"{flag} {name!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"{flag} {name}: no CUDA device is available here; use {flag} cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return str(device)

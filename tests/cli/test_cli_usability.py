@@ -107,3 +107,18 @@ def test_one_name_per_concept_across_commands():
     assert args.data == "d"
     args = parsers[("recon", "toy-data")].parse_args(["--out", "o", "--hand-model-path", "m"])
     assert args.mano_dir == "m"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    import handsynth.data.folder as folder
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    src = tmp_path / "p.jsonl"
+    assert main(["poses", "sample", "--n", "2", "--out", str(src)]) == 0
+    monkeypatch.setattr(folder, "read_dataset", interrupted)
+    capsys.readouterr()
+    assert main(["poses", "fps", "--in", str(src), "--per-object", "1", "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "handsynth: interrupted; rerun the same command to continue (finished work is kept)"

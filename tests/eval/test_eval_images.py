@@ -173,6 +173,15 @@ def test_cli_user_errors_write_nothing(datasets, tmp_path, capsys):
     rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
                "--out", str(out), "--detector", "none", "--extractor", "inception"])  # fmt: skip
     assert rc == 2 and "--inception-weights" in capsys.readouterr().err and not out.exists()
+    import torch
+
+    if not torch.cuda.is_available():  # a GPU this machine lacks: one sentence, not torch's assertion
+        rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
+                   "--out", str(out), "--extractor", "world", "--device", "cuda"])  # fmt: skip
+        assert rc == 2 and "--device cuda: no CUDA device is available here" in capsys.readouterr().err
+    rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
+               "--out", str(out), "--extractor", "world", "--device", "gpu0"])  # fmt: skip
+    assert rc == 2 and "--device 'gpu0' is not a torch device" in capsys.readouterr().err and not out.exists()
     rc = main(["evaluate", "recon", "--pred", str(tmp_path / "nope.json"), "--gt", str(datasets["real"]),
                "--out", str(out)])  # fmt: skip
     assert rc == 2 and not out.exists()

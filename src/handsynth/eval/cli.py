@@ -148,8 +148,9 @@ def cmd_images(args: argparse.Namespace) -> int:
     from handsynth.eval.features import load_extractor
     from handsynth.eval.image_eval import ImageTools, evaluate_images
     from handsynth.eval.report import write_image_report
-    from handsynth.runtime import configure_threads
+    from handsynth.runtime import configure_threads, torch_device
 
+    args.device = torch_device(args.device)
     configure_threads(args.threads, args.device, small_model=args.extractor == "world")
     if args.crop_scale < 1.0:
         raise UserError(

@@ -16,6 +16,7 @@ from handsynth import cli_args
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
 from handsynth.poses.io import _check_report
+from handsynth.runtime import torch_device
 
 log = logging.getLogger(__name__)
 GENERATOR = "handsynth poses grasp"
@@ -103,8 +104,7 @@ def _grasp(args: argparse.Namespace) -> int:
     from handsynth.poses.grasp_energy import WEIGHTS, GraspProblem
     from handsynth.progress import progress
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu")
+    torch_device(args.device)  # a GPU this machine lacks: one sentence
     _check_report(args.report)
     objects = _pick_objects(args.objects, args.names)
     rests = _rest_poses(args.rest, objects)

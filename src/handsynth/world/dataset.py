@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ _worker_generator = None
 
 def _init_worker(config: WorldConfig) -> None:
     global _worker_generator
+    # Ctrl-C is the parent's to handle (it stops the pool and reports once): no traceback per worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Parallel workers already fill the cores: one rasteriser thread each (Mesa llvmpipe), unless set.
     os.environ.setdefault("LP_NUM_THREADS", "1")
     _worker_generator = WorldGenerator(config)
