@@ -61,8 +61,9 @@ def run_demo(
     threads: int | str = "auto",
     base_config: str | None = None,
     conditioning_scale: float | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Run the demo into ``out`` (resumable); returns the paths a user looks at.
+    """Run the demo into ``out`` (resumable; ``overwrite`` starts again); returns the paths a user looks at.
 
     ``conditioning_scale`` None: the scale the embedded model was benchmarked at (its info.json's
     ``generate.conditioning_scale``; the micro modules are under-trained and follow the mesh only when
@@ -90,6 +91,8 @@ def run_demo(
     if size % 8:
         raise UserError(f"--size must be a multiple of 8, got {size}")
     total = 5
+    if overwrite:
+        _remove_demo_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
 
     _step(1, total, f"sampling {n} hand poses")
@@ -152,6 +155,20 @@ def run_demo(
         "evaluation": evaluation or out,
         "conditions": out / "conditions",
     }
+
+
+DEMO_OUTPUTS = ("poses.jsonl", "conditions", "prompts.txt", "generated", "world_reference", "evaluation",
+                "contact_sheet.png", "report.md")  # fmt: skip
+
+
+def _remove_demo_outputs(out: Path) -> None:
+    """--overwrite: what an earlier demo wrote into ``out`` (and nothing else there) is removed."""
+    for name in DEMO_OUTPUTS:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _generate(
@@ -299,6 +316,7 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads,
         base_config=args.base_config,
         conditioning_scale=args.conditioning_scale,
+        overwrite=args.overwrite,
     )
     print("\nhandsynth demo finished:")
     for name, path in paths.items():
@@ -311,6 +329,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="poses -> condition maps -> AttentionHand images with exact labels -> evaluation + sheet"
     )
     p.add_argument("--out", default="outputs/demo", help="output folder (resumed if it exists)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="start again: remove what an earlier demo wrote into --out"
+    )
     p.add_argument("--n", type=cli_args.positive_int, default=16, help="number of poses (one image each)")
     p.add_argument("--seed", type=cli_args.seed, default=0)
     p.add_argument(

@@ -32,3 +32,16 @@ def test_demo_renders_and_resumes(tmp_path, capsys):
     assert len(samples) == 3 and sum(len(s.hands) == 2 for s in samples) == 1
     assert main(["demo", "--out", str(tmp_path), "--n", "3", "--size", "96"]) == 0
     assert len(read_dataset(tmp_path / "conditions")) == 3
+
+
+def test_demo_overwrite_removes_only_what_a_demo_wrote(tmp_path):
+    from handsynth.demo import DEMO_OUTPUTS, _remove_demo_outputs
+
+    for name in DEMO_OUTPUTS:
+        if "." in name:
+            (tmp_path / name).write_text("old")
+        else:
+            (tmp_path / name / "sub").mkdir(parents=True)
+    (tmp_path / "mine.txt").write_text("keep")
+    _remove_demo_outputs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]

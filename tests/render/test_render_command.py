@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -84,6 +86,21 @@ def test_render_resumes_and_refuses_other_settings(rendered, capsys):
         == 2
     )
     assert "size" in capsys.readouterr().err
+
+
+def test_render_overwrite_restarts_and_never_writes_into_its_input(rendered, tmp_path, capsys):
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(rendered / "ds", ds)
+    args = ["render", "--in", str(rendered / "poses.jsonl"), "--out", str(ds), "--size", "64"]
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # the hint names a real flag
+    assert main([*args, "--overwrite"]) == 0
+    recs = [json.loads(line) for line in (ds / "metadata.jsonl").read_text().splitlines()]
+    assert len(recs) == 3 and {r["width"] for r in recs} == {64}
+    before = (ds / "metadata.jsonl").read_bytes()
+    assert main(["render", "--in", str(ds), "--out", str(ds), "--overwrite"]) == 2
+    assert "is the input folder" in capsys.readouterr().err and (ds / "metadata.jsonl").read_bytes() == before
 
 
 def test_render_rejects_unknown_map(tmp_path, capsys):

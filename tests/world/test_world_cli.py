@@ -58,6 +58,15 @@ def test_cli_writes_a_readable_dataset_and_resumes(tmp_path):
     args = parse([*ARGS[:-2], "--maps", "seg", "--n", "5", "--out", str(out)])
     with pytest.raises(UserError, match="maps"):
         args.func(args)
+    # ... unless restarted: the folder then holds the new settings' records only
+    args = parse([*ARGS[:-2], "--maps", "seg", "--n", "2", "--out", str(out), "--overwrite"])
+    assert args.func(args) == 0
+    samples = read_dataset(out)
+    assert len(samples) == 2 and all(set(s.conditions) == {"seg"} for s in samples)
+    args = parse([*ARGS, "--n", "1", "--poses", str(out), "--out", str(out), "--overwrite"])
+    with pytest.raises(UserError, match="is the --poses folder"):
+        args.func(args)
+    assert len(read_dataset(out)) == 2
 
 
 def test_workers_write_the_same_files(tmp_path):

@@ -34,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         local=not args.no_local,
         expand=args.expand,
         objects=not args.no_objects,
+        overwrite=args.overwrite,
     )
     print(f"wrote {args.out} (contact sheet: {sheet})")
     return 0
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render condition maps for poses into a dataset folder")
     p.add_argument("--in", dest="inp", required=True, help="poses.jsonl or a dataset folder")
     p.add_argument("--out", required=True, help="output dataset folder (resumed if it exists)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="restart an output folder written with other settings"
+    )
     p.add_argument(
         "--size",
         type=cli_args.image_side,

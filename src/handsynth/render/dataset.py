@@ -27,8 +27,10 @@ def render_dataset(
     expand: float = 1.25,
     sheet_rows: int = DEFAULT_SHEET_ROWS,
     objects: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Render every record of ``poses`` into ``out`` (resumable); returns the contact sheet path.
+    """Render every record of ``poses`` into ``out`` (resumable; ``overwrite`` restarts it); returns the
+    contact sheet path.
 
     The records' ``objects`` are drawn too (``objects=False``: hands only); relative mesh paths are
     read from ``poses``' folder and written out as absolute paths, so the new records still find them.
@@ -52,7 +54,9 @@ def render_dataset(
     )
     for s in samples:  # every record is checked before anything is written
         renderer.check_record(scale_sample(s, size, size) if size is not None else s)
-    writer = DatasetWriter(out, config=config, lock=True)
+    if Path(out).resolve() == root_in.resolve():
+        raise UserError(f"--out {out} is the input folder; pass a new folder for the rendered dataset")
+    writer = DatasetWriter(out, config=config, overwrite=overwrite, lock=True)
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
     for sample in progress(todo, desc="render", unit="pose"):

@@ -67,7 +67,9 @@ def _run(args: argparse.Namespace) -> int:
         have = sum(1 for s in read_dataset(config.poses) if s.hands)
         if have < args.start + args.n:
             raise UserError(f"--poses {config.poses} has {have} records with a hand; --n {args.n} needs more")
-    sheet = render_world(config, args.n, args.out, start=args.start, workers=args.workers)
+    sheet = render_world(
+        config, args.n, args.out, start=args.start, workers=args.workers, overwrite=args.overwrite
+    )
     print(f"wrote {args.out} ({config.domain}, contact sheet: {sheet})")
     return 0
 
@@ -88,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n", type=cli_args.positive_int, required=True, help="number of images")
     p.add_argument("--out", required=True, help="output dataset folder (resumed if it exists)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="restart an output folder written with other settings"
+    )
     p.add_argument("--size", type=cli_args.image_side, default=128, help="square image size (default 128)")
     p.add_argument("--seed", type=cli_args.seed, default=0, help="sample i depends only on (seed, domain, i)")
     p.add_argument("--start", type=cli_args.count, default=0, help="first sample index (to shard a big run)")

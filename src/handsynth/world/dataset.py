@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from handsynth.data import DatasetWriter, atomic_write_file, encode_file, read_dataset
+from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, encode_file, read_dataset
 from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.render.maps import load_map
@@ -50,6 +50,7 @@ def render_world(
     start: int = 0,
     workers: int = 1,
     sheet_rows: int = SHEET_ROWS,
+    overwrite: bool = False,
 ) -> Path:
     """Write samples ``start .. start+n-1`` of ``config`` into ``out`` (resumable); returns the contact sheet.
 
@@ -62,7 +63,9 @@ def render_world(
         raise UserError(f"--start must be >= 0, got {start}")
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    writer = DatasetWriter(out, config=config.to_dict(), lock=True)
+    if config.poses and Path(out).resolve() == dataset_root(config.poses).resolve():
+        raise UserError(f"--out {out} is the --poses folder; pass a new folder for the photos")
+    writer = DatasetWriter(out, config=config.to_dict(), overwrite=overwrite, lock=True)
     todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
     bar = progress(total=len(todo), desc=f"world {config.domain}", unit="img")
     if todo and workers == 1:
