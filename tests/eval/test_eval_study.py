@@ -170,3 +170,11 @@ def test_browser_answers_the_page(method_dirs, tmp_path):
     assert len(rows) == 3 * len(QUESTIONS)
     assert {(t, q): m for t, q, m, _ in rows} == expected
     assert {p for *_, p in rows} == {"carol"}
+
+
+def test_report_on_a_file_that_is_not_a_study_database_is_one_sentence(tmp_path, capsys):
+    notdb = tmp_path / "poses.jsonl"
+    notdb.write_text('{"id": "a"}\n' * 50)
+    assert main(["study", "report", "--db", str(notdb), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert f"--db {notdb} is not a study database" in err and "Traceback" not in err

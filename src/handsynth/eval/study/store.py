@@ -6,6 +6,8 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from handsynth.errors import UserError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -23,9 +25,15 @@ CREATE TABLE IF NOT EXISTS answers (
 def connect(path: str | Path) -> sqlite3.Connection:
     """A connection with WAL journaling (many readers, one writer, crash-safe)."""
     con = sqlite3.connect(str(path), timeout=30)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA busy_timeout=30000")
-    con.executescript(SCHEMA)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA busy_timeout=30000")
+        con.executescript(SCHEMA)
+    except sqlite3.DatabaseError as err:
+        con.close()
+        raise UserError(
+            f"--db {path} is not a study database written by `handsynth study serve` ({err})"
+        ) from None
     return con
 
 
