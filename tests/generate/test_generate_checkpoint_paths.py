@@ -92,3 +92,16 @@ def test_resuming_a_run_saved_with_a_cwd_relative_base_is_not_refused(tmp_path, 
     cfg.model.base_model = "tiny"
     with pytest.raises(UserError, match="model.base_model"):
         _check_run_folder(run, config_for_run_folder(cfg, run), "auto")
+
+
+def test_generate_with_the_embedded_model_draws_at_its_own_size(tmp_path):
+    from handsynth.cli import main
+    from handsynth.data import read_dataset
+
+    size = int(default_model().info.get("size", 64))
+    assert main(["poses", "sample", "--n", "1", "--size", "256", "--out", str(tmp_path / "p.jsonl")]) == 0
+    argv = ["generate", "--method", "attentionhand", "--checkpoint", "default", "--in", str(tmp_path / "p.jsonl"),
+            "--out", str(tmp_path / "g"), "--steps", "1", "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    (rec,) = read_dataset(tmp_path / "g")
+    assert (rec.width, rec.height) == (size, size) != (256, 256)
