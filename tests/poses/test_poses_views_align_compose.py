@@ -132,6 +132,14 @@ def test_views_leaving_the_image_are_dropped_and_counted(hands, tmp_path, caplog
         assert np.asarray(s.hands[0].joints_2d).min() >= 0
 
 
+def test_views_of_unlabelled_records_ask_for_grasp_status(hands, tmp_path, capsys):
+    rec = _grasp(hands[0], "plain")
+    rec.pop("grasping")
+    src = _write(tmp_path / "in", [rec])
+    assert main(["poses", "views", "--in", str(src), "--out", str(tmp_path / "v")]) == 2
+    assert "poses grasp-status" in capsys.readouterr().err and not (tmp_path / "v").exists()
+
+
 def test_align_takes_the_real_hand_placement_and_carries_the_object(hands, tmp_path):
     synthetic = _write(tmp_path / "syn", [_grasp(hands[3], "s0"), _grasp(hands[4], "s1")])
     real_recs = [_grasp(hands[5], "r0"), _grasp(hands[0], "r1", grasping=False)]

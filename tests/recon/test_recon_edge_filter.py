@@ -120,6 +120,9 @@ def test_corrupted_record_is_rejected_and_faithful_one_kept(trained, tmp_path, s
     for f in ("filter_report.md", "filter_hist_mpjpe.png", "filter_hist_pa_mpvpe.png", "filter_rejects.png"):
         assert (out / f).is_file()
     assert "kept 1 of 2 records" in capsys.readouterr().out
+    # thresholds nothing passes: an empty dataset (metadata.jsonl present), not a folder without one
+    assert main([*args[:-1], str(tmp_path / "none"), "--max-mpjpe", "0.001"]) == 0
+    assert (tmp_path / "none" / "metadata.jsonl").exists() and read_dataset(tmp_path / "none") == []
 
 
 def test_percentile_preset_uses_the_reference_errors(trained, tmp_path, standin_models):

@@ -73,6 +73,11 @@ def novel_views(
     A view whose hand leaves the image (a joint outside it or behind the camera) is dropped and
     counted, so a record may yield fewer than ``n_per_pose`` views.
     """
+    if not any("grasping" in s.extra for s in samples):
+        raise UserError(
+            "no record carries a 'grasping' field, so none would get views: label them first with "
+            "`handsynth poses grasp-status` (novel views are made of grasping frames only)"
+        )
     out = []
     for s in progress(samples, desc="views", unit="record"):
         if not s.extra.get("grasping"):

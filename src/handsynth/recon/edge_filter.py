@@ -235,6 +235,7 @@ def filter_dataset(
     for s in progress(kept_samples, desc="filter: write kept", unit="record"):
         if not writer.has(s.id):
             writer.write(*carry_record(s, src_root, writer.root))
+    writer.meta.touch()  # nothing kept is still a dataset: the next step says "no records", not "no such file"
     return write_filter_report(
         Path(out), samples, src_root, scores, decision, threshold_source, command, config
     )
