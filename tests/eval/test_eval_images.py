@@ -202,9 +202,12 @@ def test_without_inception_weights_fid_is_skipped_and_world_tools_give_numbers(d
     out = tmp_path / "skipped"
     rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
                "--out", str(out), "--detector", "none"])  # fmt: skip
+    assert rc == 2 and "nothing to compute" in capsys.readouterr().err and not out.exists()  # no tool at all
+    rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
+               "--out", str(out), "--detector", "world"])  # fmt: skip
     assert rc == 0 and "--extractor world" in capsys.readouterr().err
     m = json.loads((out / "metrics.json").read_text())
-    assert m["rows"]["fake_a"].get("FID") is None
+    assert m["rows"]["fake_a"].get("FID") is None and "Hand Conf." in m["rows"]["fake_a"]
     assert any("FID/KID/FID-H/KID-H skipped" in n for n in m["notes"])
     out = tmp_path / "world"
     rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),

@@ -187,6 +187,11 @@ def cmd_images(args: argparse.Namespace) -> int:
         from handsynth.eval.clip_score import ClipScorer
 
         tools.clip = ClipScorer(args.clip, args.device)
+    if all(t is None for t in (tools.extractor, tools.detector, tools.estimator, tools.clip)):
+        raise UserError(
+            "nothing to compute: no feature extractor (--inception-weights FILE, or --extractor world), no "
+            "2D detector (--detector world, or the [mediapipe] extra), no --estimator and no --clip"
+        )
     result = evaluate_images(args.real, args.fake, tools, args.names, args.limit, args.score_real)
     out = Path(args.out)
     write_image_report(result, out, _command_line())
