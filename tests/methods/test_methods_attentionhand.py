@@ -274,3 +274,12 @@ def test_released_defaults(tiny_dataset):
     samples = read_dataset(tiny_dataset)
     item = AttentionHandDataset(samples, tiny_dataset, 64)[0]
     assert item["prompt_local"] == item["prompt"] and item["indices_local"] == item["indices"]
+
+
+def test_training_on_an_empty_dataset_names_the_given_path(tmp_path):
+    from handsynth.errors import UserError
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(UserError, match=f"--in {empty} holds no records"):
+        build_training("attentionhand", TINY_CONFIG, str(empty), FAST)

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from handsynth.data.folder import dataset_root, read_dataset
 from handsynth.diffusion.base import resolve_base
+from handsynth.errors import UserError
 
 
 def collate(items: list[dict]) -> dict:
@@ -36,6 +37,8 @@ class RecordTrainTask:
         if base_model is not None:  # None: a method without a pretrained base (pixel-space HandBooster)
             resolve_base(base_model, base_config)  # a missing/partial base fails here, before any output
         samples = read_dataset(data)
+        if not samples:  # named here, where the path the user gave is known (not its dataset root)
+            raise UserError(f"--in {data} holds no records to train on")
         self.samples = samples[:max_samples] if max_samples else samples
         self.root = dataset_root(data)
         self.base = None

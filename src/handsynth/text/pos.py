@@ -227,7 +227,8 @@ def get_pos_tagger(backend: str = "auto") -> PosTagger:
     if tagger is None:
         raise UserError(
             f"part-of-speech back-end {backend!r} is not usable ({'; '.join(errors)}); install its data "
-            "(e.g. nltk.download('averaged_perceptron_tagger_eng')) or use --pos builtin"
+            "(nltk: nltk.download('averaged_perceptron_tagger_eng'); spacy: python -m spacy download "
+            "en_core_web_sm) or use --pos builtin"
         )
     log.info(
         "part-of-speech tagging with the %s back-end%s",

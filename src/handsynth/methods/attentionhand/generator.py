@@ -195,7 +195,10 @@ class AttentionHandGenerator(DiffusersBaseline):
 def from_args(args: argparse.Namespace) -> AttentionHandGenerator:
     """``handsynth generate --method attentionhand`` (registered in :mod:`handsynth.methods.registry`)."""
     if args.checkpoint is None:
-        raise UserError("--method attentionhand needs --checkpoint (the folder `handsynth train` wrote)")
+        raise UserError(
+            "--method attentionhand needs --checkpoint: the folder `handsynth train` wrote, or `default` "
+            "for the embedded 64 px model"
+        )
     return AttentionHandGenerator(
         args.checkpoint,
         base_model=args.base_model,
