@@ -127,3 +127,12 @@ def test_model_folder_tokenizer_wins(tmp_path, monkeypatch):
     # a folder without a tokenizer falls back to the built CLIP tokenizer
     (tmp_path / "empty").mkdir()
     assert len(T.clip_tokenizer(tmp_path / "empty")) == 49408
+
+
+def test_a_tokenizer_path_that_does_not_exist_or_resolve_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "_memo", {})
+    with pytest.raises(UserError, match="does not exist"):
+        T.clip_tokenizer(tmp_path / "nowhere")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub id this machine cannot load
+    with pytest.raises(UserError, match="neither a local folder nor a tokenizer"):
+        T.clip_tokenizer("no-such-org/no-such-model")

@@ -67,11 +67,19 @@ def _user_tokenizer(model_path: str) -> Any:
             if any((cand / f).exists() for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json")):
                 log.info("tokenizer: using %s", cand)
                 return AutoTokenizer.from_pretrained(str(cand))
+        log.info("tokenizer: %s holds no tokenizer files; using the shipped CLIP tokenizer", p)
         return None
     if p.exists():
         raise UserError(f"{model_path} is a file; pass a model folder (with tokenizer/) or a hub id")
+    if p.is_absolute() or model_path.startswith((".", "~")):
+        raise UserError(f"tokenizer folder {model_path} does not exist")
     log.info("tokenizer: loading %s/tokenizer from the hub", model_path)
-    return AutoTokenizer.from_pretrained(model_path, subfolder="tokenizer")
+    try:
+        return AutoTokenizer.from_pretrained(model_path, subfolder="tokenizer")
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{model_path} is neither a local folder nor a tokenizer the hub (or its offline cache) has ({err})"
+        ) from None
 
 
 def clip_tokenizer(model_path: str | os.PathLike | None = None) -> Any:
