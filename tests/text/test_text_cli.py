@@ -12,8 +12,12 @@ def test_prompts_tag_caption_flow(dataset, capsys):
     assert main(["prompts", "--in", str(dataset), "--seed", "1"]) == 0
     recs = read_dataset(dataset)
     assert all(r.prompt for r in recs) and "mustard bottle" in recs[1].prompt
+    capsys.readouterr()
     assert main(["prompts", "--in", str(dataset), "--seed", "2"]) == 0  # existing prompts are kept
     assert [r.prompt for r in read_dataset(dataset)] == [r.prompt for r in recs]
+    assert "the other 4 records keep theirs (--overwrite" in capsys.readouterr().out
+    assert main(["prompts", "--in", str(dataset), "--n", "5"]) == 2  # --n only counts printed prompts
+    assert "--n counts printed prompts" in capsys.readouterr().err
 
     assert main(["tag", "--in", str(dataset), "--pos", "builtin"]) == 0
     out = capsys.readouterr().out

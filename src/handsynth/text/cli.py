@@ -97,7 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=cli_args.seed, default=0)
     p.add_argument(
-        "--n", type=cli_args.positive_int, default=10, help="without --in: how many prompts to print"
+        "--n",
+        type=cli_args.positive_int,
+        default=None,
+        help="without --in: how many prompts to print (default 10)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing prompts too")
     p.set_defaults(func=_prompts)
@@ -198,11 +201,19 @@ def _prompts(args: argparse.Namespace) -> int:
     from handsynth.text.prompts import PromptGenerator
 
     if args.input is None:
-        for p in PromptGenerator(args.seed)(args.n):
+        for p in PromptGenerator(args.seed)(args.n or 10):
             print(p)
         return 0
+    if args.n is not None:
+        raise UserError("--n counts printed prompts without --in; with --in every record gets one prompt")
     if not os.path.exists(args.input):
         raise UserError(f"--in {args.input} does not exist")
+    from handsynth.data import read_dataset
+
+    total = len(read_dataset(args.input))
+    if not total:
+        raise UserError(f"--in {args.input} holds no records to give prompts to")
     n = fill_prompts(args.input, args.seed, args.overwrite)
-    print(f"wrote {n} generated prompts (seed {args.seed})")
+    kept = f"; the other {total - n} records keep theirs (--overwrite replaces them)" if n < total else ""
+    print(f"wrote {n} generated prompts (seed {args.seed}){kept}")
     return 0
