@@ -178,3 +178,13 @@ def test_report_on_a_file_that_is_not_a_study_database_is_one_sentence(tmp_path,
     assert main(["study", "report", "--db", str(notdb), "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
     assert f"--db {notdb} is not a study database" in err and "Traceback" not in err
+
+
+def test_a_folder_without_images_is_named_instead_of_no_common_ids(tmp_path):
+    from handsynth.eval.study.trials import build_trials
+
+    gen = make_dataset(tmp_path / "gen", 2, seed=0)
+    poses = tmp_path / "poses.jsonl"
+    assert main(["poses", "sample", "--n", "2", "--out", str(poses)]) == 0
+    with pytest.raises(UserError, match=f"--dirs {poses}: its records have no image"):
+        build_trials([gen, poses])

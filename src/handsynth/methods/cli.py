@@ -92,7 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--method", default="attentionhand", choices=sorted(trainable()))
     p.add_argument(
-        "--config", help="YAML config (e.g. configs/attentionhand_sd15.yaml); defaults when omitted"
+        "--config",
+        help="YAML config (e.g. configs/attentionhand_sd15.yaml; configs/*_tiny.yaml for a CPU in minutes); "
+        "omitted: the method's config defaults (AttentionHand: the tiny base at 512 px, slow on a CPU)",
     )
     p.add_argument(
         "--in", dest="data", required=True, help="dataset folder holding metadata.jsonl (or a .jsonl file)"

@@ -91,7 +91,11 @@ def build_trials(
     tables = []
     for d in dirs:
         root = dataset_root(d)
-        tables.append((root, {s.id: s for s in read_dataset(d) if s.file_name}))
+        records = read_dataset(d)
+        with_images = {s.id: s for s in records if s.file_name}
+        if records and not with_images:
+            raise UserError(f"--dirs {d}: its records have no image (a conditions folder?); pass generated sets")
+        tables.append((root, with_images))
     first_root, first = tables[0]
     trials = []
     for sid, s in first.items():
