@@ -94,7 +94,9 @@ def build_trials(
         records = read_dataset(d)
         with_images = {s.id: s for s in records if s.file_name}
         if records and not with_images:
-            raise UserError(f"--dirs {d}: its records have no image (a conditions folder?); pass generated sets")
+            raise UserError(
+                f"--dirs {d}: its records have no image (a conditions folder?); pass generated sets"
+            )
         tables.append((root, with_images))
     first_root, first = tables[0]
     trials = []
