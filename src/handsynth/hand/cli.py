@@ -76,7 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=cli_args.seed, default=0, help="random seed (sample i depends only on seed and i)"
     )
     s.add_argument(
-        "--start", type=cli_args.count, default=0, help="index of the first sample (to extend a run)"
+        "--start",
+        type=cli_args.count,
+        default=0,
+        help="index of the first sample: write samples START.. into a new file to extend a run (sample i depends only on seed and i)",
     )
     s.add_argument("--two-hands", action="store_true", help="a right and a left hand in every sample")
     s.add_argument("--size", type=cli_args.image_side, default=512, help="square image size in pixels")
