@@ -105,3 +105,13 @@ def test_generate_with_the_embedded_model_draws_at_its_own_size(tmp_path):
     assert main(argv) == 0
     (rec,) = read_dataset(tmp_path / "g")
     assert (rec.width, rec.height) == (size, size) != (256, 256)
+
+
+def test_a_hub_id_this_machine_cannot_load_says_so(monkeypatch):
+    from diffusers import UNet2DConditionModel
+
+    from handsynth.methods.baselines.generators import load_component_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="not available on this machine .*--base-model tiny"):
+        load_component_config(UNet2DConditionModel, "no-such-org/no-such-model", "base model", "unet")

@@ -55,6 +55,11 @@ def load_component_config(cls: Any, path: str, what: str, subfolder: str | None 
     try:
         return dict(cls.load_config(str(p) if looks_local else path, subfolder=subfolder))
     except (OSError, ValueError) as err:
+        if not looks_local:  # a hub id: offline, or not in the local cache
+            raise UserError(
+                f"{what} {path} is not available on this machine (a hub id, not in the local cache; offline?): "
+                "download it with `hf download` and pass the folder, or use --base-model tiny"
+            ) from None
         raise UserError(
             f"{what} {path} has no readable diffusers config ({type(err).__name__}: {err})"
         ) from None
