@@ -61,3 +61,14 @@ def test_render_command_logs_progress_when_piped(tmp_path, monkeypatch, capsys):
     assert main([*argv, "--no-local"]) == 0
     err = capsys.readouterr().err
     assert re.search(r"render: 2/2 \(100%\) .* pose/s", err) and "ETA" in err
+
+
+def test_a_resumed_world_render_counts_on_from_what_is_there(tmp_path, capsys, monkeypatch):
+    from handsynth.cli import main
+
+    monkeypatch.setenv("HANDSYNTH_PROGRESS_INTERVAL", "3600")  # only the final line
+    args = ["world", "render", "--domain", "lab", "--size", "48", "--out", str(tmp_path / "w")]
+    assert main([*args, "--n", "2"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--n", "5"]) == 0
+    assert re.search(r"world lab: 5/5 \(100%\)", capsys.readouterr().err)  # not 3/3

@@ -59,7 +59,8 @@ def render_dataset(
     writer = DatasetWriter(out, config=config, overwrite=overwrite, lock=True)
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
-    for sample in progress(todo, desc="render", unit="pose"):
+    done = len(samples) - len(todo)  # a resumed run counts on from what is there (the rate: new work only)
+    for sample in progress(todo, total=len(samples), initial=done, desc="render", unit="pose"):
         if size is not None:
             sample = scale_sample(sample, size, size)
         sample.source = {**sample.source, "rendered_with": hand_model or "record"}

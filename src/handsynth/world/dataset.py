@@ -67,7 +67,7 @@ def render_world(
         raise UserError(f"--out {out} is the --poses folder; pass a new folder for the photos")
     writer = DatasetWriter(out, config=config.to_dict(), overwrite=overwrite, lock=True)
     todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
-    bar = progress(total=len(todo), desc=f"world {config.domain}", unit="img")
+    bar = progress(total=n, initial=n - len(todo), desc=f"world {config.domain}", unit="img")
     if todo and workers == 1:
         gen = WorldGenerator(config)
         try:
