@@ -135,6 +135,7 @@ def train(
     """Train (or resume) a run in ``cfg.out``; returns a summary (final step, last losses, checkpoint)."""
     from accelerate import Accelerator
 
+    cfg.check()
     out = Path(cfg.out)
     if not overwrite:
         _check_resume(out, cfg)
