@@ -1,10 +1,13 @@
-"""``recon train`` refuses bad settings (flags or --config) in one sentence before writing anything."""
+"""``recon train`` refuses bad settings (flags or --config) in one sentence before writing anything; a
+failed start leaves --out untouched."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
+import shutil
 
 import pytest
 from recon_helpers import StandInHand, make_dataset
@@ -129,3 +132,37 @@ def _help(capsys) -> str:
     capsys.readouterr()
     assert main(["recon", "train", "--help"]) == 0
     return " ".join(capsys.readouterr().out.split())
+
+
+def test_failed_start_leaves_out_so_the_corrected_command_runs(data, tmp_path, capsys) -> None:
+    """A dataset with no hands fails after argparse; it used to leave train_config.json behind, and the
+    corrected command into the same --out was refused as 'a run with different settings (data)'."""
+    empty = tmp_path / "empty"
+    shutil.copytree(data, empty)
+    meta = empty / "metadata.jsonl"
+    meta.write_text(
+        "".join(json.dumps({**json.loads(r), "hands": []}) + "\n" for r in meta.read_text().splitlines())
+    )
+    out = tmp_path / "run"
+    assert main(_train(empty, out)) == 2
+    assert "dataset #1 of --in has no hands" in _one_sentence_error(capsys)
+    assert not out.exists() or not any(out.iterdir())
+    assert main(_train(data, out)) == 0
+    assert json.loads((out / "train_config.json").read_text())["data"] == [str(data)]
+
+    # Images that cannot be read fail at the first batch: still nothing written.
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    shutil.rmtree(broken / "images")
+    assert main(_train(broken, tmp_path / "b")) == 2
+    assert "does not exist" in _one_sentence_error(capsys)
+    assert not (tmp_path / "b").exists()
+
+    # --overwrite removes the old run only once the new one has started.
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert main(_train(empty, out, "--overwrite", "--lr", "1e-2")) == 2
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
+    assert json.loads((out / "train_config.json").read_text())["lr"] != 1e-2
+    assert main(_train(data, out, "--overwrite", "--lr", "1e-2", "--steps", "1")) == 0
+    assert json.loads((out / "train_config.json").read_text())["lr"] == 1e-2
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_0000001"]
