@@ -1,5 +1,5 @@
 """``recon train`` refuses bad settings (flags or --config) in one sentence before writing anything; a
-failed start leaves --out untouched."""
+failed start leaves --out untouched; progress in a log is whole lines."""
 
 from __future__ import annotations
 
@@ -166,3 +166,14 @@ def test_failed_start_leaves_out_so_the_corrected_command_runs(data, tmp_path, c
     assert main(_train(data, out, "--overwrite", "--lr", "1e-2", "--steps", "1")) == 0
     assert json.loads((out / "train_config.json").read_text())["lr"] == 1e-2
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_0000001"]
+
+
+def test_progress_in_a_log_is_whole_lines_with_the_loss(data, tmp_path, capsys, monkeypatch) -> None:
+    """stderr captured (not a terminal), as in ``recon train ... 2> log``: no carriage-return bar."""
+    monkeypatch.setenv("HANDSYNTH_PROGRESS_INTERVAL", "0")
+    assert main(_train(data, tmp_path / "run", "--steps", "3")) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("recon train: ")]
+    assert len(lines) >= 3, err
+    assert re.match(r"recon train: 3/3 \(100%\) .*, loss=\d+\.\d{4}$", lines[-1]), lines[-1]

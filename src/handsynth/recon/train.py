@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from handsynth.data.folder import truncate_step_log
 from handsynth.data.settings import refuse_other_settings
 from handsynth.errors import UserError
+from handsynth.progress import progress as progress_bar
 from handsynth.recon.checkpoint import list_checkpoints, load_weights, save_checkpoint
 from handsynth.recon.config import TrainConfig
 from handsynth.recon.data import HandCrops, MixedCrops
@@ -188,8 +188,12 @@ def train(
     inner.hand_model.eval()
 
     last: dict[str, float] = {}
-    bar = tqdm(
-        total=cfg.steps, initial=step, desc="recon train", disable=not (progress and acc.is_main_process)
+    bar = progress_bar(
+        total=cfg.steps,
+        initial=step,
+        desc="recon train",
+        unit="step",
+        disable=not (progress and acc.is_main_process),
     )
     started = False
     it = iter(loader)
