@@ -145,3 +145,19 @@ def test_bad_checkpoint_is_a_user_error_before_output(data, tmp_path, capsys) ->
         main(["recon", "predict", "--checkpoint", str(tmp_path), "--in", str(data), "--out", str(out)]) == 2
     )
     assert "not a reconstruction checkpoint" in capsys.readouterr().err and not out.exists()
+
+
+def test_predict_and_toy_progress_in_a_log_are_whole_lines(data, tmp_path, capsys, monkeypatch) -> None:
+    """stderr captured (not a terminal), as in ``recon eval ... 2> log``: report lines, no '\\r' bar."""
+    from handsynth.recon.predict import predict_dataset
+    from handsynth.recon.toy import make_toy_dataset
+
+    monkeypatch.setenv("HANDSYNTH_PROGRESS_INTERVAL", "0")
+    model = ReconModel(ModelConfig(width=0.125, img_size=64, hidden=16), StandInHand())
+    capsys.readouterr()
+    predict_dataset(ReconEstimator(model, batch_size=4), data, progress=True)  # 6 hands: 2 batches
+    make_toy_dataset(tmp_path / "toy", 3, StandInHand(), "openhand", size=32, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert "recon predict: 2/2 (100%)" in err and "batch/s" in err
+    assert "toy data: 3/3 (100%)" in err and "sample/s" in err

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -389,10 +388,11 @@ def _check_hand(
 
 
 def _progress(total: int | None, desc: str, enabled: bool):
-    from tqdm import tqdm
+    """A bar on a terminal; in a log (stderr not a terminal), a whole line with rate and ETA every
+    HANDSYNTH_PROGRESS_INTERVAL seconds instead of tqdm's carriage-return redraws."""
+    from handsynth.progress import progress
 
-    # tqdm prints rate and ETA to stderr; mininterval keeps logs short when stderr is a file.
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, mininterval=2.0, disable=not enabled)
+    return progress(total=total, desc=desc, unit="frame", disable=not enabled)
 
 
 def _check_mano_files(importer: Importer, opts: PrepareOptions) -> None:

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from handsynth import cli_args
 from handsynth.config import load_config as load_typed_config
+from handsynth.errors import UserError
+from handsynth.hand.model import HAND_MODEL_KINDS
+from handsynth.recon.backbone import LAYOUTS, TOTAL_STRIDE
 from handsynth.recon.data import Augment
 from handsynth.recon.losses import LossWeights
 from handsynth.recon.model import ModelConfig
@@ -49,16 +54,96 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def check(self) -> None:
+        """Refuse out-of-range settings with one sentence naming the flag, before a run touches ``out``:
+        values from ``--config`` or the Python API skip argparse's checks, and torch, accelerate or the
+        loop would otherwise fail with a traceback (or train a NaN loss) after files are written."""
+        for (group, name), rule in RULES.items():
+            value = getattr(getattr(self, group) if group else self, name)
+            flag, where = flag_name(group, name), f"{group}.{name}" if group else name
+            if isinstance(rule, tuple):
+                if value is None and name in OPTIONAL_CHOICES:
+                    continue
+                if value not in rule:
+                    raise UserError(
+                        f"{flag} (config field '{where}') must be one of {', '.join(rule)}, got {value!r}"
+                    )
+                continue
+            try:
+                rule(str(value))
+            except argparse.ArgumentTypeError as err:
+                raise UserError(f"{flag} (config field '{where}') {err}") from None
+        modules = TRACKER_MODULES.get(self.log_with or "", (self.log_with,))
+        if self.log_with and all(importlib.util.find_spec(m) is None for m in modules):
+            raise UserError(
+                f"--log-with {self.log_with} needs the {self.log_with} package: pip install "
+                f"{self.log_with} (or drop --log-with)"
+            )
+        if self.batch_size == 1 and self.model.img_size <= TOTAL_STRIDE:
+            raise UserError(
+                f"--batch-size 1 needs --img-size above {TOTAL_STRIDE} (got {self.model.img_size}): the "
+                "backbone's last BatchNorm would see one value per channel; raise either"
+            )
+
 
 NESTED = {"model": ModelConfig, "loss": LossWeights, "aug": Augment}
-# Flags whose meaning the field name and default do not tell.
+# Flags whose meaning (or limit) the field name and default do not tell; nested fields as "group.name".
 HELP = {
     "init": "fine-tune: start from the weights of this recon run (its latest checkpoint) or checkpoint "
     "folder; the model settings must match it (fresh optimiser and schedule)",
     "image_cache_mb": "decoded photos kept in memory by each data-loading process, in MiB (0: decode the "
     "file at every draw); results do not depend on it",
+    "grad_clip": "clip the gradient norm to this (0: no clipping)",
+    "log_with": "also log losses to this accelerate tracker (its package must be installed)",
+    "model.img_size": f"crop side in pixels fed to the network, {TOTAL_STRIDE} (the backbone's total "
+    f"stride) to {cli_args.MAX_IMAGE_SIDE}",
 }
 PREFIX = {"model": "", "loss": "loss-", "aug": "aug-"}
+
+# accelerate's trackers (its LoggerType, less "all"); each needs the package of the same name
+# (tensorboard: or tensorboardX, as accelerate accepts).
+TRACKERS = ("tensorboard", "wandb", "aim", "comet_ml", "mlflow", "clearml", "dvclive", "swanlab", "trackio")
+TRACKER_MODULES = {"tensorboard": ("tensorboard", "tensorboardX")}
+OPTIONAL_CHOICES = {"log_with"}  # None (unset) is allowed beside the choices
+# The allowed values of every field that has a limit: an argparse type from cli_args (a range) or the
+# choices. Both the flags (at parse time) and TrainConfig.check (YAML, the API) use them.
+RULES: dict[tuple[str | None, str], Callable[[str], Any] | tuple[str, ...]] = {
+    (None, "steps"): cli_args.positive_int,
+    (None, "batch_size"): cli_args.positive_int,
+    (None, "lr"): cli_args.non_negative,  # 0: the weights stay as they are (e.g. checking --init)
+    (None, "weight_decay"): cli_args.non_negative,
+    (None, "warmup"): cli_args.count,
+    (None, "grad_clip"): cli_args.non_negative,  # 0: no clipping
+    (None, "num_workers"): cli_args.count,
+    (None, "image_cache_mb"): cli_args.non_negative,
+    (None, "seed"): cli_args.seed,
+    (None, "save_every"): cli_args.positive_int,
+    (None, "log_every"): cli_args.positive_int,
+    (None, "keep_last"): cli_args.positive_int,
+    (None, "mixed_precision"): ("no", "fp16", "bf16"),
+    (None, "log_with"): TRACKERS,
+    ("model", "backbone"): tuple(LAYOUTS),
+    ("model", "width"): cli_args.positive,
+    # below the backbone's total stride its last stages only see a 1x1 map (nothing left to downsample)
+    ("model", "img_size"): cli_args.int_in(
+        TOTAL_STRIDE, cli_args.MAX_IMAGE_SIDE, what="an image side in pixels"
+    ),
+    ("model", "expand"): cli_args.positive,  # 0 would be a zero-sized crop (NaN loss)
+    ("model", "hidden"): cli_args.positive_int,
+    ("model", "hand_model"): HAND_MODEL_KINDS,
+    ("model", "cam_scale0"): cli_args.positive,
+    **{("loss", f.name): cli_args.non_negative for f in dataclasses.fields(LossWeights)},
+    # the crop side shrinks by at most `scale`: 1 or more would allow an empty crop
+    ("aug", "scale"): cli_args.float_in(0.0, 0.9, what="a number"),
+    ("aug", "shift"): cli_args.non_negative,
+    ("aug", "rot_deg"): cli_args.float_in(0.0, 180.0, what="a number"),
+    ("aug", "color"): cli_args.fraction,
+}
+
+
+def flag_name(group: str | None, name: str) -> str:
+    """The command-line flag of a config field (``("loss", "params")`` -> ``--loss-params``)."""
+    return "--" + (PREFIX[group] if group else "") + name.replace("_", "-")
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -83,11 +168,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         for f in dataclasses.fields(cls):
             if group is None and f.name in NESTED:
                 continue
-            flag = "--" + (PREFIX[group] if group else "") + f.name.replace("_", "-")
+            flag = flag_name(group, f.name)
             dest = f"cfg__{group}__{f.name}" if group else f"cfg____{f.name}"
             tp = _base_type(f.type)
             default = getattr(defaults, f.name)
-            hint = (HELP[f.name] + " " if f.name in HELP and group is None else "") + f"(default: {default})"
+            text = HELP.get(f"{group}.{f.name}" if group else f.name)
+            hint = (text + " " if text else "") + f"(default: {default})"
             if tp is bool:
                 parser.add_argument(
                     flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=hint
@@ -101,8 +187,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                     metavar="PATH[:RATIO]",
                     help="record dataset and its sampling ratio; repeat to mix datasets",
                 )
+            elif isinstance(rule := RULES.get((group, f.name)), tuple):  # shown as {a,b} in --help
+                parser.add_argument(flag, dest=dest, choices=rule, default=None, help=hint)
             else:
-                checked = {int: cli_args.int_in(), float: cli_args.finite}.get(tp, tp)
+                checked = rule or {int: cli_args.int_in(), float: cli_args.finite}.get(tp, tp)
                 metavar = "RUN" if f.name == "init" and group is None else f.name.upper()
                 parser.add_argument(flag, dest=dest, type=checked, default=None, metavar=metavar, help=hint)
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
 from handsynth.data.folder import atomic_write_bytes, dataset_root, read_dataset
 from handsynth.errors import UserError
+from handsynth.progress import progress as progress_bar
 from handsynth.recon.checkpoint import load_weights
 from handsynth.recon.data import MIRROR, Crop, load_image, square_crop, to_tensor
 from handsynth.recon.model import ModelConfig, ReconModel, load_hand_model_for
@@ -97,7 +97,8 @@ class ReconEstimator:
         if len(sides) != n or bad:
             raise UserError(f"sides must list 'right' or 'left' once per image, got {sides[:5]}")
         out: dict[str, list[np.ndarray]] = {}
-        for start in tqdm(range(0, n, self.batch_size), desc="recon predict", disable=not progress):
+        batches = range(0, n, self.batch_size)
+        for start in progress_bar(batches, desc="recon predict", unit="batch", disable=not progress):
             stop = min(n, start + self.batch_size)
             crops = [
                 square_crop(bboxes[i], self.cfg.expand, self.cfg.img_size, mirror=sides[i] == "left")

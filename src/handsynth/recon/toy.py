@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from torch import nn
-from tqdm.auto import tqdm
 
 from handsynth.data.folder import DatasetWriter
 from handsynth.data.records import Hand, Sample
+from handsynth.progress import progress as progress_bar
 from handsynth.recon.rotation import mirror_axis_angle
 
 # OpenPose-21 parents: wrist, then 4 joints per finger (thumb, index, middle, ring, little)
@@ -92,7 +92,7 @@ def make_toy_dataset(
     writer = DatasetWriter(
         folder, config={"kind": "recon-toy", "seed": seed, "size": size, "model": model_name}
     )
-    for i in tqdm(range(n), desc="toy data", disable=not progress):
+    for i in progress_bar(range(n), desc="toy data", unit="sample", disable=not progress):
         hand = random_hand(right_model, model_name, sides[i % len(sides)], rng, K)  # draw even if present
         sid = f"toy{i:06d}"
         if writer.has(sid):

@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from handsynth.data.folder import truncate_step_log
 from handsynth.data.settings import refuse_other_settings
 from handsynth.errors import UserError
+from handsynth.progress import progress as progress_bar
 from handsynth.recon.checkpoint import list_checkpoints, load_weights, save_checkpoint
 from handsynth.recon.config import TrainConfig
 from handsynth.recon.data import HandCrops, MixedCrops
@@ -135,10 +135,13 @@ def train(
     """Train (or resume) a run in ``cfg.out``; returns a summary (final step, last losses, checkpoint)."""
     from accelerate import Accelerator
 
+    cfg.check()
     out = Path(cfg.out)
     if not overwrite:
         _check_resume(out, cfg)
-    dataset, ratios, paths = build_datasets(cfg)  # validates inputs before anything is written
+    # Nothing in ``out`` is written or removed before the first batch is drawn (_start): a failed start
+    # that left train_config.json would refuse the corrected command as "a run with different settings".
+    dataset, ratios, paths = build_datasets(cfg)
     init = init_weights(cfg)
     if hand_model is None:
         hand_model = load_hand_model_for(cfg.model)
@@ -146,18 +149,25 @@ def train(
     acc = Accelerator(
         mixed_precision=cfg.mixed_precision, log_with=cfg.log_with, project_dir=str(out / "logs")
     )
-    if overwrite and acc.is_main_process and out.exists():
-        for name in ("checkpoints", "train_log.jsonl", "train_config.json"):
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    acc.wait_for_everyone()
+    sampler = RatioSampler(  # refuses a dataset with no hands
+        [len(p) for p in dataset.parts], ratios, cfg.seed, acc.process_index, acc.num_processes
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        drop_last=True,
+        pin_memory=acc.device.type == "cuda",
+        persistent_workers=False,
+    )
     model = build_model(cfg, hand_model, init)  # a resumed run then loads its own checkpoint over it
     optimizer = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
 
     step = 0
     counts = [0] * len(paths)  # hands drawn from each dataset by this process, over the whole run
-    cks = list_checkpoints(out)
+    cks = [] if overwrite else list_checkpoints(out)  # --overwrite: removed once the run starts
     if cks:
         step, ck = cks[-1]
         from safetensors.torch import load_file
@@ -171,38 +181,27 @@ def train(
         log.info("resuming %s from step %d", out, step)
         if acc.is_main_process:
             truncate_step_log(out / "train_log.jsonl", step)
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    if cfg.log_with:
-        acc.init_trackers("recon", config={k: str(v) for k, v in cfg.to_dict().items()})
-
-    sampler = RatioSampler(
-        [len(p) for p in dataset.parts], ratios, cfg.seed, acc.process_index, acc.num_processes
-    )
-    sampler.start = step * cfg.batch_size
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.num_workers,
-        drop_last=True,
-        pin_memory=acc.device.type == "cuda",
-        persistent_workers=False,
-    )
+    sampler.start = step * cfg.batch_size  # read when the loader starts iterating
     model, optimizer = acc.prepare(model, optimizer)
     inner = acc.unwrap_model(model)
     model.train()
     inner.hand_model.eval()
 
     last: dict[str, float] = {}
-    bar = tqdm(
-        total=cfg.steps, initial=step, desc="recon train", disable=not (progress and acc.is_main_process)
+    bar = progress_bar(
+        total=cfg.steps,
+        initial=step,
+        desc="recon train",
+        unit="step",
+        disable=not (progress and acc.is_main_process),
     )
+    started = False
     it = iter(loader)
     try:
         while step < cfg.steps:
             batch = next(it)
+            if not started:  # the first batch decoded: the data is usable, the run has begun
+                started = _start(acc, out, cfg, overwrite)
             batch = {k: v.to(acc.device, non_blocking=True) for k, v in batch.items()}
             with acc.autocast():
                 pred = model(batch["image"])
@@ -233,9 +232,11 @@ def train(
                     acc.log({k: v for k, v in rec.items() if isinstance(v, float)}, step=step)
             if step % cfg.save_every == 0 or step == cfg.steps:
                 _save(acc, out, inner, optimizer, scheduler, cfg, step, dict(zip(paths, counts)))
+        if not started:  # a finished run asked for no more steps: its settings are still recorded
+            started = _start(acc, out, cfg, overwrite)
     finally:
         bar.close()
-        if cfg.log_with:
+        if cfg.log_with and started:
             acc.end_training()
         if acc.num_processes == 1:  # let a later run in this process pick other settings (as the loop does)
             from accelerate.state import AcceleratorState
@@ -243,6 +244,20 @@ def train(
             AcceleratorState._reset_state(reset_partial_state=True)
     final = list_checkpoints(out)
     return {"step": step, "last": last, "checkpoint": str(final[-1][1]) if final else None, "draws": counts}
+
+
+def _start(acc: Any, out: Path, cfg: TrainConfig, overwrite: bool) -> bool:
+    """Remove the old run (``overwrite``), record the settings (what a resume is compared with) and start
+    the trackers; called once every input has proven usable, so a failed start leaves ``out`` as it was."""
+    if acc.is_main_process:
+        for name in ("checkpoints", "train_log.jsonl", "train_config.json") if overwrite else ():
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if cfg.log_with:
+        acc.init_trackers("recon", config={k: str(v) for k, v in cfg.to_dict().items()})
+    return True
 
 
 def _save(

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from handsynth.data.folder import check_editable, dataset_root, read_dataset, write_metadata
 from handsynth.data.images import load_rgb
 from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
+from handsynth.progress import progress
 from handsynth.text.captioner import DEFAULT_QUESTION
 from handsynth.text.cot import run_chain
 from handsynth.text.prompts import prompt_for_sample
@@ -130,7 +129,7 @@ def caption_dataset(
     last_save = time.monotonic()
     dirty = False
     fitter = PromptFitter()
-    for b in tqdm(range(0, len(todo), batch_size), desc="caption", unit="batch", disable=not todo):
+    for b in progress(range(0, len(todo), batch_size), desc="caption", unit="batch", disable=not todo):
         batch = todo[b : b + batch_size]
         if needs_image:
             batch, images = _load_images(root, batch, rep)
@@ -182,7 +181,7 @@ def tag_dataset(
     check_editable(path)
     lock = FolderLock(dataset_root(path))  # noqa: F841 (held until the function returns)
     out = []
-    for s in tqdm(samples, desc="tag", unit="record", disable=len(samples) < 200):
+    for s in progress(samples, desc="tag", unit="record", disable=len(samples) < 200):
         res = tag_prompt(s.prompt, tokenizer, rules, tagger)
         s.extra["hand_token_indices"] = res.positions
         out.append((s, res))
