@@ -170,6 +170,7 @@ def test_thresholds_of_an_earlier_report_are_reused_without_scoring_the_referenc
         (["--preset", "dexcyb"], "--preset 'dexcyb'"),
         (["--thresholds", "missing.json"], "--thresholds missing.json: cannot read"),
         (["--thresholds", "x.json", "--preset", "dexycb"], "replaces --preset and --reference"),
+        (["--preset", "dexycb", "--device", "gpu0"], "--device 'gpu0' is not a torch device"),
     ],
 )
 def test_bad_settings_fail_before_any_output(trained, tmp_path, standin_models, capsys, extra, message):

@@ -9,13 +9,12 @@ from pathlib import Path
 
 from handsynth import cli_args
 from handsynth.cli_common import add_deprecated_alias
-from handsynth.runtime import add_threads_argument
+from handsynth.runtime import add_threads_argument, torch_device
 
 
 def _device(name: str | None) -> str:
-    import torch
-
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+    """``--device`` (None: cuda when available); a GPU this machine lacks is one sentence."""
+    return torch_device(name)
 
 
 def _threads(args: argparse.Namespace) -> None:
