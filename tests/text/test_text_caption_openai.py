@@ -201,3 +201,28 @@ def test_dataset_resumable(server, dataset):
     before = st.calls.get("ok", 0)
     rep = caption_dataset(dataset, client(base, "ok"), save_interval=0)
     assert rep.skipped == 4 and rep.captioned == 0 and st.calls.get("ok", 0) == before  # resumed: no requests
+
+
+def test_a_dead_backend_stops_the_run_and_keeps_what_was_captioned(dataset, monkeypatch):
+    import handsynth.text.caption_run as cr
+
+    class FailsAfterOne:
+        name, model = "template", "stub"
+
+        def __init__(self):
+            self.calls = 0
+
+        def caption(self, batch, images, question):
+            out = []
+            for _ in batch:
+                self.calls += 1
+                out.append("A hand holding a cup." if self.calls == 1 else None)
+            return out
+
+    monkeypatch.setattr(cr, "GIVE_UP_AFTER", 2)
+    backend = FailsAfterOne()
+    with pytest.raises(UserError, match="failed on 2 records in a row"):
+        caption_dataset(dataset, backend, batch_size=1, save_interval=3600)
+    assert backend.calls == 3  # gave up instead of trying the fourth record
+    recs = read_dataset(dataset)
+    assert recs[0].prompt == "A hand holding a cup." and "caption" in recs[0].source  # saved before stopping

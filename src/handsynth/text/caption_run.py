@@ -90,6 +90,9 @@ class PromptFitter:
         return " ".join(words[:lo]).rstrip(",;:"), n
 
 
+GIVE_UP_AFTER = 16  # consecutive failed records: a dead server, not a few unreadable images
+
+
 def caption_dataset(
     path: str | Path,
     backend: Any,
@@ -127,7 +130,7 @@ def caption_dataset(
                 "use --backend template for condition-only records"
             )
     last_save = time.monotonic()
-    dirty = False
+    dirty, streak = False, 0
     fitter = PromptFitter()
     for b in progress(range(0, len(todo), batch_size), desc="caption", unit="batch", disable=not todo):
         batch = todo[b : b + batch_size]
@@ -146,7 +149,17 @@ def caption_dataset(
         for s, text, res in zip(batch, texts, results):
             if not text:
                 rep.failed.append(s.id)
+                streak += 1
+                if streak >= GIVE_UP_AFTER:
+                    if dirty:
+                        write_metadata(path, samples)  # what was captioned is kept
+                    raise UserError(
+                        f"the {backend.name} back-end failed on {streak} records in a row (first: "
+                        f"{rep.failed[-streak]}; see the warnings above): is its server or model up? Rerun "
+                        "the same command to continue"
+                    )
                 continue
+            streak = 0
             caption = res.description if res is not None else text
             s.source["caption"] = {
                 "backend": backend.name,

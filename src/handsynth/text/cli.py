@@ -190,7 +190,8 @@ def _caption(args: argparse.Namespace) -> int:
     )
     if rep.failed:
         print(
-            f"failed records stay uncaptioned; rerun the same command to retry them (first: {rep.failed[0]})"
+            f"failed records keep what they had (no caption, or their previous one with --overwrite); rerun "
+            f"the same command to retry them (first: {rep.failed[0]})"
         )
         return 1
     return 0
