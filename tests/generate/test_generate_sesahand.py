@@ -103,7 +103,7 @@ def test_bad_inputs_fail_before_any_output(cli, sesa_run, tmp_path):
         cli(_args(sesa_run, mesh_only, out, "--condition", "mesh"))
     with pytest.raises(UserError, match="not a SesaHand run folder"):
         cli(_args(tmp_path, mesh_only, out))
-    with pytest.raises(UserError, match="--no-hsa belong to --method sesahand"):
+    with pytest.raises(UserError, match="--no-hsa belongs to --method sesahand"):
         cli(["--method", "attentionhand", "--checkpoint", str(sesa_run), "--in", str(mesh_only),
              "--out", str(out), "--no-hsa"])  # fmt: skip
     assert not out.exists()

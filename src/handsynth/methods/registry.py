@@ -149,7 +149,8 @@ def build_generator(args: argparse.Namespace) -> GenerationMethod:
     ]
     if foreign:
         owners = sorted({_OPTION_OWNERS[d][0] for d in _OPTION_OWNERS if _OPTION_OWNERS[d][1] in foreign})
-        raise UserError(f"{' and '.join(foreign)} belong to --method {', '.join(owners)}, not {spec.name}")
+        verb = "belongs" if len(foreign) == 1 else "belong"
+        raise UserError(f"{' and '.join(foreign)} {verb} to --method {', '.join(owners)}, not {spec.name}")
     return resolve(spec.generator)(args)
 
 
