@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except UserError as err:
-        print(f"handsynth: error: {err}", file=sys.stderr)
+        print(f"handsynth: error: {user_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: every command keeps its finished work (records are whole or absent)
         if args.verbose:
@@ -92,6 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"handsynth: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def user_message(err: UserError) -> str:
+    """The error's sentence; a UserError raised in a torch DataLoader worker comes back with the worker's
+    traceback folded into its message ("Caught UserError in DataLoader worker process 0. Original
+    Traceback ..."): only the original sentence is kept."""
+    text = str(err)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.rstrip().splitlines()[-1]  # "package.module.SomeError: the sentence"
+        name, sep, sentence = last.partition(": ")
+        return sentence if sep and " " not in name else last
+    return text
 
 
 OS_ERROR_HINTS = {

@@ -122,3 +122,24 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
     assert main(["poses", "fps", "--in", str(src), "--per-object", "1", "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "handsynth: interrupted; rerun the same command to continue (finished work is kept)"
+
+
+def test_a_user_error_from_a_dataloader_worker_is_its_own_sentence():
+    import torch
+
+    from handsynth.cli import user_message
+    from handsynth.data.records import RecordError
+    from handsynth.errors import UserError
+
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i):
+            raise RecordError("record x: image images/x.png is missing")
+
+    with pytest.raises(UserError) as err:
+        next(iter(torch.utils.data.DataLoader(Broken(), num_workers=1)))
+    assert "Original Traceback" in str(err.value)  # what torch hands back
+    assert user_message(err.value) == "record x: image images/x.png is missing"
+    assert user_message(UserError("plain: a: b")) == "plain: a: b"
