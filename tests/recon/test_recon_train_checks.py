@@ -177,3 +177,13 @@ def test_progress_in_a_log_is_whole_lines_with_the_loss(data, tmp_path, capsys, 
     lines = [line for line in err.splitlines() if line.startswith("recon train: ")]
     assert len(lines) >= 3, err
     assert re.match(r"recon train: 3/3 \(100%\) .*, loss=\d+\.\d{4}$", lines[-1]), lines[-1]
+
+
+def test_a_warmup_longer_than_the_run_is_allowed_with_a_warning(caplog) -> None:
+    with caplog.at_level("WARNING"):
+        TrainConfig(steps=10, warmup=50).check()
+    assert "--warmup 50 is longer than --steps 10" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        TrainConfig(steps=100, warmup=50).check()
+    assert "warmup" not in caplog.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import logging
 import types
 import typing
 from collections.abc import Callable
@@ -83,6 +84,12 @@ class TrainConfig:
             raise UserError(
                 f"--batch-size 1 needs --img-size above {TOTAL_STRIDE} (got {self.model.img_size}): the "
                 "backbone's last BatchNorm would see one value per channel; raise either"
+            )
+        if self.warmup > self.steps:  # allowed (short test runs), but rarely meant
+            logging.getLogger(__name__).warning(
+                "--warmup %d is longer than --steps %d: the learning rate never reaches --lr",
+                self.warmup,
+                self.steps,
             )
 
 
