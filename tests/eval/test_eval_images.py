@@ -182,6 +182,10 @@ def test_cli_user_errors_write_nothing(datasets, tmp_path, capsys):
     rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
                "--out", str(out), "--extractor", "world", "--device", "gpu0"])  # fmt: skip
     assert rc == 2 and "--device 'gpu0' is not a torch device" in capsys.readouterr().err and not out.exists()
+    rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),
+               "--out", str(datasets["fake_a"]), "--extractor", "world"])  # fmt: skip
+    assert rc == 2 and "is a dataset folder" in capsys.readouterr().err
+    assert not (datasets["fake_a"] / "report.md").exists()
     rc = main(["evaluate", "recon", "--pred", str(tmp_path / "nope.json"), "--gt", str(datasets["real"]),
                "--out", str(out)])  # fmt: skip
     assert rc == 2 and not out.exists()

@@ -156,6 +156,13 @@ def _run(data, out, steps, *extra):
     return main(args)
 
 
+def test_a_dataset_folder_is_never_a_run_folder(multi_map_dataset, capsys):
+    before = sorted(p.name for p in multi_map_dataset.iterdir())
+    assert _run(multi_map_dataset, multi_map_dataset, 1) == 2
+    assert "is a dataset folder" in capsys.readouterr().err
+    assert sorted(p.name for p in multi_map_dataset.iterdir()) == before
+
+
 def test_cli_trains_saves_and_resumes_to_the_same_weights(multi_map_dataset, tmp_path, capsys):
     from safetensors.torch import load_file
 

@@ -151,6 +151,8 @@ def cmd_images(args: argparse.Namespace) -> int:
     from handsynth.runtime import configure_threads, torch_device
 
     args.device = torch_device(args.device)
+    if (Path(args.out) / "metadata.jsonl").exists():
+        raise UserError(f"--out {args.out} is a dataset folder; pass a new folder for the report")
     configure_threads(args.threads, args.device, small_model=args.extractor == "world")
     if args.crop_scale < 1.0:
         raise UserError(

@@ -70,6 +70,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps
     out = Path(args.out)
+    if (out / "metadata.jsonl").exists():
+        raise UserError(f"--out {out} is a dataset folder; pass a new folder for the training run")
     stored = config_for_run_folder(cfg, out) if base else cfg  # a local base relative to the run folder
     _check_run_folder(out, stored, args.resume)
     resume = None if args.resume == "never" else args.resume
