@@ -16,7 +16,7 @@ from handsynth import cli_args
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
 from handsynth.poses.io import _check_report
-from handsynth.runtime import torch_device
+from handsynth.runtime import add_threads_argument, configure_threads, torch_device
 
 log = logging.getLogger(__name__)
 GENERATOR = "handsynth poses grasp"
@@ -105,6 +105,7 @@ def _grasp(args: argparse.Namespace) -> int:
     from handsynth.progress import progress
 
     torch_device(args.device)  # a GPU this machine lacks: one sentence
+    configure_threads(args.threads, args.device)
     _check_report(args.report)
     objects = _pick_objects(args.objects, args.names)
     rests = _rest_poses(args.rest, objects)
@@ -277,6 +278,7 @@ def register_grasp(actions: argparse._SubParsersAction) -> None:
         "--iters", type=cli_args.positive_int, default=6000, help="annealing steps (released: 6000)"
     )
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to optimise")
+    add_threads_argument(g)
     g.add_argument(
         "--w-dis", type=cli_args.non_negative, default=100.0, help="weight of E_dis (released 100)"
     )
