@@ -123,16 +123,23 @@ def _grasp(args: argparse.Namespace) -> int:
     n_batches = math.ceil(args.n_per_object / args.batch)
     total = len(objects) * n_batches * cfg.iters
     histories: list[tuple[str, list[float]]] = []  # mean energy per step of each batch run (--report)
-    with progress(total=total, desc="grasp", unit="iter") as bar:
+
+    def batch_ids(name: str, b: int) -> list[str]:
+        return [
+            f"{name}-grasp{i:06d}"
+            for i in range(b * args.batch, min(args.n_per_object, (b + 1) * args.batch))
+        ]
+
+    done = sum(
+        all(writer.has(i) for i in batch_ids(name, b)) for name, _ in objects for b in range(n_batches)
+    )
+    # a resumed run counts on from the finished batches; its rate counts new work only
+    with progress(total=total, initial=done * cfg.iters, desc="grasp", unit="iter") as bar:
         for k, (name, _ref) in enumerate(objects):
             mesh = load_mesh(keys[name], f"object {name!r}")
             for b in range(n_batches):
-                ids = [
-                    f"{name}-grasp{i:06d}"
-                    for i in range(b * args.batch, min(args.n_per_object, (b + 1) * args.batch))
-                ]
+                ids = batch_ids(name, b)
                 if all(writer.has(i) for i in ids):
-                    bar.update(cfg.iters)
                     continue
                 rest = rests[name][b % len(rests[name])]
                 obj = next(o for o in rest.extra["objects"] if o["name"] == name)
