@@ -264,6 +264,36 @@ def test_inference_step_refines_to_threshold(fresh_unet, hand_text):
     assert torch.equal(same, lat) and not calls
 
 
+def test_training_targets_match_the_schedulers_own_definitions():
+    """epsilon -> the noise, v_prediction -> diffusers' own get_velocity, sample -> x0."""
+    from diffusers import DDPMScheduler
+
+    from handsynth.diffusion.schedulers import training_target
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+    t = torch.tensor([0, 500, 999])
+    kw = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    for kind, want in (("epsilon", eps), ("sample", x0)):
+        assert torch.equal(training_target(DDPMScheduler(prediction_type=kind, **kw), x0, eps, t), want)
+    v = DDPMScheduler(prediction_type="v_prediction", **kw)
+    torch.testing.assert_close(training_target(v, x0, eps, t), v.get_velocity(x0, eps, t))
+
+
+def test_tas_skips_timesteps_below_min_timestep(tiny_base, fresh_unet, hand_text):
+    store = install_attention_store(fresh_unet)
+    t = torch.tensor([500, 499])
+    xt = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+
+    def forward(x):
+        return fresh_unet(x, t, encoder_hidden_states=hand_text["embeds"])
+
+    cfg = TASConfig(min_timestep=500, iterations=1, alpha="constant", alpha_max=20.0, loss_threshold=0.0)
+    res = tas_refine(forward, store, xt, t, hand_text["indices"], hand_text["lengths"], cfg)
+    assert not torch.equal(res.latents[0], xt[0])  # t = 500: refined (the bound is included)
+    assert torch.equal(res.latents[1], xt[1])  # t = 499: left alone
+
+
 def test_training_noise_targets():
     """epsilon: the implied x0 of (X_hat_t, eps) moves by exactly (X_hat_t - X_t)/sqrt(abar_t);
     residual: it is X_0 itself, whatever TAS did (which is why that target makes TAS inert)."""

@@ -85,6 +85,9 @@ def test_output_records_are_the_crops(cli, hb_run, hb_inputs, tmp_path):
         # the crop's joints are the input's joints moved into the crop
         local = (np.asarray(s.hands[0].joints_2d) - box[:2]) * SIZE / box[2]
         np.testing.assert_allclose(r.hands[0].joints_2d, local, atol=1e-3)
+        x, y, w, h = s.hands[0].bbox  # the hand box moves by the same similarity
+        k = SIZE / box[2]
+        np.testing.assert_allclose(r.hands[0].bbox, [(x - box[0]) * k, (y - box[1]) * k, w * k, h * k])
         assert set(r.conditions) == {"normal", "texture", "seg"}  # seg: read for the object box
         assert Image.open(out / r.conditions["normal"]).size == (SIZE, SIZE)
         src = r.source

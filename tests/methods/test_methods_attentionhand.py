@@ -283,3 +283,14 @@ def test_training_on_an_empty_dataset_names_the_given_path(tmp_path):
     empty.write_text("")
     with pytest.raises(UserError, match=f"--in {empty} holds no records"):
         build_training("attentionhand", TINY_CONFIG, str(empty), FAST)
+
+
+def test_crop_square_is_the_boxs_pixels_zero_padded_outside():
+    from PIL import Image
+
+    a = np.random.default_rng(0).integers(0, 256, size=(60, 70, 3), dtype=np.uint8)
+    img = Image.fromarray(a)
+    np.testing.assert_array_equal(np.asarray(crop_square(img, [10, 20, 30], 30)), a[20:50, 10:40])
+    edge = np.asarray(crop_square(img, [60, -5, 20], 20))  # 10 columns and 5 rows outside the image
+    assert (edge[:5] == 0).all() and (edge[:, 10:] == 0).all()
+    np.testing.assert_array_equal(edge[5:, :10], a[0:15, 60:70])

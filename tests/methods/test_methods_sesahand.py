@@ -78,17 +78,79 @@ def _perturb_fusion(model, seed=1, scale=0.2):
 )  # fmt: skip
 def test_fusion_at_init_is_exactly_the_plain_controlnet(tiny_base, mode, levels, context):
     model = _fusion(tiny_base, mode, levels, context=context)
+    _train_trunk_outputs(model)  # else every residual is zero on both sides and nothing is compared
     x, t, text, cond = _inputs()
     with torch.no_grad():
-        down, mid = model(x, t, text, cond)
-        ref_down, ref_mid = model.controlnet(x, t, text, controlnet_cond=cond[:, :6], return_dict=False)
+        for scale in (1.0, 0.3):
+            down, mid = model(x, t, text, cond, conditioning_scale=scale)
+            ref_down, ref_mid = model.controlnet(
+                x, t, text, controlnet_cond=cond[:, :6], conditioning_scale=scale, return_dict=False
+            )
+            assert len(down) == len(ref_down) and all(r.abs().sum() > 0 for r in [*ref_down, ref_mid])
+            assert all(torch.equal(a, b) for a, b in zip(down, ref_down)) and torch.equal(mid, ref_mid)
         other = cond.clone()
         other[:, 6:] = torch.rand(other[:, 6:].shape, generator=torch.Generator().manual_seed(9))
-        down2, _ = model(x, t, text, other)
-    assert len(down) == len(ref_down)
-    assert all(torch.equal(a, b) for a, b in zip(down, ref_down)) and torch.equal(mid, ref_mid)
+        down2, _ = model(x, t, text, other, conditioning_scale=0.3)
     assert all(torch.equal(a, b) for a, b in zip(down, down2))  # mid/coarse maps not read yet
     assert model.levels == (levels if levels is not None else [2, 3])
+
+
+def _train_trunk_outputs(model, seed=3):
+    """The trunk's zero convolutions as training leaves them (non-zero); the fusion stays fresh."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.controlnet.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def test_a_fused_level_hands_its_fused_features_to_the_zero_convolution(tiny_base):
+    """Fusion at levels 1 and 3: residuals before level 1's last output ignore the mid maps; that
+    output is the fused map (it replaces the block's own), so it is the first to change with them."""
+    model = _fusion(tiny_base, "attention", [1, 3])
+    _train_trunk_outputs(model)
+    _perturb_fusion(model)
+    blocks = model.controlnet.down_blocks
+    last_of_level1 = sum(len(b.resnets) + (1 if b.downsamplers else 0) for b in blocks[:2])  # + conv_in - 1
+    x, t, text, cond = _inputs()
+    other = cond.clone()
+    other[:, 6:9] = 1 - other[:, 6:9]  # only the mid maps
+    with torch.no_grad():
+        a, _ = model(x, t, text, cond)
+        b, _ = model(x, t, text, other)
+    changed = [i for i, (u, v) in enumerate(zip(a, b)) if not torch.equal(u, v)]
+    assert changed and changed[0] == last_of_level1, (changed, last_of_level1)
+
+
+def test_attention_fusion_is_multi_head_attention_with_fine_queries():
+    """Against torch's own MultiheadAttention: queries from the fine stream, keys/values from every
+    stream (with its embedding), added to the fine features through the output projection."""
+    from handsynth.methods.sesahand.fusion import AttentionFusion
+
+    torch.manual_seed(0)
+    blk = AttentionFusion(32, 3, head_dim=16)
+    with torch.no_grad():
+        for p in blk.parameters():
+            p.copy_(torch.randn(p.shape) * 0.3)
+    mha = torch.nn.MultiheadAttention(32, blk.heads, batch_first=True, bias=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([blk.to_q.weight, blk.to_k.weight, blk.to_v.weight]))
+        mha.in_proj_bias.zero_()
+        mha.out_proj.weight.copy_(blk.proj_out.weight)
+        mha.out_proj.bias.copy_(blk.proj_out.bias)
+    g = torch.Generator().manual_seed(1)
+    fine, mid, coarse = (torch.randn(2, 32, 4, 5, generator=g) for _ in range(3))
+
+    def tok(x):
+        return x.flatten(2).transpose(1, 2)
+
+    kv = torch.cat(
+        [blk.norm_kv(tok(s)) + blk.stream_embedding[i] for i, s in enumerate([fine, mid, coarse])], 1
+    )
+    with torch.no_grad():
+        ref = tok(fine) + mha(blk.norm_q(tok(fine)), kv, kv, need_weights=False)[0]
+        got = blk(fine, [fine, mid, coarse])
+    torch.testing.assert_close(tok(got), ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("context", ["trunk", "light"])

@@ -138,3 +138,20 @@ def test_local_crop_is_padded_by_the_record_size_not_the_crop_size():
     seg = rendered.local_maps["seg"]
     assert seg[:, outside].max(initial=0) == 0 and seg[outside_rows].max(initial=0) == 0
     assert seg.max() > 0
+
+
+def test_scale_sample_to_another_aspect_keeps_labels_on_the_projection(rendered):
+    import numpy as np
+
+    from handsynth.data import read_dataset
+    from handsynth.render.conditions import scale_sample
+
+    s = read_dataset(rendered / "poses.jsonl")[0]
+    assert (s.width, s.height) == (128, 128)
+    out = scale_sample(s, 64, 128)  # x halves, y stays
+    K = np.asarray(out.K)
+    for h0, h in zip(s.hands, out.hands):
+        uvw = np.asarray(h.joints_3d) @ K.T
+        np.testing.assert_allclose(h.joints_2d, uvw[:, :2] / uvw[:, 2:], atol=1e-6)
+        np.testing.assert_allclose(np.asarray(h.joints_2d)[:, 1], np.asarray(h0.joints_2d)[:, 1])
+        assert h.bbox[1] == h0.bbox[1] and h.bbox[3] == h0.bbox[3] and h.bbox[2] == h0.bbox[2] / 2

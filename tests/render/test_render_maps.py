@@ -232,3 +232,16 @@ def test_uv_texture_orientation(renderer):
     assert (mixed["seg"] == 1).sum() > 500  # an untextured mesh beside it, same frame
     with pytest.raises(UserError, match="both uv and texture"):
         SceneMesh(v, f, "object", uv=uv)
+
+
+def test_16_bit_depth_reads_near_bright_far_dark_background_black():
+    """condition_image: 255 - 200 (z - near) / (far - near) on the hand, 0 elsewhere (worked by hand)."""
+    import numpy as np
+    from PIL import Image
+
+    from handsynth.render.maps import condition_image
+
+    z = np.array([[500, 1000], [750, 0]], np.uint16)
+    got = np.asarray(condition_image("depth", Image.fromarray(z), 2, 2))
+    assert got.shape == (2, 2, 3) and (got == got[..., :1]).all()
+    np.testing.assert_array_equal(got[..., 0], [[255, 55], [155, 0]])
