@@ -88,8 +88,8 @@ def run_demo(
     if conditioning_scale is None:
         info = default.info.get("generate", {}) if default is not None else {}
         conditioning_scale = float(info.get("conditioning_scale", 1.0))
-    if size % 8:
-        raise UserError(f"--size must be a multiple of 8, got {size}")
+    # the generator's own size rule, before poses and maps are made for a size it cannot draw
+    handsynth.make_method("attentionhand", checkpoint, base_model=base_model).check_size(size, size, "--size")
     total = 5
     if overwrite:
         _remove_demo_outputs(out)

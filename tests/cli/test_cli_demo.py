@@ -45,3 +45,10 @@ def test_demo_overwrite_removes_only_what_a_demo_wrote(tmp_path):
     (tmp_path / "mine.txt").write_text("keep")
     _remove_demo_outputs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_demo_refuses_a_size_its_model_cannot_draw_before_any_work(tmp_path, capsys):
+    from handsynth.cli import main
+
+    assert main(["demo", "--size", "16", "--n", "2", "--out", str(tmp_path / "d")]) == 2
+    assert "size 16x16 is not a multiple of" in capsys.readouterr().err and not (tmp_path / "d").exists()
