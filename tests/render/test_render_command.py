@@ -155,3 +155,26 @@ def test_scale_sample_to_another_aspect_keeps_labels_on_the_projection(rendered)
         np.testing.assert_allclose(h.joints_2d, uvw[:, :2] / uvw[:, 2:], atol=1e-6)
         np.testing.assert_allclose(np.asarray(h.joints_2d)[:, 1], np.asarray(h0.joints_2d)[:, 1])
         assert h.bbox[1] == h0.bbox[1] and h.bbox[3] == h0.bbox[3] and h.bbox[2] == h0.bbox[2] / 2
+
+
+def test_rendering_a_photo_dataset_keeps_its_photo_and_maps_readable(tmp_path):
+    from PIL import Image
+
+    from handsynth.data import read_dataset
+
+    photos = tmp_path / "photos"
+    argv = ["world", "render", "--domain", "holab", "--n", "2", "--size", "96", "--maps", "mesh,seg"]
+    assert main([*argv, "--out", str(photos)]) == 0
+    out = tmp_path / "maps"
+    assert main(["render", "--in", str(photos), "--out", str(out), "--maps", "normal,texture,seg"]) == 0
+    for r in read_dataset(out):
+        assert set(r.conditions) == {"mesh", "normal", "texture", "seg"}  # the input's mesh map kept
+        for rel in r.paths().values():
+            assert (out / rel).is_file(), rel
+        assert Image.open(out / r.file_name).size == (96, 96)
+    # another size: the photo is resized with the labels; maps not rendered again are dropped
+    small = tmp_path / "small"
+    assert main(["render", "--in", str(photos), "--out", str(small), "--maps", "seg", "--size", "64"]) == 0
+    for r in read_dataset(small):
+        assert set(r.conditions) == {"seg"} and Image.open(small / r.file_name).size == (64, 64)
+        assert all((small / rel).is_file() for rel in r.paths().values())

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from handsynth.data.folder import LINKABLE_SUFFIXES
 from handsynth.data.records import WORLD_MESH_PREFIX, Sample
 
 
-def carry_files(sample: Sample, src_root: Path, out_root: Path) -> dict[str, bytes]:
+def carry_files(
+    sample: Sample, src_root: Path, out_root: Path, skip: Collection[str] = ()
+) -> dict[str, bytes]:
     """Link the images ``sample`` names from ``src_root`` into ``out_root``; return the other files'
-    bytes (for the writer). Missing ones stay unnamed in the output as they were in the input."""
+    bytes (for the writer). Missing ones stay unnamed in the output as they were in the input;
+    ``skip``: paths the caller writes itself (e.g. maps just rendered)."""
     copies: dict[str, bytes] = {}
     for rel in sample.paths().values():
         src, dst = src_root / rel, out_root / rel
-        if not src.is_file() or dst.exists() or dst.is_symlink():
+        if rel in skip or not src.is_file() or dst.exists() or dst.is_symlink():
             continue
         if rel.lower().endswith(LINKABLE_SUFFIXES):
             dst.parent.mkdir(parents=True, exist_ok=True)

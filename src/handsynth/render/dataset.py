@@ -6,7 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, read_dataset
+from handsynth.data.carry import carry_files
 from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.render.conditions import ConditionRenderer, scale_sample
@@ -14,6 +18,12 @@ from handsynth.render.maps import load_map
 from handsynth.viz import contact_sheet
 
 DEFAULT_SHEET_ROWS = 8
+
+
+def _resized_photo(path: Path, size: int) -> np.ndarray:
+    """The record's photo at the rendered size (the labels were scaled with it)."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
 
 
 def render_dataset(
@@ -61,10 +71,17 @@ def render_dataset(
     todo = [s for s in samples if not writer.has(s.id)]
     done = len(samples) - len(todo)  # a resumed run counts on from what is there (the rate: new work only)
     for sample in progress(todo, total=len(samples), initial=done, desc="render", unit="pose"):
+        resized = size is not None and (sample.width, sample.height) != (size, size)
         if size is not None:
             sample = scale_sample(sample, size, size)
         sample.source = {**sample.source, "rendered_with": hand_model or "record"}
         sample, files = renderer.render_into(sample, maps, local=local)
+        if resized:  # maps the input had are at its old size: only the ones just rendered stay
+            sample.conditions = {k: v for k, v in sample.conditions.items() if k in maps}
+            if sample.file_name:
+                files[sample.file_name] = _resized_photo(root_in / sample.file_name, size)
+        # the photo and the maps the input already had stay readable from the output (linked)
+        files = {**carry_files(sample, root_in, writer.root, skip=files), **files}
         writer.write(sample, files)
     if renderer.body_empty:
         print(
