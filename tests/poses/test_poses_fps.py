@@ -164,3 +164,15 @@ def test_overwrite_restarts_the_output_and_the_input_is_never_the_output(tmp_pat
     assert main([*args[:-1], str(src), "--overwrite"]) == 2
     assert "is the input folder" in capsys.readouterr().err
     assert (src / "metadata.jsonl").read_bytes() == before
+
+
+def test_a_command_that_keeps_nothing_still_writes_the_dataset_it_prints(tmp_path, capsys, monkeypatch):
+    import handsynth.poses.fps as fps
+
+    recs = [pose_record(f"a{i}", hand_pose=np.full(45, 0.1 * i)) for i in range(3)]
+    src = write_jsonl(tmp_path / "in.jsonl", recs)
+    out = tmp_path / "o"
+    monkeypatch.setattr(fps, "farthest_pose_sampling", lambda v, m, seed=0: [])  # e.g. no valid grasp
+    assert main(["poses", "fps", "--in", str(src), "--per-object", "2", "--out", str(out)]) == 0
+    assert str(out / "metadata.jsonl") in capsys.readouterr().out
+    assert (out / "metadata.jsonl").read_text() == ""

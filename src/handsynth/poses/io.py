@@ -50,6 +50,7 @@ def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_r
                 writer.write(*carry_record(s, src_root, writer.root))
                 done += 1
             bar.update()
+    writer.meta.touch()  # no record kept (e.g. no valid grasp) is still a dataset: the path printed exists
     print(writer.meta)
     return done
 
