@@ -88,8 +88,9 @@ def run_demo(
     if conditioning_scale is None:
         info = default.info.get("generate", {}) if default is not None else {}
         conditioning_scale = float(info.get("conditioning_scale", 1.0))
+    method = _demo_method(checkpoint, base_model, steps, guidance, base_config, conditioning_scale)
     # the generator's own size rule, before poses and maps are made for a size it cannot draw
-    handsynth.make_method("attentionhand", checkpoint, base_model=base_model).check_size(size, size, "--size")
+    method.check_size(size, size, "--size")
     total = 5
     if overwrite:
         _remove_demo_outputs(out)
@@ -115,18 +116,7 @@ def run_demo(
         total,
         f"generating {n} labelled images with AttentionHand ({'default model' if default else checkpoint})",
     )
-    generated = _generate(
-        out,
-        checkpoint,
-        base_model,
-        seed,
-        steps,
-        guidance,
-        batch_size,
-        threads,
-        base_config,
-        conditioning_scale,
-    )
+    generated = _generate(out, method, seed, batch_size, threads)
 
     _step(4, total, "quick evaluation")
     evaluation = _evaluate(out, generated, default, reference, size, seed)
@@ -171,22 +161,15 @@ def _remove_demo_outputs(out: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def _generate(
-    out: Path,
+def _demo_method(
     checkpoint: str,
     base_model: str | None,
-    seed: int,
     steps: int,
     guidance: float,
-    batch: int,
-    threads: int | str = "auto",
-    base_config: str | None = None,
-    conditioning_scale: float = 1.0,
-) -> Path:
-    cond = out / "conditions"
-    prompt_file = out / "prompts.txt"
-    if not prompt_file.exists():
-        prompt_file.write_text("\n".join(demo_prompts(handsynth.read_dataset(cond), seed)) + "\n")
+    base_config: str | None,
+    conditioning_scale: float,
+):
+    """The AttentionHand generator the demo draws with (configs read, no weights loaded yet)."""
     sampling = handsynth.SamplingConfig(steps=steps, guidance=guidance).check()
     method = handsynth.make_method(
         "attentionhand",
@@ -197,6 +180,14 @@ def _generate(
     )
     if base_config:
         method.base_config = base_config
+    return method
+
+
+def _generate(out: Path, method, seed: int, batch: int, threads: int | str = "auto") -> Path:
+    cond = out / "conditions"
+    prompt_file = out / "prompts.txt"
+    if not prompt_file.exists():
+        prompt_file.write_text("\n".join(demo_prompts(handsynth.read_dataset(cond), seed)) + "\n")
     job = handsynth.JobConfig(
         inp=str(cond),
         out=str(out / "generated"),

@@ -34,6 +34,21 @@ def metadata_path(path: str | os.PathLike) -> Path:
     return p / METADATA if p.is_dir() or p.suffix != ".jsonl" else p
 
 
+def refuse_input_as_output(
+    out: str | os.PathLike, inp: str | os.PathLike, what: str, input_name: str = "the input folder"
+) -> None:
+    """Refuse an ``--out`` that is the dataset ``inp`` a command reads: writing there (above all with
+    ``--overwrite``) would replace the input's records."""
+    if metadata_path(inp).resolve() == (Path(out) / METADATA).resolve():
+        raise UserError(f"--out {out} is {input_name}; pass a new folder for the {what}")
+
+
+def refuse_dataset_as_output(out: str | os.PathLike, what: str) -> None:
+    """Refuse an ``--out`` that holds a dataset, for commands that write runs or reports, not records."""
+    if (Path(out) / METADATA).exists():
+        raise UserError(f"--out {out} is a dataset folder; pass a new folder for the {what}")
+
+
 def dataset_root(path: str | os.PathLike) -> Path:
     """The folder that relative paths in the records are resolved against."""
     return metadata_path(path).parent

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from handsynth import cli_args
+from handsynth.data.folder import refuse_dataset_as_output
 from handsynth.errors import UserError
 from handsynth.runtime import add_threads_argument
 
@@ -151,8 +152,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     from handsynth.runtime import configure_threads, torch_device
 
     args.device = torch_device(args.device)
-    if (Path(args.out) / "metadata.jsonl").exists():
-        raise UserError(f"--out {args.out} is a dataset folder; pass a new folder for the report")
+    refuse_dataset_as_output(args.out, "report")
     configure_threads(args.threads, args.device, small_model=args.extractor == "world")
     if args.crop_scale < 1.0:
         raise UserError(

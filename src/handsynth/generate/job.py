@@ -40,7 +40,7 @@ from handsynth.data import (
     write_metadata,
 )
 from handsynth.data.carry import absolute_mesh_paths
-from handsynth.data.folder import METADATA, metadata_path
+from handsynth.data.folder import METADATA, refuse_input_as_output
 from handsynth.data.lock import FolderLock
 from handsynth.errors import UserError
 from handsynth.generate import sheets
@@ -115,8 +115,7 @@ def prepare(method: GenerationMethod, job: JobConfig) -> tuple[Inputs, list[Work
     if job.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {job.batch_size}")
     method.check()
-    if metadata_path(job.inp).resolve() == (Path(job.out) / METADATA).resolve():
-        raise UserError(f"--out {job.out} is the input folder; pass a new folder for the generated dataset")
+    refuse_input_as_output(job.out, job.inp, "generated dataset")
     inputs = load_inputs(job.inp, method.maps, method.needs_local, method.optional_maps)
     for s in inputs.samples:
         w, h = (job.size, job.size) if job.size else (s.width, s.height)

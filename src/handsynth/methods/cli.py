@@ -17,6 +17,7 @@ import yaml
 from handsynth import cli_args
 from handsynth.cli_common import add_deprecated_alias
 from handsynth.config import CONFIG_NAME, save_config, to_dict
+from handsynth.data.folder import refuse_dataset_as_output
 from handsynth.data.settings import refuse_other_settings
 from handsynth.diffusion.base import base_from_run
 from handsynth.errors import UserError
@@ -70,8 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         cfg.train.max_steps = args.max_steps
     out = Path(args.out)
-    if (out / "metadata.jsonl").exists():
-        raise UserError(f"--out {out} is a dataset folder; pass a new folder for the training run")
+    refuse_dataset_as_output(out, "training run")
     stored = config_for_run_folder(cfg, out) if base else cfg  # a local base relative to the run folder
     _check_run_folder(out, stored, args.resume)
     resume = None if args.resume == "never" else args.resume

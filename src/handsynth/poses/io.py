@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from handsynth.data.folder import dataset_root
+from handsynth.data.folder import dataset_root, refuse_input_as_output
 from handsynth.data.records import Sample
 from handsynth.errors import UserError
 
@@ -35,8 +35,8 @@ def _write(out: str, config: dict, overwrite: bool, samples: list[Sample], src_r
     from handsynth.data.folder import DatasetWriter
     from handsynth.progress import progress
 
-    if Path(out).resolve() == src_root.resolve() and src_root != Path("."):
-        raise UserError(f"--out {out} is the input folder; pass a new folder for the {desc} records")
+    if src_root != Path("."):  # (poses rest reads no dataset)
+        refuse_input_as_output(out, src_root, f"{desc} records")
     seen: set[str] = set()
     for s in samples:  # skipping ids already written must never also drop a repeat within this run
         if s.id in seen:

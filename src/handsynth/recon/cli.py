@@ -96,7 +96,7 @@ def _cmd_toy(args: argparse.Namespace) -> int:
 def _cmd_filter(args: argparse.Namespace) -> int:
     import sys
 
-    from handsynth.data.folder import metadata_path
+    from handsynth.data.folder import metadata_path, refuse_input_as_output
     from handsynth.data.provenance import tree_sha256
     from handsynth.errors import UserError
     from handsynth.recon import edge_filter as ef
@@ -118,8 +118,7 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     for flag, path in (("--in", args.data), ("--reference", args.reference)):
         if path and not metadata_path(path).exists():
             raise UserError(f"{flag} {path}: no metadata.jsonl there; pass a handsynth dataset folder")
-    if Path(args.out).resolve() == Path(args.data).resolve():
-        raise UserError(f"--out {args.out} is the input folder; pass a new folder for the kept records")
+    refuse_input_as_output(args.out, args.data, "kept records")
     checkpoint = resolve_checkpoint(args.estimator)
     est = ReconEstimator.from_checkpoint(checkpoint, device=_device(args.device), batch_size=args.batch_size)
     reference = ef.score_hands(est, args.reference) if isinstance(preset, float) else None

@@ -11,6 +11,7 @@ from PIL import Image
 
 from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, read_dataset
 from handsynth.data.carry import carry_files
+from handsynth.data.folder import refuse_input_as_output
 from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.render.conditions import ConditionRenderer, scale_sample
@@ -64,8 +65,7 @@ def render_dataset(
     )
     for s in samples:  # every record is checked before anything is written
         renderer.check_record(scale_sample(s, size, size) if size is not None else s)
-    if Path(out).resolve() == root_in.resolve():
-        raise UserError(f"--out {out} is the input folder; pass a new folder for the rendered dataset")
+    refuse_input_as_output(out, root_in, "rendered dataset")
     writer = DatasetWriter(out, config=config, overwrite=overwrite, lock=True)
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, encode_file, read_dataset
+from handsynth.data.folder import refuse_input_as_output
 from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.render.maps import load_map
@@ -63,8 +64,8 @@ def render_world(
         raise UserError(f"--start must be >= 0, got {start}")
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    if config.poses and Path(out).resolve() == dataset_root(config.poses).resolve():
-        raise UserError(f"--out {out} is the --poses folder; pass a new folder for the photos")
+    if config.poses:
+        refuse_input_as_output(out, dataset_root(config.poses), "photos", "the --poses folder")
     writer = DatasetWriter(out, config=config.to_dict(), overwrite=overwrite, lock=True)
     todo = [i for i in range(start, start + n) if not writer.has(sample_id(config.domain, i))]
     bar = progress(total=n, initial=n - len(todo), desc=f"world {config.domain}", unit="img")
