@@ -101,3 +101,10 @@ def test_cot_from_the_records_own_verbose_caption(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no `caption` field" in err and "--caption-style verbose" in err
     assert "caption" not in read_dataset(bare)[0].source  # refused before anything was written
+
+
+def test_prompts_on_an_empty_dataset_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metadata.jsonl").write_text("")
+    assert main(["prompts", "--in", str(tmp_path / "empty")]) == 2
+    assert "holds no records to give prompts to" in capsys.readouterr().err

@@ -202,8 +202,9 @@ def tag_dataset(
     return out
 
 
-def fill_prompts(path: str | Path, seed: int = 0, overwrite: bool = False) -> int:
-    """Give a generated prompt to every record without one (all records with ``overwrite``)."""
+def fill_prompts(path: str | Path, seed: int = 0, overwrite: bool = False) -> tuple[int, int]:
+    """Give a generated prompt to every record without one (all records with ``overwrite``); returns
+    (prompts written, records in the dataset)."""
     samples = read_dataset(path)
     check_editable(path)
     lock = FolderLock(dataset_root(path))  # noqa: F841 (held until the function returns)
@@ -218,4 +219,4 @@ def fill_prompts(path: str | Path, seed: int = 0, overwrite: bool = False) -> in
             n += 1
     if n:
         write_metadata(path, samples)
-    return n
+    return n, len(samples)

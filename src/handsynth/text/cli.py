@@ -209,12 +209,9 @@ def _prompts(args: argparse.Namespace) -> int:
         raise UserError("--n counts printed prompts without --in; with --in every record gets one prompt")
     if not os.path.exists(args.input):
         raise UserError(f"--in {args.input} does not exist")
-    from handsynth.data import read_dataset
-
-    total = len(read_dataset(args.input))
+    n, total = fill_prompts(args.input, args.seed, args.overwrite)
     if not total:
         raise UserError(f"--in {args.input} holds no records to give prompts to")
-    n = fill_prompts(args.input, args.seed, args.overwrite)
     kept = f"; the other {total - n} records keep theirs (--overwrite replaces them)" if n < total else ""
     print(f"wrote {n} generated prompts (seed {args.seed}){kept}")
     return 0
