@@ -255,9 +255,15 @@ class ConditionRenderer:
         return self.hand_meshes(sample) + self.object_meshes(sample)
 
     def render(
-        self, sample: Sample, maps: tuple[str, ...], local: bool = True, local_size: int | None = None
+        self,
+        sample: Sample,
+        maps: tuple[str, ...],
+        local: bool = True,
+        local_size: int | None = None,
+        local_box: list[float] | None = None,
     ) -> RenderedConditions:
-        """Render ``maps`` for one record; ``local`` adds the hand crop (AttentionHand's local branch)."""
+        """Render ``maps`` for one record; ``local`` adds the hand crop (AttentionHand's local branch),
+        around the hand box expanded, or ``local_box`` (e.g. the crop of a local photo the record has)."""
         self.check_record(sample)
         meshes = self.scene_meshes(sample)
         K = np.asarray(sample.K, dtype=np.float64)
@@ -274,7 +280,9 @@ class ConditionRenderer:
         if local:
             size = local_size or max(sample.width, sample.height)
             within = (sample.width, sample.height) if self.crop_inside else None
-            box = [float(v) for v in crop_box(sample.union_bbox(), expand=self.expand, within=within)]
+            if local_box is None:
+                local_box = crop_box(sample.union_bbox(), expand=self.expand, within=within)
+            box = [float(v) for v in local_box]
             # The global renderer draws the crop at any size; padding follows the record's image size.
             drawn = (
                 renderer.render_local(meshes, K, box, size, maps=gl_maps, joints_2d=joints_2d)
@@ -305,13 +313,25 @@ class ConditionRenderer:
         return renderer.render_local(meshes, K, box, int(size or box[2]), maps=maps, joints_2d=joints_2d)
 
     def render_into(
-        self, sample: Sample, maps: tuple[str, ...], local: bool = True, local_size: int | None = None
+        self,
+        sample: Sample,
+        maps: tuple[str, ...],
+        local: bool = True,
+        local_size: int | None = None,
+        keep_local_photo: bool = False,
     ) -> tuple[Sample, dict[str, np.ndarray]]:
         """Render and return the record with its `conditions`/`local` filled, plus the files to write.
 
         Relative object mesh paths become absolute: the record is written to another folder.
+        ``keep_local_photo``: a record with a local photo (``local.file_name``) keeps it, and its local
+        maps are drawn in that photo's box and size so the two stay aligned.
         """
-        rendered = self.render(sample, maps, local=local, local_size=local_size)
+        photo = sample.local if keep_local_photo and sample.local and sample.local.file_name else None
+        if photo is not None:
+            local_size, box = photo.size, photo.box
+        else:
+            box = None
+        rendered = self.render(sample, maps, local=local, local_size=local_size, local_box=box)
         out = copy.deepcopy(sample)
         if out.extra.get("objects"):
             out.extra["objects"] = absolute_mesh_paths(out.extra["objects"], self.data_root or ".")
@@ -328,5 +348,10 @@ class ConditionRenderer:
                 local_conds[name] = rel
                 files[rel] = array
             size = next(iter(rendered.local_maps.values())).shape[0]
-            out.local = LocalCrop(box=rendered.box, size=size, conditions=local_conds)
+            out.local = LocalCrop(
+                box=rendered.box,
+                size=size,
+                conditions=local_conds,
+                file_name=photo.file_name if photo is not None else None,
+            )
         return out, files

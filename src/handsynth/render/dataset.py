@@ -12,6 +12,7 @@ from PIL import Image
 from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, read_dataset
 from handsynth.data.carry import carry_files
 from handsynth.data.folder import refuse_input_as_output
+from handsynth.data.records import LocalCrop, Sample
 from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.render.conditions import ConditionRenderer, scale_sample
@@ -25,6 +26,17 @@ def _resized_photo(path: Path, size: int) -> np.ndarray:
     """The record's photo at the rendered size (the labels were scaled with it)."""
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
+
+
+def _scaled(sample: Sample, size: int) -> Sample:
+    """``scale_sample`` to size², keeping a local photo when the scaling is the same along both axes (its
+    crop then shows the same part of the scene, in the scaled box)."""
+    out = scale_sample(sample, size, size)
+    photo = sample.local
+    if out is not sample and photo is not None and photo.file_name and sample.width == sample.height:
+        f = size / sample.width
+        out.local = LocalCrop(box=[v * f for v in photo.box], size=photo.size, file_name=photo.file_name)
+    return out
 
 
 def render_dataset(
@@ -73,9 +85,10 @@ def render_dataset(
     for sample in progress(todo, total=len(samples), initial=done, desc="render", unit="pose"):
         resized = size is not None and (sample.width, sample.height) != (size, size)
         if size is not None:
-            sample = scale_sample(sample, size, size)
+            sample = _scaled(sample, size)
         sample.source = {**sample.source, "rendered_with": hand_model or "record"}
-        sample, files = renderer.render_into(sample, maps, local=local)
+        # a local photo keeps its crop (new local maps drawn in its box); resizing drops it (scale_sample)
+        sample, files = renderer.render_into(sample, maps, local=local, keep_local_photo=True)
         if resized:  # maps the input had are at its old size: only the ones just rendered stay
             sample.conditions = {k: v for k, v in sample.conditions.items() if k in maps}
             if sample.file_name:
