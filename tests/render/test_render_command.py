@@ -207,3 +207,24 @@ def test_rendering_keeps_a_local_photo_and_draws_its_local_maps_in_the_photo_cro
 
     centred = [crop_box(w.union_bbox(), expand=1.25) for w in world.values()]
     assert any(np.abs(np.asarray(c) - w.local.box).max() > 0.3 for c, w in zip(centred, world.values()))
+
+
+def test_render_overwrite_from_another_input_links_the_new_photos(tmp_path):
+    """Two worlds share ids (wild_000000...); after `render --overwrite` from the second, the output's
+    photos must be the second world's, not links left by the first run."""
+    from PIL import Image
+
+    worlds = []
+    for seed in (0, 1):
+        w = tmp_path / f"world{seed}"
+        argv = ["world", "render", "--domain", "wild", "--n", "2", "--size", "64", "--seed", str(seed)]
+        assert main([*argv, "--out", str(w)]) == 0
+        worlds.append(w)
+    out = tmp_path / "maps"
+    assert main(["render", "--in", str(worlds[0]), "--out", str(out), "--maps", "seg"]) == 0
+    assert main(["render", "--in", str(worlds[1]), "--out", str(out), "--maps", "seg", "--overwrite"]) == 0
+    for r in read_dataset(out):
+        for rel in (r.file_name, r.local.file_name):
+            got, want = (np.asarray(Image.open(root / rel)) for root in (out, worlds[1]))
+            assert np.array_equal(got, want), rel
+            assert not np.array_equal(got, np.asarray(Image.open(worlds[0] / rel))), rel

@@ -21,15 +21,25 @@ def carry_files(
 ) -> dict[str, bytes]:
     """Link the images ``sample`` names from ``src_root`` into ``out_root``; return the other files'
     bytes (for the writer). Missing ones stay unnamed in the output as they were in the input;
-    ``skip``: paths the caller writes itself (e.g. maps just rendered)."""
+    ``skip``: paths the caller writes itself (e.g. maps just rendered).
+
+    A file already at a linked path is replaced unless it is this very link (a resumed run): after
+    ``--overwrite`` from another input, or a crashed run, it belongs to another record of the same id.
+    """
     copies: dict[str, bytes] = {}
     for rel in sample.paths().values():
         src, dst = src_root / rel, out_root / rel
-        if rel in skip or not src.is_file() or dst.exists() or dst.is_symlink():
+        if rel in skip or not src.is_file():
             continue
         if rel.lower().endswith(LINKABLE_SUFFIXES):
+            target = src.resolve()
+            if dst.is_symlink() and Path(os.readlink(dst)) == target:
+                continue
             dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.symlink_to(src.resolve())
+            tmp = dst.with_name(f".{dst.name}.link.tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(target)
+            os.replace(tmp, dst)
         else:
             copies[rel] = src.read_bytes()
     return copies
