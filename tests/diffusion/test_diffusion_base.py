@@ -105,3 +105,22 @@ def test_separate_weights_route_each_group_to_its_own_net(tiny_base):
         l_down, l_mid = gm.nets["local"](x[2:], t[2:], text[2:], cond[2:], return_dict=False)
     assert torch.equal(down[0][:2], g_down[0]) and torch.equal(down[0][2:], l_down[0])
     assert torch.equal(mid[2:], l_mid) and float(mid[2:].abs().sum()) > 0 and float(mid[:2].abs().sum()) == 0
+
+
+def test_moving_the_base_to_its_own_dtype_logs_no_diffusers_cast_warning(tiny_base):
+    """diffusers warns on any dtype argument to ``to()``; training printed it twice per run for a no-op."""
+    import logging
+
+    from diffusers.utils import logging as diffusers_logging
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = diffusers_logging.get_logger("diffusers.models.modeling_utils")
+    logger.addHandler(handler)
+    try:
+        tiny_base.to("cpu", torch.float32)
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in seen if "kept in float32" in m]
+    assert tiny_base.unet.dtype == torch.float32

@@ -71,7 +71,8 @@ class BaseModel:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> BaseModel:
         for m in (self.unet, self.vae, self.text_encoder):
-            m.to(device=device, dtype=dtype)
+            # no dtype argument when it is already right: diffusers warns on every dtype cast, even a no-op
+            m.to(device=device, **({} if dtype in (None, m.dtype) else {"dtype": dtype}))
         return self
 
 
