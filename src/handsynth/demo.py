@@ -101,11 +101,11 @@ def run_demo(
     if not poses.exists():
         models = {s: handsynth.load_hand_model("openhand", side=s).eval() for s in ("right", "left")}
         half = max(1, n // 4) if n > 1 else 0  # a quarter of the scenes (at least one) show two hands
-        samples = sample_records(n - half, seed, models, SceneConfig(size=size))
+        # no bars: milliseconds of work, and two (one- and two-hand scenes) under one demo step confused
+        samples = sample_records(n - half, seed, models, SceneConfig(size=size), progress=False)
         if half:
-            samples += sample_records(
-                half, seed, models, SceneConfig(size=size, two_hands=True), start=n - half
-            )
+            two = SceneConfig(size=size, two_hands=True)
+            samples += sample_records(half, seed, models, two, start=n - half, progress=False)
         handsynth.write_metadata(poses, samples)
 
     _step(2, total, "rendering condition maps (global + local)")

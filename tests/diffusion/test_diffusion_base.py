@@ -124,3 +124,14 @@ def test_moving_the_base_to_its_own_dtype_logs_no_diffusers_cast_warning(tiny_ba
         logger.removeHandler(handler)
     assert not [m for m in seen if "kept in float32" in m]
     assert tiny_base.unet.dtype == torch.float32
+
+
+def test_loading_a_base_folder_shows_no_transformers_weight_bar_and_leaves_bars_on(capsys, monkeypatch):
+    """transformers draws a raw "Loading weights" bar for the text encoder (carriage returns in a log)."""
+    from transformers.utils import logging as transformers_logging
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    transformers_logging.enable_progress_bar()
+    load_base(str(tiny_base_path()))
+    assert "Loading weights" not in capsys.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled()  # the caller's setting is given back

@@ -461,6 +461,21 @@ def resolve_base(spec: str, base_config: str | None = None) -> str:
     return spec  # a hub id, e.g. stable-diffusion-v1-5/stable-diffusion-v1-5
 
 
+def _load_text_encoder(where: str, dtype: torch.dtype, variant: str | None) -> torch.nn.Module:
+    """The base's CLIP text encoder, without transformers' raw "Loading weights" bar (a second of
+    loading; in a log it is a line of carriage returns beside handsynth's own progress)."""
+    from transformers import CLIPTextModel
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        return CLIPTextModel.from_pretrained(where, subfolder="text_encoder", dtype=dtype, variant=variant)
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
+
+
 def load_base(
     spec: str = TINY,
     dtype: torch.dtype = torch.float32,
@@ -475,7 +490,7 @@ def load_base(
     if is_single_file(spec):
         return _load_single_file(spec, base_config, dtype)
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTokenizer
 
     if spec == SD15_RANDOM:  # in memory only: ~1 GB of random weights is not worth caching
         parts = sd15_components()
@@ -496,9 +511,7 @@ def load_base(
             where, subfolder="unet", torch_dtype=dtype, variant=variant
         )
         vae = AutoencoderKL.from_pretrained(where, subfolder="vae", torch_dtype=dtype, variant=variant)
-        text_encoder = CLIPTextModel.from_pretrained(
-            where, subfolder="text_encoder", dtype=dtype, variant=variant
-        )
+        text_encoder = _load_text_encoder(where, dtype, variant)
         tokenizer = CLIPTokenizer.from_pretrained(where, subfolder="tokenizer")
         from diffusers import DDPMScheduler
 
