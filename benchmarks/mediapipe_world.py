@@ -28,8 +28,8 @@ from PIL import Image
 from handsynth.data import read_dataset
 from handsynth.eval.keypoints2d import score_hands, summarise
 from handsynth.eval.mediapipe_detector import MediaPipeHandDetector
+from handsynth.world.config import WorldConfig
 from handsynth.world.dataset import render_world
-from handsynth.world.scene import WorldConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     from handsynth.micro.assets import default_model
     from handsynth.micro.detector import WorldHandDetector
     from handsynth.micro.features import WorldFeatureExtractor
+    from handsynth.world.config import WorldConfig
     from handsynth.world.dataset import render_world
-    from handsynth.world.scene import WorldConfig
 
     t0 = time.time()
     work = Path(args.work)

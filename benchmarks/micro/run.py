@@ -191,7 +191,7 @@ class Runner:
     @property
     def arm_model(self) -> str:
         """The world's arm model (world splits and the reader's poses): the profile's, else the world's."""
-        from handsynth.world.scene import WorldConfig
+        from handsynth.world.config import WorldConfig
 
         return self.cfg.get("arm_model", WorldConfig.arm_model)
 

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from handsynth.micro.data import load_world
     from handsynth.micro.features import train_feature_extractor
-    from handsynth.world.scene import ARM_MODELS
+    from handsynth.world.config import ARM_MODELS
     from handsynth.world.skin import PALM_CONTRASTS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

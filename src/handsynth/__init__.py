@@ -16,7 +16,7 @@ The entry points a script needs are importable from here, lazily (``import hands
 
 from __future__ import annotations
 
-from handsynth.lazy import lazy_getattr
+from handsynth.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -40,11 +40,4 @@ _EXPORTS = {
     "render_world": "handsynth.world.dataset",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

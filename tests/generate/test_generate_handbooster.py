@@ -268,8 +268,8 @@ def test_rendered_world_records_train_items_and_generate(cli, hb_run, tmp_path):
     """Real renders (the micro world, hand-only): the weight map marks the rendered hand, left hands are
     mirrored and flipped back, and generation writes one crop per hand."""
     from handsynth.methods.handbooster.data import HandBoosterDataset
+    from handsynth.world.config import WorldConfig
     from handsynth.world.dataset import render_world
-    from handsynth.world.scene import WorldConfig
 
     world = tmp_path / "world"
     render_world(WorldConfig(domain="lab", size=64, maps=("normal", "texture", "seg"), local=False), 4, world)

@@ -145,8 +145,8 @@ def test_world_records_with_objects_and_both_sides_train_and_generate_from_rende
     from handsynth.cli import main
     from handsynth.config import CONFIG_NAME, save_config
     from handsynth.methods.handbooster.model import HandBoosterModel
+    from handsynth.world.config import WorldConfig
     from handsynth.world.dataset import render_world
-    from handsynth.world.scene import WorldConfig
 
     world = tmp_path / "world"
     render_world(WorldConfig(domain="holab", size=64, maps=("seg",), local=False), 4, world)

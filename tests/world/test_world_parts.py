@@ -249,7 +249,7 @@ def test_strong_palm_contrast_sets_palm_apart_from_back_for_every_tone(tone):
 
 def test_palm_contrast_draws_the_same_random_numbers_and_refuses_unknown_names():
     from handsynth.errors import UserError
-    from handsynth.world.scene import WorldConfig
+    from handsynth.world.config import WorldConfig
 
     layout = skin.skin_layout(*_tiny_hand())
     a, b = np.random.default_rng(3), np.random.default_rng(3)

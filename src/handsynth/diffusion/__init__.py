@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from handsynth.lazy import lazy_getattr
+from handsynth.lazy import lazy_exports
 
 # Imported on first use: a module that needs one part (e.g. the samplers) does not load them all.
 _EXPORTS = {
@@ -36,7 +36,4 @@ _EXPORTS = {
     "tas_refine": "handsynth.diffusion.tas",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

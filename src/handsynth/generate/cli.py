@@ -10,9 +10,7 @@ import argparse
 import logging
 
 from handsynth import cli_args
-from handsynth.diffusion.embedded import DEFAULT_NAME, default_model
 from handsynth.generate.inputs import PROMPT_SOURCES
-from handsynth.generate.job import Dist, JobConfig, run_job
 from handsynth.methods.interface import DTYPES, SCHEDULERS
 from handsynth.methods.registry import METHOD_NAMES, METHODS, add_generate_options, build_generator
 from handsynth.runtime import add_threads_argument
@@ -21,6 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def _run(args: argparse.Namespace) -> int:
+    # here, not at the top: ``handsynth generate --help`` must not pay for torch
+    from handsynth.diffusion.embedded import DEFAULT_NAME, default_model
+    from handsynth.generate.job import Dist, JobConfig, run_job
+
     method = build_generator(args)  # an unknown method or bad option fails here, before anything else
     method.variant = args.variant
     if args.base_config:  # else a training run's own, when the method read one

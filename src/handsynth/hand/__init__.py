@@ -4,17 +4,20 @@ Public entry points: :func:`load_hand_model`, :func:`canonical_pose`, :data:`CAN
 :func:`to_openpose` / :func:`from_openpose`, and :mod:`handsynth.hand.priors` for random poses.
 """
 
-from handsynth.hand.joints import from_openpose, to_openpose
-from handsynth.hand.model import HandModel, HandOutput, load_hand_model
-from handsynth.hand.poses import CANONICAL_POSES, anatomical_to_pose, canonical_pose
+from __future__ import annotations
 
-__all__ = [
-    "CANONICAL_POSES",
-    "HandModel",
-    "HandOutput",
-    "anatomical_to_pose",
-    "canonical_pose",
-    "from_openpose",
-    "load_hand_model",
-    "to_openpose",
-]
+from handsynth.lazy import lazy_exports
+
+# name -> home module, imported on first use (``handsynth --help`` must not pay for torch)
+_EXPORTS = {
+    "from_openpose": "handsynth.hand.joints",
+    "to_openpose": "handsynth.hand.joints",
+    "HandModel": "handsynth.hand.model",
+    "HandOutput": "handsynth.hand.model",
+    "load_hand_model": "handsynth.hand.model",
+    "CANONICAL_POSES": "handsynth.hand.poses",
+    "anatomical_to_pose": "handsynth.hand.poses",
+    "canonical_pose": "handsynth.hand.poses",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

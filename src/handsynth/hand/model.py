@@ -19,9 +19,8 @@ from torch import nn
 from handsynth.errors import UserError
 from handsynth.hand.arrays import HandArrays
 from handsynth.hand.joints import OPENPOSE_FROM_MANO
+from handsynth.hand.kinds import HAND_MODEL_KINDS
 from handsynth.hand.kinematics import lbs
-
-HAND_MODEL_KINDS = ("openhand", "mano")
 
 
 @dataclass

@@ -19,7 +19,6 @@ from handsynth.cli_common import add_deprecated_alias
 from handsynth.config import CONFIG_NAME, save_config, to_dict
 from handsynth.data.folder import refuse_dataset_as_output
 from handsynth.data.settings import refuse_other_settings
-from handsynth.diffusion.base import base_from_run
 from handsynth.errors import UserError
 from handsynth.methods.registry import build_training, trainable
 from handsynth.runtime import add_threads_argument
@@ -40,6 +39,8 @@ RESUMABLE_CHANGES = {
 
 def _check_run_folder(out: Path, cfg, resume: str) -> None:
     """A run folder is only continued with the same settings (the step budget may grow)."""
+    from handsynth.diffusion.base import base_from_run  # here: ``--help`` must not pay for torch
+
     saved = out / CONFIG_NAME
     if not saved.exists() or resume == "never":
         return

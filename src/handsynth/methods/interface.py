@@ -14,18 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import torch
 from PIL import Image
 
 from handsynth.config import CONFIG_NAME, load_config
 from handsynth.data.records import Sample
-from handsynth.diffusion.schedulers import sampling_scheduler
 from handsynth.errors import UserError
 from handsynth.text.tokenizer import encode_prompts as token_ids
 
 T = TypeVar("T")
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where it is used: ``handsynth generate --help`` stays quick
+    import torch
     from diffusers import SchedulerMixin
 
 # The deterministic samplers of the shared scheduler setup (handsynth.diffusion.schedulers): an image
@@ -33,7 +32,14 @@ if TYPE_CHECKING:
 # a global generator, are not offered. DDIM's eta > 0 noise is drawn per sample from its seed.
 MODES = ("global", "global+local")  # the ControlNet loop's inference modes (methods.sampler)
 SCHEDULERS = ("ddim", "ddpm", "dpm++", "unipc", "pndm", "euler", "euler_a")  # = schedulers.SAMPLERS
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a ``--dtype`` name (one of :data:`DTYPES`)."""
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
 @dataclass
@@ -225,19 +231,25 @@ class GenerationMethod(abc.ABC):
 
 def make_scheduler(name: str, base_config: dict) -> SchedulerMixin:
     """A diffusers sampler from the base's own scheduler config (the project's one scheduler setup)."""
+    from handsynth.diffusion.schedulers import sampling_scheduler
+
     return sampling_scheduler(base_config, name)
 
 
 def generators(requests: list[GenRequest], device: torch.device | str = "cpu") -> list[torch.Generator]:
     """One generator per request, seeded by the request's own seed (CPU: same noise on every machine)."""
+    import torch
+
     return [torch.Generator(device).manual_seed(r.seed) for r in requests]
 
 
-@torch.no_grad()
 def encode_prompts(base: Any, prompts: list[str], device: torch.device | str) -> torch.Tensor:
     """CLIP hidden states (B, 77, D) for prompts, cleaned like OpenAI's tokenizer (exact SD ids)."""
+    import torch
+
     ids = token_ids(list(prompts), base.tokenizer).to(device)
-    return base.text_encoder(ids)[0]
+    with torch.no_grad():
+        return base.text_encoder(ids)[0]
 
 
 def latent_shape(base: Any, batch: int, width: int, height: int) -> tuple[int, int, int, int]:

@@ -8,15 +8,18 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from handsynth import cli_args
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
 from handsynth.poses.io import _check_report
 from handsynth.runtime import add_threads_argument, configure_threads, torch_device
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 GENERATOR = "handsynth poses grasp"
@@ -75,6 +78,8 @@ def _pick_objects(spec: str, names: str | None) -> list[tuple[str, str]]:
 
 
 def _hand_record(model, mean: torch.Tensor, x: torch.Tensor, problem, K: np.ndarray) -> Hand:
+    import torch
+
     from handsynth.pinhole import bbox_from_points, project
     from handsynth.poses.grasp_energy import anatomical_to_axis_angle
 
@@ -96,6 +101,8 @@ def _hand_record(model, mean: torch.Tensor, x: torch.Tensor, problem, K: np.ndar
 
 
 def _grasp(args: argparse.Namespace) -> int:
+    import torch  # here, not at the top: ``handsynth --help`` must not pay for torch
+
     from handsynth.data.folder import DatasetWriter
     from handsynth.data.records import object_pose
     from handsynth.hand.model import load_hand_model

@@ -5,7 +5,7 @@ Names are imported lazily so ``handsynth --help`` does not pay for torch.
 
 from __future__ import annotations
 
-from handsynth.lazy import lazy_getattr
+from handsynth.lazy import lazy_exports
 
 _EXPORTS = {
     "ModelConfig": "handsynth.recon.model",
@@ -21,7 +21,4 @@ _EXPORTS = {
     "build_backbone": "handsynth.recon.backbone",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

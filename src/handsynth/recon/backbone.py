@@ -10,10 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-LAYOUTS: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
-# Input pixels per feature of the last stage (stem conv, max-pool and three strided stages, each /2):
-# the smallest useful input side; a smaller one leaves the last stages a 1x1 map to "downsample".
-TOTAL_STRIDE = 32
+from handsynth.recon.config import LAYOUTS
 
 
 class BasicBlock(nn.Module):

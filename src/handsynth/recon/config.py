@@ -13,18 +13,62 @@ import logging
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from handsynth import cli_args
 from handsynth.config import load_config as load_typed_config
 from handsynth.errors import UserError
-from handsynth.hand.model import HAND_MODEL_KINDS
-from handsynth.recon.backbone import LAYOUTS, TOTAL_STRIDE
-from handsynth.recon.data import Augment
-from handsynth.recon.losses import LossWeights
-from handsynth.recon.model import ModelConfig
+from handsynth.hand.kinds import HAND_MODEL_KINDS
+
+# The settings of the model, its crops and its loss live here, apart from the torch code that uses
+# them, so reading them (``handsynth --help``, a run's config) does not import torch.
+LAYOUTS: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+# Input pixels per feature of the last stage (stem conv, max-pool and three strided stages, each /2):
+# the smallest useful input side; a smaller one leaves the last stages a 1x1 map to "downsample".
+TOTAL_STRIDE = 32
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the network from a checkpoint (stored as ``config.json``)."""
+
+    backbone: str = "resnet18"  # resnet18 | resnet34
+    width: float = 1.0  # channel multiplier (1.0 = torchvision's layout)
+    img_size: int = 224  # crop side in pixels fed to the network
+    expand: float = 1.5  # crop side = expand * max(bbox w, h)
+    hidden: int = 1024  # head MLP width
+    hand_model: str = "openhand"  # openhand | mano (handsynth.hand.load_hand_model)
+    hand_model_path: str | None = None  # MANO folder/file for hand_model=mano
+    cam_scale0: float = 8.0  # initial weak-perspective scale (crop half-sides per metre)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Augment:
+    """Training-time jitter of the crop (scale, shift, in-plane rotation) and colour."""
+
+    scale: float = 0.15  # side *= 1 + U(-scale, scale)
+    shift: float = 0.1  # centre += U(-shift, shift) * side
+    rot_deg: float = 30.0  # U(-rot, rot) degrees
+    color: float = 0.2  # per-channel gain 1 + U(-color, color)
+
+
+@dataclass
+class LossWeights:
+    joints3d: float = 10.0
+    verts3d: float = 10.0
+    joints2d: float = 1.0
+    params: float = 0.1  # MSE on rotation matrix, pose and betas when the record's hand model matches
+    reg: float = 1e-3  # L2 prior on predicted pose and betas (keeps them near the mean hand)
 
 
 @dataclass

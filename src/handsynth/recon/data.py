@@ -26,6 +26,7 @@ from handsynth.data.memory_cache import MemoryCache
 from handsynth.data.records import Sample
 from handsynth.errors import UserError
 from handsynth.poses.quaternions import axis_angle_to_matrix
+from handsynth.recon.config import Augment
 from handsynth.recon.rotation import mirror_axis_angle
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -100,16 +101,6 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
 def _rgb_bytes(img: Image.Image) -> int:
     return img.width * img.height * 3
-
-
-@dataclass
-class Augment:
-    """Training-time jitter of the crop (scale, shift, in-plane rotation) and colour."""
-
-    scale: float = 0.15  # side *= 1 + U(-scale, scale)
-    shift: float = 0.1  # centre += U(-shift, shift) * side
-    rot_deg: float = 30.0  # U(-rot, rot) degrees
-    color: float = 0.2  # per-channel gain 1 + U(-color, color)
 
 
 class HandCrops(torch.utils.data.Dataset):

@@ -8,21 +8,11 @@ parameter terms apply only to hands whose record uses the same hand model as the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from handsynth.recon.config import LossWeights
 from handsynth.recon.model import hand_forward
-
-
-@dataclass
-class LossWeights:
-    joints3d: float = 10.0
-    verts3d: float = 10.0
-    joints2d: float = 1.0
-    params: float = 0.1  # MSE on rotation matrix, pose and betas when the record's hand model matches
-    reg: float = 1e-3  # L2 prior on predicted pose and betas (keeps them near the mean hand)
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,6 @@ matrix -> axis-angle conversion inside the gradient path.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -22,32 +21,11 @@ from torch import nn
 
 from handsynth.hand.model import load_hand_model
 from handsynth.recon.backbone import build_backbone
+from handsynth.recon.config import ModelConfig
 from handsynth.recon.rotation import rot6d_to_matrix
 
 NUM_POSE = 45
 NUM_BETAS = 10
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild the network from a checkpoint (stored as ``config.json``)."""
-
-    backbone: str = "resnet18"  # resnet18 | resnet34
-    width: float = 1.0  # channel multiplier (1.0 = torchvision's layout)
-    img_size: int = 224  # crop side in pixels fed to the network
-    expand: float = 1.5  # crop side = expand * max(bbox w, h)
-    hidden: int = 1024  # head MLP width
-    hand_model: str = "openhand"  # openhand | mano (handsynth.hand.load_hand_model)
-    hand_model_path: str | None = None  # MANO folder/file for hand_model=mano
-    cam_scale0: float = 8.0  # initial weak-perspective scale (crop half-sides per metre)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class ReconNet(nn.Module):

@@ -4,33 +4,32 @@ One headless OpenGL renderer (moderngl over EGL) draws every map in one pass; lo
 straight through crop intrinsics. See docs/render.md.
 """
 
-from handsynth.pinhole import bbox_from_points, check_K, intrinsics, project
-from handsynth.render.context import RenderContextError
-from handsynth.render.crop import crop_box, crop_image, crop_intrinsics, to_global, to_local
-from handsynth.render.maps import MAP_LAYOUT, MAP_NAMES, load_map, save_map
-from handsynth.render.renderer import Lighting, Renderer
-from handsynth.render.scene import LABELS, SceneMesh, vertex_normals
-from handsynth.render.skeleton import draw_skeleton
+from __future__ import annotations
 
-__all__ = [
-    "LABELS",
-    "MAP_LAYOUT",
-    "MAP_NAMES",
-    "Lighting",
-    "RenderContextError",
-    "Renderer",
-    "SceneMesh",
-    "bbox_from_points",
-    "check_K",
-    "crop_box",
-    "crop_image",
-    "crop_intrinsics",
-    "draw_skeleton",
-    "intrinsics",
-    "load_map",
-    "project",
-    "save_map",
-    "to_global",
-    "to_local",
-    "vertex_normals",
-]
+from handsynth.lazy import lazy_exports
+
+# name -> home module, imported on first use (``handsynth --help`` must not pay for numpy, PIL, OpenGL)
+_EXPORTS = {
+    "bbox_from_points": "handsynth.pinhole",
+    "check_K": "handsynth.pinhole",
+    "intrinsics": "handsynth.pinhole",
+    "project": "handsynth.pinhole",
+    "RenderContextError": "handsynth.render.context",
+    "crop_box": "handsynth.render.crop",
+    "crop_image": "handsynth.render.crop",
+    "crop_intrinsics": "handsynth.render.crop",
+    "to_global": "handsynth.render.crop",
+    "to_local": "handsynth.render.crop",
+    "MAP_LAYOUT": "handsynth.render.maps",
+    "MAP_NAMES": "handsynth.render.maps",
+    "load_map": "handsynth.render.maps",
+    "save_map": "handsynth.render.maps",
+    "Lighting": "handsynth.render.renderer",
+    "Renderer": "handsynth.render.renderer",
+    "LABELS": "handsynth.render.scene",
+    "SceneMesh": "handsynth.render.scene",
+    "vertex_normals": "handsynth.render.scene",
+    "draw_skeleton": "handsynth.render.skeleton",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

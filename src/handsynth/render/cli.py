@@ -6,7 +6,6 @@ import argparse
 
 from handsynth import cli_args
 from handsynth.errors import UserError
-from handsynth.render.dataset import render_dataset
 from handsynth.render.maps import MAP_NAMES, RECORD_MAPS
 
 
@@ -19,6 +18,8 @@ def parse_maps(text: str) -> tuple[str, ...]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from handsynth.render.dataset import render_dataset  # here: ``--help`` must not pay for torch
+
     maps = parse_maps(args.maps)
     if args.hand_model == "mano" and not args.mano_dir:
         raise UserError(

@@ -6,6 +6,15 @@ lab-vs-wild gap, hand-aware text attention) are shown in a small world whose eve
 ``handsynth world render`` writes a dataset folder of such photos, captions and condition maps.
 """
 
-from handsynth.world.scene import DOMAINS, WorldConfig, WorldGenerator
+from __future__ import annotations
 
-__all__ = ["DOMAINS", "WorldConfig", "WorldGenerator"]
+from handsynth.lazy import lazy_exports
+
+# name -> home module, imported on first use (``handsynth --help`` must not pay for torch)
+_EXPORTS = {
+    "DOMAINS": "handsynth.world.config",
+    "WorldConfig": "handsynth.world.config",
+    "WorldGenerator": "handsynth.world.scene",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,7 @@ from handsynth import cli_args
 from handsynth.errors import UserError
 from handsynth.render.maps import check_maps
 from handsynth.world.captions import CAPTION_STYLES
-from handsynth.world.dataset import render_world
-from handsynth.world.scene import ARM_MODELS, DOMAINS, WorldConfig
+from handsynth.world.config import ARM_MODELS, DOMAINS, WorldConfig
 from handsynth.world.skin import PALM_CONTRASTS
 
 DEFAULT_MAPS = "mesh,seg"
@@ -60,6 +59,8 @@ def _fraction(text: str | None) -> tuple[float, float] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from handsynth.world.dataset import render_world  # here: ``--help`` must not pay for torch
+
     config = config_from_args(args)
     if config.poses:
         from handsynth.data import read_dataset

@@ -18,7 +18,8 @@ from handsynth.errors import UserError
 from handsynth.progress import progress
 from handsynth.render.maps import load_map
 from handsynth.viz import contact_sheet
-from handsynth.world.scene import WorldConfig, WorldGenerator, sample_id
+from handsynth.world.config import WorldConfig, sample_id
+from handsynth.world.scene import WorldGenerator
 
 SHEET_ROWS = 8
 

@@ -28,7 +28,6 @@ from handsynth.diffusion.base import (
 )
 from handsynth.errors import UserError
 from handsynth.methods.interface import (
-    DTYPES,
     GenerationMethod,
     GenRequest,
     GenResult,
@@ -38,6 +37,7 @@ from handsynth.methods.interface import (
     latent_shape,
     make_scheduler,
     sampling_from_args,
+    torch_dtype,
 )
 from handsynth.methods.sampler import ControlNetSampler
 from handsynth.render.maps import check_maps
@@ -215,7 +215,7 @@ class DiffusersBaseline(GenerationMethod):
 
     # -- running -----------------------------------------------------------------------------------
     def load(self, device: torch.device) -> None:
-        dtype = DTYPES[self.sampling.dtype]
+        dtype = torch_dtype(self.sampling.dtype)
         if dtype == torch.float16 and device.type == "cpu":
             raise UserError("--dtype fp16 needs a GPU; use fp32 (or bf16) on the CPU")
         self.device = device

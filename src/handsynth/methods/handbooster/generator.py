@@ -43,13 +43,13 @@ from handsynth.methods.handbooster.data import (
 )
 from handsynth.methods.handbooster.model import check_unet_config, orientation_quaternion
 from handsynth.methods.interface import (
-    DTYPES,
     GenerationMethod,
     GenRequest,
     GenResult,
     SamplingConfig,
     read_run_config,
     sampling_from_args,
+    torch_dtype,
 )
 from handsynth.render.conditions import ConditionRenderer
 from handsynth.render.crop import crop_intrinsics
@@ -282,7 +282,7 @@ class HandBoosterGenerator(GenerationMethod):
     def load(self, device: torch.device) -> None:
         from handsynth.methods.handbooster.model import HandBoosterModel
 
-        dtype = DTYPES[self.sampling.dtype]
+        dtype = torch_dtype(self.sampling.dtype)
         if dtype == torch.float16 and device.type == "cpu":
             raise UserError("--dtype fp16 needs a GPU; use fp32 (or bf16) on the CPU")
         self.device = torch.device(device)
