@@ -353,6 +353,12 @@ class Sample:
     def hand(self, side: str) -> Hand | None:
         return next((h for h in self.hands if h.side == side), None)
 
+    @property
+    def flat_hand_mean(self) -> bool:
+        """Whether ``hand_pose`` is absolute (``source.flat_hand_mean``, as HO3D imports are) rather than
+        relative to the model's mean pose: whoever poses the hands must build the model to match."""
+        return bool(self.source.get("flat_hand_mean", False))
+
     def union_bbox(self) -> list[float]:
         """[x, y, w, h] around all hands (the AttentionHand hand box B for two-hand samples)."""
         if not self.hands:

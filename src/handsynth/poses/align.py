@@ -51,7 +51,7 @@ def align_to(sample: Sample, real: Sample, hand_index: int, poser: HandPoser) ->
     root = poser.pose(first)[1][0]  # the root with the new betas at transl 0
     first.transl = (target - root).tolist()
     others = [move_hand(h, R, pivot, poser.pose(h)[1][0], target) for h in sample.hands[1:]]
-    out.hands = [poser.relabel(h, K) for h in [first, *others]]
+    out.hands = [poser.relabel(h, K, sample.flat_hand_mean) for h in [first, *others]]
     if sample.extra.get("objects"):
         out.extra["objects"] = move_objects(sample.extra["objects"], R, pivot, target)
     out.file_name, out.conditions, out.local = None, {}, None

@@ -93,7 +93,7 @@ def scene_image(sample: Sample, poser: HandPoser, cell: int = SHEET_CELL) -> np.
     """The record's hands and objects drawn from its camera, framed on them (a ``cell``² RGB array)."""
     verts, faces, colours = [], [], []
     for hand in sample.hands:
-        v, _ = poser.pose(hand)
+        v, _ = poser.pose(hand, sample.flat_hand_mean)
         f = np.asarray(poser.model(hand.model, hand.side).faces, dtype=np.int64)
         faces.append(f + sum(len(x) for x in verts))
         verts.append(v)

@@ -22,32 +22,39 @@ from handsynth.poses.quaternions import axis_angle_to_matrix, matrix_to_axis_ang
 
 
 class HandPoser:
-    """Hand models by (kind, side), loaded once; poses a hand from its parameters."""
+    """Hand models by (kind, side, flat_hand_mean), loaded once; poses a hand from its parameters.
+
+    ``flat_hand_mean`` is the record's (``Sample.flat_hand_mean``): an absolute ``hand_pose`` (HO3D)
+    posed by a model that adds the mean pose would come out in another articulation.
+    """
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
         self.model_dir = model_dir
-        self._models: dict[tuple[str, str], torch.nn.Module] = {}
+        self._models: dict[tuple[str, str, bool], torch.nn.Module] = {}
 
-    def model(self, kind: str, side: str) -> torch.nn.Module:
-        if (kind, side) not in self._models:
-            self._models[(kind, side)] = load_hand_model(kind, side=side, model_dir=self.model_dir).eval()
-        return self._models[(kind, side)]
+    def model(self, kind: str, side: str, flat_hand_mean: bool = False) -> torch.nn.Module:
+        key = (kind, side, flat_hand_mean)
+        if key not in self._models:
+            self._models[key] = load_hand_model(
+                kind, side=side, model_dir=self.model_dir, flat_hand_mean=flat_hand_mean
+            ).eval()
+        return self._models[key]
 
     @torch.no_grad()
-    def pose(self, hand: Hand) -> tuple[np.ndarray, np.ndarray]:
+    def pose(self, hand: Hand, flat_hand_mean: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(vertices, joints)`` of ``hand`` from its parameters, camera frame, metres (float64)."""
 
         def t(x: list[float]) -> torch.Tensor:
             return torch.tensor([x], dtype=torch.float32)
 
-        out = self.model(hand.model, hand.side)(
+        out = self.model(hand.model, hand.side, flat_hand_mean)(
             t(hand.global_orient), t(hand.hand_pose), t(hand.betas), t(hand.transl)
         )
         return out.vertices[0].double().numpy(), out.joints[0].double().numpy()
 
-    def relabel(self, hand: Hand, K: np.ndarray) -> Hand:
+    def relabel(self, hand: Hand, K: np.ndarray, flat_hand_mean: bool = False) -> Hand:
         """``hand`` with joints_3d, joints_2d and bbox recomputed from its parameters."""
-        verts, joints = self.pose(hand)
+        verts, joints = self.pose(hand, flat_hand_mean)
         out = copy.deepcopy(hand)
         out.joints_3d = joints.tolist()
         out.joints_2d = project(joints, K).tolist()
@@ -84,7 +91,7 @@ def move_objects(
 
 def wrist_of(sample: Sample, poser: HandPoser) -> np.ndarray:
     """The first hand's wrist as its model places it (the pivot of a novel view)."""
-    return poser.pose(sample.hands[0])[1][0]
+    return poser.pose(sample.hands[0], sample.flat_hand_mean)[1][0]
 
 
 def move_scene(
@@ -94,7 +101,11 @@ def move_scene(
     image and condition maps no longer match, so the result names none (a pose record)."""
     out = copy.deepcopy(sample)
     K = np.asarray(sample.K, dtype=np.float64)
-    out.hands = [poser.relabel(move_hand(h, R, pivot, poser.pose(h)[1][0], target), K) for h in sample.hands]
+    flat = sample.flat_hand_mean
+    out.hands = [
+        poser.relabel(move_hand(h, R, pivot, poser.pose(h, flat)[1][0], target), K, flat)
+        for h in sample.hands
+    ]
     if sample.extra.get("objects"):
         out.extra["objects"] = move_objects(sample.extra["objects"], R, pivot, target)
     out.file_name, out.conditions, out.local = None, {}, None

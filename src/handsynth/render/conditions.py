@@ -176,10 +176,14 @@ class ConditionRenderer:
         self._object_templates: dict[str, SceneMesh] = {}  # resolved key -> mesh in its own frame
         self.body_empty: list[str] = []  # records whose body map came out empty (no body data)
 
-    def _model(self, kind: str, side: str) -> torch.nn.Module:
-        key = (kind, side)
+    def _model(self, kind: str, side: str, flat_hand_mean: bool = False) -> torch.nn.Module:
+        """The hand model posing a record's hands; ``flat_hand_mean`` is the record's (its hand_pose
+        convention), else an absolute pose would be drawn with the mean pose added twice."""
+        key = (kind, side, flat_hand_mean)
         if key not in self._models:
-            self._models[key] = load_hand_model(kind, side=side, model_dir=self.model_dir).eval()
+            self._models[key] = load_hand_model(
+                kind, side=side, model_dir=self.model_dir, flat_hand_mean=flat_hand_mean
+            ).eval()
         return self._models[key]
 
     def _renderer(self, width: int, height: int):
@@ -198,7 +202,7 @@ class ConditionRenderer:
         for h in sample.hands:
             if (self.hand_model or h.model) != h.model:
                 continue  # another hand model was asked for: its joints legitimately differ
-            model = self._model(h.model, h.side)
+            model = self._model(h.model, h.side, sample.flat_hand_mean)
             params = [
                 torch.tensor([x], dtype=torch.float32)
                 for x in (h.global_orient, h.hand_pose, h.betas, h.transl)
@@ -210,7 +214,7 @@ class ConditionRenderer:
     def posed_joints(self, sample: Sample, side: str) -> np.ndarray:
         """(21, 3) camera-frame joints of the record's ``side`` hand, posed like :meth:`hand_meshes`."""
         h = sample.hand(side)
-        model = self._model(self.hand_model or h.model, h.side)
+        model = self._model(self.hand_model or h.model, h.side, sample.flat_hand_mean)
         params = [
             torch.tensor([x], dtype=torch.float32) for x in (h.global_orient, h.hand_pose, h.betas, h.transl)
         ]
@@ -221,7 +225,7 @@ class ConditionRenderer:
         """One SceneMesh per hand of the record, in the camera frame."""
         meshes = []
         for h in sample.hands:
-            model = self._model(self.hand_model or h.model, h.side)
+            model = self._model(self.hand_model or h.model, h.side, sample.flat_hand_mean)
 
             def t(x: list[float]) -> torch.Tensor:
                 return torch.tensor([x], dtype=torch.float32)

@@ -14,6 +14,7 @@ the condition maps draw it too.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 
@@ -158,9 +159,17 @@ class WorldGenerator:
         return self._poses[index]
 
     def given_hand(self, index: int) -> tuple[Hand, np.ndarray] | None:
-        """With ``poses``: the first hand of record ``index`` and its intrinsics (else None)."""
+        """With ``poses``: the first hand of record ``index`` and its intrinsics (else None). Its
+        ``hand_pose`` is made relative to the mean pose (the world's convention) when the record's is
+        absolute, so the photo shows the record's articulation."""
         rec = self.given_record(index)
-        return None if rec is None else (rec.hands[0], np.asarray(rec.K, np.float64))
+        if rec is None:
+            return None
+        hand = rec.hands[0]
+        if rec.flat_hand_mean:
+            mean = self.model(hand.side).hand_mean.double().numpy()
+            hand = dataclasses.replace(hand, hand_pose=(np.asarray(hand.hand_pose) - mean).tolist())
+        return hand, np.asarray(rec.K, np.float64)
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, _DOMAIN_CODE[self.cfg.domain], index])
