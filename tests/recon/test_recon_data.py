@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from itertools import islice
 
@@ -154,3 +155,48 @@ def test_item_rotation_matches_the_models_rodrigues(left_right) -> None:
             continue
         want = axis_angle_to_matrix(torch.tensor(hand.global_orient, dtype=torch.float64)).float()
         torch.testing.assert_close(ds[i]["rotmat"], want, atol=1e-7, rtol=0)
+
+
+def test_absolute_hand_poses_become_relative_to_the_right_models_mean(left_right) -> None:
+    """Records with ``source.flat_hand_mean`` (HO3D) store absolute poses; the network predicts poses
+    relative to the model's mean, so the target must be too (else the vertex and parameter losses teach
+    another articulation). Reference: the records' joints made by the *flat* OpenHand models of each
+    side, against the right relative model driven by the item's parameters."""
+    from handsynth.hand.model import load_hand_model
+
+    folder, samples = left_right
+    right = load_hand_model("openhand", side="right")
+    rng = np.random.default_rng(0)
+    flat_samples = []
+    for s in samples:
+        s = copy.deepcopy(s)
+        s.source = {**s.source, "flat_hand_mean": True}
+        for h in s.hands:
+            h.model = "openhand"
+            h.hand_pose = (0.3 * rng.standard_normal(45)).tolist()
+            flat = load_hand_model("openhand", side=h.side, flat_hand_mean=True)
+            t = [
+                torch.tensor([x], dtype=torch.float32)
+                for x in (h.global_orient, h.hand_pose, h.betas, h.transl)
+            ]
+            with torch.no_grad():
+                h.joints_3d = flat(*t).joints[0].double().tolist()
+        flat_samples.append(s)
+    mean = right.hand_mean.double().numpy()
+    ds = HandCrops(flat_samples, folder, size=64, hand_model="openhand", hand_mean=mean)
+    sides = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["has_params"] == 1
+        with torch.no_grad():
+            joints, _ = hand_forward(
+                right, item["rotmat"][None], item["hand_pose"][None], item["betas"][None]
+            )
+        torch.testing.assert_close(joints[0], item["joints3d"], atol=1e-5, rtol=0)
+        sides.add(flat_samples[ds.items[i][0]].hands[ds.items[i][1]].side)
+    assert sides == {"left", "right"}
+    # without the mean the parameters are not supervised (the joints still are)
+    assert all(
+        HandCrops(flat_samples, folder, size=64, hand_model="openhand")[i]["has_params"] == 0
+        for i in range(2)
+    )

@@ -119,7 +119,12 @@ class HandCrops(torch.utils.data.Dataset):
         hand_model: str | None = None,
         augment: Augment | None = None,
         image_cache_mb: float = 0.0,
+        hand_mean: np.ndarray | None = None,
     ) -> None:
+        """``hand_mean``: the right hand model's mean pose (45,), to make an absolute ``hand_pose``
+        (``source.flat_hand_mean``, e.g. HO3D) relative to it, as the network predicts poses; without
+        it such hands' parameters are not supervised (``has_params`` 0; joints still are)."""
+        self.hand_mean = None if hand_mean is None else torch.as_tensor(hand_mean, dtype=torch.float64)
         self.samples = list(samples)
         self.root = Path(root)
         self.size, self.expand, self.hand_model, self.augment = size, expand, hand_model, augment
@@ -171,6 +176,12 @@ class HandCrops(torch.utils.data.Dataset):
         if crop.mirror:
             pose = mirror_axis_angle(pose)
         has_params = self.hand_model is None or hand.model == self.hand_model
+        if has_params and sample.flat_hand_mean:
+            # mirrored (left) poses subtract the right mean: a left model's mean mirrors the right's
+            if self.hand_mean is None:
+                has_params = False
+            else:
+                pose = pose - self.hand_mean
         return {
             "image": to_tensor(img),
             "joints3d": torch.tensor(joints_rel, dtype=torch.float32),

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,8 +45,11 @@ RESUMABLE_CHANGES = {
 }
 
 
-def build_datasets(cfg: TrainConfig) -> tuple[MixedCrops, list[float], list[str]]:
-    """The mixed per-hand dataset, its ratios and dataset paths, from ``cfg.data`` specs."""
+def build_datasets(
+    cfg: TrainConfig, hand_mean: np.ndarray | None = None
+) -> tuple[MixedCrops, list[float], list[str]]:
+    """The mixed per-hand dataset, its ratios and dataset paths, from ``cfg.data`` specs; ``hand_mean``:
+    the right hand model's mean pose, for records with absolute poses (:class:`HandCrops`)."""
     from handsynth.data.folder import dataset_root, read_dataset
 
     if not cfg.data:
@@ -64,6 +68,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[MixedCrops, list[float], list[str]
                 cfg.model.hand_model,
                 aug,
                 cfg.image_cache_mb,
+                hand_mean,
             )
         )
         ratios.append(ratio)
@@ -141,10 +146,11 @@ def train(
         _check_resume(out, cfg)
     # Nothing in ``out`` is written or removed before the first batch is drawn (_start): a failed start
     # that left train_config.json would refuse the corrected command as "a run with different settings".
-    dataset, ratios, paths = build_datasets(cfg)
-    init = init_weights(cfg)
     if hand_model is None:
         hand_model = load_hand_model_for(cfg.model)
+    mean = getattr(hand_model, "hand_mean", None)
+    dataset, ratios, paths = build_datasets(cfg, None if mean is None else mean.double().cpu().numpy())
+    init = init_weights(cfg)
 
     acc = Accelerator(
         mixed_precision=cfg.mixed_precision, log_with=cfg.log_with, project_dir=str(out / "logs")
