@@ -12,7 +12,8 @@ from handsynth.errors import UserError
 from handsynth.world import backgrounds, captions, hold, skin
 
 DOMAINS = ("lab", "wild", *hold.HO_DOMAINS)
-_DOMAIN_CODE = {"lab": 1, "wild": 2, "holab": 3, "howild": 4}
+# Each domain's number in the random seed of its samples (fixed: changing it changes every world photo).
+DOMAIN_SEED_CODE = {"lab": 1, "wild": 2, "holab": 3, "howild": 4}
 # The look (background, lights, degradations, captions) each domain borrows; the arm's direction.
 LOOK = {"lab": "lab", "wild": "wild", "holab": "lab", "howild": "wild"}
 ARM_DOMAIN = {"lab": "lab", "wild": "wild", "holab": "wild", "howild": "wild"}  # people at a table

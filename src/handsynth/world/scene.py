@@ -41,8 +41,8 @@ from handsynth.world.camera import (
     sample_framing,
 )
 from handsynth.world.config import (
-    _DOMAIN_CODE,
     ARM_DOMAIN,
+    DOMAIN_SEED_CODE,
     HO_HAND_FRACTION,
     LOOK,
     SLEEVE_COLORS,
@@ -172,7 +172,7 @@ class WorldGenerator:
         return hand, np.asarray(rec.K, np.float64)
 
     def rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.cfg.seed, _DOMAIN_CODE[self.cfg.domain], index])
+        return np.random.default_rng([self.cfg.seed, DOMAIN_SEED_CODE[self.cfg.domain], index])
 
     def _articulation(self, side: str, rng: np.random.Generator, grip_radius: float | None) -> tuple:
         """(hand_pose (45,), betas (10,)): a grasp around an object of ``grip_radius`` metres, else a
@@ -540,7 +540,7 @@ class WorldGenerator:
                 hand_fraction=float(framing.hand_fraction),
                 blurred=bool(getattr(deg, "background_blur", 0.0) > 0.5),
             )
-            verbose_rng = np.random.default_rng([cfg.seed, _DOMAIN_CODE[cfg.domain], index, 1])
+            verbose_rng = np.random.default_rng([cfg.seed, DOMAIN_SEED_CODE[cfg.domain], index, 1])
             sample.extra["caption"] = captions.verbose_caption(facts, detail, verbose_rng)
         # The arm in the photo, so `handsynth render --maps body` can draw its silhouette.
         sample.extra["body"] = {"forearms": [{"side": side, "sleeve_start": sleeve_start, "length": 1.0}]}
