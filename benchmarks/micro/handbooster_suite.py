@@ -984,11 +984,15 @@ JOBS = {
 # -- report ------------------------------------------------------------------------------------------------
 def collect(r, seeds: list[int] | None = None) -> dict:
     """{test set: {row[@width]: {column: [per-seed values]}}} and {row: {"FID": [per seed]}}, over
-    ``seeds`` (default: the suite's)."""
+    ``seeds`` (default: the suite's); position i is the same seed in every row of a table (None where a
+    row has no run at that seed: drawn at fewer seeds, or its set too small to train), as the paired
+    tests need."""
     seeds = r.cfg["seeds"] if seeds is None else seeds
+    from micro_stats import by_seed
+
     from handsynth.eval.recon_eval import flat_metrics, layout_row
 
-    down: dict[str, dict[str, dict[str, list]]] = {t: {} for t in TEST_SETS}
+    down: dict[str, dict[str, dict[str, dict[int, float | None]]]] = {t: {} for t in TEST_SETS}
     for row in r.downstream_rows():
         for width in r.widths(row) if row != ORACLE else [r.cfg["recon"]["width"]]:
             key = row if width == r.cfg["recon"]["width"] else f"{row}@{width:g}"
@@ -999,15 +1003,15 @@ def collect(r, seeds: list[int] | None = None) -> dict:
                         continue
                     m = json.loads(p.read_text())
                     for col, v in layout_row(flat_metrics(m["summary"], m["extra"]), "handbooster").items():
-                        down[t].setdefault(key, {}).setdefault(col, []).append(v)
-    fid: dict[str, dict[str, list]] = {}
+                        down[t].setdefault(key, {}).setdefault(col, {})[seed] = v
+    fid: dict[str, dict[str, dict[int, float | None]]] = {}
     for seed in seeds:
         p = r.work / "eval" / f"seed{seed}" / "fid.json"
         if p.exists():
             for name, row in json.loads(p.read_text())["rows"].items():
-                fid.setdefault(name, {}).setdefault("FID", []).append(row["FID"])
-                fid[name].setdefault("n", []).append(row["n"])
-    return {"downstream": down, "fid": fid}
+                fid.setdefault(name, {}).setdefault("FID", {})[seed] = row["FID"]
+                fid[name].setdefault("n", {})[seed] = row["n"]
+    return {"downstream": {t: by_seed(rows, seeds) for t, rows in down.items()}, "fid": by_seed(fid, seeds)}
 
 
 def judge(r, data: dict, yard: dict) -> tuple[list, int]:
@@ -1282,7 +1286,9 @@ def _steps_section(r, cell) -> list[str]:
             cells = [
                 cell(data["downstream"][t].get(name, {}).get(k, []), k) for t in TEST_SETS for k in TABLE5
             ]
-            kept = ", ".join(str(n) for n in data["fid"].get(name, {}).get("n", [])) or "–"
+            kept = (
+                ", ".join("–" if n is None else str(n) for n in data["fid"].get(name, {}).get("n", [])) or "–"
+            )
             lines.append(
                 f"| {name} | {r.generate_options(name)['steps']} | {', '.join(map(str, seeds))} | "
                 f"{cell(secs, 's')} | {kept} | {cell(data['fid'].get(name, {}).get('FID', []), 'FID')} | "
@@ -1400,7 +1406,7 @@ def write_report(r) -> Path:
         "|---|---|---|",
     ]
     for name, row in data["fid"].items():
-        n = "/".join(str(x) for x in row["n"])
+        n = "/".join("–" if x is None else str(x) for x in row["n"])
         lines.append(f"| {name} | {_cell(row['FID'], 'FID')} | {n} |")
     lines += _filter_section(r)
     lines += _steps_section(r, _cell)

@@ -68,6 +68,19 @@ def holm(pvalues: list[float | None]) -> list[float | None]:
     return out
 
 
+def by_seed(
+    table: dict[str, dict[str, dict[int, float | None]]], seeds: list[int]
+) -> dict[str, dict[str, list[float | None]]]:
+    """{row: {metric: {seed: value}}} -> {row: {metric: [value per seed]}}, None where a row lacks a seed.
+
+    Why: :func:`paired_test` pairs two rows' lists by position, so position i must be the same seed
+    in every row; a row that is missing a seed (a stage not finished there, a set too small to train,
+    a row drawn at fewer seeds) must leave a gap, not shift its later seeds onto earlier ones. Seeds
+    no row has are dropped."""
+    used = [s for s in seeds if any(s in vals for cols in table.values() for vals in cols.values())]
+    return {row: {k: [vals.get(s) for s in used] for k, vals in cols.items()} for row, cols in table.items()}
+
+
 def beats(value: float | None, trivial: float | None, higher_is_better: bool) -> bool | None:
     """Whether a method's mean beats the trivial row's value (None when either is missing)."""
     if value is None or trivial is None or math.isnan(value) or math.isnan(trivial):

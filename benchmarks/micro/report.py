@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from micro_stats import ALPHA, ClaimResult, correct, paired_test
+from micro_stats import ALPHA, ClaimResult, by_seed, correct, paired_test
 from sheet import write_sheet
 
 NAMES = {
@@ -374,10 +374,11 @@ def _pretrained_cost(r) -> str:
 
 
 def collect(r) -> dict:
-    """Per-seed numbers of every finished stage."""
+    """Per-seed numbers of every finished stage: {table: {row: {metric: [value per seed]}}}, position i
+    the same seed in every row of a table (None where a row lacks that seed), as the paired tests need."""
     seeds = r.cfg["seeds"]
-    t1: dict[str, dict[str, list]] = {}
-    real_rows: dict[str, dict[str, list]] = {}
+    t1: dict[str, dict[str, dict[int, float | None]]] = {}
+    real_rows: dict[str, dict[str, dict[int, float | None]]] = {}
     for seed in seeds:
         p = r.work / "eval" / f"seed{seed}" / "metrics.json"
         if not p.exists():
@@ -386,16 +387,16 @@ def collect(r) -> dict:
         for name, row in rows.items():
             target = real_rows if name.startswith(("Real", "Oracle", "Trivial")) else t1
             for k in [*t1_metrics(r.cfg), "PCK@0.1", "detection_rate", "MPJPE-3D_mm"]:
-                target.setdefault(name, {}).setdefault(k, []).append(row.get(k))
-    t2: dict[str, dict[str, list]] = {}
+                target.setdefault(name, {}).setdefault(k, {})[seed] = row.get(k)
+    t2: dict[str, dict[str, dict[int, float | None]]] = {}
     for name in r.downstream_sets():
         for seed in seeds:
             p = r.down_dir(name, seed) / "eval" / "metrics.json"
             if p.exists():
                 summ = json.loads(p.read_text())["summary"]
                 for k in T2:
-                    t2.setdefault(name, {}).setdefault(k, []).append(summ.get(k))
-    return {"t1": t1, "real": real_rows, "t2": t2}
+                    t2.setdefault(name, {}).setdefault(k, {})[seed] = summ.get(k)
+    return {"t1": by_seed(t1, seeds), "real": by_seed(real_rows, seeds), "t2": by_seed(t2, seeds)}
 
 
 def trivial_values(

@@ -132,6 +132,45 @@ def test_fid_orders_methods_and_identical_sets_give_zero(datasets):
     assert res.rows["near"]["KID-H"] < res.rows["far"]["KID-H"]
 
 
+def _as_coco_wholebody(folder, out):
+    """A copy of ``folder`` whose hands are 2D-only (``hands_2d``, ``hands: []``), as the COCO-WholeBody
+    importer writes them; the images are shared."""
+    out.mkdir()
+    (out / "images").symlink_to(folder / "images")
+    lines = []
+    for line in (folder / "metadata.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        rec["hands_2d"] = [
+            {"side": h["side"], "bbox": h["bbox"], "joints_2d": h["joints_2d"], "visibility": [2] * 21}
+            for h in rec["hands"]
+        ]
+        rec["hands"] = []
+        lines.append(json.dumps(rec))
+    (out / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_fid_h_counts_2d_only_hands_of_a_coco_wholebody_reference(datasets, tmp_path):
+    """A real set labelled like COCO-WholeBody (the paper's real set) gives the same hand crops, hence the
+    same FID-H / KID-H, as the same hands in ``hands``; before, it gave no crops and FID-H was silently
+    missing. A set with no hands says so in the notes."""
+    tools = ImageTools(extractor=MeanStdFeatures(), kid_subsets=10)
+    coco = _as_coco_wholebody(datasets["real"], tmp_path / "coco")
+    ref = evaluate_images(datasets["real"], [datasets["fake_a"]], tools).rows["fake_a"]
+    got = evaluate_images(coco, [datasets["fake_a"]], tools)
+    assert got.rows["fake_a"]["FID-H"] is not None
+    assert got.rows["fake_a"]["FID-H"] == pytest.approx(ref["FID-H"], rel=1e-9)
+    assert got.rows["fake_a"]["KID-H"] == pytest.approx(ref["KID-H"], rel=1e-9)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "images").symlink_to(datasets["fake_a"] / "images")
+    recs = [json.loads(x) for x in (datasets["fake_a"] / "metadata.jsonl").read_text().splitlines()]
+    (bare / "metadata.jsonl").write_text("".join(json.dumps({**r, "hands": []}) + "\n" for r in recs))
+    res = evaluate_images(datasets["real"], [bare], tools)
+    assert res.rows["bare"]["FID-H"] is None and res.rows["bare"]["FID"] is not None
+    assert any("FID-H/KID-H skipped" in n and "bare" in n for n in res.notes)
+
+
 def test_cli_images_and_recon_reports(datasets, tmp_path):
     out = tmp_path / "report"
     rc = main(["evaluate", "images", "--real", str(datasets["real"]), "--fake", str(datasets["fake_a"]),

@@ -121,6 +121,23 @@ def test_pck_and_auc_hand_worked():
     assert auc(t, p) == pytest.approx(1.0)
 
 
+def test_auc_matches_freihand_eval_util_on_random_errors():
+    """FreiHAND's EvalUtil, written out: a PCK curve per keypoint (error <= t) over linspace(0, 50 mm,
+    100), averaged over keypoints, integrated with the trapezoid rule and divided by 50 mm."""
+    rng = np.random.default_rng(7)
+    err = rng.gamma(2.0, 0.008, size=(13, 21))  # metres, mostly within 0-50 mm, some beyond
+    err[0, :5] = np.linspace(0.0, 0.05, 100)[[0, 10, 20, 30, 99]]  # exactly on thresholds
+    thresholds = np.linspace(0.0, 0.05, 100)
+    per_kp = np.array([[np.mean(err[:, k] <= t) for t in thresholds] for k in range(21)])
+    curve = per_kp.mean(0)
+    ref = float(
+        sum((curve[i] + curve[i + 1]) / 2 * (thresholds[i + 1] - thresholds[i]) for i in range(99)) / 0.05
+    )
+    t, p = pck_curve(err)
+    np.testing.assert_allclose(p, curve, atol=1e-12)
+    assert auc(t, p) == pytest.approx(ref, abs=1e-12)
+
+
 def test_two_hand_metrics_hand_worked():
     rng = np.random.default_rng(5)
     gr = rng.normal(scale=0.05, size=(1, 21, 3))

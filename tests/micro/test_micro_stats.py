@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from scipy import stats as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "micro"))
-from micro_stats import ClaimResult, Interval, MetricTest, correct, holm, paired_test, t_interval
+from micro_stats import ClaimResult, Interval, MetricTest, by_seed, correct, holm, paired_test, t_interval
 
 
 def test_t_interval_matches_scipy():
@@ -108,3 +109,76 @@ def test_a_claim_reason_names_a_stopped_test_set_once_and_groups_shared_reasons(
         "stopped by Y3 (howild): 1.24"
     )
     assert c.label == "not measurable"
+
+
+def test_by_seed_leaves_gaps_where_a_row_lacks_a_seed():
+    table = {"a": {"m": {0: 1.0, 1: 2.0, 2: 3.0}}, "b": {"m": {1: 5.0, 2: 6.0}}, "c": {"m": {}}}
+    assert by_seed(table, [0, 1, 2, 3]) == {
+        "a": {"m": [1.0, 2.0, 3.0]},
+        "b": {"m": [None, 5.0, 6.0]},  # seed 3: no row has it, dropped
+        "c": {"m": [None, None, None]},
+    }
+
+
+def _write_summary(path: Path, summary: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "metrics.json").write_text(json.dumps({"summary": summary, "extra": {}, "rows": summary}))
+
+
+def test_report_pairs_rows_by_seed_when_one_row_misses_a_seed(tmp_path, monkeypatch):
+    """Table 2 with real lab at seeds 0-2 and AttentionHand at 1-2 only (seed 0 not finished): the paired
+    differences must be taken per seed; before, AttentionHand's seeds 1, 2 were paired with real lab's 0, 1."""
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks" / "micro"))
+    from report import collect
+
+    vals = {"real_lab": {0: 30.0, 1: 31.0, 2: 32.0}, "attentionhand": {1: 29.0, 2: 29.5}}
+    for name, per_seed in vals.items():
+        for seed, v in per_seed.items():
+            _write_summary(tmp_path / name / f"seed{seed}" / "eval", {"PA-MPJPE": v})
+    r = SimpleNamespace(
+        cfg={"seeds": [0, 1, 2]},
+        work=tmp_path / "none",
+        downstream_sets=lambda: list(vals),
+        down_dir=lambda name, seed: tmp_path / name / f"seed{seed}",
+    )
+    t2 = collect(r)["t2"]
+    test = paired_test(t2["attentionhand"]["PA-MPJPE"], t2["real_lab"]["PA-MPJPE"], False, "PA-MPJPE", 80.0)
+    # by hand: seed 1: 31 - 29 = 2, seed 2: 32 - 29.5 = 2.5 (positive = lower error, as claimed)
+    assert test.interval.n == 2 and test.interval.mean == pytest.approx(2.25)
+    assert test.interval.low == pytest.approx(2.25 - st.t.ppf(0.975, 1) * 0.25)
+
+
+def test_handbooster_collect_pairs_rows_by_seed(tmp_path, monkeypatch):
+    """A HandBooster row whose seed-1 set was too small to train: its seed 2 is compared with seed 2."""
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks" / "micro"))
+    from handbooster_suite import TEST_SETS, collect
+
+    vals = {"a_real": {0: 30.0, 1: 31.0, 2: 32.0}, "e_normal_texture": {0: 28.0, 2: 29.0}}
+    for name, per_seed in vals.items():
+        for seed, v in per_seed.items():
+            for t in TEST_SETS:
+                _write_summary(tmp_path / name / f"seed{seed}" / f"eval_{t}", {"MPJPE": v})
+    fid = {0: {"a_real": 5.0, "e_normal_texture": 3.0}, 2: {"a_real": 7.0}}
+    for seed, rows in fid.items():
+        (tmp_path / "eval" / f"seed{seed}").mkdir(parents=True)
+        rows = {k: {"FID": v, "n": 10} for k, v in rows.items()}
+        (tmp_path / "eval" / f"seed{seed}" / "fid.json").write_text(json.dumps({"rows": rows}))
+    r = SimpleNamespace(
+        cfg={"seeds": [0, 1, 2], "recon": {"width": 0.25}},
+        work=tmp_path,
+        downstream_rows=lambda: list(vals),
+        widths=lambda row: [0.25],
+        down=lambda row, width, seed: tmp_path / row / f"seed{seed}",
+    )
+    data = collect(r)
+    down = data["downstream"][TEST_SETS[0]]
+    assert down["a_real"]["RR J-PE"] == [30.0, 31.0, 32.0]
+    assert down["e_normal_texture"]["RR J-PE"] == [28.0, None, 29.0]
+    test = paired_test(down["e_normal_texture"]["RR J-PE"], down["a_real"]["RR J-PE"], False, "J", 80.0)
+    assert test.interval.n == 2 and test.interval.mean == pytest.approx(2.5)  # (30-28 + 32-29) / 2
+    assert data["fid"]["e_normal_texture"]["FID"] == [3.0, None]  # seeds 0 and 2 (1 has no fid.json)
+    assert data["fid"]["a_real"]["n"] == [10, 10]

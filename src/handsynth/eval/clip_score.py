@@ -1,7 +1,8 @@
 """CLIP score (image-text alignment) from a local ``transformers`` CLIP folder, computed directly.
 
-CLIP score = 100 × max(cos(image embedding, text embedding), 0), averaged over images (the definition
-torchmetrics uses; its own ``CLIPScore`` does not run with transformers 5 here). Images are resized so
+CLIP score = 100 × max(cos(image embedding, text embedding), 0), averaged over images (the formula
+torchmetrics documents; its own ``CLIPScore`` does not run with transformers 5 here, and its code clamps
+the mean rather than each image, which differs only when some cosine is negative). Images are resized so
 the short side equals the model's image size (bicubic), centre-cropped and normalised with the mean /
 std of the folder's ``preprocessor_config.json`` (OpenAI CLIP's when absent). Prompts longer than the
 text model's context are truncated. The tokenizer comes from the folder, or, if the folder has none,

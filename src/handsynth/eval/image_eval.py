@@ -99,6 +99,14 @@ def read_image_dataset(path: str | Path, limit: int | None = None) -> tuple[Path
     return root, samples
 
 
+def hands_2d_boxes(sample: Sample, scale: np.ndarray) -> list[np.ndarray]:
+    """Boxes of the record's 2D-only hands (``hands_2d``, e.g. COCO-WholeBody), rescaled like ``hands``.
+
+    Why: they are labelled hands of the photo; without them a COCO-WholeBody reference set (the paper's
+    real set) had no hand crops and FID-H/KID-H were silently left out."""
+    return [np.asarray(h["bbox"], np.float64) * scale for h in sample.extra.get("hands_2d") or []]
+
+
 def scan_dataset(
     path: str | Path, tools: ImageTools, name: str, limit: int | None = None, labels: bool = True
 ) -> DatasetScan:
@@ -162,7 +170,7 @@ def scan_dataset(
         bboxes = [np.asarray(hd.bbox) * scale for hd in s.hands]
         if whole is not None:
             whole.add(img)
-            for b in bboxes:
+            for b in bboxes + hands_2d_boxes(s, scale):
                 crops.add(hand_crop(img, b, crop_size, tools.crop_scale))
         if not labels:
             continue
@@ -258,6 +266,16 @@ def evaluate_images(
         per_sample[name] = _per_sample(scan, real_scan, real_index)
     if real_scan.feats is not None and len(real_scan.feats) < 2:
         notes.append("FID/KID need at least 2 images per set.")
+    if tools.extractor is not None:
+        few = [
+            n
+            for n, sc in [("real", real_scan), *scans.items()]
+            if sc.crop_feats is None or len(sc.crop_feats) < 2
+        ]
+        if few:
+            notes.append(
+                f"FID-H/KID-H skipped: fewer than 2 labelled hands (hand crops) in {', '.join(few)}."
+            )
     tool_names = {
         "feature_extractor": extractor_name(tools.extractor) if tools.extractor is not None else None,
         "detector_2d": getattr(tools.detector, "name", type(tools.detector).__name__)
