@@ -267,6 +267,25 @@ def test_checkpoint_round_trip(tmp_path, inject, attention):
         assert emb[:, 32:].abs().max() == 0 and emb[:, :32].abs().max() > 0
 
 
+def test_concat_injection_is_the_released_film_of_time_and_orientation():
+    """inject: concat = released: every ResNet maps [time (4d); orientation (4d)] to a scale and a shift
+    for its normalised features (lucidrains' block), not a shift added before the norm."""
+    from diffusers.models.resnet import ResnetBlock2D
+
+    width = 8
+    model = HandBoosterModel(tiny_config(inject="concat"))
+    blocks = [m for m in model.unet.modules() if isinstance(m, ResnetBlock2D)]
+    assert blocks
+    for b in blocks:
+        assert b.time_embedding_norm == "scale_shift"
+        assert b.time_emb_proj.in_features == 8 * width
+        assert b.time_emb_proj.out_features == 2 * b.conv2.in_channels
+    added = HandBoosterModel(tiny_config(inject="add"))
+    assert {m.time_embedding_norm for m in added.unet.modules() if isinstance(m, ResnetBlock2D)} == {
+        "default"
+    }
+
+
 def test_checkpoint_with_other_maps_names_both(tmp_path):
     HandBoosterModel(tiny_config()).save(tmp_path)
     other = tiny_config()
