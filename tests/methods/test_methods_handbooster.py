@@ -267,6 +267,25 @@ def test_checkpoint_round_trip(tmp_path, inject, attention):
         assert emb[:, 32:].abs().max() == 0 and emb[:, :32].abs().max() > 0
 
 
+def test_concat_injection_is_the_released_film_of_time_and_orientation():
+    """inject: concat = released: every ResNet maps [time (4d); orientation (4d)] to a scale and a shift
+    for its normalised features (lucidrains' block), not a shift added before the norm."""
+    from diffusers.models.resnet import ResnetBlock2D
+
+    width = 8
+    model = HandBoosterModel(tiny_config(inject="concat"))
+    blocks = [m for m in model.unet.modules() if isinstance(m, ResnetBlock2D)]
+    assert blocks
+    for b in blocks:
+        assert b.time_embedding_norm == "scale_shift"
+        assert b.time_emb_proj.in_features == 8 * width
+        assert b.time_emb_proj.out_features == 2 * b.conv2.in_channels
+    added = HandBoosterModel(tiny_config(inject="add"))
+    assert {m.time_embedding_norm for m in added.unet.modules() if isinstance(m, ResnetBlock2D)} == {
+        "default"
+    }
+
+
 def test_checkpoint_with_other_maps_names_both(tmp_path):
     HandBoosterModel(tiny_config()).save(tmp_path)
     other = tiny_config()
@@ -290,6 +309,64 @@ def test_guidance_one_is_the_conditional_prediction_and_three_extrapolates():
         torch.testing.assert_close(
             guided_x0(model, x, t, c, q, 3.0), null + 3 * (cond - null), atol=1e-5, rtol=0
         )
+
+
+class _OvershootingX0(torch.nn.Module):
+    """A stand-in x0 model whose guided predictions leave [-1, 1] (as CFG 3 does), to test the sampler."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.unet = type("U", (), {"config": type("C", (), {"sample_size": size})()})()
+        self.orientation = True  # read by guided_x0: the model takes an orientation
+        self.gain = torch.nn.Parameter(torch.tensor(1.5))
+
+    def forward(self, x, t, conditions, quaternion, drop=None):
+        keep = 1.0 if drop is None else (1.0 - drop.float()).view(-1, 1, 1, 1)
+        base = self.gain * torch.sin(3 * x + t.view(-1, 1, 1, 1) / 300.0 + conditions)
+        return base + keep * quaternion[:, 1:2, None, None]
+
+
+def _released_ddim(model, cond, q, seed: int, steps: int, guidance: float, eta: float) -> torch.Tensor:
+    """The released sampler (HandBooster_Pytorch ddim_sample), written out on its own: time pairs from
+    linspace(-1, T-1, steps+1), x0 guided then clipped, eps from the clipped x0, x0 at the last pair."""
+    betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)
+    abar = torch.tensor(np.cumprod(1.0 - betas), dtype=torch.float32)
+    times = list(reversed(torch.linspace(-1, 999, steps + 1).int().tolist()))
+    g = torch.Generator().manual_seed(seed)
+    size = model.unet.config.sample_size
+    img = torch.randn(3, size, size, generator=g)[None]
+    for time, time_next in zip(times[:-1], times[1:]):
+        tt = torch.tensor([time])
+        x0_c = model(img, tt, cond, q, torch.tensor([False]))
+        x0_n = model(img, tt, cond, q, torch.tensor([True]))
+        x_start = (x0_n + guidance * (x0_c - x0_n)).clamp(-1, 1)
+        a = abar[time]
+        eps = (img / a.sqrt() - x_start) / (1 / a - 1).sqrt()
+        if time_next < 0:
+            img = x_start
+            continue
+        a_next = abar[time_next]
+        sigma = eta * ((1 - a / a_next) * (1 - a_next) / (1 - a)).sqrt()
+        c = (1 - a_next - sigma**2).sqrt()
+        img = x_start * a_next.sqrt() + c * eps + sigma * torch.randn(img.shape, generator=g)
+    return img
+
+
+@pytest.mark.parametrize("steps", [5, 250])
+def test_ddim_sampling_is_the_released_sampler(steps):
+    """DDIM from t = 999 with the noise direction of the clipped x0, as the released code samples;
+    diffusers' defaults (leading spacing from t = 996, eps of the unclipped x0) differ by ~0.1."""
+    from handsynth.methods.handbooster.generator import denoise, sampler_scheduler
+
+    model = _OvershootingX0(4)
+    g = torch.Generator().manual_seed(2)
+    cond, q = torch.randn(1, 3, 4, 4, generator=g), torch.tensor([[0.6, 0.8, 0.0, 0.0]])
+    sched = sampler_scheduler(tiny_config(), "ddim", steps)
+    assert int(sched.timesteps[0]) == 999
+    with torch.no_grad():
+        got = denoise(model, sched, cond, q, [torch.Generator().manual_seed(7)], 3.0, eta=1.0)
+        want = _released_ddim(model, cond, q, 7, steps, 3.0, 1.0)
+    torch.testing.assert_close(got, want, atol=2e-4, rtol=0)
 
 
 # -- training ------------------------------------------------------------------------------------------------

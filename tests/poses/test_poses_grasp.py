@@ -128,6 +128,67 @@ def _box_folder(tmp_path: Path, extents=(0.2, 0.2, 0.2)) -> Path:
     return folder
 
 
+class _BowlProblem:
+    """A quadratic energy (plus a small term per contact index) standing in for a grasp problem."""
+
+    def __init__(self) -> None:
+        self.regions = type("R", (), {"vertices": torch.arange(12)})()
+        self.w = torch.tensor([1.0, 4.0, 0.5, 2.0, 9.0])
+
+    def energy(self, x, contacts):
+        return (self.w * x**2).sum(1) + 0.01 * contacts.float().sum(1), {}
+
+
+def _dexgraspnet_annealing(problem, x, cfg, seed):
+    """DexGraspNet's Annealing (try_step / accept_step) written out on its own: RMSProp average
+    mu * g^2 + (1 - mu) * ema, step size decayed by the steps taken BEFORE this one, temperature by
+    the steps taken including it; draws in the order anneal() makes them."""
+    g = torch.Generator().manual_seed(seed)
+    B, C = x.shape[0], len(problem.regions.vertices)
+
+    def energy_grad(x_, c_):
+        x_ = x_.detach().requires_grad_(True)
+        e = problem.energy(x_, c_)[0]
+        return e.detach(), torch.autograd.grad(e.sum(), x_)[0]
+
+    contacts = torch.randint(0, C, (B, cfg.n_contacts), generator=g)
+    e, grad = energy_grad(x, contacts)
+    ema = torch.zeros(x.shape[1])
+    for taken in range(cfg.iters):  # DexGraspNet's self.step before try_step
+        step = cfg.step_size * cfg.step_decay ** (taken // cfg.step_period)
+        ema = cfg.mu * (grad**2).mean(0) + (1 - cfg.mu) * ema
+        x_new = x - step * grad / (ema.sqrt() + 1e-6)
+        switch = torch.rand(B, cfg.n_contacts, generator=g) < cfg.switch_p
+        c_new = torch.where(switch, torch.randint(0, C, (B, cfg.n_contacts), generator=g), contacts)
+        e_new, g_new = energy_grad(x_new, c_new)
+        temperature = cfg.t0 * cfg.t_decay ** ((taken + 1) // cfg.t_period)
+        accept = torch.rand(B, generator=g) < torch.exp((e - e_new) / temperature)
+        x = torch.where(accept[:, None], x_new, x)
+        contacts = torch.where(accept[:, None], c_new, contacts)
+        e = torch.where(accept, e_new, e)
+        grad = torch.where(accept[:, None], g_new, grad)
+    return x, contacts
+
+
+def test_annealing_is_dexgraspnets_rmsprop_and_schedules():
+    """mu = 0.98 weighs the new squared gradient (DexGraspNet: "1 - decay rate"): the first proposal moves
+    each coordinate by step / sqrt(0.98) (one hand), not the 7x longer step / sqrt(0.02) of the
+    textbook reading; 120 steps (both decays) follow the released algorithm."""
+    problem = _BowlProblem()
+    x0 = torch.tensor([[0.3, -0.2, 0.5, 0.1, -0.4]])
+    cfg = AnnealConfig(iters=1)
+    x1 = anneal(problem, x0, cfg, torch.Generator().manual_seed(0))[0]
+    expected = x0 - 0.005 / np.sqrt(0.98) * torch.sign(x0)  # energy falls: accepted for sure
+    torch.testing.assert_close(x1, expected, atol=1e-6, rtol=0)
+
+    x0 = torch.randn(3, 5, generator=torch.Generator().manual_seed(1))
+    cfg = AnnealConfig(iters=120)
+    x, contacts, *_ = anneal(problem, x0, cfg, torch.Generator().manual_seed(4))
+    x_ref, contacts_ref = _dexgraspnet_annealing(problem, x0, cfg, 4)
+    torch.testing.assert_close(x, x_ref, atol=1e-6, rtol=0)
+    assert torch.equal(contacts, contacts_ref)
+
+
 def test_hand_inside_the_object_has_large_penetration_and_fails_validation(hand, tmp_path):
     crate = trimesh.creation.box(extents=(0.2, 0.2, 0.2))
     grid = mesh_sdf_grid(crate.vertices, crate.faces, resolution=24)

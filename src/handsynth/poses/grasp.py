@@ -2,9 +2,11 @@
 put near an object resting on the table and moved by simulated annealing with gradient proposals on
 the energy of :mod:`handsynth.poses.grasp_energy`.
 
-Each step proposes x' = x − s·∇E/(√ema(∇E²) + ε) (RMSProp, step s decaying by ``step_decay`` every
-``step_period`` steps), re-draws each contact point with probability ``switch_p``, and accepts per
-hand with probability min(1, exp((E − E')/T)), T = T0·decay^(step // period). Hyper-parameters are
+Each step k = 1, 2, ... proposes x' = x − s·∇E/(√ema + 1e-6) with ema ← μ·mean_batch(∇E²) + (1 − μ)·ema
+(DexGraspNet's RMSProp, where μ = 0.98 weighs the NEW squared gradient: "μ = 1 − decay rate"; read the
+other way round the first steps would be up to 7x longer), s = step·decay^((k − 1) // step_period),
+re-draws each contact point with probability ``switch_p``, and accepts per hand with probability
+min(1, exp((E − E')/T)), T = T0·decay^(k // period), the released step counting. Hyper-parameters are
 the released ones (:class:`AnnealConfig`). A batch depends only on the seed, the object's index and
 the batch index, so interrupted runs resume with the same results.
 """
@@ -29,7 +31,7 @@ class AnnealConfig:
     step_size: float = 0.005
     step_period: int = 50
     step_decay: float = 0.95
-    mu: float = 0.98
+    mu: float = 0.98  # weight of the new squared gradient in the RMSProp average (released meaning)
     t0: float = 18.0
     t_decay: float = 0.95
     t_period: int = 30
@@ -140,8 +142,8 @@ def anneal(
     ema = torch.zeros(x.shape[1], device=dev)
     history = [float(energy.mean())]
     for step in range(1, cfg.iters + 1):
-        s = cfg.step_size * cfg.step_decay ** (step // cfg.step_period)
-        ema = cfg.mu * ema + (1 - cfg.mu) * (grad * grad).mean(0)
+        s = cfg.step_size * cfg.step_decay ** ((step - 1) // cfg.step_period)
+        ema = cfg.mu * (grad * grad).mean(0) + (1 - cfg.mu) * ema
         x_new = x - s * grad / (ema.sqrt() + 1e-6)
         switch = rand(B, cfg.n_contacts) < cfg.switch_p
         c_new = torch.where(switch, randint(B, cfg.n_contacts), contacts)

@@ -5,8 +5,9 @@ A checkpoint is the run folder ``handsynth train --method handbooster`` wrote: `
 mirroring settings). Every hand of an input record is one image (a record with two hands: ids
 ``<id>-right`` / ``<id>-left``): the square crop around the hand, generated at ``model.sample_size``.
 
-Sampling (released code): DDIM 250 steps, eta 1.0, classifier-free guidance 3 on the orientation only
-(the condition maps stay in both halves); ``--scheduler ddpm`` is the 1000-step ancestral sampler. Both
+Sampling (released code): DDIM 250 steps from t = 999 (trailing spacing), eta 1.0, the noise
+direction taken from the clipped x0, classifier-free guidance 3 on the orientation only (the condition
+maps stay in both halves); ``--scheduler ddpm`` is the 1000-step ancestral sampler. Both
 draw their per-step noise per image from the image's own seed, so an image depends on its seed only
 (not on the batch or the process). Prompts are not used.
 
@@ -66,10 +67,15 @@ HAND_KEY = "handbooster_hand"  # plan records of a two-hand input: which hand (s
 
 
 def sampler_scheduler(cfg: HandBoosterConfig, name: str, steps: int) -> SchedulerMixin:
-    """DDIM or DDPM on the run's own schedule (pixel space: x0 clipping kept), set to ``steps``."""
+    """DDIM or DDPM on the run's own schedule (pixel space: x0 clipping kept), set to ``steps``.
+
+    ``trailing`` spacing starts at t = T-1 like the released sampler (T-1, T-1-T/n, ..., T/n-1, then
+    x0): diffusers' default ``leading`` would start at T - T/n and end at t = 0.
+    """
     if name not in ("ddim", "ddpm"):
         raise UserError(f"--method handbooster samples with --scheduler ddim or ddpm, not {name}")
-    scheduler = sampling_scheduler(cfg.scheduler_config(), name, latent=False)
+    config = {**cfg.scheduler_config(), "timestep_spacing": "trailing"}
+    scheduler = sampling_scheduler(config, name, latent=False)
     scheduler.set_timesteps(steps)
     return scheduler
 
@@ -122,7 +128,10 @@ def denoise(
         x0 = guided_x0(model, x, tt, conditions, quaternion, guidance)
         steps = []
         for i, g in enumerate(generators):  # per image: its noise never depends on its batch neighbours
-            kw = {"eta": eta} if ddim else {}
+            # DDIM: the step's noise direction comes from the CLIPPED x0 (released code; the DDPM
+            # posterior does the same). diffusers' default takes it from the unclipped x0, which CFG 3
+            # pushes far outside [-1, 1].
+            kw = {"eta": eta, "use_clipped_model_output": True} if ddim else {}
             steps.append(scheduler.step(x0[i : i + 1], t, x[i : i + 1], generator=g, **kw).prev_sample)
         x = torch.cat(steps)
     return x.clamp(-1, 1)

@@ -5,7 +5,8 @@ The orientation MLP is the paper's ``Linear(4, d) + GELU + Linear(d, 4d) + GELU 
 d = the UNet's first width (4d = diffusers' time-embedding width). ``inject: add`` adds it to the time
 embedding (diffusers' ``class_embed_type="identity"``); ``inject: concat`` (released code) places time and
 orientation side by side in a 8d embedding: the time MLP's output is masked to the first half and the
-orientation fills the second, so every ResNet's projection sees [time; orientation]. A learned null
+orientation fills the second, so every ResNet's projection sees [time; orientation] and, as the released
+FiLM, gives a scale and a shift applied after the block's norm (``resnet_time_scale_shift``). A learned null
 vector stands in for a dropped orientation (classifier-free guidance on the orientation only).
 """
 
@@ -127,6 +128,8 @@ def unet_kwargs(cfg: HandBoosterConfig) -> dict:
         kwargs["class_embed_type"] = "identity"
         if o.inject == "concat":
             kwargs["time_embedding_dim"] = 8 * width
+            # released: [time; orientation] -> Linear -> (scale, shift), FiLM after the block's norm
+            kwargs["resnet_time_scale_shift"] = "scale_shift"
     return kwargs
 
 
