@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -262,14 +263,16 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
         accelerator.load_state(str(resume_from))
         if main:
             log.info("resumed from %s at step %d", resume_from, state.step)
-            truncate_step_log(out / TRAIN_LOG, state.step)
+    # The logs keep only the steps the weights hold: a run killed before its first checkpoint starts
+    # again at step 0, and one killed after a checkpoint repeats the steps logged since (each once).
+    rank_log = out / "logs" / f"process_{accelerator.process_index}.jsonl"
+    truncate_step_log(rank_log, state.step - 1)  # its lines carry the step before it was taken
     if main:
+        truncate_step_log(out / TRAIN_LOG, state.step)
         out.mkdir(parents=True, exist_ok=True)
         if log_with is not None:
             accelerator.init_trackers("train")
-    rank_log = out / "logs" / f"process_{accelerator.process_index}.jsonl"
-    if rank_log is not None:
-        rank_log.parent.mkdir(parents=True, exist_ok=True)
+    rank_log.parent.mkdir(parents=True, exist_ok=True)
 
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
     bar = progress(total=cfg.max_steps, initial=state.step, disable=not main, desc="train", unit="step")
@@ -361,8 +364,21 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
 
 
 def _checkpoint(accelerator, out: Path, step: int, limit: int | None) -> None:
+    """Save the state under a temporary name and rename it whole: a run killed mid-save must not leave a
+    half ``step_N`` that the next run would pick as its latest checkpoint and fail to load."""
     folder = out / CHECKPOINTS / f"step_{step}"
-    accelerator.save_state(str(folder))
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    if accelerator.is_main_process:
+        for stale in (out / CHECKPOINTS).glob(".step_*.tmp"):  # saves a kill cut short
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every process's files (its RNG states) are in tmp
+    if accelerator.is_main_process:
+        _publish(tmp, folder)
+    accelerator.wait_for_everyone()
+    if accelerator.is_local_main_process and tmp.is_dir():  # a node that does not share the main's disk
+        _publish(tmp, folder)
     if accelerator.is_main_process and limit:
         steps = sorted(
             (int(m.group(1)), p)
@@ -371,6 +387,17 @@ def _checkpoint(accelerator, out: Path, step: int, limit: int | None) -> None:
         )
         for _, p in steps[:-limit]:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def _publish(tmp: Path, folder: Path) -> None:
+    """Flush ``tmp``'s files to disk, then rename it to ``folder`` (replacing an older save of that step)."""
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
 
 
 def _validate(accelerator, task: TrainTask, model, ema, out: Path, step: int) -> None:
