@@ -66,6 +66,21 @@ def test_resume_continues_the_same_run(data, tmp_path) -> None:
     assert again["step"] == 12
 
 
+def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once(data, tmp_path) -> None:
+    """Killed at step 3 with no checkpoint yet, a run leaves its settings and three log lines (the last
+    one torn); the rerun starts at step 0 and its log holds each step once, as a straight run's does."""
+    full = tmp_path / "full"
+    train(tiny_config([str(data[0])], full, steps=6, save_every=6), hand_model=StandInHand(), progress=False)
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    shutil.copy(full / "train_config.json", killed / "train_config.json")
+    log = (full / "train_log.jsonl").read_text().splitlines()
+    (killed / "train_log.jsonl").write_text("\n".join(log[:2]) + "\n" + log[2][:20])
+    cfg = tiny_config([str(data[0])], killed, steps=6, save_every=6)
+    train(cfg, hand_model=StandInHand(), progress=False)
+    assert _losses(killed) == pytest.approx(_losses(full), rel=1e-6)
+
+
 def test_resume_refuses_changed_settings(data, tmp_path) -> None:
     train(tiny_config([str(data[0])], tmp_path / "r", steps=2), hand_model=StandInHand(), progress=False)
     with pytest.raises(UserError, match="lr"):

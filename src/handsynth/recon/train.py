@@ -185,8 +185,6 @@ def train(
         saved = json.loads((ck / "state.json").read_text())
         counts = [int(saved.get("draws", {}).get(p, 0)) for p in paths]
         log.info("resuming %s from step %d", out, step)
-        if acc.is_main_process:
-            truncate_step_log(out / "train_log.jsonl", step)
     sampler.start = step * cfg.batch_size  # read when the loader starts iterating
     model, optimizer = acc.prepare(model, optimizer)
     inner = acc.unwrap_model(model)
@@ -207,7 +205,7 @@ def train(
         while step < cfg.steps:
             batch = next(it)
             if not started:  # the first batch decoded: the data is usable, the run has begun
-                started = _start(acc, out, cfg, overwrite)
+                started = _start(acc, out, cfg, overwrite, step)
             batch = {k: v.to(acc.device, non_blocking=True) for k, v in batch.items()}
             with acc.autocast():
                 pred = model(batch["image"])
@@ -239,7 +237,7 @@ def train(
             if step % cfg.save_every == 0 or step == cfg.steps:
                 _save(acc, out, inner, optimizer, scheduler, cfg, step, dict(zip(paths, counts)))
         if not started:  # a finished run asked for no more steps: its settings are still recorded
-            started = _start(acc, out, cfg, overwrite)
+            started = _start(acc, out, cfg, overwrite, step)
     finally:
         bar.close()
         if cfg.log_with and started:
@@ -252,13 +250,18 @@ def train(
     return {"step": step, "last": last, "checkpoint": str(final[-1][1]) if final else None, "draws": counts}
 
 
-def _start(acc: Any, out: Path, cfg: TrainConfig, overwrite: bool) -> bool:
+def _start(acc: Any, out: Path, cfg: TrainConfig, overwrite: bool, step: int) -> bool:
     """Remove the old run (``overwrite``), record the settings (what a resume is compared with) and start
-    the trackers; called once every input has proven usable, so a failed start leaves ``out`` as it was."""
+    the trackers; called once every input has proven usable, so a failed start leaves ``out`` as it was.
+
+    The log is cut back to ``step``, the checkpoint the run starts from: the steps an interrupted run
+    logged after it (all of them when it had none) are taken again and must be logged once.
+    """
     if acc.is_main_process:
         for name in ("checkpoints", "train_log.jsonl", "train_config.json") if overwrite else ():
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        truncate_step_log(out / "train_log.jsonl", step)
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     if cfg.log_with:
