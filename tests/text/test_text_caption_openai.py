@@ -226,3 +226,27 @@ def test_a_dead_backend_stops_the_run_and_keeps_what_was_captioned(dataset, monk
     assert backend.calls == 3  # gave up instead of trying the fourth record
     recs = read_dataset(dataset)
     assert recs[0].prompt == "A hand holding a cup." and "caption" in recs[0].source  # saved before stopping
+
+
+def test_an_interrupted_run_keeps_what_it_captioned_before_the_next_save(dataset):
+    """Ctrl-C long before the periodic save: the records captioned so far are written, the rest are
+    left for the rerun, and the rerun captions only those."""
+
+    class StopsOnSecondBatch:
+        name, model = "template", "stub"
+
+        def __init__(self):
+            self.batches = 0
+
+        def caption(self, batch, images, question):
+            self.batches += 1
+            if self.batches == 2:
+                raise KeyboardInterrupt
+            return ["A hand holding a cup."] * len(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        caption_dataset(dataset, StopsOnSecondBatch(), batch_size=2, save_interval=3600)
+    done = ["caption" in r.source for r in read_dataset(dataset)]
+    assert done == [True, True, False, False]
+    rep = caption_dataset(dataset, StopsOnSecondBatch(), batch_size=2, save_interval=3600)
+    assert (rep.skipped, rep.captioned) == (2, 2)

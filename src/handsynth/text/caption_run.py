@@ -132,58 +132,62 @@ def caption_dataset(
     last_save = time.monotonic()
     dirty, streak = False, 0
     fitter = PromptFitter()
-    for b in progress(range(0, len(todo), batch_size), desc="caption", unit="batch", disable=not todo):
-        batch = todo[b : b + batch_size]
-        if needs_image:
-            batch, images = _load_images(root, batch, rep)
-        else:
-            images = [None] * len(batch)
-        if not batch:
-            continue
-        if cot:
-            results = run_chain(backend, batch, images, question, semantics, max_json_retries)
-            texts = [r.prompt if r else None for r in results]
-        else:
-            results = [None] * len(batch)
-            texts = backend.caption(batch, images, question)
-        for s, text, res in zip(batch, texts, results):
-            if not text:
-                rep.failed.append(s.id)
-                streak += 1
-                if streak >= GIVE_UP_AFTER:
-                    if dirty:
-                        write_metadata(path, samples)  # what was captioned is kept
-                    raise UserError(
-                        f"the {backend.name} back-end failed on {streak} records in a row (first: "
-                        f"{rep.failed[-streak]}; see the warnings above): is its server or model up? Rerun "
-                        "the same command to continue"
-                    )
+    try:
+        for b in progress(range(0, len(todo), batch_size), desc="caption", unit="batch", disable=not todo):
+            batch = todo[b : b + batch_size]
+            if needs_image:
+                batch, images = _load_images(root, batch, rep)
+            else:
+                images = [None] * len(batch)
+            if not batch:
                 continue
-            streak = 0
-            caption = res.description if res is not None else text
-            s.source["caption"] = {
-                "backend": backend.name,
-                "model": backend.model,
-                "question": question,
-                "text": caption,
-            }
-            if res is not None:
-                s.source["caption_chain"] = res.chain
-            text, tokens = fitter.fit(text)
-            if tokens is not None:
-                s.source["caption"]["prompt_truncated"] = {"tokens": tokens, "kept": text}
-                log.warning("record %s: caption of %d CLIP tokens cut to 77 at a word boundary", s.id, tokens)
-            if s.prompt != text and "hand_token_indices" in s.extra:
-                del s.extra["hand_token_indices"]  # stale: positions belong to the old prompt
-            s.prompt = text
-            rep.captioned += 1
-            dirty = True
-        if dirty and time.monotonic() - last_save >= save_interval:
+            if cot:
+                results = run_chain(backend, batch, images, question, semantics, max_json_retries)
+                texts = [r.prompt if r else None for r in results]
+            else:
+                results = [None] * len(batch)
+                texts = backend.caption(batch, images, question)
+            for s, text, res in zip(batch, texts, results):
+                if not text:
+                    rep.failed.append(s.id)
+                    streak += 1
+                    if streak >= GIVE_UP_AFTER:
+                        raise UserError(
+                            f"the {backend.name} back-end failed on {streak} records in a row (first: "
+                            f"{rep.failed[-streak]}; see the warnings above): is its server or model up? "
+                            "Rerun the same command to continue"
+                        )
+                    continue
+                streak = 0
+                _set_caption(s, text, res, backend, question, fitter)
+                rep.captioned += 1
+                dirty = True
+            if dirty and time.monotonic() - last_save >= save_interval:
+                write_metadata(path, samples)
+                last_save, dirty = time.monotonic(), False
+    finally:
+        # A run that stops early (Ctrl-C, a dead back-end, an error) keeps what it captioned: the
+        # message of an interrupted command promises the finished work, not only the last save's.
+        if dirty:
             write_metadata(path, samples)
-            last_save, dirty = time.monotonic(), False
-    if dirty:
-        write_metadata(path, samples)
     return rep
+
+
+def _set_caption(s: Any, text: str, res: Any, backend: Any, question: str, fitter: PromptFitter) -> None:
+    """Store one record's caption; the slow part (fitting to 77 tokens) runs before the record changes,
+    so an interrupt leaves it either captioned whole or untouched (never marked done on its old prompt)."""
+    caption = res.description if res is not None else text
+    prompt, tokens = fitter.fit(text)
+    source = {"backend": backend.name, "model": backend.model, "question": question, "text": caption}
+    if tokens is not None:
+        source["prompt_truncated"] = {"tokens": tokens, "kept": prompt}
+        log.warning("record %s: caption of %d CLIP tokens cut to 77 at a word boundary", s.id, tokens)
+    if s.prompt != prompt and "hand_token_indices" in s.extra:
+        del s.extra["hand_token_indices"]  # stale: positions belong to the old prompt
+    s.prompt = prompt
+    s.source["caption"] = source  # with the chain (CoT): what marks the record done, so set last
+    if res is not None:
+        s.source["caption_chain"] = res.chain
 
 
 def tag_dataset(
