@@ -136,6 +136,27 @@ def test_percentile_preset_uses_the_reference_errors(trained, tmp_path, standin_
         assert report["summary"]["thresholds_mm"][m] == pytest.approx(np.percentile(ref.errors[m], 50))
 
 
+def test_a_killed_run_resumes_when_its_percentile_thresholds_differ_only_by_float_noise(
+    trained, tmp_path, standin_models
+):
+    """Percentile thresholds are recomputed on every run and move in the last digits with --batch-size
+    or --threads: a rerun into the folder of a killed run keeps the thresholds it started with instead
+    of being refused as "different settings"; a real change (another percentile) is still refused."""
+    real, run, gen = trained
+    out = tmp_path / "kept"
+    args = ["filter", "--in", str(gen), "--estimator", str(run), "--out", str(out), "--reference", str(real)]
+    assert main([*args, "--preset", "percentile:50"]) == 0
+    settings = json.loads((out / "handsynth_run.json").read_text())
+    noisy = {m: v * (1 + 3e-9) for m, v in settings["thresholds_mm"].items()}  # as another batch size gave
+    (out / "handsynth_run.json").write_text(json.dumps({**settings, "thresholds_mm": noisy}))
+    (out / "metadata.jsonl").write_text("")  # killed before its first kept record
+    assert main([*args, "--preset", "percentile:50"]) == 0
+    report = json.loads((out / "filter_report.json").read_text())
+    assert report["summary"]["thresholds_mm"] == noisy  # the folder's own thresholds, reused
+    assert [s.id for s in read_dataset(out)] == [r["id"] for r in report["records"] if r["kept"]]
+    assert main([*args, "--preset", "percentile:90"]) == 2
+
+
 def test_thresholds_of_an_earlier_report_are_reused_without_scoring_the_reference(
     trained, tmp_path, standin_models, monkeypatch
 ):

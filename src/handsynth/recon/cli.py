@@ -123,6 +123,8 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     est = ReconEstimator.from_checkpoint(checkpoint, device=_device(args.device), batch_size=args.batch_size)
     reference = ef.score_hands(est, args.reference) if isinstance(preset, float) else None
     thresholds, source = ef.resolve_thresholds(preset, explicit, reference, given)
+    if not args.overwrite:  # a resumed run: the thresholds it started with, not their float noise
+        thresholds = ef.resumed_thresholds(args.out, thresholds)
     scores = ef.score_hands(est, args.data)
     config = {
         "stage": "filter",

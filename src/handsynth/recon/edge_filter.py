@@ -190,6 +190,29 @@ def load_thresholds(path: str | os.PathLike) -> tuple[dict[str, float], str]:
     return {k: float(v) for k, v in values.items()}, f"{path} ({source})"
 
 
+def resumed_thresholds(out: str | os.PathLike, thresholds: dict[str, float]) -> dict[str, float]:
+    """The thresholds a killed run into ``out`` started with, when ``thresholds`` match them up to float
+    noise; else ``thresholds`` unchanged.
+
+    Why: percentile thresholds are recomputed from the reference set on every run, and its errors move
+    in the last digits with ``--batch-size`` or ``--threads`` (1e-6 mm at batch 1 vs 3). Compared
+    exactly, such a rerun was refused as "different settings (thresholds_mm...)" though nothing was
+    changed; reusing the stored values also keeps one set of thresholds for every record of the folder.
+    """
+    stored = Path(out) / "handsynth_run.json"
+    try:
+        old = json.loads(stored.read_text()).get("thresholds_mm")
+    except (OSError, ValueError, AttributeError):
+        return thresholds
+    if not isinstance(old, dict) or old.keys() != thresholds.keys():
+        return thresholds
+    if not all(isinstance(old[m], (int, float)) for m in old):
+        return thresholds
+    if all(math.isclose(old[m], v, rel_tol=1e-6, abs_tol=1e-9) for m, v in thresholds.items()):
+        return {m: float(old[m]) for m in thresholds}
+    return thresholds
+
+
 @dataclass
 class Decision:
     """Per record: kept or not, and which (side, metric) exceeded its threshold."""
