@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -30,8 +31,8 @@ class _Points(Dataset):
 class ToyTask:
     """Least squares with noise drawn from the loop's generator: a resumed run must draw the same."""
 
-    def __init__(self, die_at: int | None = None) -> None:
-        self.die_at = die_at
+    def __init__(self, die_at: int | None = None, die_validating: int | None = None) -> None:
+        self.die_at, self.die_validating = die_at, die_validating
 
     def build(self, accelerator) -> torch.nn.Module:
         torch.manual_seed(0)
@@ -55,7 +56,10 @@ class ToyTask:
         return loss, {}
 
     def validate(self, model, step):
-        return {}
+        if step == self.die_validating:
+            raise KeyboardInterrupt
+        w = model.weight.detach()
+        return {"sample": np.full((4, 4, 3), int(abs(float(w.sum())) * 100) % 256, np.uint8)}
 
     def save(self, model, folder: Path) -> None:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "toy.safetensors"))
@@ -64,12 +68,13 @@ class ToyTask:
         return batch["ids"]
 
 
-def _cfg(checkpoint_every: int) -> TrainConfig:
+def _cfg(checkpoint_every: int, validate_every: int = 0) -> TrainConfig:
     return TrainConfig(
         max_steps=8,
         batch_size=2,
         learning_rate=0.05,
         checkpoint_every=checkpoint_every,
+        validate_every=validate_every,
         checkpoints_total_limit=None,
         tracker="none",
     )
@@ -131,3 +136,17 @@ def test_a_resumed_run_logs_the_steps_after_its_checkpoint_once(tmp_path):
     run_training(ToyTask(), _cfg(3), run, resume="auto")
     assert _steps(run / TRAIN_LOG) == list(range(1, 9))
     assert _steps(run / "logs" / "process_0.jsonl") == [*range(8), None]
+
+
+def test_a_run_killed_while_validating_validates_that_step_on_the_rerun(tmp_path):
+    """Killed while validating step 3 (checkpoints every 3 steps): the rerun must not resume from a
+    step-3 checkpoint that has no validation images; every step's images match a straight run's."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run_training(ToyTask(), _cfg(3, validate_every=3), whole, resume=None)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(ToyTask(die_validating=3), _cfg(3, validate_every=3), cut, resume=None)
+    run_training(ToyTask(), _cfg(3, validate_every=3), cut, resume="auto")
+    for step in (3, 6):
+        png = f"validation/step_{step}/sample.png"
+        assert (cut / png).read_bytes() == (whole / png).read_bytes(), png
+    assert not list((cut / "validation").glob(".*"))  # no temporary folder left

@@ -322,10 +322,13 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
                         f.write(json.dumps({"step": state.step, **last_logs}) + "\n")
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
             bar.update(1)
-            if cfg.checkpoint_every > 0 and state.step % cfg.checkpoint_every == 0:
-                _checkpoint(accelerator, out, state.step, cfg.checkpoints_total_limit)
+            # Validation first: a checkpoint then stands for a step whose images are written (a run
+            # killed while validating resumes before that step and validates it again, instead of
+            # resuming from its checkpoint without them).
             if cfg.validate_every > 0 and state.step % cfg.validate_every == 0:
                 _validate(accelerator, task, model, ema, out, state.step)
+            if cfg.checkpoint_every > 0 and state.step % cfg.checkpoint_every == 0:
+                _checkpoint(accelerator, out, state.step, cfg.checkpoints_total_limit)
             if state.step >= cfg.max_steps:
                 finished_epoch = state.batches_in_epoch >= len(loader)
                 break
@@ -420,7 +423,9 @@ def _validate(accelerator, task: TrainTask, model, ema, out: Path, step: int) ->
         if ema is not None:
             ema.restore(unwrapped.parameters())
     folder = out / "validation" / f"step_{step}"
-    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp")  # renamed when every image is in: never half a step
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     writer = None
     if accelerator.trackers:
         try:
@@ -428,7 +433,8 @@ def _validate(accelerator, task: TrainTask, model, ema, out: Path, step: int) ->
         except Exception:
             writer = None
     for name, img in images.items():
-        Image.fromarray(img).save(folder / f"{name}.png")
+        Image.fromarray(img).save(tmp / f"{name}.png")
         if writer is not None and hasattr(writer, "add_image"):
             writer.add_image(f"validation/{name}", img, step, dataformats="HWC")
+    _publish(tmp, folder)
     accelerator.wait_for_everyone()
