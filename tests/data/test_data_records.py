@@ -178,6 +178,47 @@ def test_webdataset_shards_hold_every_sample(tmp_path):
     assert json.loads(rows[3]["json"])["id"] == "000003"
 
 
+def test_webdataset_shards_follow_a_new_shard_size_and_rewritten_records(tmp_path):
+    """Shards kept from an earlier export must hold what they would be written with: after --shards 2
+    then 4, every sample is in exactly one shard; records rewritten under the same ids are re-packed."""
+    import tarfile
+
+    from handsynth.data.shards import write_shards
+
+    def write(prompt: str) -> None:
+        w = DatasetWriter(tmp_path / "ds", overwrite=True)
+        for i in range(6):
+            s = make_sample(i)
+            s.prompt = prompt
+            w.write(
+                s,
+                {
+                    s.file_name: np.full((4, 4, 3), i, np.uint8),
+                    s.conditions["mesh"]: np.zeros((4, 4, 3), np.uint8),
+                },
+            )
+
+    def packed(shards) -> list[tuple[str, str]]:
+        out = []
+        for p in shards:
+            with tarfile.open(p) as tar:
+                out += [
+                    (m.name, json.loads(tar.extractfile(m).read())["prompt"])
+                    for m in tar.getmembers()
+                    if m.name.endswith(".json")
+                ]
+        return out
+
+    write("a cup")
+    write_shards(tmp_path / "ds", tmp_path / "shards", samples_per_shard=2)
+    shards = write_shards(tmp_path / "ds", tmp_path / "shards", samples_per_shard=4)
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["shard-000000.tar", "shard-000001.tar"]
+    assert [name for name, _ in packed(shards)] == [f"{i:06d}.json" for i in range(6)]
+    write("a ball")  # the folder restarted: the same ids, other records
+    shards = write_shards(tmp_path / "ds", tmp_path / "shards", samples_per_shard=4)
+    assert {prompt for _, prompt in packed(shards)} == {"a ball"}
+
+
 def test_hf_imagefolder_decodes_condition_maps_as_images(tmp_path):
     """Condition maps arrive as Image columns (conditioning_image for diffusers' train_controlnet.py,
     one column per map), for a generated folder and for render output that has no file_name."""

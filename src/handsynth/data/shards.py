@@ -2,7 +2,9 @@
 
 Each sample becomes ``<id>.json`` (its record) plus one member per file it names, keyed
 ``<id>.<kind>.png`` (``image``, ``mesh``, ``local_mesh`` ...). Shards are written whole through a
-temporary name, so an interrupted export resumes by skipping the shards already present.
+temporary name, so an interrupted export resumes by skipping the shards already present that hold
+exactly the records they would be written with (another ``samples_per_shard`` or a restarted folder
+rewrites them), and shards past the last are removed.
 """
 
 from __future__ import annotations
@@ -52,13 +54,44 @@ def write_shards(
         path = out / f"shard-{k:06d}.tar"
         paths.append(path)
         chunk = samples[start : start + samples_per_shard]
-        if path.exists() and len(chunk) == samples_per_shard:
-            continue  # a full shard from an earlier run; the last, partial one is rewritten
+        if len(chunk) == samples_per_shard and _holds(path, chunk):
+            continue  # a full shard an earlier run wrote with these records; the last one is rewritten
         tmp = path.with_name(f".{path.name}.tmp")
         with tarfile.open(tmp, "w") as tar:
             for s in chunk:
-                _add(tar, f"{s.id}.json", json.dumps(s.to_dict()).encode())
+                _add(tar, f"{s.id}.json", _record_bytes(s))
                 for suffix, rel in sample_members(s).items():
                     _add(tar, f"{s.id}.{suffix}", (root / rel).read_bytes())
         os.replace(tmp, path)
+    for old in out.glob("shard-*.tar"):  # past the last shard: left by a run with smaller shards
+        if old not in paths:
+            old.unlink()
     return paths
+
+
+def _record_bytes(sample: Sample) -> bytes:
+    return json.dumps(sample.to_dict()).encode()
+
+
+def _holds(path: Path, chunk: list[Sample]) -> bool:
+    """Whether the shard at ``path`` holds exactly ``chunk``'s members and records.
+
+    Why: a shard kept on its name alone is wrong when an earlier run used another --shards size
+    (records missing or in two shards) or wrote other records under the same ids (--overwrite). The
+    records name everything that made their files, so equal records mean equal images.
+    """
+    want = {f"{s.id}.json": _record_bytes(s) for s in chunk}
+    names = {f"{s.id}.{suffix}" for s in chunk for suffix in sample_members(s)} | set(want)
+    try:
+        with tarfile.open(path) as tar:
+            members = tar.getmembers()
+            if {m.name for m in members} != names or len(members) != len(names):
+                return False
+            for m in members:
+                if m.name in want:
+                    f = tar.extractfile(m)
+                    if f is None or f.read() != want[m.name]:
+                        return False
+    except (OSError, tarfile.TarError):
+        return False  # missing or cut short: written again
+    return True
