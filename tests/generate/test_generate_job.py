@@ -237,3 +237,7 @@ def test_attentionhand_global_local_tas_overlays(cli, controlnet_dir, poses_dir,
     assert (out / "attention" / f"{recs[0].id}.png").exists()  # overlays for the first samples only
     assert not (out / "attention" / f"{recs[1].id}.png").exists()
     assert (out / "attention_sheet.png").exists() and (out / "contact_sheet.png").exists()
+    # restarted without TAS: no attention sheet drawn from the earlier run's strips
+    no_tas = argv[: argv.index("--tas")]
+    assert cli([*no_tas, "--limit", "1", "--sheet-rows", "1", "--overwrite"]) == 0
+    assert not (out / "attention_sheet.png").exists() and not (out / "attention").exists()

@@ -337,10 +337,15 @@ def _same_size_batches(items: list[WorkItem], job: JobConfig) -> list[list[WorkI
 
 
 def _reset_folder(out: Path) -> None:
-    """--overwrite: forget earlier records and settings (files are overwritten as they are made)."""
+    """--overwrite: forget earlier records and settings (files are overwritten as they are made).
+
+    The attention strips and shards go too: they are not overwritten by a run that makes none (no TAS,
+    no --shards), and the sheet drawn at the end would show the earlier run's strips.
+    """
     for name in ("metadata.jsonl", "handsynth_run.json", sheets.SHEET, sheets.ATTENTION_SHEET):
         (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / PARTS, ignore_errors=True)
+    for folder in (PARTS, sheets.ATTENTION_DIR, "shards"):
+        shutil.rmtree(out / folder, ignore_errors=True)
 
 
 def run_job(method: GenerationMethod, job: JobConfig, dist: Dist | None = None) -> JobResult:
