@@ -77,6 +77,17 @@ def test_workers_write_the_same_files(tmp_path):
     assert a == b
 
 
+def test_shards_rendered_out_of_order_give_the_files_of_one_run(tmp_path):
+    """--start shards into one folder, the second half first: the same files as one run, records
+    (and so the contact sheet and any training order) in sample order."""
+    cfg = config_from_args(parse([*ARGS, "--n", "4", "--out", "unused"]))
+    render_world(cfg, 4, tmp_path / "one")
+    render_world(cfg, 2, tmp_path / "shards", start=2)
+    render_world(cfg, 2, tmp_path / "shards", start=0)
+    a, b = digest(tmp_path / "one"), digest(tmp_path / "shards")
+    assert a == b
+
+
 @pytest.mark.parametrize(
     "extra, match",
     [

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, encode_file, read_dataset
+from handsynth.data import (
+    DatasetWriter,
+    atomic_write_file,
+    dataset_root,
+    encode_file,
+    read_dataset,
+    write_metadata,
+)
 from handsynth.data.folder import refuse_input_as_output
 from handsynth.errors import UserError
 from handsynth.progress import progress
@@ -84,7 +91,21 @@ def render_world(
                 writer.write(sample, files)
                 bar.update()
     bar.close()
+    _index_order(Path(out))
     return write_contact_sheet(out, rows=sheet_rows)
+
+
+def _index_order(out: Path) -> None:
+    """Rewrite ``metadata.jsonl`` in sample-index order when shards (``--start``) ran out of order.
+
+    Why: records are appended as they are made, so rendering samples 15.. before 0.. into one folder
+    gave another record order, and with it another contact sheet and another training data order,
+    than one run; the docs promise the same files however the work was split.
+    """
+    samples = read_dataset(out)
+    ordered = sorted(samples, key=lambda s: int(s.id.rpartition("_")[2]))
+    if [s.id for s in ordered] != [s.id for s in samples]:
+        write_metadata(out, ordered)
 
 
 def write_contact_sheet(folder: str | Path, rows: int = SHEET_ROWS, cell: int = 160) -> Path:
