@@ -9,6 +9,7 @@ import pytest
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
+from handsynth.errors import UserError
 from handsynth.eval.recon_eval import evaluate_recon
 from handsynth.eval.recon_io import HandEntry, pair_hands, read_hands
 from handsynth.eval.recon_metrics import (
@@ -67,6 +68,25 @@ def test_procrustes_recovers_exact_similarity_and_rejects_reflection():
 
 def per_err(a, b):
     return float(np.linalg.norm(a - b, axis=-1).mean())
+
+
+def test_a_non_finite_hand_gets_nan_errors_and_leaves_the_others_exact():
+    rng = np.random.default_rng(3)
+    gt = rng.normal(size=(3, 21, 3))
+    pred = gt * 1.5 + 0.2  # a similarity of the truth: PA error 0
+    pred[1, 4, 2] = np.nan  # before: one NaN stopped the whole batch's SVD (LinAlgError)
+    err = hand_errors(pred, gt)
+    assert np.isnan(err.pa_mpjpe[1]) and np.isnan(err.mpjpe[1])
+    np.testing.assert_allclose(err.pa_mpjpe[[0, 2]], 0.0, atol=1e-9)
+    np.testing.assert_allclose(similarity_procrustes(pred[[0, 2]], gt[[0, 2]]), gt[[0, 2]], atol=1e-9)
+
+
+def test_freihand_predictions_with_nan_are_refused_naming_the_hand(tmp_path):
+    xyz = np.zeros((3, 21, 3))
+    xyz[2, 0, 0] = np.nan
+    (tmp_path / "pred.json").write_text(json.dumps([xyz.tolist(), []]))  # json writes NaN as NaN
+    with pytest.raises(UserError, match=r"pred.json: 1 of 3 hands hold NaN.*first: hand 2"):
+        read_hands(tmp_path / "pred.json")
 
 
 def test_translated_copy_gives_zero_root_relative_error_and_offset_gives_known_error():

@@ -50,6 +50,20 @@ def test_decide_keeps_and_rejects_exactly_as_the_thresholds_say():
     assert d2.kept == {"v": True} and set(d2.applied) == {"mpjpe", "pa_mpjpe"}
 
 
+def test_a_nan_prediction_is_rejected_and_left_out_of_percentiles_and_histograms(tmp_path):
+    scores = _scores([("ok", "right", 1.0, 1.0, 1.0, 1.0), ("nan", "right", *[float("nan")] * 4)])
+    scores.pred_joints = scores.pred_joints.copy()
+    scores.pred_joints[1] = np.nan
+    d = ef.decide(scores, {"mpjpe": 25.0})
+    assert d.kept == {"ok": True, "nan": False} and d.failures["nan"] == [("right", "mpjpe")]
+    th, _ = ef.resolve_thresholds(100.0, {}, scores)  # the 100th percentile of the finite errors
+    assert th["mpjpe"] == 1.0
+    assert ef._worst_rejects(scores, d, 5) == []  # nothing to draw for a prediction that is not a hand
+    from handsynth.eval.plots import histogram_plot
+
+    assert histogram_plot([1.0, float("nan"), float("inf")], "t", "mm", 2.0).size == (480, 300)
+
+
 def test_thresholds_from_presets_flags_and_percentiles():
     th, src = ef.resolve_thresholds("ho3d", {"mpjpe": 40.0, "mpvpe": None})
     assert th == {"mpjpe": 40.0, "mpvpe": 50.0, "pa_mpjpe": 20.0, "pa_mpvpe": 20.0} and "ho3d" in src

@@ -136,8 +136,10 @@ def histogram_plot(
     bins: int = 30,
     size: tuple[int, int] = (480, 300),
 ) -> Image.Image:
-    """Bar histogram of ``values`` with an optional vertical threshold line (bars above it in red)."""
+    """Bar histogram of ``values`` with an optional vertical threshold line (bars above it in red);
+    NaN and infinite values are left out."""
     v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
     w, h = size
     left, right, top, bottom = 50, 16, 30, 44
     img = Image.new("RGB", size, "white")

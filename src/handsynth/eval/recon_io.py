@@ -67,6 +67,14 @@ def _read_freihand(path: Path) -> list[HandEntry]:
         raise UserError(f"{path}: joints must be N×21×3, got shape {xyz.shape}")
     if verts is not None and (verts.ndim != 3 or verts.shape[0] != xyz.shape[0] or verts.shape[2] != 3):
         raise UserError(f"{path}: vertices must be N×V×3 with N={xyz.shape[0]}, got shape {verts.shape}")
+    bad = np.flatnonzero(~np.isfinite(xyz).all(axis=(1, 2)))
+    if verts is not None:
+        bad = np.union1d(bad, np.flatnonzero(~np.isfinite(verts).all(axis=(1, 2))))
+    if len(bad):
+        raise UserError(
+            f"{path}: {len(bad)} of {len(xyz)} hands hold NaN or infinite coordinates (first: hand {int(bad[0])}, "
+            "0-based); a diverged model? Score only finite predictions"
+        )
     return [
         HandEntry(f"{i:08d}", "right", xyz[i], None if verts is None else verts[i], keyed=False)
         for i in range(xyz.shape[0])

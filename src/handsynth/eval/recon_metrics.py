@@ -23,10 +23,17 @@ F_THRESHOLDS_M = (0.005, 0.015)
 def similarity_procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Align ``pred`` (B, N, 3) to ``gt`` with the best similarity transform (Umeyama, no reflection).
 
-    Returns the aligned prediction. Minimises ||s R x + t - y||² per batch item.
+    Returns the aligned prediction. Minimises ||s R x + t - y||² per batch item. An item holding NaN or
+    infinity comes back all NaN (its error is NaN) instead of stopping the batch's SVD.
     """
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
+    finite = np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))
+    if not finite.all():
+        out = np.full(np.broadcast_shapes(pred.shape, gt.shape), np.nan)
+        if finite.any():
+            out[finite] = similarity_procrustes(pred[finite], gt[finite])
+        return out
     mu_p = pred.mean(axis=1, keepdims=True)
     mu_g = gt.mean(axis=1, keepdims=True)
     x = pred - mu_p

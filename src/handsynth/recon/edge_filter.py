@@ -122,6 +122,12 @@ def score_hands(
     if err.mpvpe is not None:
         errors["mpvpe"] = err.mpvpe * 1000.0
         errors["pa_mpvpe"] = err.pa_mpvpe * 1000.0
+    broken = [keys[i] for i in np.flatnonzero(~np.isfinite(pj).all(axis=(1, 2)))]
+    if broken:  # their errors are NaN: rejected by decide, left out of percentiles and histograms
+        notes.append(
+            f"{len(broken)} hands got a NaN or infinite prediction from the estimator (first: record "
+            f"{broken[0][0]}, {broken[0][1]}): they are rejected and left out of the error statistics"
+        )
     return HandScores(keys, errors, pj, gj, notes, seconds)
 
 
@@ -150,7 +156,7 @@ def resolve_thresholds(
                 "percentile of the estimator's errors on real data"
             )
         for m, v in reference.errors.items():
-            out[m] = float(np.percentile(v, preset))
+            out[m] = float(np.nanpercentile(v, preset))
         source.append(f"{preset:g}th percentile of the estimator's errors on the reference set")
     overrides = {m: float(v) for m, v in explicit.items() if v is not None}
     out.update(overrides)
@@ -223,12 +229,13 @@ class Decision:
 
 
 def decide(scores: HandScores, thresholds: dict[str, float]) -> Decision:
-    """Reject a record when any of its hands has any error strictly above its threshold."""
+    """Reject a record when any of its hands has any error strictly above its threshold (or NaN: a
+    prediction that is not a hand cannot vouch for its image)."""
     applied = {m: t for m, t in thresholds.items() if m in scores.errors}
     kept: dict[str, bool] = {}
     failures: dict[str, list[tuple[str, str]]] = {}
     for i, (rid, side) in enumerate(scores.keys):
-        bad = [(side, m) for m, t in applied.items() if scores.errors[m][i] > t]
+        bad = [(side, m) for m, t in applied.items() if not scores.errors[m][i] <= t]
         failures.setdefault(rid, []).extend(bad)
         kept[rid] = kept.get(rid, True) and not bad
     return Decision(kept, failures, applied)
@@ -265,10 +272,10 @@ def filter_dataset(
 
 
 def _worst_rejects(scores: HandScores, decision: Decision, k: int) -> list[int]:
-    """Rejected hands, worst first by their largest error/threshold ratio."""
+    """Rejected hands with a finite prediction, worst first by their largest error/threshold ratio."""
     ratios = []
     for i, (rid, _) in enumerate(scores.keys):
-        if decision.kept[rid]:
+        if decision.kept[rid] or not np.isfinite(scores.pred_joints[i]).all():
             continue
         r = max(scores.errors[m][i] / max(t, 1e-9) for m, t in decision.applied.items())
         ratios.append((r, i))
@@ -346,7 +353,7 @@ def write_filter_report(
         "notes": scores.notes,
         "error_stats_mm": {
             m: {
-                q: float(np.percentile(v, p))
+                q: float(np.nanpercentile(v, p))
                 for q, p in (("p50", 50), ("p90", 90), ("p95", 95), ("max", 100))
             }
             for m, v in scores.errors.items()
