@@ -113,6 +113,20 @@ def test_render_rejects_unknown_map(tmp_path, capsys):
     assert "foo" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+def test_size_on_a_non_square_record_says_it_stretches(rendered, tmp_path, capsys):
+    rec = json.loads((rendered / "poses.jsonl").read_text().splitlines()[0])
+    rec["width"] = 192  # 192x128: --size 64 scales x by 1/3 and y by 1/2
+    (tmp_path / "wide.jsonl").write_text(json.dumps(rec) + "\n")
+    capsys.readouterr()
+    argv = ["render", "--in", str(tmp_path / "wide.jsonl"), "--out", str(tmp_path / "ds"), "--maps", "seg"]
+    assert main([*argv, "--size", "64"]) == 0
+    err = capsys.readouterr().err
+    assert f"1 of 1 records are not square (e.g. {rec['id']}, 192x128): --size 64 stretches" in err
+    (s,) = read_dataset(tmp_path / "ds")
+    assert (s.width, s.height) == (64, 64) and s.K[0][0] == pytest.approx(rec["camera"]["K"][0][0] / 3)
+    assert s.K[1][1] == pytest.approx(rec["camera"]["K"][1][1] / 2)  # the labels follow the stretch
+
+
 def test_local_crop_is_padded_by_the_record_size_not_the_crop_size():
     """A 64 px record with local maps at 128 px: pixels of the crop outside the 64 px image are zero."""
     from handsynth.data import Sample

@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--size",
         type=cli_args.image_side,
         default=None,
-        help="square output size (default: each record's own)",
+        help="square output size (default: each record's own); non-square records are stretched to it, "
+        "labels and K with them (a note says how many)",
     )
     p.add_argument(
         "--maps",

@@ -79,6 +79,16 @@ def render_dataset(
         renderer.check_record(scale_sample(s, size, size) if size is not None else s)
     refuse_input_as_output(out, root_in, "rendered dataset")
     writer = DatasetWriter(out, config=config, overwrite=overwrite, lock=True)
+    stretched = [s for s in samples if size is not None and s.width != s.height]
+    if stretched:  # said before the work starts, so a user who wanted square crops can stop it
+        first = stretched[0]
+        print(
+            f"handsynth: note: {len(stretched)} of {len(samples)} records are not square (e.g. {first.id}, "
+            f"{first.width}x{first.height}): --size {size} stretches their photos and maps to {size}x{size} "
+            "(the labels and K follow the stretch exactly, but hands look squashed); crop them square first "
+            "to keep the hands' proportions",
+            file=sys.stderr,
+        )
     rows, captions = [], []
     todo = [s for s in samples if not writer.has(s.id)]
     done = len(samples) - len(todo)  # a resumed run counts on from what is there (the rate: new work only)
