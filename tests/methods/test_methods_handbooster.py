@@ -427,20 +427,30 @@ def test_resume_continues_the_same_run_with_ema_every_10(hb_data, tmp_path):
 
 
 def test_ema_updates_only_every_n_steps(hb_data, tmp_path):
-    """9 steps with ema_update_every=10: the EMA never stepped, so the saved weights are the initial ones;
-    with every step the saved weights moved."""
+    """9 steps with ema_update_every=10: diffusers' reading never steps the EMA (the saved weights are the
+    initial ones) and with every step they moved; the released ema_pytorch reading (HandBooster's
+    default) updates after step 1 only, a copy: the saved weights are those of a 1-step run."""
     from handsynth.diffusion.training import run_training
 
     saved = {}
-    for every in (10, 1):
+    for name, steps, ema, every, warmup in (
+        ("diffusers10", 9, True, 10, "diffusers"),
+        ("diffusers1", 9, True, 1, "diffusers"),
+        ("released10", 9, True, 10, "ema_pytorch"),
+        ("one_step", 1, False, 1, "diffusers"),
+    ):
         cfg = tiny_config()
-        cfg.train.max_steps, cfg.train.ema, cfg.train.ema_update_every = 9, True, every
-        run_training(HandBoosterTask(cfg, hb_data), cfg.train, tmp_path / str(every), resume=None)
-        saved[every] = HandBoosterModel.load(tmp_path / str(every), cfg).state_dict()
+        cfg.train.max_steps, cfg.train.ema, cfg.train.ema_update_every = steps, ema, every
+        cfg.train.ema_warmup = warmup
+        run_training(HandBoosterTask(cfg, hb_data), cfg.train, tmp_path / name, resume=None)
+        saved[name] = HandBoosterModel.load(tmp_path / name, cfg).state_dict()
     torch.manual_seed(tiny_config().train.seed)
     initial = HandBoosterModel(tiny_config()).state_dict()
-    assert all(torch.equal(saved[10][k], initial[k]) for k in initial)
-    assert not all(torch.equal(saved[1][k], initial[k]) for k in initial)
+    assert tiny_config().train.ema_warmup == "ema_pytorch"
+    assert all(torch.equal(saved["diffusers10"][k], initial[k]) for k in initial)
+    assert not all(torch.equal(saved["diffusers1"][k], initial[k]) for k in initial)
+    assert all(torch.equal(saved["released10"][k], saved["one_step"][k]) for k in initial)
+    assert not all(torch.equal(saved["released10"][k], initial[k]) for k in initial)
 
 
 def test_a_left_hand_is_generated_as_the_mirror_of_its_right_hand_twin(hb_data, tmp_path):

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from handsynth.data.folder import truncate_step_log
+from handsynth.diffusion.ema import EMA_WARMUPS, ema_due, make_ema
 from handsynth.errors import UserError
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class TrainConfig:
     ema: bool = False
     ema_decay: float = 0.9999
     ema_update_every: int = 1  # optimiser steps between EMA updates (HandBooster: 10)
+    ema_warmup: str = (
+        "diffusers"  # diffusers | ema_pytorch (HandBooster's released trainer) | none (diffusion/ema.py)
+    )
     seed: int = 0
     checkpoint_every: int = 500
     checkpoints_total_limit: int | None = 3
@@ -205,6 +209,10 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
 
     out = Path(out)
     log_with = resolve_tracker(cfg.tracker)
+    if cfg.ema and cfg.ema_warmup not in EMA_WARMUPS:
+        raise UserError(
+            f"train.ema_warmup {cfg.ema_warmup!r} is unknown; choose from {', '.join(EMA_WARMUPS)}"
+        )
     resume_from: Path | None = None
     if resume == "auto":
         resume_from = latest_checkpoint(out)
@@ -254,9 +262,9 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
     accelerator.register_for_checkpointing(state)
     ema = None
     if cfg.ema:
-        from diffusers.training_utils import EMAModel
-
-        ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=cfg.ema_decay)
+        ema = make_ema(
+            accelerator.unwrap_model(model).parameters(), cfg.ema_decay, cfg.ema_update_every, cfg.ema_warmup
+        )
         accelerator.register_for_checkpointing(ema)
 
     if resume_from is not None:
@@ -311,7 +319,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
             if not accelerator.sync_gradients:
                 continue
             state.step += 1
-            if ema is not None and state.step % max(cfg.ema_update_every, 1) == 0:
+            if ema is not None and ema_due(state.step, cfg.ema_update_every, cfg.ema_warmup):
                 ema.step(accelerator.unwrap_model(model).parameters())
             if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
                 mean_loss = accelerator.gather(loss.detach().reshape(1)).float().mean().item()

@@ -81,7 +81,8 @@ class ValidationConfig:
 
 
 def paper_train_config() -> TrainConfig:
-    """The paper's optimiser (Sec. 4.1): Adam (0.9, 0.99), lr 8e-5, clip 1, EMA 0.995 every 10 steps."""
+    """The paper's optimiser (Sec. 4.1): Adam (0.9, 0.99), lr 8e-5, clip 1, EMA 0.995 every 10 steps,
+    with the released trainer's EMA warm-up (ema_pytorch: a copy for 100 steps, then a ramp)."""
     return TrainConfig(
         learning_rate=8e-5,
         adam_beta1=0.9,
@@ -91,6 +92,7 @@ def paper_train_config() -> TrainConfig:
         ema=True,
         ema_decay=0.995,
         ema_update_every=10,
+        ema_warmup="ema_pytorch",
     )
 
 
