@@ -81,6 +81,21 @@ def test_a_non_finite_hand_gets_nan_errors_and_leaves_the_others_exact():
     np.testing.assert_allclose(similarity_procrustes(pred[[0, 2]], gt[[0, 2]]), gt[[0, 2]], atol=1e-9)
 
 
+def test_a_non_finite_hand_with_vertices_gets_nan_errors_and_f_scores_and_leaves_the_others_exact():
+    rng = np.random.default_rng(4)
+    gj, gv = rng.normal(scale=0.05, size=(3, 21, 3)), rng.normal(scale=0.05, size=(3, 40, 3))
+    pj, pv = gj * 1.5 + 0.2, gv * 1.5 + 0.2
+    pj[1, 4, 2] = pv[1, 7, 0] = np.nan  # before: scipy's k-d tree stopped the F-scores ('must be finite')
+    err = hand_errors(pj, gj, pv, gv)
+    assert np.isnan(err.pa_mpvpe[1]) and np.isnan(err.mpvpe[1])
+    np.testing.assert_allclose(err.pa_mpvpe[[0, 2]], 0.0, atol=1e-9)
+    for t in err.f_scores:
+        assert np.isnan(err.f_scores[t][1]) and np.isnan(err.rr_f_scores[t][1])
+        np.testing.assert_allclose(err.f_scores[t][[0, 2]], 1.0)  # PA-aligned: every point exact
+        rr = hand_errors(pj[[0, 2]], gj[[0, 2]], pv[[0, 2]], gv[[0, 2]]).rr_f_scores[t]
+        np.testing.assert_allclose(err.rr_f_scores[t][[0, 2]], rr)
+
+
 def test_freihand_predictions_with_nan_are_refused_naming_the_hand(tmp_path):
     xyz = np.zeros((3, 21, 3))
     xyz[2, 0, 0] = np.nan

@@ -139,6 +139,35 @@ def test_corrupted_record_is_rejected_and_faithful_one_kept(trained, tmp_path, s
     assert (tmp_path / "none" / "metadata.jsonl").exists() and read_dataset(tmp_path / "none") == []
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_broken_prediction_of_a_real_estimator_is_scored_nan_with_vertices(
+    trained, standin_models, monkeypatch, bad
+):
+    """score_hands on the estimator's own hand model (vertex metrics and F-scores computed): a hand
+    predicted NaN or infinite gets NaN errors (before: scipy's k-d tree stopped the run, or an infinite
+    MPJPE reached the percentiles and the report) and the other hand keeps its score."""
+    real, run, gen = trained
+    real_predict = ef.predict_dataset
+
+    def predict(est, data, **kw):
+        keys, pred = real_predict(est, data, **kw)
+        i = keys.index(("corrupted", "right"))
+        pred["joints"][i, 5, 1] = bad
+        pred["verts"][i, 9, 0] = bad
+        return keys, pred
+
+    est = ReconEstimator.from_checkpoint(run)
+    good = ef.score_hands(est, gen, show_progress=False)
+    monkeypatch.setattr(ef, "predict_dataset", predict)
+    scores = ef.score_hands(est, gen, show_progress=False)
+    i = scores.keys.index(("corrupted", "right"))
+    assert set(scores.errors) == set(ef.METRICS)
+    for m, v in scores.errors.items():
+        assert np.isnan(v[i]), m
+        np.testing.assert_allclose(np.delete(v, i), np.delete(good.errors[m], i))
+    assert any("NaN or infinite" in n for n in scores.notes)
+
+
 def test_percentile_preset_uses_the_reference_errors(trained, tmp_path, standin_models):
     real, run, gen = trained
     out = tmp_path / "kept"

@@ -94,7 +94,15 @@ def nearest_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def f_score(pred: np.ndarray, gt: np.ndarray, threshold: float) -> np.ndarray:
-    """Per-sample F-score at ``threshold`` metres between point sets (B, N, 3) and (B, M, 3)."""
+    """Per-sample F-score at ``threshold`` metres between point sets (B, N, 3) and (B, M, 3); NaN for a
+    sample holding NaN or infinity (as its Procrustes errors), instead of stopping the batch's k-d trees."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    finite = np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))
+    if not finite.all():
+        out = np.full(len(finite), np.nan)
+        if finite.any():
+            out[finite] = f_score(pred[finite], gt[finite], threshold)
+        return out
     precision = (nearest_distances(pred, gt) < threshold).mean(axis=1)
     recall = (nearest_distances(gt, pred) < threshold).mean(axis=1)
     denom = precision + recall

@@ -122,7 +122,10 @@ def score_hands(
     if err.mpvpe is not None:
         errors["mpvpe"] = err.mpvpe * 1000.0
         errors["pa_mpvpe"] = err.pa_mpvpe * 1000.0
-    broken = [keys[i] for i in np.flatnonzero(~np.isfinite(pj).all(axis=(1, 2)))]
+    broken_rows = np.flatnonzero(~np.isfinite(pj).all(axis=(1, 2)))
+    for v in errors.values():  # NaN, not an infinite MPJPE: rejected by decide, left out of percentiles
+        v[broken_rows] = np.nan
+    broken = [keys[i] for i in broken_rows]
     if broken:  # their errors are NaN: rejected by decide, left out of percentiles and histograms
         notes.append(
             f"{len(broken)} hands got a NaN or infinite prediction from the estimator (first: record "
