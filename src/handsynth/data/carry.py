@@ -33,7 +33,9 @@ def carry_files(
             continue
         if rel.lower().endswith(LINKABLE_SUFFIXES):
             target = src.resolve()
-            if dst.is_symlink() and Path(os.readlink(dst)) == target:
+            if (
+                Path(os.path.realpath(dst)) == target
+            ):  # this very link, or the input's photo is the file there
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(f".{dst.name}.link.tmp")
