@@ -97,3 +97,19 @@ def test_world_photo_of_an_absolute_pose_record_keeps_its_joints(tmp_path, mano_
     assert main(args) == 0
     (photo,) = read_dataset(tmp_path / "w")
     np.testing.assert_allclose(photo.hands[0].joints_3d, records[0].hands[0].joints_3d, atol=1e-5)
+
+
+def test_recon_ground_truth_vertices_of_an_absolute_pose_hand_are_its_true_mesh(tmp_path, mano_dir):
+    """recon evaluate and filter pose each record's vertices (MPVPE, PA-MPVPE, F-scores) with the
+    estimator's hand models, built with the mean pose; an absolute pose got that mean a second time."""
+    from fixtures.mano_standin import tight_bbox
+
+    from handsynth.hand import load_hand_model
+    from handsynth.recon.evaluate import gt_vertices
+
+    records, truth = _imported(tmp_path, mano_dir)
+    models = {s: load_hand_model("mano", side=s, model_dir=mano_dir) for s in ("right", "left")}
+    verts = gt_vertices(records, models, "mano")
+    for r in records:
+        box = tight_bbox(verts[(r.id, "right")], np.asarray(r.K))
+        np.testing.assert_allclose(box, truth[f"train/ABF10/{r.id[-4:]}"]["bbox"], atol=0.05)

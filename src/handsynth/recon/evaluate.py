@@ -26,12 +26,17 @@ from handsynth.recon.predict import ReconEstimator, predict_dataset, write_freih
 def gt_vertices(
     samples: list, hand_models: dict[str, nn.Module], model_name: str, batch_size: int = 64
 ) -> dict[tuple[str, str], np.ndarray] | None:
-    """Camera-frame vertices of every hand from its parameters, or None if a record uses another model."""
+    """Camera-frame vertices of every hand from its parameters, or None if a record uses another model.
+
+    ``hand_models`` add their mean pose (``flat_hand_mean`` False): a record's absolute ``hand_pose``
+    (``source.flat_hand_mean``, e.g. HO3D) has it subtracted first, so its mean is not added twice.
+    """
     if any(h.model != model_name for s in samples for h in s.hands):
         return None
     out = {}
     for side, m in hand_models.items():
         hands = [(s.id, h) for s in samples for h in s.hands if h.side == side]
+        flat = {s.id for s in samples if s.flat_hand_mean}
         buf = next(iter(m.buffers()), None)
         device = buf.device if buf is not None else torch.device("cpu")
         for i in range(0, len(hands), batch_size):
@@ -40,10 +45,15 @@ def gt_vertices(
             def t(name: str, chunk: list = chunk, device: torch.device = device) -> torch.Tensor:
                 return torch.tensor([getattr(h, name) for _, h in chunk], dtype=torch.float32, device=device)
 
+            pose = t("hand_pose")
+            absolute = torch.tensor([sid in flat for sid, _ in chunk], device=device)
+            mean = getattr(m, "hand_mean", None)
+            if mean is not None and absolute.any():
+                pose = torch.where(absolute[:, None], pose - mean.to(pose), pose)
             with torch.no_grad():
                 res = m(
                     global_orient=t("global_orient"),
-                    hand_pose=t("hand_pose"),
+                    hand_pose=pose,
                     betas=t("betas"),
                     transl=t("transl"),
                 )
