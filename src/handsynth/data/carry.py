@@ -33,9 +33,8 @@ def carry_files(
             continue
         if rel.lower().endswith(LINKABLE_SUFFIXES):
             target = src.resolve()
-            if (
-                Path(os.path.realpath(dst)) == target
-            ):  # this very link, or the input's photo is the file there
+            # this very link, or the input's photo is the file there (replacing it would loop the link)
+            if Path(os.path.realpath(dst)) == target:
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(f".{dst.name}.link.tmp")

@@ -81,22 +81,27 @@ def _read_freihand(path: Path) -> list[HandEntry]:
     ]
 
 
-def record_vertices(hands: list, mano_dir: str | Path | None, notes: list[str]) -> list[np.ndarray | None]:
+def record_vertices(
+    hands: list, mano_dir: str | Path | None, notes: list[str], absolute: list[bool] | None = None
+) -> list[np.ndarray | None]:
     """Vertices of record hands from their parameters through the hand model they name.
 
-    A hand keeps its vertices only if the model's joints reproduce its ``joints_3d`` within 2 mm, so
-    vertices are never paired with labels made under another convention; the rest get None (+ a note).
+    ``absolute[i]``: hand i's record holds an absolute ``hand_pose`` (``source.flat_hand_mean``, e.g.
+    HO3D), posed by a model that adds no mean. A hand keeps its vertices only if the model's joints
+    reproduce its ``joints_3d`` within 2 mm, so vertices are never paired with labels made under another
+    convention; the rest get None (+ a note).
     """
     import torch
 
     out: list[np.ndarray | None] = [None] * len(hands)
-    groups: dict[tuple[str, str], list[int]] = {}
+    flags = absolute if absolute is not None else [False] * len(hands)
+    groups: dict[tuple[str, str, bool], list[int]] = {}
     for i, h in enumerate(hands):
-        groups.setdefault((h.model, h.side), []).append(i)
+        groups.setdefault((h.model, h.side, bool(flags[i])), []).append(i)
     bad = 0
-    for (kind, side), idx in groups.items():
+    for (kind, side, flat), idx in groups.items():
         try:
-            model = load_hand_model(kind, side, model_dir=mano_dir)
+            model = load_hand_model(kind, side, model_dir=mano_dir, flat_hand_mean=flat)
         except UserError as err:
             notes.append(f"no vertices for {kind} {side} hands: {err}")
             continue
@@ -134,7 +139,9 @@ def _read_records(
     samples = read_dataset(path)
     flat = [(s, h) for s in samples for h in s.hands]
     verts = (
-        record_vertices([h for _, h in flat], mano_dir, notes) if vertices and flat else [None] * len(flat)
+        record_vertices([h for _, h in flat], mano_dir, notes, [s.flat_hand_mean for s, _ in flat])
+        if vertices and flat
+        else [None] * len(flat)
     )
     return [
         HandEntry(
