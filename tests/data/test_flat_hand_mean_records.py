@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from fixtures.ho3d import write_ho3d
 from PIL import Image
 
@@ -130,3 +131,35 @@ def test_evaluate_recon_poses_the_vertices_of_an_absolute_pose_record(tmp_path, 
     for h in hands:
         box = tight_bbox(h.verts, K[h.sample_id])
         np.testing.assert_allclose(box, truth[f"train/ABF10/{h.sample_id[-4:]}"]["bbox"], atol=0.05)
+
+
+def test_pose_vectors_compare_absolute_and_relative_poses_in_one_convention(tmp_path, mano_dir, capsys):
+    """FPS and cross-sampling compare joint quaternions: an HO3D record (absolute pose) next to the same
+    hand written relative to the mean must give the same vector, else cross-sampling weighs synthetic
+    (relative) grasps against real HO3D poses in another convention."""
+    import copy
+
+    from handsynth.errors import UserError
+    from handsynth.hand import load_hand_model
+    from handsynth.poses.features import pose_vector
+
+    records, _ = _imported(tmp_path, mano_dir)
+    r = next(s for s in records if s.extra.get("objects"))
+    mean = load_hand_model("mano", side="right", model_dir=mano_dir).hand_mean.double().numpy()
+    assert np.abs(mean).max() > 0.1  # the stand-in's mean is far from zero: the check has teeth
+    rel = copy.deepcopy(r)
+    rel.id = r.id + "_rel"
+    rel.source = {**r.source, "flat_hand_mean": False}
+    rel.hands[0].hand_pose = (np.asarray(r.hands[0].hand_pose) - mean).tolist()
+    np.testing.assert_allclose(pose_vector(r, hand_mean=mean), pose_vector(rel), atol=1e-12)
+    with pytest.raises(UserError, match=f"record {r.id} holds an absolute hand_pose"):
+        pose_vector(r)
+    # the command loads the mean itself (--mano-dir); a relative and an absolute copy compare as equal
+    for name, rec in (("real", r), ("syn", rel)):
+        (tmp_path / "ho3d" / f"{name}.jsonl").write_text(json.dumps(rec.to_dict()) + "\n")
+    out = tmp_path / "picks"
+    argv = ["poses", "cross-sample", "--synthetic", str(tmp_path / "ho3d/syn.jsonl"), "--n", "1"]
+    argv += ["--real", str(tmp_path / "ho3d/real.jsonl"), "--out", str(out)]
+    assert main([*argv, "--mano-dir", str(mano_dir)]) == 0 and len(read_dataset(out)) == 1
+    assert main([*argv, "--overwrite"]) == 2  # the mean of a MANO record needs the MANO folder
+    assert "MANO_RIGHT.pkl was not found" in capsys.readouterr().err

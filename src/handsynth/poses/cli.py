@@ -53,11 +53,22 @@ def _grasp_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _vectors_by_object(samples: list[Sample], scale: float) -> dict[str, tuple[list[int], np.ndarray]]:
+def _vectors_by_object(
+    samples: list[Sample], scale: float, mano_dir: str | None = None
+) -> dict[str, tuple[list[int], np.ndarray]]:
     from handsynth.poses.features import object_name, pose_vector
+    from handsynth.poses.rigid import HandPoser
+
+    poser = HandPoser(mano_dir)  # loads a model only for records with absolute poses (their mean)
+
+    def mean(s: Sample) -> np.ndarray | None:
+        if not (s.flat_hand_mean and s.hands):
+            return None
+        h = s.hands[0]
+        return poser.model(h.model, h.side).hand_mean.double().numpy()
 
     rows: dict[str, list[int]] = defaultdict(list)
-    vecs = [pose_vector(s, scale) for s in samples]
+    vecs = [pose_vector(s, scale, mean(s)) for s in samples]
     for i, s in enumerate(samples):
         rows[object_name(s)].append(i)
     return {name: (idx, np.stack([vecs[i] for i in idx])) for name, idx in sorted(rows.items())}
@@ -68,7 +79,7 @@ def _fps(args: argparse.Namespace) -> int:
 
     _check_report(args.report)
     samples = _read(args.input, "--in")
-    groups = _vectors_by_object(samples, args.translation_scale)
+    groups = _vectors_by_object(samples, args.translation_scale, args.mano_dir)
     picked: list[Sample] = []
     report: list[tuple[str, np.ndarray, list[int]]] = []
     step = {
@@ -102,8 +113,8 @@ def _cross_sample(args: argparse.Namespace) -> int:
     _check_report(args.report)
     synthetic = _read(args.synthetic, "--synthetic")
     real = _read(args.real, "--real")
-    syn_groups = _vectors_by_object(synthetic, args.translation_scale)
-    real_groups = _vectors_by_object(real, args.translation_scale)
+    syn_groups = _vectors_by_object(synthetic, args.translation_scale, args.mano_dir)
+    real_groups = _vectors_by_object(real, args.translation_scale, args.mano_dir)
     missing = sorted(set(syn_groups) - set(real_groups))
     if missing:
         raise UserError(
@@ -261,6 +272,11 @@ def _sampling_flags(p: argparse.ArgumentParser, report_help: str) -> None:
         type=cli_args.non_negative,
         default=1.0,
         help="multiplier of the object translation (metres) in the pose vector",
+    )
+    p.add_argument(
+        "--mano-dir",
+        default=None,
+        help="MANO folder: the mean pose of mano records with absolute poses (source.flat_hand_mean)",
     )
     p.add_argument("--report", default=None, help=report_help)
     p.add_argument("--overwrite", action="store_true", help=_OVERWRITE)

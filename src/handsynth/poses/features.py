@@ -14,11 +14,16 @@ from handsynth.poses.quaternions import axis_angle_to_matrix, axis_angle_to_quat
 VECTOR_SIZE = 15 * 4 + 4 + 3
 
 
-def pose_vector(sample: Sample, translation_scale: float = 1.0) -> np.ndarray:
+def pose_vector(
+    sample: Sample, translation_scale: float = 1.0, hand_mean: np.ndarray | None = None
+) -> np.ndarray:
     """The 67-d pose vector of the record's first hand and first object (quaternions with w >= 0).
 
     ``translation_scale`` multiplies the object translation (metres): at 1 the translation is small
-    next to 16 unit quaternions and barely moves the cosine (see docs/handbooster.md).
+    next to 16 unit quaternions and barely moves the cosine (see docs/handbooster.md). Joint rotations are
+    relative to the hand model's mean pose, as most records hold them: a record with an absolute
+    ``hand_pose`` (``source.flat_hand_mean``, HO3D imports) has ``hand_mean`` (45, its model's mean)
+    subtracted, so it is compared in the same convention as the others.
     """
     if not sample.hands:
         raise UserError(f"record {sample.id} has no hand: the pose vector needs the hand's pose")
@@ -26,7 +31,15 @@ def pose_vector(sample: Sample, translation_scale: float = 1.0) -> np.ndarray:
     if not objects:
         raise UserError(f"record {sample.id} has no 'objects': the pose vector needs the object's pose")
     hand = sample.hands[0]
-    joints = axis_angle_to_quaternion(np.asarray(hand.hand_pose, dtype=np.float64).reshape(15, 3))
+    pose = np.asarray(hand.hand_pose, dtype=np.float64)
+    if sample.flat_hand_mean:
+        if hand_mean is None:
+            raise UserError(
+                f"record {sample.id} holds an absolute hand_pose (source.flat_hand_mean): its pose vector "
+                "needs the mean pose of its hand model to compare it with relative poses"
+            )
+        pose = pose - np.asarray(hand_mean, dtype=np.float64).reshape(45)
+    joints = axis_angle_to_quaternion(pose.reshape(15, 3))
     R_root = axis_angle_to_matrix(np.asarray(hand.global_orient, dtype=np.float64))
     R, t, _ = object_pose(objects[0])
     R_obj = R_root.T @ R
