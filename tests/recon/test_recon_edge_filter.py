@@ -59,6 +59,8 @@ def test_a_nan_prediction_is_rejected_and_left_out_of_percentiles_and_histograms
     th, _ = ef.resolve_thresholds(100.0, {}, scores)  # the 100th percentile of the finite errors
     assert th["mpjpe"] == 1.0
     assert ef._worst_rejects(scores, d, 5) == []  # nothing to draw for a prediction that is not a hand
+    with pytest.raises(UserError, match="no finite hand on the reference set"):
+        ef.resolve_thresholds(95.0, {}, _scores([("nan", "right", *[float("nan")] * 4)]))
     from handsynth.eval.plots import histogram_plot
 
     assert histogram_plot([1.0, float("nan"), float("inf")], "t", "mm", 2.0).size == (480, 300)

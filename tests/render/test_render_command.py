@@ -127,6 +127,17 @@ def test_size_on_a_non_square_record_says_it_stretches(rendered, tmp_path, capsy
     assert s.K[1][1] == pytest.approx(rec["camera"]["K"][1][1] / 2)  # the labels follow the stretch
 
 
+def test_size_with_a_missing_photo_is_refused_before_any_output(rendered, tmp_path, capsys):
+    rec = json.loads((rendered / "poses.jsonl").read_text().splitlines()[0])
+    rec["file_name"] = "images/gone.png"  # carried links skip a missing photo; a resize cannot
+    (tmp_path / "p.jsonl").write_text(json.dumps(rec) + "\n")
+    argv = ["render", "--in", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "ds"), "--maps", "seg"]
+    assert main([*argv, "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert f"record {rec['id']}: its photo" in err and "gone.png does not exist" in err
+    assert not (tmp_path / "ds").exists()
+
+
 def test_local_crop_is_padded_by_the_record_size_not_the_crop_size():
     """A 64 px record with local maps at 128 px: pixels of the crop outside the 64 px image are zero."""
     from handsynth.data import Sample

@@ -159,6 +159,11 @@ def resolve_thresholds(
                 "percentile of the estimator's errors on real data"
             )
         for m, v in reference.errors.items():
+            if not np.isfinite(v).any():
+                raise UserError(
+                    f"the estimator predicted no finite hand on the reference set, so there is no {m} "
+                    f"percentile to use as a threshold; check the estimator on real data (or pass --max-* values)"
+                )
             out[m] = float(np.nanpercentile(v, preset))
         source.append(f"{preset:g}th percentile of the estimator's errors on the reference set")
     overrides = {m: float(v) for m, v in explicit.items() if v is not None}

@@ -12,6 +12,7 @@ from PIL import Image
 from handsynth.data import DatasetWriter, atomic_write_file, dataset_root, read_dataset
 from handsynth.data.carry import carry_files
 from handsynth.data.folder import refuse_input_as_output
+from handsynth.data.images import load_rgb
 from handsynth.data.records import LocalCrop, Sample
 from handsynth.errors import UserError
 from handsynth.progress import progress
@@ -22,10 +23,10 @@ from handsynth.viz import contact_sheet
 DEFAULT_SHEET_ROWS = 8
 
 
-def _resized_photo(path: Path, size: int) -> np.ndarray:
-    """The record's photo at the rendered size (the labels were scaled with it)."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
+def _resized_photo(path: Path, size: int, where: str) -> np.ndarray:
+    """The record's photo at the rendered size (the labels were scaled with it); a missing or broken file
+    is one sentence naming the record."""
+    return np.asarray(load_rgb(path, where).resize((size, size), Image.BICUBIC))
 
 
 def _scaled(sample: Sample, size: int) -> Sample:
@@ -77,6 +78,12 @@ def render_dataset(
     )
     for s in samples:  # every record is checked before anything is written
         renderer.check_record(scale_sample(s, size, size) if size is not None else s)
+        resized = size is not None and s.file_name and (s.width, s.height) != (size, size)
+        if resized and not (root_in / s.file_name).is_file():  # resized, not linked: it must be there
+            raise UserError(
+                f"record {s.id}: its photo {root_in / s.file_name} does not exist, so --size {size} "
+                "cannot resize it; fix file_name or render without --size"
+            )
     refuse_input_as_output(out, root_in, "rendered dataset")
     writer = DatasetWriter(out, config=config, overwrite=overwrite, lock=True)
     stretched = [s for s in samples if size is not None and s.width != s.height]
@@ -102,7 +109,9 @@ def render_dataset(
         if resized:  # maps the input had are at its old size: only the ones just rendered stay
             sample.conditions = {k: v for k, v in sample.conditions.items() if k in maps}
             if sample.file_name:
-                files[sample.file_name] = _resized_photo(root_in / sample.file_name, size)
+                files[sample.file_name] = _resized_photo(
+                    root_in / sample.file_name, size, f"record {sample.id}"
+                )
         # the photo and the maps the input already had stay readable from the output (linked)
         files = {**carry_files(sample, root_in, writer.root, skip=files), **files}
         writer.write(sample, files)
