@@ -112,3 +112,22 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Every module that binds load_hand_model_for at import (``from handsynth.recon.model import ...``).
+HAND_MODEL_USERS = ("model", "predict", "evaluate", "edge_filter", "train")
+
+
+def use_standin_hand_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every recon module build the stand-in hands. The modules are imported before any is
+    patched: one imported while ``model`` is patched would bind the stand-in for good (monkeypatch then
+    restores the stand-in it found), and a later test with the real OpenHand model would get it."""
+    import importlib
+
+    modules = [importlib.import_module(f"handsynth.recon.{m}") for m in HAND_MODEL_USERS]
+
+    def load(cfg, side="right"):
+        return StandInLeft() if side == "left" else StandInHand()
+
+    for module in modules:
+        monkeypatch.setattr(module, "load_hand_model_for", load)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from recon_helpers import StandInHand, StandInLeft, make_dataset, tiny_config
+from recon_helpers import StandInHand, make_dataset, tiny_config, use_standin_hand_models
 
 from handsynth.cli import main
 from handsynth.data import read_dataset
@@ -84,11 +84,7 @@ def test_thresholds_from_presets_flags_and_percentiles():
 
 @pytest.fixture
 def standin_models(monkeypatch):
-    def load(cfg, side="right"):
-        return StandInLeft() if side == "left" else StandInHand()
-
-    for mod in ("predict", "model", "evaluate", "edge_filter"):
-        monkeypatch.setattr(f"handsynth.recon.{mod}.load_hand_model_for", load)
+    use_standin_hand_models(monkeypatch)
 
 
 @pytest.fixture(scope="module")

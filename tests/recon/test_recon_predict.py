@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from recon_helpers import StandInHand, StandInLeft, make_dataset, tiny_config
+from recon_helpers import StandInHand, StandInLeft, make_dataset, tiny_config, use_standin_hand_models
 from torch import nn
 
 from handsynth.cli import main
@@ -90,12 +90,7 @@ def checkpoint(data, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def standin_models(monkeypatch):
-    def load(cfg, side="right"):
-        return StandInLeft() if side == "left" else StandInHand()
-
-    monkeypatch.setattr("handsynth.recon.predict.load_hand_model_for", load)
-    monkeypatch.setattr("handsynth.recon.model.load_hand_model_for", load)
-    monkeypatch.setattr("handsynth.recon.evaluate.load_hand_model_for", load)
+    use_standin_hand_models(monkeypatch)
 
 
 def test_cli_predict_writes_freihand_layout(data, checkpoint, tmp_path, standin_models, capsys) -> None:
