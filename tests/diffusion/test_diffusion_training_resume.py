@@ -125,7 +125,7 @@ def test_a_run_stopped_before_its_first_checkpoint_logs_each_step_once(tmp_path)
 
     run_training(ToyTask(), _cfg(0), run, resume="auto")
     assert _steps(run / TRAIN_LOG) == list(range(1, 9))
-    assert _steps(run / "logs" / "process_0.jsonl") == [*range(8), None]  # None: the final digest line
+    assert _steps(run / "logs" / "process_0.jsonl") == [*range(8), 8]  # 8: the final digest line
 
 
 def test_a_resumed_run_logs_the_steps_after_its_checkpoint_once(tmp_path):
@@ -135,7 +135,18 @@ def test_a_resumed_run_logs_the_steps_after_its_checkpoint_once(tmp_path):
         run_training(ToyTask(die_at=5), _cfg(3), run, resume=None)
     run_training(ToyTask(), _cfg(3), run, resume="auto")
     assert _steps(run / TRAIN_LOG) == list(range(1, 9))
-    assert _steps(run / "logs" / "process_0.jsonl") == [*range(8), None]
+    assert _steps(run / "logs" / "process_0.jsonl") == [*range(8), 8]
+
+
+def test_a_finished_run_rerun_from_an_earlier_checkpoint_keeps_one_final_digest(tmp_path):
+    """8 steps with checkpoints at 3 and 6: a rerun resumes at 6, takes steps 7 and 8 again and writes
+    its digest; the first run's digest line (after step 8) must go with the steps it followed."""
+    run = tmp_path / "run"
+    run_training(ToyTask(), _cfg(3), run, resume=None)
+    run_training(ToyTask(), _cfg(3), run, resume="auto")
+    lines = [json.loads(x) for x in (run / "logs" / "process_0.jsonl").read_text().splitlines()]
+    assert [x.get("step") for x in lines] == [*range(8), 8]
+    assert sum("final_params_sha256" in x for x in lines) == 1
 
 
 def test_a_run_killed_while_validating_validates_that_step_on_the_rerun(tmp_path):

@@ -350,7 +350,8 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
     digest = params_digest(unwrapped)
     if rank_log is not None:
         with open(rank_log, "a") as f:
-            f.write(json.dumps({"final_params_sha256": digest}) + "\n")
+            # with its step, so a rerun that resumes before it (and takes the steps again) cuts it
+            f.write(json.dumps({"step": state.step, "final_params_sha256": digest}) + "\n")
     if main:
         if ema is not None:
             ema.store(unwrapped.parameters())
