@@ -35,6 +35,9 @@ def test_prompts_tag_caption_flow(dataset, capsys):
     assert all("hand_token_indices" not in r.extra for r in recs)  # stale positions removed
     assert main(["caption", "--in", str(dataset), "--backend", "template", "--cot"]) == 0
     assert "skipped 4 already captioned" in capsys.readouterr().out
+    # captioned again without the chain: the earlier chain no longer explains the caption and goes
+    assert main(["caption", "--in", str(dataset), "--backend", "template", "--overwrite"]) == 0
+    assert all("caption_chain" not in r.source and "caption" in r.source for r in read_dataset(dataset))
 
 
 def test_prompts_print(capsys):

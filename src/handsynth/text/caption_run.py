@@ -185,9 +185,11 @@ def _set_caption(s: Any, text: str, res: Any, backend: Any, question: str, fitte
     if s.prompt != prompt and "hand_token_indices" in s.extra:
         del s.extra["hand_token_indices"]  # stale: positions belong to the old prompt
     s.prompt = prompt
-    s.source["caption"] = source  # with the chain (CoT): what marks the record done, so set last
     if res is not None:
         s.source["caption_chain"] = res.chain
+    else:
+        s.source.pop("caption_chain", None)  # an earlier CoT run's chain does not explain this caption
+    s.source["caption"] = source  # what marks the record done: set last, after its chain (CoT)
 
 
 def tag_dataset(
