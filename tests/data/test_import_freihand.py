@@ -88,7 +88,7 @@ def test_freihand_consistency_failure_is_reported_and_strict_refuses(tmp_path, m
     root = tmp_path / "FreiHAND"
     write_freihand(root, mano_dir, n=3)
     xyz = json.loads((root / "training_xyz.json").read_text())
-    xyz[2][8][1] += 0.004  # index tip 4 mm off: the fit no longer reproduces this label
+    xyz[2][5][1] += 0.004  # index MCP 4 mm off: the fit no longer reproduces this label
     (root / "training_xyz.json").write_text(json.dumps(xyz))
     opts = dict(root=root, mano_dir=mano_dir, progress=False)
     summary = prepare("freihand", PrepareOptions(**opts, out=tmp_path / "out"))
@@ -145,3 +145,20 @@ def test_hand_behind_the_camera_is_skipped_and_counted(tmp_path, mano_dir):
         "freihand_training_00000000",
         "freihand_training_00000002",
     ]
+
+
+def test_freihand_tips_from_freihand_vertices_pass_the_strict_check(tmp_path, mano_dir):
+    """FreiHAND's xyz fingertips are MANO vertices 744, 320, 443, 555, 672 (lmb-freiburg/freihand
+    utils/mano_utils.py kpId2vertices), not smplx's 744, 320, 443, 554, 671: the check compares the 16
+    kinematic joints, so correct labels pass ``--strict``."""
+    root = tmp_path / "FreiHAND"
+    write_freihand(root, mano_dir, n=3)
+    opts = PrepareOptions(root=root, out=tmp_path / "out", mano_dir=mano_dir, strict=True, progress=False)
+    summary = prepare("freihand", opts)
+    assert summary.check.checked == 3 and not summary.check.failed and summary.check.max_error_mm < 0.01
+    # The official reading (utils/fh_utils.py): xyz are metres, camera frame, already in OpenPose order.
+    xyz = json.loads((root / "training_xyz.json").read_text())
+    kinematic = [i for i in range(21) if i not in (4, 8, 12, 16, 20)]
+    for r in read_dataset(tmp_path / "out"):
+        own = np.asarray(xyz[r.source["label_index"]])
+        np.testing.assert_allclose(np.asarray(r.hands[0].joints_3d)[kinematic], own[kinematic], atol=2e-6)

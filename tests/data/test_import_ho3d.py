@@ -90,3 +90,27 @@ def test_recon_predict_accepts_unlabelled_hands(tmp_path, mano_dir):
     assert keys == [("ho3d_evaluation_SM1_0000", "right"), ("ho3d_evaluation_SM1_0001", "right")]
     x0, y0, x1, y1 = truth["evaluation/SM1/0001"]["box"]
     np.testing.assert_allclose(out["boxes"][1], [x0, y0, x1 - x0, y1 - y0])
+
+
+def test_ho3d_tips_from_honnotate_vertices_pass_the_strict_check(tmp_path, mano_dir):
+    """HO3D's handJoints3D fingertips are MANO vertices 728, 353, 442, 576, 694 (HOnnotate's MANO layer,
+    shreyashampali/HOnnotate optimization/manoTF/batch_mano.py), not smplx's 744, 320, 443, 554, 671:
+    the check compares the 16 kinematic joints, so correct labels pass ``--strict``."""
+    import pickle
+
+    root = tmp_path / "HO3D"
+    write_ho3d(root, mano_dir)
+    opts = PrepareOptions(root=root, out=tmp_path / "out", mano_dir=mano_dir, strict=True, progress=False)
+    summary = prepare("ho3d", opts)
+    assert summary.check.checked == 2 and not summary.check.failed and summary.check.max_error_mm < 0.02
+    # The official toolkit's reading (vis_HO3D.py): jointsMapManoToSimple to thumb-to-little order, then
+    # coordChangeMat = diag(1, -1, -1) out of the OpenGL camera frame.
+    mano_to_simple = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
+    kinematic = [i for i in range(21) if i not in (4, 8, 12, 16, 20)]
+    for r in read_dataset(tmp_path / "out"):
+        with open(root / "train" / "ABF10" / "meta" / f"{r.id[-4:]}.pkl", "rb") as f:
+            meta = pickle.load(f, encoding="latin1")
+        official = np.asarray(meta["handJoints3D"])[mano_to_simple] @ FLIP.T
+        np.testing.assert_allclose(
+            np.asarray(r.hands[0].joints_3d)[kinematic], official[kinematic], atol=1e-5
+        )

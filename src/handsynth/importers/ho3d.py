@@ -5,8 +5,10 @@ frame lists ``train.txt`` / ``evaluation.txt`` (lines ``SEQ/0000``). Training me
 (48, axis-angle, global first), ``handBeta``, ``handTrans``, ``handJoints3D`` (16 MANO joints + 5 tips),
 ``camMat`` and the object pose (``objRot``, ``objTrans``, ``objName``), all in an OpenGL camera frame
 (y up, z towards the viewer): ``diag(1, -1, -1)`` maps them to OpenCV, for MANO through
-:meth:`HandKit.rigid`. The authors' code poses MANO with ``flat_hand_mean=True``. Evaluation metas
-have only the hand box and root, so those frames get ``hands: []`` and ``unlabelled_hands``.
+:meth:`HandKit.rigid`. The authors' code poses MANO with ``flat_hand_mean=True``. The fingertips of
+``handJoints3D`` are other MANO vertices than smplx's, so the check compares the 16 kinematic joints.
+Evaluation metas have only the hand box and root, so those frames get ``hands: []`` and
+``unlabelled_hands``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class HO3D(Importer):
     splits = ("train", "evaluation")
     default_split = "train"
     flat_hand_mean = True
+    # handJoints3D's fingertips are MANO vertices 728, 353, 442, 576, 694 (HOnnotate's MANO layer), not
+    # smplx's 744, 320, 443, 554, 671: the check compares the 16 kinematic joints.
+    check_tips = False
 
     def __init__(self, opts) -> None:
         super().__init__(opts)
