@@ -148,3 +148,23 @@ def load_hand_model(
         arrays = load_mano_arrays(side, Path(where) if where is not None else None, fix_left_shapedirs)
         return HandModel(arrays, kind, flat_hand_mean)
     raise UserError(f"unknown hand model {kind!r}: choose one of {HAND_MODEL_KINDS}")
+
+
+class HandModels:
+    """Hand models loaded once each, by (kind, side, flat_hand_mean), in eval mode, MANO from one folder.
+
+    Why: whoever poses records' hands (render, the poses commands) needs the model each record names, built
+    with the record's pose convention (``Sample.flat_hand_mean``), without loading it per record.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike | None = None) -> None:
+        self.model_dir = model_dir
+        self._models: dict[tuple[str, str, bool], HandModel] = {}
+
+    def get(self, kind: str, side: str, flat_hand_mean: bool = False) -> HandModel:
+        key = (kind, side, flat_hand_mean)
+        if key not in self._models:
+            self._models[key] = load_hand_model(
+                kind, side=side, model_dir=self.model_dir, flat_hand_mean=flat_hand_mean
+            ).eval()
+        return self._models[key]

@@ -56,16 +56,16 @@ def _grasp_status(args: argparse.Namespace) -> int:
 def _vectors_by_object(
     samples: list[Sample], scale: float, mano_dir: str | None = None
 ) -> dict[str, tuple[list[int], np.ndarray]]:
+    from handsynth.hand.model import HandModels
     from handsynth.poses.features import object_name, pose_vector
-    from handsynth.poses.rigid import HandPoser
 
-    poser = HandPoser(mano_dir)  # loads a model only for records with absolute poses (their mean)
+    models = HandModels(mano_dir)  # loads a model only for records with absolute poses (their mean)
 
     def mean(s: Sample) -> np.ndarray | None:
         if not (s.flat_hand_mean and s.hands):
             return None
         h = s.hands[0]
-        return poser.model(h.model, h.side).hand_mean.double().numpy()
+        return models.get(h.model, h.side).hand_mean.double().numpy()
 
     rows: dict[str, list[int]] = defaultdict(list)
     vecs = [pose_vector(s, scale, mean(s)) for s in samples]

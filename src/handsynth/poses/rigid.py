@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from handsynth.data.records import Hand, Sample, object_pose
-from handsynth.hand.model import load_hand_model
+from handsynth.hand.model import HandModels
 from handsynth.pinhole import bbox_from_points, project
 from handsynth.poses.quaternions import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -29,16 +29,10 @@ class HandPoser:
     """
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
-        self.model_dir = model_dir
-        self._models: dict[tuple[str, str, bool], torch.nn.Module] = {}
+        self._models = HandModels(model_dir)
 
     def model(self, kind: str, side: str, flat_hand_mean: bool = False) -> torch.nn.Module:
-        key = (kind, side, flat_hand_mean)
-        if key not in self._models:
-            self._models[key] = load_hand_model(
-                kind, side=side, model_dir=self.model_dir, flat_hand_mean=flat_hand_mean
-            ).eval()
-        return self._models[key]
+        return self._models.get(kind, side, flat_hand_mean)
 
     @torch.no_grad()
     def pose(self, hand: Hand, flat_hand_mean: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import torch
 from handsynth.data.carry import absolute_mesh_paths
 from handsynth.data.records import Hand, LocalCrop, Sample, object_pose
 from handsynth.errors import UserError
-from handsynth.hand.model import load_hand_model
+from handsynth.hand.model import HandModels
 from handsynth.objects.meshes import load_mesh, resolve_mesh
 from handsynth.render.body import compose_body_map, openpose18
 from handsynth.render.crop import crop_box, to_local
@@ -170,7 +170,7 @@ class ConditionRenderer:
         self.crop_inside = crop_inside  # local crop slid inside the image (crop_box's ``within``)
         self.data_root = data_root
         self.objects = objects
-        self._models: dict[tuple[str, str], torch.nn.Module] = {}
+        self._models = HandModels(model_dir)
         self._renderers: dict[tuple[int, int], object] = {}
         self._object_keys: dict[str, str] = {}  # mesh reference -> resolved key
         self._object_templates: dict[str, SceneMesh] = {}  # resolved key -> mesh in its own frame
@@ -179,12 +179,7 @@ class ConditionRenderer:
     def _model(self, kind: str, side: str, flat_hand_mean: bool = False) -> torch.nn.Module:
         """The hand model posing a record's hands; ``flat_hand_mean`` is the record's (its hand_pose
         convention), else an absolute pose would be drawn with the mean pose added twice."""
-        key = (kind, side, flat_hand_mean)
-        if key not in self._models:
-            self._models[key] = load_hand_model(
-                kind, side=side, model_dir=self.model_dir, flat_hand_mean=flat_hand_mean
-            ).eval()
-        return self._models[key]
+        return self._models.get(kind, side, flat_hand_mean)
 
     def _renderer(self, width: int, height: int):
         if (width, height) not in self._renderers:
