@@ -34,9 +34,9 @@ def gt_vertices(
     if any(h.model != model_name for s in samples for h in s.hands):
         return None
     out = {}
+    flat = {s.id for s in samples if s.flat_hand_mean}
     for side, m in hand_models.items():
         hands = [(s.id, h) for s in samples for h in s.hands if h.side == side]
-        flat = {s.id for s in samples if s.flat_hand_mean}
         buf = next(iter(m.buffers()), None)
         device = buf.device if buf is not None else torch.device("cpu")
         for i in range(0, len(hands), batch_size):
