@@ -60,9 +60,7 @@ class TrainConfig:
     ema: bool = False
     ema_decay: float = 0.9999
     ema_update_every: int = 1  # optimiser steps between EMA updates (HandBooster: 10)
-    ema_warmup: str = (
-        "diffusers"  # diffusers | ema_pytorch (HandBooster's released trainer) | none (diffusion/ema.py)
-    )
+    ema_warmup: str = "diffusers"  # | ema_pytorch (HandBooster's released trainer) | none: diffusion/ema.py
     seed: int = 0
     checkpoint_every: int = 500
     checkpoints_total_limit: int | None = 3
