@@ -194,8 +194,12 @@ def make_runner(base_cls):
 
         def drop_outputs_of(self, model_row: str, seed: int) -> None:
             """Remove every set, FID and downstream run drawn from ``model_row``'s model at ``seed``."""
-            rows = [m for m in self.rows() if (self.spec(m).get("model") or m) == model_row]
-            rows += [m for m in self.rows() if self.spec(m).get("generate_from") in rows]
+            self.drop_sets([m for m in self.rows() if (self.spec(m).get("model") or m) == model_row], seed)
+
+        def drop_sets(self, rows: list[str], seed: int) -> None:
+            """Remove ``rows``' sets at ``seed`` (and those of rows that reuse them), their downstream runs
+            and the seed's FIDs."""
+            rows = rows + [m for m in self.rows() if self.spec(m).get("generate_from") in rows]
             for row in dict.fromkeys(rows):
                 for path in (self.raw_dir(row, seed), self.gen_dir(row, seed)):
                     shutil.rmtree(path, ignore_errors=True)
@@ -501,15 +505,17 @@ def make_runner(base_cls):
                             )
                         continue
                     out = self.raw_dir(row, seed)
+                    gen = self.generate_options(row)
+                    if (out / ".done").exists() and _spacing(out) != gen["spacing"]:
+                        self.drop_sets([row], seed)  # drawn with another sampler: drawn again
                     if out in seen or (out / ".done").exists():
                         continue
                     seen.add(out)
                     model = self.run_dir(spec.get("model") or row, seed)
-                    gen = self.generate_options(row)
                     argv = ["generate", "--method", "handbooster", "--checkpoint", model,
                             "--in", self.conds(spec["conditions"], seed), "--out", out, "--steps", gen["steps"],
                             "--eta", gen["eta"], "--guidance", gen["guidance"], "--seed", seed,
-                            "--batch-size", gen["batch_size"]]  # fmt: skip
+                            "--timestep-spacing", gen["spacing"], "--batch-size", gen["batch_size"]]  # fmt: skip
                     jobs.append((f"generate_{row}_seed{seed}", [argv]))
                     steps[jobs[-1][0]] = gen["steps"]
             # Longest first (more DDIM steps), so no long set is left for one child at the end.
@@ -525,8 +531,9 @@ def make_runner(base_cls):
             return max(1, math.ceil(float(self.hb.get("min_set_fraction", 0.0)) * int(self.hb["n_gen"])))
 
         def generate_options(self, row: str) -> dict:
-            """The suite's sampler with the row's own overrides (row (k): more DDIM steps)."""
-            return {**self.hb["generate"], **(self.spec(row).get("generate") or {})}
+            """The suite's sampler with the row's own overrides (row (k): more DDIM steps); spacing
+            ``trailing`` (the released sampler's) unless the config names another."""
+            return {"spacing": "trailing", **self.hb["generate"], **(self.spec(row).get("generate") or {})}
 
         def stage_filter(self) -> None:
             jobs = []
@@ -678,6 +685,11 @@ def _not_done(cmds: list[list]) -> list[list]:
 def _model_overrides(hb: dict) -> str:
     """The suite's changes to the config's model, as the report's header names them."""
     return "".join(f", {k.replace('_', ' ')} {v}" for k, v in (hb.get("model") or {}).items())
+
+
+def _spacing(generated: Path) -> str:
+    """The timestep spacing a generated set was sampled with (its settings name any but the released)."""
+    return _read(generated / "handsynth_run.json").get("timestep_spacing", "trailing")
 
 
 def _trained_steps(run: Path) -> int | None:
@@ -1357,7 +1369,8 @@ def write_report(r) -> Path:
         f"{hb['world']['holab_train'].get('sequence_length', 1)}); tests: holab S1-like (2 unseen subjects, "
         f"{hb['world']['holab_test']['n']}) and howild (MOW-like, {hb['world']['howild_test']['n']}). "
         f"HandBooster at {hb['sample_size']}² (`{hb['config']}`{_model_overrides(hb)}, {hb['train']['steps']} "
-        f"steps × batch {hb['train']['batch_size']}), DDIM {hb['generate']['steps']} steps, eta {hb['generate']['eta']}, CFG "
+        f"steps × batch {hb['train']['batch_size']}), DDIM {hb['generate']['steps']} steps "
+        f"({hb['generate'].get('spacing', 'trailing')} spacing), eta {hb['generate']['eta']}, CFG "
         f"{hb['generate']['guidance']}; {hb['n_gen']} conditions per set; filter `{hb['filter']}`; downstream "
         f"{cfg['downstream']['steps']} steps × batch {cfg['downstream']['batch_size']}, real:gen = 1:"
         f"{cfg['downstream']['synth_ratio']}; seeds {cfg['seeds']}.",

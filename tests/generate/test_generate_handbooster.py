@@ -173,6 +173,30 @@ def test_the_released_sampler_is_the_default(hb_run):
         )
         s = from_args(args).sampling
         assert (s.scheduler, s.steps, s.eta, s.guidance) == want
+        assert from_args(args).spacing == "trailing"
+
+
+def test_timestep_spacing_flag_reaches_the_sampler_and_is_refused_elsewhere(hb_run):
+    import argparse
+
+    from handsynth.generate.cli import add_arguments
+    from handsynth.methods.handbooster.generator import sampler_scheduler
+    from handsynth.methods.registry import build_generator
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--checkpoint", str(hb_run), "--in", "i", "--out", "o", "--steps", "10"]
+    gen = build_generator(
+        parser.parse_args(["--method", "handbooster", *base, "--timestep-spacing", "linspace"])
+    )
+    assert gen.spacing == "linspace" and gen.fingerprint()["timestep_spacing"] == "linspace"
+    # linspace runs from T-1 to 0; the released trailing ends at T/n - 1
+    assert sampler_scheduler(gen.cfg, "ddim", 10, "linspace").timesteps[[0, -1]].tolist() == [999, 0]
+    assert sampler_scheduler(gen.cfg, "ddim", 10).timesteps[[0, -1]].tolist() == [999, 99]
+    with pytest.raises(UserError, match="--timestep-spacing belongs to --method handbooster, not sd"):
+        build_generator(
+            parser.parse_args(["--method", "sd", "--in", "i", "--out", "o", "--timestep-spacing", "leading"])
+        )
 
 
 def test_guidance_one_equals_a_conditional_only_reference_loop(hb_run):
@@ -200,6 +224,38 @@ def test_guidance_one_equals_a_conditional_only_reference_loop(hb_run):
         model, sampler_scheduler(cfg, "ddim", 4), cond, q, [torch.Generator().manual_seed(1)], 3.0, 1.0
     )
     assert (guided - got).abs().mean() > 1e-3  # CFG 3 differs: the orientation matters
+
+
+def test_experiment_sampler_variants_are_diffusers_defaults_and_enter_the_fingerprint(hb_run):
+    """The probe's variants (leading spacing, unclipped direction) are diffusers' own DDIM defaults; a
+    released-sampler generator keeps the fingerprint it had, another variant gets its own."""
+    from diffusers import DDIMScheduler
+
+    from handsynth.methods.handbooster.generator import HandBoosterGenerator, denoise, sampler_scheduler
+
+    cfg = _config(["normal", "texture"])
+    model = HandBoosterModel.load(hb_run, cfg)
+    g = torch.Generator().manual_seed(3)
+    cond, q = torch.randn(1, 6, SIZE, SIZE, generator=g), torch.tensor([[0.6, 0.0, 0.8, 0.0]])
+    sched = sampler_scheduler(cfg, "ddim", 4, spacing="leading")
+    assert sched.timesteps.tolist() == [750, 500, 250, 0]
+    got = denoise(
+        model, sched, cond, q, [torch.Generator().manual_seed(1)], 1.0, 1.0, clipped_direction=False
+    )
+    ref_sched = DDIMScheduler(**cfg.scheduler_config())  # diffusers' defaults: leading, unclipped eps
+    ref_sched.set_timesteps(4)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, SIZE, SIZE, generator=gen)[None]
+    with torch.no_grad():
+        for t in ref_sched.timesteps:
+            x = ref_sched.step(
+                model(x, torch.tensor([int(t)]), cond, q), t, x, eta=1.0, generator=gen
+            ).prev_sample
+    torch.testing.assert_close(got, x.clamp(-1, 1))
+    released = HandBoosterGenerator(hb_run, train_config=cfg).fingerprint()
+    assert "timestep_spacing" not in released and "clipped_direction" not in released
+    other = HandBoosterGenerator(hb_run, train_config=cfg, spacing="leading", clipped_direction=False)
+    assert other.fingerprint() == {**released, "timestep_spacing": "leading", "clipped_direction": False}
 
 
 def test_refusals_come_before_any_output(cli, hb_run, hb_inputs, tmp_path):

@@ -408,3 +408,32 @@ def test_runs_that_only_serve_a_comparison_with_a_row_too_small_to_train_are_ski
         served = {f"downstream_j_nofilter_w0.25_seed{seed}", f"downstream_a_real_w0.5_seed{seed}"}
         assert (served & runs == set()) == (seed == 0), (seed, runs)
         assert f"downstream_a_real_w0.25_seed{seed}" in runs
+
+
+def test_sets_drawn_with_another_timestep_spacing_are_drawn_again(micro_run, tmp_path):
+    """The suite's sampler spacing (hb.generate.spacing) reaches `handsynth generate`; a finished set whose
+    settings name another spacing (none named: the released trailing) is dropped with its filtered set
+    and downstream runs and generated again, a set drawn with the same spacing is kept."""
+    from handbooster_suite import make_runner
+
+    cfg = micro_run.load_profile("tiny", suite="handbooster")
+    cfg["hb"]["generate"]["spacing"] = "linspace"
+    r = make_runner(micro_run.Runner)(cfg, tmp_path)
+    for row, settings in (("d_normal_seg", {"timestep_spacing": "linspace"}), ("e_normal_texture", {})):
+        for path in (r.raw_dir(row, 0), r.gen_dir(row, 0), r.down(row, r.widths(row)[0], 0)):
+            path.mkdir(parents=True, exist_ok=True)
+        (r.raw_dir(row, 0) / ".done").touch()
+        (r.raw_dir(row, 0) / "handsynth_run.json").write_text(
+            json.dumps({"method": "handbooster", **settings})
+        )
+    scheduled = {}
+    r.run_cli = lambda jobs: scheduled.update(jobs)
+    r.stage_generate()
+    assert "generate_e_normal_texture_seed0" in scheduled and "generate_d_normal_seg_seed0" not in scheduled
+    argv = [str(a) for a in scheduled["generate_e_normal_texture_seed0"][0]]
+    assert argv[argv.index("--timestep-spacing") + 1] == "linspace"
+    assert (
+        not r.gen_dir("e_normal_texture", 0).exists()
+        and not r.down("e_normal_texture", r.widths("e_normal_texture")[0], 0).exists()
+    )
+    assert all(p.exists() for p in (r.raw_dir("d_normal_seg", 0), r.gen_dir("d_normal_seg", 0)))

@@ -84,6 +84,7 @@ METHODS: dict[str, MethodSpec] = {
             checkpoint="the `handsynth train --method handbooster` run folder",
             config=f"{_HB}.config:HandBoosterConfig",
             task=f"{_HB}.task:HandBoosterTask",
+            options=f"{_HB}.options:add_arguments",
         ),
         MethodSpec(
             "sesahand",

@@ -9,7 +9,9 @@ Sampling (released code): DDIM 250 steps from t = 999 (trailing spacing), eta 1.
 direction taken from the clipped x0, classifier-free guidance 3 on the orientation only (the condition
 maps stay in both halves); ``--scheduler ddpm`` is the 1000-step ancestral sampler. Both
 draw their per-step noise per image from the image's own seed, so an image depends on its seed only
-(not on the batch or the process). Prompts are not used.
+(not on the batch or the process). Prompts are not used. With few steps, ``--timestep-spacing linspace``
+ends at t = 0 where the released spacing's last call is at t = 1000/steps - 1 (noisier images, fewer kept
+by the edge-case filter at 10 steps: benchmarks/results/micro_handbooster_sampler_probe.md).
 
 Output records are the crops: ``camera.K`` = the crop intrinsics, joints re-projected, the crop's
 condition maps beside the image (objects keep their camera-frame pose: the camera did not move).
@@ -43,6 +45,7 @@ from handsynth.methods.handbooster.data import (
     rendered_seg,
 )
 from handsynth.methods.handbooster.model import check_unet_config, orientation_quaternion
+from handsynth.methods.handbooster.options import SPACINGS
 from handsynth.methods.interface import (
     GenerationMethod,
     GenRequest,
@@ -66,15 +69,19 @@ DDPM_STEPS = 1000
 HAND_KEY = "handbooster_hand"  # plan records of a two-hand input: which hand (side) the image is of
 
 
-def sampler_scheduler(cfg: HandBoosterConfig, name: str, steps: int) -> SchedulerMixin:
+def sampler_scheduler(
+    cfg: HandBoosterConfig, name: str, steps: int, spacing: str = "trailing"
+) -> SchedulerMixin:
     """DDIM or DDPM on the run's own schedule (pixel space: x0 clipping kept), set to ``steps``.
 
     ``trailing`` spacing starts at t = T-1 like the released sampler (T-1, T-1-T/n, ..., T/n-1, then
-    x0): diffusers' default ``leading`` would start at T - T/n and end at t = 0.
+    x0): diffusers' default ``leading`` would start at T - T/n and end at t = 0; ``linspace`` runs from
+    T-1 to 0. At 250 steps the three barely differ; at 10, trailing's last call sees x_99 and its x0 keeps
+    that noise (benchmarks/results/micro_handbooster_sampler_probe.md).
     """
     if name not in ("ddim", "ddpm"):
         raise UserError(f"--method handbooster samples with --scheduler ddim or ddpm, not {name}")
-    config = {**cfg.scheduler_config(), "timestep_spacing": "trailing"}
+    config = {**cfg.scheduler_config(), "timestep_spacing": spacing}
     scheduler = sampling_scheduler(config, name, latent=False)
     scheduler.set_timesteps(steps)
     return scheduler
@@ -116,8 +123,12 @@ def denoise(
     generators: list[torch.Generator],
     guidance: float,
     eta: float = 0.0,
+    clipped_direction: bool = True,
 ) -> torch.Tensor:
-    """Images (B, 3, S, S) in [-1, 1]; image i's initial and per-step noise come from ``generators[i]``."""
+    """Images (B, 3, S, S) in [-1, 1]; image i's initial and per-step noise come from ``generators[i]``.
+
+    ``clipped_direction=False`` (diffusers' default, for experiments) takes DDIM's noise direction from
+    the unclipped x0."""
     param = next(model.parameters())
     size = model.unet.config.sample_size
     x = torch.stack([torch.randn(3, size, size, generator=g) for g in generators]).to(param)
@@ -131,7 +142,7 @@ def denoise(
             # DDIM: the step's noise direction comes from the CLIPPED x0 (released code; the DDPM
             # posterior does the same). diffusers' default takes it from the unclipped x0, which CFG 3
             # pushes far outside [-1, 1].
-            kw = {"eta": eta, "use_clipped_model_output": True} if ddim else {}
+            kw = {"eta": eta, "use_clipped_model_output": clipped_direction} if ddim else {}
             steps.append(scheduler.step(x0[i : i + 1], t, x[i : i + 1], generator=g, **kw).prev_sample)
         x = torch.cat(steps)
     return x.clamp(-1, 1)
@@ -189,8 +200,15 @@ class HandBoosterGenerator(GenerationMethod):
         sampling: SamplingConfig | None = None,
         train_config: HandBoosterConfig | None = None,
         data_root: str | Path | None = None,
+        spacing: str = "trailing",
+        clipped_direction: bool = True,
     ) -> None:
         self.checkpoint = Path(checkpoint).expanduser()
+        # the released sampler by default; other values join the fingerprint (--timestep-spacing; the
+        # unclipped direction only for experiments: benchmarks/micro/handbooster_sampler_probe.py)
+        if spacing not in SPACINGS:
+            raise UserError(f"--timestep-spacing {spacing!r} is unknown; choose from {', '.join(SPACINGS)}")
+        self.spacing, self.clipped_direction = spacing, clipped_direction
         self.data_root = data_root  # where relative object mesh paths are read from (the input folder)
         self.cfg = (train_config or self._read_config(self.checkpoint)).check()
         self.sampling = (sampling or copy.deepcopy(DEFAULT_SAMPLING)).check()
@@ -282,7 +300,17 @@ class HandBoosterGenerator(GenerationMethod):
             "sample_size": self.cfg.model.sample_size,
             "sampler": {"scheduler": s.scheduler, "steps": s.steps, "eta": s.eta, "guidance": s.guidance},
             "dtype": s.dtype,
+            **self._experiment(),
         }
+
+    def _experiment(self) -> dict:
+        """Sampler settings other than the released ones (none: fingerprints of released runs unchanged)."""
+        out = {}
+        if self.spacing != "trailing":
+            out["timestep_spacing"] = self.spacing
+        if not self.clipped_direction:
+            out["clipped_direction"] = False
+        return out
 
     def provenance(self) -> dict:
         return {"checkpoint": str(self.checkpoint), **self.fingerprint()}
@@ -315,9 +343,18 @@ class HandBoosterGenerator(GenerationMethod):
             )
             plans.append((s, stored, box, mirror))
         s = self.sampling
-        scheduler = sampler_scheduler(cfg, s.scheduler, s.steps)
+        scheduler = sampler_scheduler(cfg, s.scheduler, s.steps, self.spacing)
         gens = [torch.Generator().manual_seed(r.seed) for r in requests]
-        x = denoise(self.model, scheduler, torch.stack(conds), torch.stack(quats), gens, s.guidance, s.eta)
+        x = denoise(
+            self.model,
+            scheduler,
+            torch.stack(conds),
+            torch.stack(quats),
+            gens,
+            s.guidance,
+            s.eta,
+            self.clipped_direction,
+        )
         results = []
         for img, (sample, crops, box, mirror) in zip(x.float().cpu(), plans):
             arr = ((img + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
@@ -360,4 +397,5 @@ def from_args(args: argparse.Namespace) -> HandBoosterGenerator:
         args.checkpoint,
         sampling=sampling_from_args(args, defaults),
         data_root=dataset_root(inp) if inp else None,
+        spacing=getattr(args, "timestep_spacing", None) or "trailing",
     )

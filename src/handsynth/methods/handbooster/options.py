@@ -1,0 +1,17 @@
+"""HandBooster's own ``handsynth generate`` flags (the registry adds them to the command)."""
+
+from __future__ import annotations
+
+import argparse
+
+SPACINGS = ("trailing", "linspace", "leading")  # trailing: the released sampler
+
+
+def add_arguments(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--timestep-spacing",
+        choices=SPACINGS,
+        default=None,
+        help="handbooster: which timesteps the sampler visits (default trailing = released, from t=999; "
+        "its last model call is at t=1000/steps-1, which leaves noise at few steps: linspace ends at t=0)",
+    )
