@@ -9,9 +9,9 @@ Sampling (released code): DDIM 250 steps from t = 999 (trailing spacing), eta 1.
 direction taken from the clipped x0, classifier-free guidance 3 on the orientation only (the condition
 maps stay in both halves); ``--scheduler ddpm`` is the 1000-step ancestral sampler. Both
 draw their per-step noise per image from the image's own seed, so an image depends on its seed only
-(not on the batch or the process). Prompts are not used. With few steps, ``--timestep-spacing linspace``
-ends at t = 0 where the released spacing's last call is at t = 1000/steps - 1 (noisier images, fewer kept
-by the edge-case filter at 10 steps: benchmarks/results/micro_handbooster_sampler_probe.md).
+(not on the batch or the process). Prompts are not used. With few steps, ``--timestep-spacing leading``
+(or ``linspace``) ends at t = 0 where the released spacing's last call is at t = 1000/steps - 1 (noisier
+images, fewer kept by the edge-case filter at 10 steps: benchmarks/results/micro_handbooster_sampler_probe.md).
 
 Output records are the crops: ``camera.K`` = the crop intrinsics, joints re-projected, the crop's
 condition maps beside the image (objects keep their camera-frame pose: the camera did not move).

@@ -13,5 +13,6 @@ def add_arguments(g: argparse._ArgumentGroup) -> None:
         choices=SPACINGS,
         default=None,
         help="handbooster: which timesteps the sampler visits (default trailing = released, from t=999; "
-        "its last model call is at t=1000/steps-1, which leaves noise at few steps: linspace ends at t=0)",
+        "its last model call is at t=1000/steps-1, which leaves noise at few steps: leading and linspace "
+        "end at t=0)",
     )
