@@ -13,11 +13,12 @@ and seeds, filters every set with the suite's estimator and thresholds, and meas
 
 A variant is ``spacing:direction:steps`` (spacing ``trailing|leading|linspace``, direction
 ``clipped|unclipped``); the default set is the released sampler at 10, 20 and 50 steps, the code before
-the fix (leading, unclipped), the two mixtures and ``linspace`` (from t = 999 to t = 0). Every set is skipped when its folder is complete (resumable). Prints one row per
-run and variant -- kept / pass rate / median errors / high-frequency energy (mean |image - 3x3 box blur|,
-0-255) -- next to the filter's yardsticks (real photos in the generator's framing, the suite's rendered
-set), and writes ``probe.json``, ``probe.md`` and ``sheet_<run>.png`` (conditions, then each variant's
-first images; kept framed green, rejected red).
+the fix (leading, unclipped), the two mixtures and ``linspace`` (from t = 999 to t = 0). Every set is
+skipped when its folder is complete (resumable). Prints one row per run and variant -- kept / pass rate /
+median errors / high-frequency energy (mean |image - 3x3 box blur|, 0-255) -- next to the filter's
+yardsticks (real photos in the generator's framing, the suite's rendered set, and the trivial row:
+mid-grey images with the same records), and writes ``probe.json``, ``probe.md`` and ``sheet_<run>.png``
+(conditions, then each variant's first images; kept framed green, rejected red).
 """
 
 from __future__ import annotations
@@ -134,6 +135,21 @@ def sheet(out: Path, run: str, variants: list[str], n: int = 8, size: int = 64) 
     return path
 
 
+def blank_set(src: Path, dst: Path) -> None:
+    """``src``'s records with every image mid-grey (conditions kept)."""
+    import shutil
+
+    from handsynth.data import read_dataset, write_metadata
+
+    samples = read_dataset(src)
+    (dst / "images").mkdir(parents=True, exist_ok=True)
+    if (src / "conditions").exists():
+        shutil.copytree(src / "conditions", dst / "conditions", dirs_exist_ok=True)
+    for s in samples:
+        Image.new("RGB", (s.width, s.height), (128, 128, 128)).save(dst / s.file_name)
+    write_metadata(dst / "metadata.jsonl", samples)
+
+
 def _row(name: str, rep: dict, folder: Path, gen_s: float = 0.0) -> dict:
     return {
         **filter_row(name, rep, gen_s=gen_s),
@@ -239,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         if not copy.exists():
             copy.symlink_to(render, target_is_directory=True)
         refs.append(_row("rendered (row b)", filtered(copy), copy))
+    # the trivial row: mid-grey images with the first set's records (a filter that keeps these is blind)
+    blank = out / "blank"
+    if not (blank / "metadata.jsonl").exists():
+        blank_set(out / next(iter(runs)) / variant_name(variants[0]), blank)
+    refs.append(_row("blank images (trivial)", filtered(blank), blank))
     for r in refs:
         print(_line(r), flush=True)
     th = json.loads(thresholds.read_text())["thresholds_mm"]

@@ -1372,7 +1372,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_pretrained:
         cfg["pretrained"] = None
     folder = cfg["profile"] if not args.suite else f"{args.suite}_{cfg['profile']}"
-    work = Path(args.work) if args.work else REPO / "outputs" / "micro" / folder
+    work = Path(args.work).resolve() if args.work else REPO / "outputs" / "micro" / folder  # jobs run in REPO
     runner_cls, suite_jobs = Runner, {}
     # The HandBooster suite has its own world, generator and stages (benchmarks/micro/handbooster_suite.py).
     if args.suite == "handbooster":
