@@ -157,14 +157,19 @@ class HandModels:
     with the record's pose convention (``Sample.flat_hand_mean``), without loading it per record.
     """
 
-    def __init__(self, model_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, model_dir: str | os.PathLike | None = None, fix_left_shapedirs: bool = True) -> None:
         self.model_dir = model_dir
+        self.fix_left_shapedirs = fix_left_shapedirs  # load_hand_model's MANO left-shapedirs fix
         self._models: dict[tuple[str, str, bool], HandModel] = {}
 
     def get(self, kind: str, side: str, flat_hand_mean: bool = False) -> HandModel:
         key = (kind, side, flat_hand_mean)
         if key not in self._models:
             self._models[key] = load_hand_model(
-                kind, side=side, model_dir=self.model_dir, flat_hand_mean=flat_hand_mean
+                kind,
+                side=side,
+                model_dir=self.model_dir,
+                flat_hand_mean=flat_hand_mean,
+                fix_left_shapedirs=self.fix_left_shapedirs,
             ).eval()
         return self._models[key]

@@ -158,24 +158,14 @@ class HandKit:
     """The MANO models (per side and ``flat_hand_mean``) and the conversions importers need."""
 
     def __init__(self, mano_dir: Path | None, fix_left_shapedirs: bool = True) -> None:
+        from handsynth.hand.model import HandModels
+
         self.mano_dir = mano_dir
-        self.fix_left = fix_left_shapedirs
-        self._models: dict[tuple[str, bool], Any] = {}
+        self._models = HandModels(mano_dir, fix_left_shapedirs)
 
     def model(self, side: str, flat_hand_mean: bool = False):
         """The MANO model of ``side`` (loaded once)."""
-        key = (side, flat_hand_mean)
-        if key not in self._models:
-            from handsynth.hand.model import load_hand_model
-
-            self._models[key] = load_hand_model(
-                "mano",
-                side,
-                model_dir=self.mano_dir,
-                flat_hand_mean=flat_hand_mean,
-                fix_left_shapedirs=self.fix_left,
-            ).eval()
-        return self._models[key]
+        return self._models.get("mano", side, flat_hand_mean)
 
     def mano_file(self, side: str) -> dict[str, np.ndarray]:
         """The raw arrays of the MANO file (for ``hands_components``)."""

@@ -23,7 +23,7 @@ import torch
 
 from handsynth.data.records import Hand, Sample
 from handsynth.errors import UserError
-from handsynth.hand.model import load_hand_model
+from handsynth.hand.model import HandModels
 from handsynth.pinhole import bbox_from_points, project
 from handsynth.render.conditions import ConditionRenderer
 from handsynth.render.crop import crop_image
@@ -103,7 +103,7 @@ class WorldGenerator:
 
     def __init__(self, config: WorldConfig):
         self.cfg = config
-        self._models: dict[str, torch.nn.Module] = {}
+        self._models = HandModels(config.model_dir)
         self._assets: dict[str, _HandAssets] = {}
         k = config.supersample
         # The world shades vertices itself, so the photo renderer's own light is neutral.
@@ -118,11 +118,7 @@ class WorldGenerator:
     # -- helpers ------------------------------------------------------------------------------------
 
     def model(self, side: str) -> torch.nn.Module:
-        if side not in self._models:
-            self._models[side] = load_hand_model(
-                self.cfg.hand_model, side=side, model_dir=self.cfg.model_dir
-            ).eval()
-        return self._models[side]
+        return self._models.get(self.cfg.hand_model, side)
 
     def assets(self, side: str) -> _HandAssets:
         """Numpy copies of the model's rest arrays and its skin layout (computed once per side)."""
