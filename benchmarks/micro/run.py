@@ -121,6 +121,16 @@ def handsynth_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "handsynth.cli"]
 
 
+def work_folder(arg: str | None, name: str) -> Path:
+    """The run's folder: ``--work`` or outputs/micro/NAME. Jobs run in REPO, so a relative ``--work``
+    given from another directory is made absolute; one given from REPO stays relative (a resumed run's
+    recorded paths keep matching)."""
+    work = Path(arg) if arg else REPO / "outputs" / "micro" / name
+    if not work.is_absolute() and Path.cwd().resolve() != REPO:
+        work = work.resolve()
+    return work
+
+
 def shown_path(path: str | Path) -> str:
     """A path as a reader of a record can follow it: relative to the repository when inside it, else
     from its ``outputs/`` or ``src/handsynth/assets/`` part on (another checkout on the same machine)."""
@@ -1372,7 +1382,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_pretrained:
         cfg["pretrained"] = None
     folder = cfg["profile"] if not args.suite else f"{args.suite}_{cfg['profile']}"
-    work = Path(args.work).resolve() if args.work else REPO / "outputs" / "micro" / folder  # jobs run in REPO
+    work = work_folder(args.work, folder)
     runner_cls, suite_jobs = Runner, {}
     # The HandBooster suite has its own world, generator and stages (benchmarks/micro/handbooster_suite.py).
     if args.suite == "handbooster":

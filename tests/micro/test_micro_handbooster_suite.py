@@ -437,3 +437,13 @@ def test_sets_drawn_with_another_timestep_spacing_are_drawn_again(micro_run, tmp
         and not r.down("e_normal_texture", r.widths("e_normal_texture")[0], 0).exists()
     )
     assert all(p.exists() for p in (r.raw_dir("d_normal_seg", 0), r.gen_dir("d_normal_seg", 0)))
+
+
+def test_a_relative_work_folder_means_the_same_folder_to_the_jobs(micro_run, tmp_path, monkeypatch):
+    """Jobs run in the repository: --work given relative from elsewhere is made absolute; from the
+    repository it stays relative (recorded paths of a resumed run keep matching)."""
+    monkeypatch.chdir(tmp_path)
+    assert micro_run.work_folder("runs/x", "quick") == tmp_path / "runs" / "x"
+    monkeypatch.chdir(micro_run.REPO)
+    assert micro_run.work_folder("runs/x", "quick") == Path("runs/x")
+    assert micro_run.work_folder(None, "quick") == micro_run.REPO / "outputs" / "micro" / "quick"
