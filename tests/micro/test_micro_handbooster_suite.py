@@ -447,3 +447,32 @@ def test_a_relative_work_folder_means_the_same_folder_to_the_jobs(micro_run, tmp
     monkeypatch.chdir(micro_run.REPO)
     assert micro_run.work_folder("runs/x", "quick") == Path("runs/x")
     assert micro_run.work_folder(None, "quick") == micro_run.REPO / "outputs" / "micro" / "quick"
+
+
+def test_the_filter_table_counts_what_it_kept_of_synthesized_grasps(micro_run, tmp_path):
+    """A novel set mixes real and synthesized grasps (`poses compose` records the pool): the count is of
+    kept images whose condition was synthesized, matched through the generated record's input_id."""
+    from handbooster_suite import make_runner, synthesized_kept
+
+    r = make_runner(micro_run.Runner)(micro_run.load_profile("tiny", suite="handbooster"), tmp_path)
+    conds, kept = r.conds(r.spec("g_novel")["conditions"], 0), r.gen_dir("g_novel", 0)
+    assert synthesized_kept(r, "g_novel", 0) is None  # nothing filtered yet
+    for folder in (conds, kept):
+        folder.mkdir(parents=True)
+    pools = ["real", "synthetic", "synthetic", "real", "synthetic"]
+    (conds / "metadata.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"c{i}", "source": {"handbooster": {"compose": {"pool": p}}}}) + "\n"
+            for i, p in enumerate(pools)
+        )
+    )
+    (kept / "metadata.jsonl").write_text(
+        "".join(json.dumps({"id": f"g{i}", "source": {"input_id": f"c{i}"}}) + "\n" for i in (0, 2, 3))
+    )
+    assert synthesized_kept(r, "g_novel", 0) == (1, 3)
+    real = r.conds(r.spec("f_orientation")["conditions"], 0)
+    real.mkdir(parents=True)
+    (real / "metadata.jsonl").write_text(json.dumps({"id": "c0"}) + "\n")
+    r.gen_dir("f_orientation", 0).mkdir(parents=True)
+    (r.gen_dir("f_orientation", 0) / "metadata.jsonl").write_text(json.dumps({"id": "c0"}) + "\n")
+    assert synthesized_kept(r, "f_orientation", 0) is None  # real conditions only
