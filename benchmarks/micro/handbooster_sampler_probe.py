@@ -35,6 +35,9 @@ from handbooster_budget_probe import _line as filter_line  # beside this script
 from handbooster_budget_probe import _row as filter_row
 from handbooster_budget_probe import _run, _tile
 from PIL import Image
+from scipy.ndimage import binary_dilation, uniform_filter
+
+from handsynth.methods.handbooster.options import SPACINGS
 
 DEFAULT_VARIANTS = [
     "trailing:clipped:10",
@@ -51,12 +54,12 @@ def parse_variant(text: str) -> tuple[str, bool, int]:
     """``spacing:direction:steps`` -> (spacing, clipped direction, steps)."""
     try:
         spacing, direction, steps = text.split(":")
-        if spacing not in ("trailing", "leading", "linspace") or direction not in ("clipped", "unclipped"):
+        if spacing not in SPACINGS or direction not in ("clipped", "unclipped"):
             raise ValueError
         return spacing, direction == "clipped", int(steps)
     except ValueError:
         raise SystemExit(
-            f"variant {text!r} is not spacing:direction:steps (trailing|leading|linspace:clipped|unclipped:N)"
+            f"variant {text!r} is not spacing:direction:steps ({'|'.join(SPACINGS)}:clipped|unclipped:N)"
         ) from None
 
 
@@ -94,17 +97,12 @@ def high_frequency(folder: Path) -> tuple[float, float]:
     for p in sorted((folder / "images").glob("*.png")):
         x = np.asarray(Image.open(p).convert("RGB"), np.float32)
         h, w = x.shape[:2]
-        pad = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        diff = np.abs(x - sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9).mean(-1)
+        diff = np.abs(x - uniform_filter(x, size=(3, 3, 1), mode="nearest")).mean(-1)
         whole.append(float(diff.mean()))
         seg = folder / "conditions" / "seg" / p.name
         if seg.exists():
             fg = np.asarray(Image.open(seg).convert("L").resize((w, h), Image.NEAREST)) > 0
-            fg = np.pad(fg, 1, mode="edge")
-            near = np.zeros((h, w), bool)
-            for i in range(3):
-                for j in range(3):
-                    near |= fg[i : i + h, j : j + w]
+            near = binary_dilation(fg, structure=np.ones((3, 3), bool))
             if (~near).any():
                 background.append(float(diff[~near].mean()))
     return float(np.mean(whole)), float(np.mean(background)) if background else float("nan")

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from handsynth.methods.handbooster.options import RELEASED_SPACING
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 TEST_SETS = ("holab_test", "howild_test")
@@ -531,9 +533,13 @@ def make_runner(base_cls):
             return max(1, math.ceil(float(self.hb.get("min_set_fraction", 0.0)) * int(self.hb["n_gen"])))
 
         def generate_options(self, row: str) -> dict:
-            """The suite's sampler with the row's own overrides (row (k): more DDIM steps); spacing
-            ``trailing`` (the released sampler's) unless the config names another."""
-            return {"spacing": "trailing", **self.hb["generate"], **(self.spec(row).get("generate") or {})}
+            """The suite's sampler with the row's own overrides (row (k): more DDIM steps); the released
+            sampler's spacing unless the config names another."""
+            return {
+                "spacing": RELEASED_SPACING,
+                **self.hb["generate"],
+                **(self.spec(row).get("generate") or {}),
+            }
 
         def stage_filter(self) -> None:
             jobs = []
@@ -689,7 +695,7 @@ def _model_overrides(hb: dict) -> str:
 
 def _spacing(generated: Path) -> str:
     """The timestep spacing a generated set was sampled with (its settings name any but the released)."""
-    return _read(generated / "handsynth_run.json").get("timestep_spacing", "trailing")
+    return _read(generated / "handsynth_run.json").get("timestep_spacing", RELEASED_SPACING)
 
 
 def _trained_steps(run: Path) -> int | None:
@@ -1399,7 +1405,7 @@ def write_report(r) -> Path:
         f"{hb['world']['holab_test']['n']}) and howild (MOW-like, {hb['world']['howild_test']['n']}). "
         f"HandBooster at {hb['sample_size']}² (`{hb['config']}`{_model_overrides(hb)}, {hb['train']['steps']} "
         f"steps × batch {hb['train']['batch_size']}), DDIM {hb['generate']['steps']} steps "
-        f"({hb['generate'].get('spacing', 'trailing')} spacing), eta {hb['generate']['eta']}, CFG "
+        f"({hb['generate'].get('spacing', RELEASED_SPACING)} spacing), eta {hb['generate']['eta']}, CFG "
         f"{hb['generate']['guidance']}; {hb['n_gen']} conditions per set; filter `{hb['filter']}`; downstream "
         f"{cfg['downstream']['steps']} steps × batch {cfg['downstream']['batch_size']}, real:gen = 1:"
         f"{cfg['downstream']['synth_ratio']}; seeds {cfg['seeds']}.",

@@ -45,7 +45,7 @@ from handsynth.methods.handbooster.data import (
     rendered_seg,
 )
 from handsynth.methods.handbooster.model import check_unet_config, orientation_quaternion
-from handsynth.methods.handbooster.options import SPACINGS
+from handsynth.methods.handbooster.options import RELEASED_SPACING, SPACINGS
 from handsynth.methods.interface import (
     GenerationMethod,
     GenRequest,
@@ -70,7 +70,7 @@ HAND_KEY = "handbooster_hand"  # plan records of a two-hand input: which hand (s
 
 
 def sampler_scheduler(
-    cfg: HandBoosterConfig, name: str, steps: int, spacing: str = "trailing"
+    cfg: HandBoosterConfig, name: str, steps: int, spacing: str = RELEASED_SPACING
 ) -> SchedulerMixin:
     """DDIM or DDPM on the run's own schedule (pixel space: x0 clipping kept), set to ``steps``.
 
@@ -200,7 +200,7 @@ class HandBoosterGenerator(GenerationMethod):
         sampling: SamplingConfig | None = None,
         train_config: HandBoosterConfig | None = None,
         data_root: str | Path | None = None,
-        spacing: str = "trailing",
+        spacing: str = RELEASED_SPACING,
         clipped_direction: bool = True,
     ) -> None:
         self.checkpoint = Path(checkpoint).expanduser()
@@ -306,7 +306,7 @@ class HandBoosterGenerator(GenerationMethod):
     def _experiment(self) -> dict:
         """Sampler settings other than the released ones (none: fingerprints of released runs unchanged)."""
         out = {}
-        if self.spacing != "trailing":
+        if self.spacing != RELEASED_SPACING:
             out["timestep_spacing"] = self.spacing
         if not self.clipped_direction:
             out["clipped_direction"] = False
@@ -397,5 +397,5 @@ def from_args(args: argparse.Namespace) -> HandBoosterGenerator:
         args.checkpoint,
         sampling=sampling_from_args(args, defaults),
         data_root=dataset_root(inp) if inp else None,
-        spacing=getattr(args, "timestep_spacing", None) or "trailing",
+        spacing=getattr(args, "timestep_spacing", None) or RELEASED_SPACING,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-SPACINGS = ("trailing", "linspace", "leading")  # trailing: the released sampler
+SPACINGS = ("trailing", "linspace", "leading")
+RELEASED_SPACING = "trailing"  # the released sampler's (DDIM from t = 999)
 
 
 def add_arguments(g: argparse._ArgumentGroup) -> None:
