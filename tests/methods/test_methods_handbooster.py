@@ -407,6 +407,38 @@ def test_training_lowers_the_loss_and_saves_a_run_folder(hb_data, tmp_path):
     assert sheet.shape == (16, 48, 3)  # conditions | generated | real
 
 
+@pytest.mark.parametrize(("spacing", "last"), [(None, 99), ("leading", 0)])
+def test_validation_sheets_sample_with_the_configured_spacing(hb_data, monkeypatch, spacing, last):
+    """The released trailing spacing by default (last call at t = 99 in 10 steps); the tiny config's
+    `leading` ends at t = 0, so its sheets are not that step's noise."""
+    from handsynth.methods.handbooster import generator
+
+    cfg = tiny_config()
+    cfg.validation.num_samples, cfg.validation.num_inference_steps = 1, 10
+    if spacing:
+        cfg.validation.timestep_spacing = spacing
+    seen = []
+
+    def record(model, scheduler, conditions, *args):
+        seen.append(scheduler.timesteps.tolist())
+        return torch.zeros(1, 3, *conditions.shape[-2:])
+
+    monkeypatch.setattr(generator, "denoise", record)
+    task = HandBoosterTask(cfg, hb_data)
+    task.build(type("Acc", (), {"device": torch.device("cpu")})())
+    task.validate(HandBoosterModel(cfg).eval(), step=1)
+    assert len(seen) == 1 and len(seen[0]) == 10 and seen[0][-1] == last
+
+
+def test_an_unknown_validation_spacing_is_refused_naming_the_key():
+    cfg = tiny_config()
+    cfg.validation.timestep_spacing = "uniform"
+    with pytest.raises(
+        UserError, match=r"validation.timestep_spacing 'uniform' is unknown; choose from trailing"
+    ):
+        cfg.check()
+
+
 def test_resume_continues_the_same_run_with_ema_every_10(hb_data, tmp_path):
     from handsynth.diffusion.training import run_training
 

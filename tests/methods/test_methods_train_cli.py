@@ -122,6 +122,7 @@ def test_a_run_resumes_with_a_raised_budget_and_rescaled_bookkeeping_but_not_oth
     cfg = load_config(HandBoosterConfig, repo / "configs" / "handbooster_tiny.yaml")
     save_config(cfg, tmp_path / CONFIG_NAME)
     more = ["train.max_steps=4000", "train.checkpoint_every=2000", "train.log_every=200"]
+    more += ["validation.num_samples=3", "validation.timestep_spacing=trailing"]  # only the sheets
     raised = load_config(HandBoosterConfig, repo / "configs" / "handbooster_tiny.yaml", more)
     _check_run_folder(tmp_path, raised, "auto")  # no error
     other = load_config(

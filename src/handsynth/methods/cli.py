@@ -34,6 +34,7 @@ RESUMABLE_CHANGES = {
     "train.checkpoint_every",
     "train.checkpoints_total_limit",
     "data.cache_mb",
+    "validation",  # only the sheets drawn while training: not the model
 }
 
 

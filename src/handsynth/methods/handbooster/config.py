@@ -7,6 +7,7 @@ from typing import Literal
 
 from handsynth.diffusion.training import TrainConfig
 from handsynth.errors import UserError
+from handsynth.methods.handbooster.options import RELEASED_SPACING, SPACINGS
 
 UNET_DIR = "unet"  # save_pretrained folder of the UNet2DModel inside a run folder
 ORIENTATION_FILE = "orientation.safetensors"  # the orientation encoder + its learned null vector
@@ -78,6 +79,9 @@ class ValidationConfig:
     guidance_scale: float = 3.0
     eta: float = 1.0
     seed: int = 0
+    # the sampler's timesteps (as ``generate --timestep-spacing``): the released trailing spacing's last
+    # model call is at t = 1000/steps - 1, so a sheet drawn in a few steps shows that step's noise
+    timestep_spacing: str = RELEASED_SPACING
 
 
 def paper_train_config() -> TrainConfig:
@@ -125,6 +129,11 @@ class HandBoosterConfig:
             raise UserError(
                 f"model.block_out_channels {m.block_out_channels} must be multiples of "
                 f"model.norm_num_groups ({m.norm_num_groups})"
+            )
+        if self.validation.timestep_spacing not in SPACINGS:
+            raise UserError(
+                f"validation.timestep_spacing {self.validation.timestep_spacing!r} is unknown; choose from "
+                f"{', '.join(SPACINGS)}"
             )
         if not 0 <= self.orientation.drop_prob <= 1:
             raise UserError(f"orientation.drop_prob must lie in [0, 1], got {self.orientation.drop_prob}")

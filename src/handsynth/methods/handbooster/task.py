@@ -108,7 +108,7 @@ class HandBoosterTask(RecordTrainTask):
         out = {}
         for i in range(min(v.num_samples, len(ds))):
             item = ds[i]
-            scheduler = sampler_scheduler(self.cfg, "ddim", v.num_inference_steps)
+            scheduler = sampler_scheduler(self.cfg, "ddim", v.num_inference_steps, v.timestep_spacing)
             x = denoise(
                 model,
                 scheduler,
