@@ -10,6 +10,7 @@ F-scores (root-relative vertices, HandBooster's Tables 1-5) are reported beside 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,21 @@ PCK_STEPS = 100
 F_THRESHOLDS_M = (0.005, 0.015)
 
 
+def _nan_for_nonfinite_items(
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray], pred: np.ndarray, gt: np.ndarray, shape: tuple
+) -> np.ndarray | None:
+    """``fn`` over the batch items (B, N, 3) where both sides are finite and NaN for the others, or None
+    when every item is finite (the caller computes directly): one NaN hand must not stop a batch's SVD
+    or k-d trees."""
+    finite = np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))
+    if finite.all():
+        return None
+    out = np.full(shape, np.nan)
+    if finite.any():
+        out[finite] = fn(pred[finite], gt[finite])
+    return out
+
+
 def similarity_procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Align ``pred`` (B, N, 3) to ``gt`` with the best similarity transform (Umeyama, no reflection).
 
@@ -28,11 +44,8 @@ def similarity_procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
-    finite = np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))
-    if not finite.all():
-        out = np.full(np.broadcast_shapes(pred.shape, gt.shape), np.nan)
-        if finite.any():
-            out[finite] = similarity_procrustes(pred[finite], gt[finite])
+    out = _nan_for_nonfinite_items(similarity_procrustes, pred, gt, np.broadcast_shapes(pred.shape, gt.shape))
+    if out is not None:
         return out
     mu_p = pred.mean(axis=1, keepdims=True)
     mu_g = gt.mean(axis=1, keepdims=True)
@@ -97,11 +110,8 @@ def f_score(pred: np.ndarray, gt: np.ndarray, threshold: float) -> np.ndarray:
     """Per-sample F-score at ``threshold`` metres between point sets (B, N, 3) and (B, M, 3); NaN for a
     sample holding NaN or infinity (as its Procrustes errors), instead of stopping the batch's k-d trees."""
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-    finite = np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))
-    if not finite.all():
-        out = np.full(len(finite), np.nan)
-        if finite.any():
-            out[finite] = f_score(pred[finite], gt[finite], threshold)
+    out = _nan_for_nonfinite_items(lambda p, g: f_score(p, g, threshold), pred, gt, (len(pred),))
+    if out is not None:
         return out
     precision = (nearest_distances(pred, gt) < threshold).mean(axis=1)
     recall = (nearest_distances(gt, pred) < threshold).mean(axis=1)

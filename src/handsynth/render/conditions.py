@@ -165,7 +165,6 @@ class ConditionRenderer:
         crop_inside: bool = False,
     ):
         self.hand_model = hand_model  # None: use each record's own `model` field
-        self.model_dir = model_dir
         self.expand = expand
         self.crop_inside = crop_inside  # local crop slid inside the image (crop_box's ``within``)
         self.data_root = data_root
@@ -175,6 +174,11 @@ class ConditionRenderer:
         self._object_keys: dict[str, str] = {}  # mesh reference -> resolved key
         self._object_templates: dict[str, SceneMesh] = {}  # resolved key -> mesh in its own frame
         self.body_empty: list[str] = []  # records whose body map came out empty (no body data)
+
+    @property
+    def model_dir(self) -> str | Path | None:
+        """The MANO folder the shared hand models load from (one place holds it: ``HandModels``)."""
+        return self._models.model_dir
 
     def _model(self, kind: str, side: str, flat_hand_mean: bool = False) -> torch.nn.Module:
         """The hand model posing a record's hands; ``flat_hand_mean`` is the record's (its hand_pose
