@@ -176,6 +176,10 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     kinds = {"real", "random", "fps", "cross"}
     assert [k.split(" ")[0] for k in list(yard)[1:]] == ["renders", "holab"] * len(kinds)
     assert {k.split(" of the ")[1].split(" ")[0] for k in list(yard)[1:]} == kinds
+    for name, y in yard.items():  # novel sets count their synthesized grasps; the real set has none
+        novel = " of the real conditions" not in name and "generator framing" not in name
+        assert ("synthesized_kept" in y) == novel, name
+        assert not novel or 0 <= y["synthesized_kept"][0] <= y["synthesized_kept"][1] <= y["records"]
     # The filter's estimator also read holab photos of synthesized grasps of its own seed (hb.filter_estimator):
     # none is a pose of the condition creator's pool.
     extra = read_dataset(work / "data" / "holab_synth_photos")
@@ -185,6 +189,7 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     trained_on = (work / "tools" / "recon" / "train_config.json").read_text()
     assert "holab_synth_photos" in trained_on and "holab_train" in trained_on
     assert all(y["records"] > 0 for y in yard.values()) and "| Images | kept | pass rate |" in md
+    assert "| median PA-MPJPE (mm) | kept of synthesized grasps |\n|---|---|---|---|---|---|" in md
     # The reference is scored by the first filter job only; the other seven sets and the nine yardstick
     # sets reuse its thresholds.
     shared = work / "eval" / "filter_thresholds.json"
@@ -476,3 +481,28 @@ def test_the_filter_table_counts_what_it_kept_of_synthesized_grasps(micro_run, t
     r.gen_dir("f_orientation", 0).mkdir(parents=True)
     (r.gen_dir("f_orientation", 0) / "metadata.jsonl").write_text(json.dumps({"id": "c0"}) + "\n")
     assert synthesized_kept(r, "f_orientation", 0) is None  # real conditions only
+
+
+def test_the_filter_yardsticks_count_synthesized_grasps_of_renders_and_photos(tmp_path):
+    """Renders of the conditions keep their ids; `world render --poses` photos get new ids and name their
+    condition by source.index: both are matched to the condition's pool."""
+    from handbooster_suite import synthesized_in
+
+    conds, renders, photos = (tmp_path / n for n in ("conds", "render_kept", "photos_kept"))
+    for folder in (conds, renders, photos):
+        folder.mkdir()
+    pools = ["real", "synthetic", "synthetic", "real", "synthetic"]
+    (conds / "metadata.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"c{i}", "source": {"handbooster": {"compose": {"pool": p}}}}) + "\n"
+            for i, p in enumerate(pools)
+        )
+    )
+    (renders / "metadata.jsonl").write_text("".join(json.dumps({"id": f"c{i}"}) + "\n" for i in (1, 3, 4)))
+    photo = {"generator": "handsynth world"}
+    (photos / "metadata.jsonl").write_text(
+        "".join(json.dumps({"id": f"holab_{i:06d}", "source": {**photo, "index": i}}) + "\n" for i in (0, 2))
+    )
+    assert synthesized_in(conds, renders) == (2, 3)
+    assert synthesized_in(conds, photos) == (1, 3)
+    assert synthesized_in(conds, tmp_path / "absent") is None
