@@ -467,7 +467,7 @@ def make_runner(base_cls):
             cfg["train"].update(
                 max_steps=t["steps"], batch_size=t["batch_size"], learning_rate=t["learning_rate"],
                 checkpoint_every=max(1, t["steps"] // 2), validate_every=0, log_every=max(1, t["steps"] // 20),
-                seed=seed, checkpoints_total_limit=1,
+                seed=seed, checkpoints_total_limit=1, checkpoint_every_minutes=5,
             )  # fmt: skip
             return self.write_config(f"{row}_seed{seed}", cfg)
 

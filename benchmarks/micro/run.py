@@ -687,6 +687,7 @@ class Runner:
             "batch_size": g["batch_size"],
             "learning_rate": g["learning_rate"],
             "checkpoint_every": max(1, g["steps"] // 4),
+            "checkpoint_every_minutes": 5,  # a restarted machine costs at most 5 minutes of a training
             "checkpoints_total_limit": 1,
             "validate_every": 0,
             "log_every": max(1, g["steps"] // 50),

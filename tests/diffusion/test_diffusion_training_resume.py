@@ -161,3 +161,36 @@ def test_a_run_killed_while_validating_validates_that_step_on_the_rerun(tmp_path
         png = f"validation/step_{step}/sample.png"
         assert (cut / png).read_bytes() == (whole / png).read_bytes(), png
     assert not list((cut / "validation").glob(".*"))  # no temporary folder left
+
+
+def test_a_checkpoint_is_also_written_when_its_minutes_have_passed(tmp_path, monkeypatch):
+    """train.checkpoint_every_minutes: with step checkpoints off, a clock that moves 4 minutes a step
+    saves every third step at 10 minutes (steps 3 and 6); a run killed at step 8 resumes from step 6 and
+    ends on the uninterrupted run's weights."""
+    from handsynth.diffusion import training
+
+    whole = tmp_path / "whole"
+    run_training(ToyTask(), _cfg(0), whole, resume=None)
+
+    now = [0.0]
+
+    class Loss(ToyTask):
+        def loss(self, model, batch, step, generator=None):
+            now[0] += 240.0  # every step takes four minutes
+            return super().loss(model, batch, step, generator)
+
+    monkeypatch.setattr(training.time, "monotonic", lambda: now[0])
+    cfg = _cfg(0)
+    cfg.checkpoint_every_minutes = 10
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(Loss(die_at=7), cfg, run, resume=None)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_3", "step_6"]
+    run_training(Loss(), cfg, run, resume="auto")
+    a, b = load_file(whole / "toy.safetensors"), load_file(run / "toy.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    cfg.checkpoint_every_minutes = 0  # off: no checkpoint whatever the clock says
+    run_training(Loss(), cfg, tmp_path / "off", resume=None)
+    assert not (tmp_path / "off" / "checkpoints").exists() or not any(
+        (tmp_path / "off" / "checkpoints").iterdir()
+    )

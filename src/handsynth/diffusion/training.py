@@ -18,6 +18,7 @@ import math
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -63,6 +64,9 @@ class TrainConfig:
     ema_warmup: str = "diffusers"  # | ema_pytorch (HandBooster's released trainer) | none: diffusion/ema.py
     seed: int = 0
     checkpoint_every: int = 500
+    # also a checkpoint once this many minutes passed since the last one (0: off), so a crash costs at
+    # most that much work whatever the step budget; checkpoints do not change the weights
+    checkpoint_every_minutes: float = 30.0
     checkpoints_total_limit: int | None = 3
     validate_every: int = 0  # 0: never during training (one validation at the end when > 0)
     log_every: int = 1
@@ -211,6 +215,8 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
         raise UserError(
             f"train.ema_warmup {cfg.ema_warmup!r} is unknown; choose from {', '.join(EMA_WARMUPS)}"
         )
+    if not cfg.checkpoint_every_minutes >= 0:
+        raise UserError(f"train.checkpoint_every_minutes must be >= 0, got {cfg.checkpoint_every_minutes}")
     resume_from: Path | None = None
     if resume == "auto":
         resume_from = latest_checkpoint(out)
@@ -281,6 +287,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
     rank_log.parent.mkdir(parents=True, exist_ok=True)
 
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
+    clock = _CheckpointClock(cfg.checkpoint_every_minutes)
     bar = progress(total=cfg.max_steps, initial=state.step, disable=not main, desc="train", unit="step")
     last_logs: dict[str, float] = {}
     model.train()
@@ -333,8 +340,11 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
             # resuming from its checkpoint without them).
             if cfg.validate_every > 0 and state.step % cfg.validate_every == 0:
                 _validate(accelerator, task, model, ema, out, state.step)
-            if cfg.checkpoint_every > 0 and state.step % cfg.checkpoint_every == 0:
+            if (cfg.checkpoint_every > 0 and state.step % cfg.checkpoint_every == 0) or clock.due(
+                accelerator
+            ):
                 _checkpoint(accelerator, out, state.step, cfg.checkpoints_total_limit)
+                clock.reset()
             if state.step >= cfg.max_steps:
                 finished_epoch = state.batches_in_epoch >= len(loader)
                 break
@@ -371,6 +381,28 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
         "num_processes": n_proc,
         "is_main_process": main,
     }
+
+
+class _CheckpointClock:
+    """Wall time since the last checkpoint (``train.checkpoint_every_minutes``). The main process reads
+    its clock and tells the others, so every process saves at the same step (saving waits for all)."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = 60.0 * minutes
+        self.reset()
+
+    def reset(self) -> None:
+        self.since = time.monotonic()
+
+    def due(self, accelerator) -> bool:
+        if self.seconds <= 0:
+            return False
+        due = time.monotonic() - self.since >= self.seconds
+        if accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            due = broadcast_object_list([due], from_process=0)[0]
+        return bool(due)
 
 
 def _checkpoint(accelerator, out: Path, step: int, limit: int | None) -> None:

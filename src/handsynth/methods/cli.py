@@ -32,6 +32,7 @@ RESUMABLE_CHANGES = {
     "train.log_every",
     "train.validate_every",
     "train.checkpoint_every",
+    "train.checkpoint_every_minutes",
     "train.checkpoints_total_limit",
     "data.cache_mb",
     "validation",  # only the sheets drawn while training: not the model
