@@ -20,7 +20,7 @@ PACKAGE = "handsynth"
 # Stages from the bottom up: a package may import the ones below it. Leaves first, the commands last,
 # then the package's own lazy public face (handsynth/__init__.py).
 LAYERS = (
-    "errors", "atomic", "lazy", "cli_args", "cli_common", "progress", "runtime", "pinhole", "viz", "data", "config", "objects", "hand", "poses", "render", "text", "importers", "diffusion", "methods", "generate",
+    "errors", "atomic", "lazy", "cli_args", "cli_common", "progress", "save_clock", "runtime", "pinhole", "viz", "data", "config", "objects", "hand", "poses", "render", "text", "importers", "diffusion", "methods", "generate",
     "eval", "recon", "world", "micro", "demo", "cli", "handsynth",
 )  # fmt: skip
 # Arrows that deliberately run back up: eval's 3D estimator plug-in loads a handsynth.recon checkpoint.

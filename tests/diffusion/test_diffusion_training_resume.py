@@ -167,7 +167,7 @@ def test_a_checkpoint_is_also_written_when_its_minutes_have_passed(tmp_path, mon
     """train.checkpoint_every_minutes: with step checkpoints off, a clock that moves 4 minutes a step
     saves every third step at 10 minutes (steps 3 and 6); a run killed at step 8 resumes from step 6 and
     ends on the uninterrupted run's weights."""
-    from handsynth.diffusion import training
+    from handsynth import save_clock
 
     whole = tmp_path / "whole"
     run_training(ToyTask(), _cfg(0), whole, resume=None)
@@ -179,7 +179,7 @@ def test_a_checkpoint_is_also_written_when_its_minutes_have_passed(tmp_path, mon
             now[0] += 240.0  # every step takes four minutes
             return super().loss(model, batch, step, generator)
 
-    monkeypatch.setattr(training.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(save_clock.time, "monotonic", lambda: now[0])
     cfg = _cfg(0)
     cfg.checkpoint_every_minutes = 10
     run = tmp_path / "run"

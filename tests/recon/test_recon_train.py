@@ -66,6 +66,28 @@ def test_resume_continues_the_same_run(data, tmp_path) -> None:
     assert again["step"] == 12
 
 
+def test_a_checkpoint_is_also_saved_when_its_minutes_have_passed(data, tmp_path, monkeypatch) -> None:
+    """--save-every-minutes: a clock that moves 4 minutes per reading (one per step, one per restart)
+    passes 10 minutes at step 3; --save-every 100 alone saves only the last step, as 0 minutes does."""
+    from handsynth import save_clock
+
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 240.0
+        return now[0]
+
+    monkeypatch.setattr(save_clock.time, "monotonic", clock)
+    cfg = tiny_config([str(data[0])], tmp_path / "run", steps=6, save_every=100, keep_last=5)
+    cfg.save_every_minutes = 10
+    train(cfg, hand_model=StandInHand(), progress=False)
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [3, 6]
+    cfg = tiny_config([str(data[0])], tmp_path / "off", steps=6, save_every=100, keep_last=5)
+    cfg.save_every_minutes = 0
+    train(cfg, hand_model=StandInHand(), progress=False)
+    assert [s for s, _ in list_checkpoints(tmp_path / "off")] == [6]
+
+
 def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once(data, tmp_path) -> None:
     """Killed at step 3 with no checkpoint yet, a run leaves its settings and three log lines (the last
     one torn); the rerun starts at step 0 and its log holds each step once, as a straight run's does."""

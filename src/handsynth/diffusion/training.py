@@ -18,7 +18,6 @@ import math
 import os
 import re
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from handsynth.data.folder import truncate_step_log
 from handsynth.diffusion.ema import EMA_WARMUPS, ema_due, make_ema
 from handsynth.errors import UserError
+from handsynth.save_clock import SaveClock
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -287,7 +287,7 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
     rank_log.parent.mkdir(parents=True, exist_ok=True)
 
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
-    clock = _CheckpointClock(cfg.checkpoint_every_minutes)
+    clock = SaveClock(cfg.checkpoint_every_minutes)
     bar = progress(total=cfg.max_steps, initial=state.step, disable=not main, desc="train", unit="step")
     last_logs: dict[str, float] = {}
     model.train()
@@ -381,28 +381,6 @@ def run_training(task: TrainTask, cfg: TrainConfig, out: str | Path, resume: str
         "num_processes": n_proc,
         "is_main_process": main,
     }
-
-
-class _CheckpointClock:
-    """Wall time since the last checkpoint (``train.checkpoint_every_minutes``). The main process reads
-    its clock and tells the others, so every process saves at the same step (saving waits for all)."""
-
-    def __init__(self, minutes: float) -> None:
-        self.seconds = 60.0 * minutes
-        self.reset()
-
-    def reset(self) -> None:
-        self.since = time.monotonic()
-
-    def due(self, accelerator) -> bool:
-        if self.seconds <= 0:
-            return False
-        due = time.monotonic() - self.since >= self.seconds
-        if accelerator.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
-
-            due = broadcast_object_list([due], from_process=0)[0]
-        return bool(due)
 
 
 def _checkpoint(accelerator, out: Path, step: int, limit: int | None) -> None:

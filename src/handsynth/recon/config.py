@@ -85,6 +85,7 @@ class TrainConfig:
     image_cache_mb: float = 1024.0  # decoded photos kept in memory per data process (0: decode every draw)
     seed: int = 0
     save_every: int = 1000
+    save_every_minutes: float = 30.0  # also a checkpoint once this much wall time passed (0: off)
     log_every: int = 50
     keep_last: int = 2  # checkpoints kept (the final one is always kept)
     augment: bool = True
@@ -145,6 +146,8 @@ HELP = {
     "image_cache_mb": "decoded photos kept in memory by each data-loading process, in MiB (0: decode the "
     "file at every draw); results do not depend on it",
     "grad_clip": "clip the gradient norm to this (0: no clipping)",
+    "save_every_minutes": "also save a checkpoint once this many minutes passed since the last one, so a "
+    "crash costs at most that much (0: only every --save-every steps)",
     "log_with": "also log losses to this accelerate tracker (its package must be installed)",
     "model.img_size": f"crop side in pixels fed to the network, {TOTAL_STRIDE} (the backbone's total "
     f"stride) to {cli_args.MAX_IMAGE_SIDE}",
@@ -169,6 +172,7 @@ RULES: dict[tuple[str | None, str], Callable[[str], Any] | tuple[str, ...]] = {
     (None, "image_cache_mb"): cli_args.non_negative,
     (None, "seed"): cli_args.seed,
     (None, "save_every"): cli_args.positive_int,
+    (None, "save_every_minutes"): cli_args.non_negative,
     (None, "log_every"): cli_args.positive_int,
     (None, "keep_last"): cli_args.positive_int,
     (None, "mixed_precision"): ("no", "fp16", "bf16"),

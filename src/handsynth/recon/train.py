@@ -29,6 +29,7 @@ from handsynth.recon.data import HandCrops, MixedCrops
 from handsynth.recon.losses import recon_loss
 from handsynth.recon.model import ReconModel, load_hand_model_for
 from handsynth.recon.sampler import RatioSampler, parse_data_spec
+from handsynth.save_clock import SaveClock
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = {
     "steps",
     "save_every",
+    "save_every_minutes",
     "log_every",
     "num_workers",
     "image_cache_mb",
@@ -200,6 +202,7 @@ def train(
         disable=not (progress and acc.is_main_process),
     )
     started = False
+    clock = SaveClock(cfg.save_every_minutes)
     it = iter(loader)
     try:
         while step < cfg.steps:
@@ -234,8 +237,9 @@ def train(
                         f.write(json.dumps(rec) + "\n")
                 if cfg.log_with:
                     acc.log({k: v for k, v in rec.items() if isinstance(v, float)}, step=step)
-            if step % cfg.save_every == 0 or step == cfg.steps:
+            if step % cfg.save_every == 0 or step == cfg.steps or clock.due(acc):
                 _save(acc, out, inner, optimizer, scheduler, cfg, step, dict(zip(paths, counts)))
+                clock.reset()
         if not started:  # a finished run asked for no more steps: its settings are still recorded
             started = _start(acc, out, cfg, overwrite, step)
     finally:
