@@ -136,6 +136,10 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
         assert set(data["trivial"][test_set]) == {"mean training pose", "all points at the wrist"}
     assert set(data["fid"]) == {*ROWS[1:], "oracle", "Trivial: blank images"}
     assert all(v["FID"][0] is None or v["FID"][0] >= 0 for v in data["fid"].values())
+    # every set with an FID also gets the rendered set's FID at its own size; (b) itself does not
+    same_n = {k for k, v in data["fid"].items() if "FID_render_same_n" in v}
+    with_fid = {k for k, v in data["fid"].items() if v["FID"][0] is not None}
+    assert same_n == with_fid - {"b_render", "oracle", "Trivial: blank images"}
     claims = {c["id"]: c for c in data["claims"]}
     assert list(claims) == [c[0] for c in CLAIMS]
     for c in claims.values():  # one seed: no paired test is possible, every claim is marked as such
@@ -162,6 +166,7 @@ def test_tiny_handbooster_suite_runs_every_row_and_judges_every_claim(tmp_path):
     # (k) re-samples (f)'s model and conditions with 50 DDIM steps (tiny: 2), reported beside (f).
     assert "## Sampling steps" in md and "| k_steps50 | 50 | 0 |" in md and "| f_orientation | 2 | 0 |" in md
     assert "| kept by the filter | FID |" in md
+    assert "| Set | FID | images per seed | rendered set (b) at this size |" in md
     assert "(`configs/handbooster_tiny.yaml`, attention linear, 2 steps × batch 2)" in md
     k = json.loads((work / "gen_raw" / "k_steps50" / "seed0" / "metadata.jsonl").read_text().splitlines()[0])
     f = json.loads(
@@ -506,3 +511,48 @@ def test_the_filter_yardsticks_count_synthesized_grasps_of_renders_and_photos(tm
     assert synthesized_in(conds, renders) == (2, 3)
     assert synthesized_in(conds, photos) == (1, 3)
     assert synthesized_in(conds, tmp_path / "absent") is None
+
+
+def test_fid_at_size_is_the_mean_fid_of_seeded_subsets_and_the_whole_set_at_full_size(monkeypatch):
+    """The size-matched FID: the whole set when n covers it; otherwise the mean FID of `draws` subsets
+    drawn without replacement (seeded), which is higher than the whole set's (FID's small-sample bias)."""
+    monkeypatch.syspath_prepend(str(MICRO))
+    from handbooster_suite import fid_at_size
+
+    from handsynth.eval.fid import fid_from_features
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(400, 4)), rng.normal(0.2, 1.0, size=(300, 4))
+    assert fid_at_size(real, fake, 300, seed=1) == pytest.approx(fid_from_features(real, fake))
+    pick = np.random.default_rng(1)
+    want = np.mean([fid_from_features(real, fake[pick.choice(300, 20, replace=False)]) for _ in range(5)])
+    small = fid_at_size(real, fake, 20, seed=1)
+    assert small == pytest.approx(want) and small > 2 * fid_from_features(real, fake)
+
+
+def test_the_fid_claim_compares_a_filtered_set_with_the_rendered_set_at_its_own_size(monkeypatch):
+    """(f) has a lower FID than (b) at (f)'s size on every seed though a higher one than (b)'s 480
+    images: the claim is judged on the size-matched FID, and the test says so in its name."""
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(MICRO))
+    from handbooster_suite import judge
+
+    methods = {m: {} for m in ROWS}
+    r = SimpleNamespace(
+        cfg={"methods": methods, "recon": {"width": 0.25}},
+        hb={"recon_widths": [0.25]},
+        spec=lambda row: {"synthetic": "render"} if row.startswith("b_") else {},
+    )
+    fid = {
+        "b_render": {"FID": [100.0, 101.0, 99.0]},
+        "e_normal_texture": {"FID": [150.0, 161.0, 152.0], "FID_render_same_n": [210.0, 205.0, 220.0]},
+        "f_orientation": {"FID": [155.0, 160.0, 158.0], "FID_render_same_n": [200.0, 214.0, 207.0]},
+        "Trivial: blank images": {"FID": [548.0, 548.0, 548.0]},
+    }
+    down = {t: {} for t in ("holab_test", "howild_test")}
+    c = {c.claim_id: c for c in judge(r, {"downstream": down, "fid": fid}, {"gates": []})[0]}["HB-fid"]
+    tests = {t.metric: t for t in c.tests}
+    assert {"FID (e vs b at the same size)", "FID (f vs b at the same size)"} <= set(tests)
+    assert tests["FID (f vs b at the same size)"].interval.mean == pytest.approx(148.0 / 3)  # 45, 54, 49
+    assert "FID (g vs b)" in tests and not tests["FID (g vs b)"].measurable  # no FID: not drawn
