@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from timing import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 HB_CONFIG = ROOT / "configs" / "handbooster_tiny.yaml"
@@ -167,11 +169,7 @@ def main() -> int:
         "handbooster: `data.cache_mb` keeps whole items (photo crop, rendered condition maps, weight map).",
         f"Load average at the end: {', '.join(f'{x:.2f}' for x in result['load_average_end'])}.",
     ]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, result, lines)
     return 0
 
 

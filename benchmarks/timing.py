@@ -11,6 +11,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 
@@ -76,3 +77,14 @@ def medians(times: dict[str, dict[object, list[float]]], reference: object) -> d
             for s, v in per.items()
         }
     return rows
+
+
+def write_results(out: str | Path, result: dict, lines: list[str]) -> None:
+    """``out``.json (the figures) and ``out``.md (the table, also printed): what every benchmark leaves."""
+    import json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
