@@ -15,7 +15,8 @@ run is measured at its checkpoints); `--seed-run DIR` starts from an earlier pro
 stage is skipped when its output exists. Prints one row per step count (pass rate, median errors, train
 and generation seconds) and writes `probe.json`, `probe.md` and `sheet.png` (conditions | images per
 step count, kept images framed green, rejected red) next to it. Sampler settings other than the
-suite's (10 steps, eta 1, CFG 3) write their own folders and files (suffix `_s<steps>_eta<eta>_cfg<cfg>`),
+suite's (10 steps, eta 1, CFG 3, leading spacing) write their own folders and files (suffix
+`_s<steps>_eta<eta>_cfg<cfg>_<spacing>`),
 so one trained run is compared across samplers.
 """
 
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-steps", type=int, default=10)
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument(
+        "--timestep-spacing",
+        default="leading",
+        help="DDIM timesteps (the suite's leading; trailing is the released, noisy at 10 steps)",
+    )
     p.add_argument("--preset", default="percentile:90", help="`handsynth filter --preset`")
     p.add_argument("--reference", default="holab_oracle", help="threshold reference set under WORK/data")
     p.add_argument(
@@ -149,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     if (work / args.render / "metadata.jsonl").exists():
         refs["rendered (row b)"] = filtered(work / args.render, out / "render_kept")
     # the suite's sampler settings keep the plain folder names; others get their own folders and labels
-    suite = (args.sample_steps, args.eta, args.guidance) == (10, 1.0, 3.0)
-    tag = "" if suite else f"_s{args.sample_steps}_eta{args.eta:g}_cfg{args.guidance:g}"
+    suite = (args.sample_steps, args.eta, args.guidance, args.timestep_spacing) == (10, 1.0, 3.0, "leading")
+    tag = (
+        "" if suite else f"_s{args.sample_steps}_eta{args.eta:g}_cfg{args.guidance:g}_{args.timestep_spacing}"
+    )
     rows = []
     for n in steps:
         model = out / f"model_{n}"
@@ -176,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             gen_s = _run(
                 [*exe, "generate", "--method", "handbooster", "--checkpoint", str(model), "--in",
                  str(work / "conds" / args.conds), "--out", str(gen), "--steps", str(args.sample_steps),
-                 "--eta", str(args.eta), "--guidance", str(args.guidance), "--seed", "0", "--batch-size", "16"],
+                 "--eta", str(args.eta), "--guidance", str(args.guidance), "--seed", "0", "--batch-size", "16",
+                 "--timestep-spacing", args.timestep_spacing],
                 log,
             )  # fmt: skip
         rows.append(_row(f"{n} steps{tag.replace('_', ' ')}", filtered(gen, kept), train_s, gen_s))
