@@ -564,25 +564,25 @@ def make_runner(base_cls):
                     if (self.gen_dir(row, seed) / "filter_report.json").exists():
                         (self.gen_dir(row, seed) / ".done").touch()
             yard = _read(self.work / "eval" / "filter_yardstick.json")
-            if not yard or (not any("synthesized_kept" in y for y in yard.values()) and self._novel_sets()):
+            novel = set(self.filtered_condition_kinds()) - {"real"}
+            if not yard or (not any("synthesized_kept" in y for y in yard.values()) and novel):
                 # missing, or from before the synthesized-grasp count: the job only redoes what is missing
                 self.sh("filter_yardstick", self.self_job("hb_filter_yardstick"))
 
-        def _novel_sets(self) -> bool:
-            """Whether a filtered row draws from a condition set that mixes in synthesized grasps."""
-            return any(
-                self.spec(row).get("conditions") not in (None, "real")
-                for row in self.generated_rows()
-                if self.spec(row).get("filter", True)
-            )
+        def filtered_condition_kinds(self) -> list[str]:
+            """The condition sets the filtered rows draw from, each once, in row order."""
+            rows = [row for row in self.generated_rows() if self.spec(row).get("filter", True)]
+            return list(dict.fromkeys(self.spec(row)["conditions"] for row in rows))
 
         def stage_metrics(self) -> None:
-            jobs = [
-                (f"fid_seed{s}", self.self_job("hb_fid", "--seed", str(s)))
-                for s in self.cfg["seeds"]
-                if not set(self.fid_rows(s)) <= set(_read(self.work / "eval" / f"seed{s}" / "fid.json").get("rows", {}))
-                or _read(self.work / "eval" / f"seed{s}" / "fid.json").get("version") != FID_VERSION
-            ]  # fmt: skip
+            jobs = []
+            for s in self.cfg["seeds"]:
+                done = _read(self.work / "eval" / f"seed{s}" / "fid.json")
+                if (
+                    not set(self.fid_rows(s)) <= set(done.get("rows", {}))
+                    or done.get("version") != FID_VERSION
+                ):
+                    jobs.append((f"fid_seed{s}", self.self_job("hb_fid", "--seed", str(s))))
             self.parallel(jobs)
 
         def stage_yardsticks(self) -> None:
@@ -868,8 +868,8 @@ def job_filter_yardstick(r) -> None:
     if not (real / "metadata.jsonl").exists():
         real_crops(r.data(ref), real, r.hb["sample_size"])
     sets = {f"real photos ({ref}), generator framing": real}
-    kinds = [r.spec(row)["conditions"] for row in r.generated_rows() if r.spec(row).get("filter", True)]
-    for kind in dict.fromkeys(kinds):
+    kinds = r.filtered_condition_kinds()
+    for kind in kinds:
         out = root / f"render_{kind}"
         if _count_records(out) < _count_records(r.conds(kind, seed)):
             render_composite(r, r.conds(kind, seed), root / f"render_{kind}_work", out, seed)
